@@ -1,0 +1,238 @@
+//! gRPC adapter of the `EventLog` service: decode, call the domain, encode.
+
+use futures::StreamExt;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::log::{EventLog, Expectation, LogError, ReadQuery, SubscribeQuery, SubscriptionItem};
+use crate::proto::v1::{self, event_log_server, publish_request, read_request, subscribe_response};
+use crate::storage::{Direction, ReadFrom, TakeEnd, TrimUntil};
+
+/// The `riverlog.v1.EventLog` service.
+#[derive(Clone)]
+pub struct EventLogApi {
+    log: EventLog,
+}
+
+impl EventLogApi {
+    /// Serves `log` over gRPC.
+    pub fn new(log: EventLog) -> Self {
+        Self { log }
+    }
+}
+
+type SubscribeStream = tonic::codegen::BoxStream<v1::SubscribeResponse>;
+
+fn subscribe_message(
+    item: Result<SubscriptionItem, LogError>,
+) -> Result<v1::SubscribeResponse, Status> {
+    use subscribe_response::Message;
+    let message = match item? {
+        SubscriptionItem::Event(e) => Message::Event(convert::recorded_event(&e)),
+        SubscriptionItem::Heartbeat { position, time } => Message::Heartbeat(v1::Heartbeat {
+            position,
+            time: Some(convert::timestamp(time)),
+        }),
+        SubscriptionItem::CaughtUp { position } => Message::CaughtUp(v1::CaughtUp { position }),
+    };
+    Ok(v1::SubscribeResponse {
+        message: Some(message),
+    })
+}
+
+#[tonic::async_trait]
+impl event_log_server::EventLog for EventLogApi {
+    async fn create_stream(
+        &self,
+        request: Request<v1::CreateStreamRequest>,
+    ) -> Result<Response<v1::CreateStreamResponse>, Status> {
+        let req = request.into_inner();
+        let retention = convert::retention(req.retention)?;
+        let info = self.log.create_stream(&req.stream, retention).await?;
+        Ok(Response::new(v1::CreateStreamResponse {
+            info: Some(convert::stream_info(&info)),
+        }))
+    }
+
+    async fn get_stream(
+        &self,
+        request: Request<v1::GetStreamRequest>,
+    ) -> Result<Response<v1::GetStreamResponse>, Status> {
+        let info = self.log.get_stream(&request.get_ref().stream).await?;
+        Ok(Response::new(v1::GetStreamResponse {
+            info: Some(convert::stream_info(&info)),
+        }))
+    }
+
+    async fn list_streams(
+        &self,
+        request: Request<v1::ListStreamsRequest>,
+    ) -> Result<Response<v1::ListStreamsResponse>, Status> {
+        let req = request.get_ref();
+        let (streams, next_page_token) = self
+            .log
+            .list_streams(&req.pattern, req.page_size, &req.page_token)
+            .await?;
+        Ok(Response::new(v1::ListStreamsResponse {
+            streams: streams.iter().map(convert::stream_info).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn delete_stream(
+        &self,
+        request: Request<v1::DeleteStreamRequest>,
+    ) -> Result<Response<v1::DeleteStreamResponse>, Status> {
+        let events_deleted = self.log.delete_stream(&request.get_ref().stream).await?;
+        Ok(Response::new(v1::DeleteStreamResponse { events_deleted }))
+    }
+
+    async fn publish(
+        &self,
+        request: Request<v1::PublishRequest>,
+    ) -> Result<Response<v1::PublishResponse>, Status> {
+        let req = request.into_inner();
+        let expected = match req.expected {
+            None => Expectation::Any,
+            Some(publish_request::Expected::ExpectedLastSequence(s)) => {
+                Expectation::LastSequence(s)
+            }
+            Some(publish_request::Expected::ExpectedState(state)) => {
+                match v1::StreamState::try_from(state) {
+                    Ok(v1::StreamState::Unspecified) => Expectation::Any,
+                    Ok(v1::StreamState::NoStream) => Expectation::NoStream,
+                    Ok(v1::StreamState::Exists) => Expectation::Exists,
+                    Err(_) => {
+                        return Err(LogError::invalid(
+                            "expected_state",
+                            format!("unknown value {state}"),
+                        )
+                        .into());
+                    }
+                }
+            }
+        };
+        let events = req
+            .events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| convert::event_attributes(e, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let appended = self.log.publish(&req.stream, events, expected).await?;
+        Ok(Response::new(v1::PublishResponse {
+            positions: appended
+                .into_iter()
+                .map(|a| v1::PublishedPosition {
+                    id: a.id,
+                    sequence: a.sequence,
+                    position: a.position,
+                    duplicate: a.duplicate,
+                    recorded_at: Some(convert::timestamp(a.recorded_at)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn read(
+        &self,
+        request: Request<v1::ReadRequest>,
+    ) -> Result<Response<v1::ReadResponse>, Status> {
+        let req = request.into_inner();
+        let from = match req.from {
+            None | Some(read_request::From::FromSequence(0)) => ReadFrom::End,
+            Some(read_request::From::FromSequence(s)) => ReadFrom::Sequence(s),
+            Some(read_request::From::FromTime(t)) => {
+                ReadFrom::Time(convert::from_timestamp(&t, "from_time")?)
+            }
+        };
+        let direction = match v1::ReadDirection::try_from(req.direction) {
+            Ok(v1::ReadDirection::Unspecified | v1::ReadDirection::Forward) => Direction::Forward,
+            Ok(v1::ReadDirection::Backward) => Direction::Backward,
+            Err(_) => {
+                return Err(LogError::invalid(
+                    "direction",
+                    format!("unknown value {}", req.direction),
+                )
+                .into());
+            }
+        };
+        let page = self
+            .log
+            .read(ReadQuery {
+                stream: req.stream,
+                from,
+                direction,
+                limit: req.limit,
+                filter: convert::filter(req.filter)?,
+            })
+            .await?;
+        Ok(Response::new(v1::ReadResponse {
+            events: page.events.iter().map(convert::recorded_event).collect(),
+            next_sequence: page.next_sequence,
+            end_of_stream: page.end_of_stream,
+        }))
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<v1::SubscribeRequest>,
+    ) -> Result<Response<SubscribeStream>, Status> {
+        let req = request.into_inner();
+        let heartbeat = req
+            .heartbeat_interval
+            .map(|d| convert::from_duration(&d, "heartbeat_interval"))
+            .transpose()?;
+        let items = self
+            .log
+            .subscribe(SubscribeQuery {
+                streams: req.streams,
+                start: convert::start(req.start)?,
+                filter: convert::filter(req.filter)?,
+                heartbeat,
+            })
+            .await?;
+        Ok(Response::new(Box::pin(items.map(subscribe_message))))
+    }
+
+    async fn trim(
+        &self,
+        request: Request<v1::TrimRequest>,
+    ) -> Result<Response<v1::TrimResponse>, Status> {
+        use v1::trim_request::Until;
+        let req = request.into_inner();
+        let until = match req.until {
+            None => {
+                return Err(LogError::invalid(
+                    "until",
+                    "set one of max_events, before_sequence, before_time",
+                )
+                .into());
+            }
+            Some(Until::MaxEvents(n)) => TrimUntil::MaxEvents(n),
+            Some(Until::BeforeSequence(s)) => TrimUntil::BeforeSequence(s),
+            Some(Until::BeforeTime(t)) => {
+                TrimUntil::BeforeTime(convert::from_timestamp(&t, "before_time")?)
+            }
+        };
+        let removed = self.log.trim(&req.stream, until).await?;
+        Ok(Response::new(v1::TrimResponse { removed }))
+    }
+
+    async fn take(
+        &self,
+        request: Request<v1::TakeRequest>,
+    ) -> Result<Response<v1::TakeResponse>, Status> {
+        let req = request.into_inner();
+        let end = match v1::TakeEnd::try_from(req.end) {
+            Ok(v1::TakeEnd::Unspecified | v1::TakeEnd::Oldest) => TakeEnd::Oldest,
+            Ok(v1::TakeEnd::Newest) => TakeEnd::Newest,
+            Err(_) => {
+                return Err(LogError::invalid("end", format!("unknown value {}", req.end)).into());
+            }
+        };
+        let events = self.log.take(&req.stream, end, req.limit).await?;
+        Ok(Response::new(v1::TakeResponse {
+            events: events.iter().map(convert::recorded_event).collect(),
+        }))
+    }
+}

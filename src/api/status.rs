@@ -1,0 +1,118 @@
+//! The one place domain errors become gRPC statuses.
+//!
+//! Every status carries a `google.rpc.ErrorInfo` whose `reason` is a stable
+//! code clients may switch on; messages are for humans and may change.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::{error, warn};
+
+use crate::log::LogError;
+use crate::storage::StorageError;
+
+/// `ErrorInfo.domain` of every riverlog error.
+pub const ERROR_DOMAIN: &str = "riverlog.dev";
+
+/// Maps a domain error to its gRPC status.
+pub fn to_status(err: LogError) -> Status {
+    let mut metadata = HashMap::new();
+    let (code, reason) = match &err {
+        LogError::StreamNotFound(stream) => {
+            metadata.insert("stream".to_owned(), stream.clone());
+            (Code::NotFound, "STREAM_NOT_FOUND")
+        }
+        LogError::StreamAlreadyExists(stream) => {
+            metadata.insert("stream".to_owned(), stream.clone());
+            (Code::AlreadyExists, "STREAM_ALREADY_EXISTS")
+        }
+        LogError::InvalidStreamName { name, .. } => {
+            metadata.insert("stream".to_owned(), name.clone());
+            (Code::InvalidArgument, "INVALID_STREAM_NAME")
+        }
+        LogError::InvalidPattern { pattern, .. } => {
+            metadata.insert("pattern".to_owned(), pattern.clone());
+            (Code::InvalidArgument, "INVALID_PATTERN")
+        }
+        LogError::InvalidEvent { index, .. } => {
+            metadata.insert("index".to_owned(), index.to_string());
+            (Code::InvalidArgument, "INVALID_EVENT")
+        }
+        LogError::EventTooLarge { index, limit, .. } => {
+            metadata.insert("index".to_owned(), index.to_string());
+            metadata.insert("limit".to_owned(), limit.to_string());
+            (Code::InvalidArgument, "EVENT_TOO_LARGE")
+        }
+        LogError::BatchTooLarge(_) => (Code::InvalidArgument, "BATCH_TOO_LARGE"),
+        LogError::WrongExpectedSequence {
+            stream,
+            expected,
+            actual,
+        } => {
+            metadata.insert("stream".to_owned(), stream.clone());
+            metadata.insert("expected".to_owned(), expected.to_string());
+            metadata.insert(
+                "actual_last_sequence".to_owned(),
+                actual.map_or_else(|| "none".to_owned(), |s| s.to_string()),
+            );
+            (Code::FailedPrecondition, "WRONG_EXPECTED_SEQUENCE")
+        }
+        LogError::InvalidArgument { field, .. } => {
+            metadata.insert("field".to_owned(), (*field).to_owned());
+            (Code::InvalidArgument, "INVALID_ARGUMENT")
+        }
+        LogError::Unimplemented(_) => (Code::Unimplemented, "UNIMPLEMENTED"),
+        LogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+        LogError::Storage(StorageError::Unavailable(detail)) => {
+            warn!(%detail, "storage unavailable");
+            return with_info(
+                Code::Unavailable,
+                "storage is unavailable; retry later",
+                "STORAGE_UNAVAILABLE",
+                metadata,
+            );
+        }
+        LogError::Storage(StorageError::Failure(detail)) => {
+            error!(%detail, "storage failure");
+            return with_info(
+                Code::Internal,
+                "internal storage error",
+                "STORAGE_FAILURE",
+                metadata,
+            );
+        }
+    };
+    with_info(code, &err.to_string(), reason, metadata)
+}
+
+fn with_info(code: Code, message: &str, reason: &str, metadata: HashMap<String, String>) -> Status {
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
+}
+
+impl From<LogError> for Status {
+    fn from(err: LogError) -> Self {
+        to_status(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_details_never_reach_the_client() {
+        let status = to_status(LogError::Storage(StorageError::Failure(
+            "SQLITE_CORRUPT at /secret/path".into(),
+        )));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret"));
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.reason, "STORAGE_FAILURE");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+    }
+}

@@ -1,0 +1,144 @@
+//! Server configuration: flags, each with a `RIVERLOG_*` environment
+//! variable; a flag wins over its variable, which wins over the default.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::log::Limits;
+use crate::storage::StorageOptions;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// SQLite's `synchronous` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSync {
+    /// fsync on every commit: an acknowledged publish survives power loss.
+    Full,
+    /// fsync at WAL checkpoints only: faster; survives a process crash but
+    /// may lose the last commits on power loss.
+    Normal,
+}
+
+/// Options of `riverlog serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// gRPC listen address.
+    #[arg(long, env = "RIVERLOG_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: String,
+
+    /// Database URL: `sqlite://PATH` (or a bare path).
+    #[arg(
+        long,
+        env = "RIVERLOG_DATABASE_URL",
+        default_value = "sqlite://./data/riverlog.db"
+    )]
+    pub database_url: String,
+
+    /// Create streams on their first publish.
+    #[arg(long, env = "RIVERLOG_AUTO_CREATE_STREAMS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_streams: bool,
+
+    /// SQLite durability: `full` fsyncs every commit.
+    #[arg(
+        long,
+        env = "RIVERLOG_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "full"
+    )]
+    pub sqlite_synchronous: SqliteSync,
+
+    /// Largest encoded CloudEvent accepted, in bytes.
+    #[arg(long, env = "RIVERLOG_MAX_EVENT_SIZE", default_value_t = 1 << 20)]
+    pub max_event_size: usize,
+
+    /// Most events in one publish.
+    #[arg(long, env = "RIVERLOG_MAX_BATCH_EVENTS", default_value_t = 1000)]
+    pub max_batch_events: usize,
+
+    /// Most encoded bytes in one publish.
+    #[arg(long, env = "RIVERLOG_MAX_BATCH_BYTES", default_value_t = 16 << 20)]
+    pub max_batch_bytes: usize,
+
+    /// How often storage is probed for the health service.
+    #[arg(long, env = "RIVERLOG_HEALTH_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub health_check_interval: Duration,
+
+    /// How long shutdown waits for in-flight writes to commit.
+    #[arg(long, env = "RIVERLOG_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Log format; the level comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "RIVERLOG_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl ServeConfig {
+    /// The defaults, with a different database and listen address: what
+    /// tests and embedders start from.
+    pub fn new(database_url: impl Into<String>, listen: impl Into<String>) -> Self {
+        Self {
+            listen: listen.into(),
+            database_url: database_url.into(),
+            auto_create_streams: true,
+            sqlite_synchronous: SqliteSync::Full,
+            max_event_size: 1 << 20,
+            max_batch_events: 1000,
+            max_batch_bytes: 16 << 20,
+            health_check_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// The limits the log enforces.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_event_size: self.max_event_size,
+            max_batch_events: self.max_batch_events,
+            max_batch_bytes: self.max_batch_bytes,
+            auto_create_streams: self.auto_create_streams,
+        }
+    }
+
+    /// Storage options.
+    pub fn storage_options(&self) -> StorageOptions {
+        StorageOptions {
+            sqlite_sync_full: self.sqlite_synchronous == SqliteSync::Full,
+            ..StorageOptions::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let parsed = Cli::try_parse_from(["riverlog"]).unwrap().serve;
+        let built = ServeConfig::new("sqlite://./data/riverlog.db", "127.0.0.1:50051");
+        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+    }
+
+    #[test]
+    fn auto_create_can_be_switched_off() {
+        let parsed = Cli::try_parse_from(["riverlog", "--auto-create-streams", "false"]).unwrap();
+        assert!(!parsed.serve.auto_create_streams);
+    }
+}

@@ -1,0 +1,122 @@
+//! The domain's error type. `api::status` maps it to gRPC statuses.
+
+use super::model::Sequence;
+use super::names::NameError;
+use crate::storage::StorageError;
+
+/// What a publish demanded of the stream's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expectation {
+    /// No condition.
+    #[default]
+    Any,
+    /// The stream must not exist.
+    NoStream,
+    /// The stream must exist.
+    Exists,
+    /// The stream's last sequence must be exactly this (0: never written).
+    LastSequence(Sequence),
+}
+
+impl std::fmt::Display for Expectation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("any state"),
+            Self::NoStream => f.write_str("no stream"),
+            Self::Exists => f.write_str("an existing stream"),
+            Self::LastSequence(s) => write!(f, "last sequence {s}"),
+        }
+    }
+}
+
+/// Everything a log operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The stream does not exist.
+    #[error("stream {0:?} not found")]
+    StreamNotFound(String),
+    /// CreateStream on a stream that exists.
+    #[error("stream {0:?} already exists")]
+    StreamAlreadyExists(String),
+    /// A stream name failed to parse.
+    #[error("invalid stream name {name:?}: {reason}")]
+    InvalidStreamName {
+        /// The rejected input.
+        name: String,
+        /// Why.
+        reason: NameError,
+    },
+    /// A stream pattern failed to parse.
+    #[error("invalid stream pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The rejected input.
+        pattern: String,
+        /// Why.
+        reason: NameError,
+    },
+    /// An event of a publish is not a valid CloudEvent.
+    #[error("event {index}: {reason}")]
+    InvalidEvent {
+        /// Index of the event in the request.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An event's encoding exceeds the size limit.
+    #[error("event {index} is {size} bytes encoded, over the {limit}-byte limit")]
+    EventTooLarge {
+        /// Index of the event in the request.
+        index: usize,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A publish has too many events or bytes.
+    #[error("{0}")]
+    BatchTooLarge(String),
+    /// The optimistic-concurrency condition of a publish did not hold.
+    #[error("stream {stream:?}: expected {expected}, found {}", describe_actual(*.actual))]
+    WrongExpectedSequence {
+        /// The stream.
+        stream: String,
+        /// What the publish demanded.
+        expected: Expectation,
+        /// The stream's last sequence, `None` when it does not exist.
+        actual: Option<Sequence>,
+    },
+    /// Any other malformed request field.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The field's name in the request.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A feature another part of the API provides and this server does not yet.
+    #[error("{0} is not implemented yet")]
+    Unimplemented(&'static str),
+    /// The storage failed; nothing was written.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The server is stopping and takes no new work.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+fn describe_actual(actual: Option<Sequence>) -> String {
+    match actual {
+        None => "no stream".to_owned(),
+        Some(s) => format!("last sequence {s}"),
+    }
+}
+
+impl LogError {
+    /// Shorthand for [`LogError::InvalidArgument`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

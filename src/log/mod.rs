@@ -1,0 +1,446 @@
+//! The domain: streams, events, the writer, the hub and subscriptions.
+//!
+//! [`EventLog`] is the one entry point the transports (gRPC now, HTTP later)
+//! call. It parses and checks requests, sends mutations through the
+//! group-commit writer and serves reads from storage.
+
+pub mod error;
+pub mod event;
+pub mod filter;
+pub mod hub;
+pub mod model;
+pub mod names;
+pub mod subscription;
+pub mod writer;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{Expectation, LogError};
+pub use event::{AttributeValue, EventAttributes, NewEvent};
+pub use filter::EventFilter;
+pub use model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
+pub use names::{StreamName, StreamPattern, StreamSelector};
+pub use subscription::{Start, SubscriptionItem};
+pub use writer::{AppendRequest, Appended};
+
+use crate::storage::{Direction, ReadFrom, Storage, TakeEnd, TrimUntil};
+use hub::Hub;
+use subscription::Subscription;
+use writer::WriterHandle;
+
+/// Largest page ListStreams returns.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Page size when the request leaves it at 0.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// Most stream names and patterns one subscription may combine.
+pub const MAX_SUBSCRIPTION_STREAMS: usize = 100;
+/// Heartbeat interval when the request leaves it unset.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Shortest heartbeat interval accepted.
+pub const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+/// Longest heartbeat interval accepted.
+pub const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
+/// Committed batches the hub keeps for subscribers that fall behind.
+const HUB_CAPACITY: usize = 256;
+
+/// Limits and switches the log enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest encoded CloudEvent accepted.
+    pub max_event_size: usize,
+    /// Most events per publish.
+    pub max_batch_events: usize,
+    /// Most encoded bytes per publish.
+    pub max_batch_bytes: usize,
+    /// Whether Publish creates missing streams.
+    pub auto_create_streams: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_event_size: 1 << 20,
+            max_batch_events: 1000,
+            max_batch_bytes: 16 << 20,
+            auto_create_streams: true,
+        }
+    }
+}
+
+/// A read of one stream's history.
+#[derive(Debug, Clone, Default)]
+pub struct ReadQuery {
+    /// Stream name, unparsed.
+    pub stream: String,
+    /// Where to start.
+    pub from: ReadFrom,
+    /// Direction.
+    pub direction: Direction,
+    /// Maximum events; 0 = default.
+    pub limit: u32,
+    /// Event filter.
+    pub filter: EventFilter,
+}
+
+/// One page of a stream's history.
+#[derive(Debug, Clone)]
+pub struct ReadPage {
+    /// Events in reading order.
+    pub events: Vec<StoredEvent>,
+    /// Where the next page starts.
+    pub next_sequence: Sequence,
+    /// No further event exists in this direction now.
+    pub end_of_stream: bool,
+}
+
+/// A subscription request.
+#[derive(Debug, Clone, Default)]
+pub struct SubscribeQuery {
+    /// Stream names and patterns, unparsed.
+    pub streams: Vec<String>,
+    /// Where to start.
+    pub start: Start,
+    /// Event filter.
+    pub filter: EventFilter,
+    /// Heartbeat interval; `None` = default.
+    pub heartbeat: Option<Duration>,
+}
+
+/// The event log service.
+#[derive(Clone)]
+pub struct EventLog {
+    storage: Arc<dyn Storage>,
+    writer: WriterHandle,
+    hub: Hub,
+    limits: Arc<Limits>,
+    shutdown: CancellationToken,
+}
+
+/// Resolves page sizes the AIP-158 way: 0 means the default, values above
+/// the maximum are lowered to it.
+fn page_size(requested: u32, default: u32) -> u32 {
+    match requested {
+        0 => default,
+        n => n.min(MAX_PAGE_SIZE),
+    }
+}
+
+fn parse_stream(name: &str) -> Result<StreamName, LogError> {
+    StreamName::parse(name).map_err(|reason| LogError::InvalidStreamName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+impl EventLog {
+    /// Starts the writer over `storage`. Returns the log and the writer's
+    /// task, which ends once every clone of the log is dropped and the
+    /// queued writes are committed. Cancelling `shutdown` ends every
+    /// subscription.
+    pub async fn start(
+        storage: Arc<dyn Storage>,
+        limits: Limits,
+        shutdown: CancellationToken,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), LogError> {
+        let hub = Hub::new(HUB_CAPACITY);
+        let clock_floor = storage.last_recorded_at().await?;
+        let (writer, task) = writer::spawn(storage.clone(), hub.clone(), clock_floor);
+        let log = Self {
+            storage,
+            writer,
+            hub,
+            limits: Arc::new(limits),
+            shutdown,
+        };
+        Ok((log, task))
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Creates an empty stream.
+    pub async fn create_stream(
+        &self,
+        stream: &str,
+        retention: Retention,
+    ) -> Result<StreamInfo, LogError> {
+        let name = parse_stream(stream)?;
+        self.writer.create_stream(name, retention).await
+    }
+
+    /// Describes a stream.
+    pub async fn get_stream(&self, stream: &str) -> Result<StreamInfo, LogError> {
+        let name = parse_stream(stream)?;
+        self.storage
+            .get_stream(&name)
+            .await?
+            .ok_or_else(|| LogError::StreamNotFound(stream.to_owned()))
+    }
+
+    /// Lists streams in name order; returns the page and the next page token
+    /// (empty on the last page).
+    pub async fn list_streams(
+        &self,
+        pattern: &str,
+        page_size_requested: u32,
+        page_token: &str,
+    ) -> Result<(Vec<StreamInfo>, String), LogError> {
+        let pattern = match pattern {
+            "" => None,
+            p => Some(
+                StreamPattern::parse(p).map_err(|reason| LogError::InvalidPattern {
+                    pattern: p.to_owned(),
+                    reason,
+                })?,
+            ),
+        };
+        let after =
+            match page_token {
+                "" => None,
+                t => Some(StreamName::parse(t).map_err(|_| {
+                    LogError::invalid("page_token", "not a token this server issued")
+                })?),
+            };
+        let size = page_size(page_size_requested, DEFAULT_PAGE_SIZE);
+        let mut streams = self
+            .storage
+            .list_streams(
+                pattern.as_ref(),
+                after.as_ref().map(StreamName::as_str),
+                size + 1,
+            )
+            .await?;
+        let next = if streams.len() > size as usize {
+            streams.truncate(size as usize);
+            streams
+                .last()
+                .map(|s| s.name.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((streams, next))
+    }
+
+    /// Deletes a stream and its events; returns how many events went.
+    pub async fn delete_stream(&self, stream: &str) -> Result<u64, LogError> {
+        let name = parse_stream(stream)?;
+        self.writer.delete_stream(name).await
+    }
+
+    /// Appends events atomically. Each event comes as its attributes and its
+    /// protobuf encoding, which is stored as is.
+    pub async fn publish(
+        &self,
+        stream: &str,
+        events: Vec<(EventAttributes, Bytes)>,
+        expected: Expectation,
+    ) -> Result<Vec<Appended>, LogError> {
+        let name = parse_stream(stream)?;
+        let limits = &self.limits;
+        if events.is_empty() {
+            return Err(LogError::invalid(
+                "events",
+                "at least one event is required",
+            ));
+        }
+        if events.len() > limits.max_batch_events {
+            return Err(LogError::BatchTooLarge(format!(
+                "{} events in one publish, over the limit of {}",
+                events.len(),
+                limits.max_batch_events
+            )));
+        }
+        let mut total = 0usize;
+        let mut checked = Vec::with_capacity(events.len());
+        for (index, (attrs, payload)) in events.into_iter().enumerate() {
+            if payload.len() > limits.max_event_size {
+                return Err(LogError::EventTooLarge {
+                    index,
+                    size: payload.len(),
+                    limit: limits.max_event_size,
+                });
+            }
+            total += payload.len();
+            checked.push(
+                NewEvent::validate(attrs, payload)
+                    .map_err(|reason| LogError::InvalidEvent { index, reason })?,
+            );
+        }
+        if total > limits.max_batch_bytes {
+            return Err(LogError::BatchTooLarge(format!(
+                "{total} bytes in one publish, over the limit of {}",
+                limits.max_batch_bytes
+            )));
+        }
+        self.writer
+            .append(AppendRequest {
+                stream: name,
+                events: checked,
+                expected,
+                auto_create: limits.auto_create_streams,
+            })
+            .await
+    }
+
+    /// Reads a page of one stream's history.
+    pub async fn read(&self, query: ReadQuery) -> Result<ReadPage, LogError> {
+        let name = parse_stream(&query.stream)?;
+        let info = self
+            .storage
+            .get_stream(&name)
+            .await?
+            .ok_or_else(|| LogError::StreamNotFound(query.stream.clone()))?;
+        let limit = page_size(query.limit, DEFAULT_PAGE_SIZE);
+        // One extra event tells whether another page exists.
+        let mut events = self
+            .storage
+            .read_stream(&name, query.from, query.direction, &query.filter, limit + 1)
+            .await?;
+        if events.len() > limit as usize {
+            let next_sequence = events[limit as usize].sequence;
+            events.truncate(limit as usize);
+            return Ok(ReadPage {
+                events,
+                next_sequence,
+                end_of_stream: false,
+            });
+        }
+        let next_sequence = match query.direction {
+            Direction::Forward => {
+                let from = match query.from {
+                    ReadFrom::Sequence(s) => s,
+                    _ => 0,
+                };
+                let after_last = events.last().map_or(0, |e| e.sequence + 1);
+                from.max(after_last).max(info.last_sequence + 1)
+            }
+            Direction::Backward => 0,
+        };
+        Ok(ReadPage {
+            events,
+            next_sequence,
+            end_of_stream: true,
+        })
+    }
+
+    /// Starts a subscription: history first, then live events.
+    pub async fn subscribe(
+        &self,
+        query: SubscribeQuery,
+    ) -> Result<impl Stream<Item = Result<SubscriptionItem, LogError>> + Send + 'static, LogError>
+    {
+        if query.streams.is_empty() {
+            return Err(LogError::invalid(
+                "streams",
+                "name at least one stream or pattern",
+            ));
+        }
+        if query.streams.len() > MAX_SUBSCRIPTION_STREAMS {
+            return Err(LogError::invalid(
+                "streams",
+                format!("at most {MAX_SUBSCRIPTION_STREAMS} streams and patterns"),
+            ));
+        }
+        let selectors = query
+            .streams
+            .iter()
+            .map(|s| {
+                StreamSelector::parse(s).map_err(|reason| {
+                    if s.contains('*') {
+                        LogError::InvalidPattern {
+                            pattern: s.clone(),
+                            reason,
+                        }
+                    } else {
+                        LogError::InvalidStreamName {
+                            name: s.clone(),
+                            reason,
+                        }
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let heartbeat = query.heartbeat.unwrap_or(DEFAULT_HEARTBEAT);
+        if !(MIN_HEARTBEAT..=MAX_HEARTBEAT).contains(&heartbeat) {
+            return Err(LogError::invalid(
+                "heartbeat_interval",
+                format!("must be between {MIN_HEARTBEAT:?} and {MAX_HEARTBEAT:?}"),
+            ));
+        }
+
+        // Register with the hub before looking at storage: see subscription.rs.
+        let live = self.hub.subscribe();
+        let mut min_sequence = None;
+        let cursor = match &query.start {
+            Start::Earliest => 0,
+            Start::Latest => self.storage.head_position().await?,
+            Start::Position(p) => p.saturating_sub(1),
+            Start::Time(t) => self.storage.position_before_time(*t).await?,
+            Start::Sequence(s) => {
+                let [StreamSelector::Name(name)] = selectors.as_slice() else {
+                    return Err(LogError::invalid(
+                        "start.sequence",
+                        "a sequence start needs exactly one stream name (no pattern); \
+                         use a position for several streams",
+                    ));
+                };
+                min_sequence = Some(*s);
+                self.storage.position_before_sequence(name, *s).await?
+            }
+            Start::Checkpoint(_) => {
+                return Err(LogError::Unimplemented(
+                    "starting a subscription at a checkpoint (the Checkpoints service)",
+                ));
+            }
+        };
+        let subscription = Subscription {
+            storage: self.storage.clone(),
+            live,
+            selectors,
+            filter: query.filter,
+            min_sequence,
+            cursor,
+            heartbeat,
+            shutdown: self.shutdown.clone(),
+            catching_up: true,
+            caught_up_sent: false,
+            ready: VecDeque::new(),
+            last_sent: Instant::now(),
+            done: false,
+        };
+        Ok(subscription.into_stream())
+    }
+
+    /// Removes old events from a stream; returns how many went.
+    pub async fn trim(&self, stream: &str, until: TrimUntil) -> Result<u64, LogError> {
+        let name = parse_stream(stream)?;
+        self.writer.trim(name, until).await
+    }
+
+    /// Removes and returns up to `limit` events from one end of a stream.
+    pub async fn take(
+        &self,
+        stream: &str,
+        end: TakeEnd,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        let name = parse_stream(stream)?;
+        let limit = page_size(limit, 1);
+        self.writer.take(name, end, limit).await
+    }
+
+    /// Checks that storage answers.
+    pub async fn ping(&self) -> Result<(), LogError> {
+        Ok(self.storage.ping().await?)
+    }
+}

@@ -1,0 +1,109 @@
+//! Value types the domain and the storage trait share.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::names::StreamName;
+
+/// A stream's per-stream position (1, 2, 3, ...).
+pub type Sequence = u64;
+/// A global, commit-ordered log position.
+pub type Position = u64;
+
+/// Microseconds since the Unix epoch: the log's clock resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct UnixMicros(pub i64);
+
+impl UnixMicros {
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        let micros = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+        };
+        Self(micros)
+    }
+
+    /// From seconds and nanoseconds, as in `google.protobuf.Timestamp`.
+    pub fn from_parts(seconds: i64, nanos: i32) -> Self {
+        Self(
+            seconds
+                .saturating_mul(1_000_000)
+                .saturating_add(i64::from(nanos) / 1_000),
+        )
+    }
+
+    /// Splits into seconds and nanoseconds.
+    pub fn to_parts(self) -> (i64, i32) {
+        let secs = self.0.div_euclid(1_000_000);
+        let nanos = (self.0.rem_euclid(1_000_000) * 1_000) as i32;
+        (secs, nanos)
+    }
+
+    /// This time minus `d`, saturating.
+    pub fn saturating_sub(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+}
+
+/// Retention rules of a stream; `None` means no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many events.
+    pub max_events: Option<u64>,
+    /// Drop events older than this.
+    pub max_age: Option<Duration>,
+    /// Delete the stream after this long without appends.
+    pub ttl: Option<Duration>,
+}
+
+/// An event as stored: what reads filter and order by, plus the encoded
+/// CloudEvent, shared by reference among every reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Stream the event belongs to.
+    pub stream: StreamName,
+    /// Sequence within the stream.
+    pub sequence: Sequence,
+    /// Global position.
+    pub position: Position,
+    /// When the log committed it.
+    pub recorded_at: UnixMicros,
+    /// CloudEvent `id`.
+    pub id: String,
+    /// CloudEvent `type`.
+    pub event_type: String,
+    /// CloudEvent `source`.
+    pub source: String,
+    /// CloudEvent `subject`, if any.
+    pub subject: Option<String>,
+    /// The protobuf-encoded CloudEvent.
+    pub payload: Bytes,
+}
+
+/// What the log knows about one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// Stream name.
+    pub name: StreamName,
+    /// Retained events.
+    pub event_count: u64,
+    /// Oldest retained sequence, 0 when empty.
+    pub first_sequence: Sequence,
+    /// Last sequence ever assigned, 0 when none.
+    pub last_sequence: Sequence,
+    /// Position of the stream's last appended event, 0 when none.
+    pub last_position: Position,
+    /// Creation time.
+    pub created_at: UnixMicros,
+    /// Time of the last append, if any.
+    pub last_appended_at: Option<UnixMicros>,
+    /// Retention rules.
+    pub retention: Retention,
+    /// Consumer groups on the stream.
+    pub group_count: u32,
+}

@@ -1,0 +1,190 @@
+//! Subscriptions: catch up from storage, then tail the hub.
+//!
+//! A subscription registers with the hub *before* it reads history, so
+//! every batch committed after registration reaches it live and every batch
+//! committed before is in storage; positions it has already passed are
+//! skipped at the seam, so nothing is missed or repeated. If it falls
+//! behind the hub's ring (a slow client stops polling it), it goes back to
+//! reading pages from storage: what a subscriber costs stays bounded by one
+//! page, however far behind it is.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::error::LogError;
+use super::filter::EventFilter;
+use super::hub::CommittedBatch;
+use super::model::{Position, Sequence, StoredEvent, UnixMicros};
+use super::names::StreamSelector;
+use crate::storage::Storage;
+
+/// Events read from storage per catch-up query.
+pub const CATCH_UP_PAGE: u32 = 512;
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Start {
+    /// The oldest retained event.
+    #[default]
+    Earliest,
+    /// Only events committed after subscribing.
+    Latest,
+    /// The first event with at least this sequence (single-stream only).
+    Sequence(Sequence),
+    /// The first event with at least this position.
+    Position(Position),
+    /// The first event recorded at or after this time.
+    Time(UnixMicros),
+    /// Right after a committed checkpoint.
+    Checkpoint(String),
+}
+
+/// One item of a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriptionItem {
+    /// A matching event.
+    Event(Arc<StoredEvent>),
+    /// Nothing was sent for a heartbeat interval.
+    Heartbeat {
+        /// Position examined so far.
+        position: Position,
+        /// Server time.
+        time: UnixMicros,
+    },
+    /// History is delivered; live from here on.
+    CaughtUp {
+        /// Position examined so far.
+        position: Position,
+    },
+}
+
+/// A running subscription's state.
+pub(crate) struct Subscription {
+    pub(crate) storage: Arc<dyn Storage>,
+    /// Registered with the hub before the first storage read.
+    pub(crate) live: broadcast::Receiver<CommittedBatch>,
+    pub(crate) selectors: Vec<StreamSelector>,
+    pub(crate) filter: EventFilter,
+    /// Lowest sequence to deliver, for sequence starts.
+    pub(crate) min_sequence: Option<Sequence>,
+    /// Highest position examined: everything at or below it was delivered
+    /// or filtered out.
+    pub(crate) cursor: Position,
+    pub(crate) heartbeat: Duration,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) catching_up: bool,
+    pub(crate) caught_up_sent: bool,
+    pub(crate) ready: VecDeque<Arc<StoredEvent>>,
+    pub(crate) last_sent: Instant,
+    pub(crate) done: bool,
+}
+
+impl Subscription {
+    /// Turns the subscription into a stream of items that ends after an
+    /// error (storage failure or shutdown).
+    pub(crate) fn into_stream(
+        self,
+    ) -> impl Stream<Item = Result<SubscriptionItem, LogError>> + Send + 'static {
+        futures::stream::unfold(self, |mut sub| async move {
+            let item = sub.next().await?;
+            Some((item, sub))
+        })
+    }
+
+    fn wanted(&self, e: &StoredEvent) -> bool {
+        self.min_sequence.is_none_or(|min| e.sequence >= min)
+    }
+
+    fn sent(&mut self, item: SubscriptionItem) -> Option<Result<SubscriptionItem, LogError>> {
+        self.last_sent = Instant::now();
+        Some(Ok(item))
+    }
+
+    fn end(&mut self, error: LogError) -> Option<Result<SubscriptionItem, LogError>> {
+        self.done = true;
+        Some(Err(error))
+    }
+
+    async fn next(&mut self) -> Option<Result<SubscriptionItem, LogError>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return self.sent(SubscriptionItem::Event(event));
+            }
+            if self.shutdown.is_cancelled() {
+                return self.end(LogError::ShuttingDown);
+            }
+            if self.catching_up {
+                let page = match self
+                    .storage
+                    .read_log(self.cursor, &self.selectors, &self.filter, CATCH_UP_PAGE)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => return self.end(e.into()),
+                };
+                let Some(last) = page.last() else {
+                    self.catching_up = false;
+                    if !self.caught_up_sent {
+                        self.caught_up_sent = true;
+                        let position = self.cursor;
+                        return self.sent(SubscriptionItem::CaughtUp { position });
+                    }
+                    continue;
+                };
+                self.cursor = last.position;
+                let wanted: Vec<_> = page.into_iter().filter(|e| self.wanted(e)).collect();
+                self.ready.extend(wanted.into_iter().map(Arc::new));
+                continue;
+            }
+            let deadline = self.last_sent + self.heartbeat;
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return self.end(LogError::ShuttingDown),
+                received = self.live.recv() => match received {
+                    Ok(batch) => self.accept(&batch),
+                    Err(RecvError::Lagged(skipped)) => {
+                        debug!(skipped, cursor = self.cursor, "subscription lagged; reading from storage");
+                        self.catching_up = true;
+                    }
+                    Err(RecvError::Closed) => return self.end(LogError::ShuttingDown),
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    let item = SubscriptionItem::Heartbeat {
+                        position: self.cursor,
+                        time: UnixMicros::now(),
+                    };
+                    return self.sent(item);
+                }
+            }
+        }
+    }
+
+    /// Queues the matching events of a live batch not seen yet.
+    fn accept(&mut self, batch: &CommittedBatch) {
+        for event in batch.iter() {
+            if event.position <= self.cursor {
+                continue;
+            }
+            self.cursor = event.position;
+            if self
+                .selectors
+                .iter()
+                .any(|s| s.matches(event.stream.as_str()))
+                && self.filter.matches(event)
+                && self.wanted(event)
+            {
+                self.ready.push_back(Arc::clone(event));
+            }
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! The group-commit writer: one task per process owns every mutation.
+//!
+//! Callers queue commands; the writer takes everything queued (bounded by
+//! count and bytes), applies it in one transaction and commits once, so one
+//! fsync serves every caller in the batch. Each command is checked before
+//! anything of it is written, so a rejected command leaves no trace while
+//! the others in its batch still commit. A storage error rolls the whole
+//! batch back and fails every command in it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use super::error::{Expectation, LogError};
+use super::event::NewEvent;
+use super::hub::Hub;
+use super::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
+use super::names::StreamName;
+use crate::storage::{EventRow, Storage, StorageError, StreamHead, TakeEnd, TrimUntil, WriteTx};
+
+/// Most commands applied in one transaction.
+const MAX_BATCH_COMMANDS: usize = 1024;
+/// Most payload bytes applied in one transaction (a single larger command
+/// still goes through, alone).
+const MAX_BATCH_BYTES: usize = 32 << 20;
+/// Commands that may wait for the writer before callers are slowed down.
+const QUEUE_DEPTH: usize = 4096;
+
+/// An append of one publish request.
+#[derive(Debug)]
+pub struct AppendRequest {
+    /// Target stream.
+    pub stream: StreamName,
+    /// Validated events, in order.
+    pub events: Vec<NewEvent>,
+    /// Optimistic-concurrency condition.
+    pub expected: Expectation,
+    /// Create the stream if it does not exist.
+    pub auto_create: bool,
+}
+
+/// Where one published event landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The event id.
+    pub id: String,
+    /// Its sequence.
+    pub sequence: Sequence,
+    /// Its position.
+    pub position: Position,
+    /// When it was recorded.
+    pub recorded_at: UnixMicros,
+    /// Whether it was already in the stream.
+    pub duplicate: bool,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, LogError>>;
+
+enum Command {
+    Append(AppendRequest, Reply<Vec<Appended>>),
+    Create(StreamName, Retention, Reply<StreamInfo>),
+    Delete(StreamName, Reply<u64>),
+    Trim(StreamName, TrimUntil, Reply<u64>),
+    Take(StreamName, TakeEnd, u32, Reply<Vec<StoredEvent>>),
+}
+
+impl Command {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Append(req, _) => req.events.iter().map(|e| e.payload.len()).sum(),
+            _ => 0,
+        }
+    }
+
+    fn fail(self, error: &StorageError) {
+        fn send<T>(reply: Reply<T>, error: &StorageError) {
+            // A caller that went away no longer needs its answer.
+            let _ = reply.send(Err(LogError::Storage(error.clone())));
+        }
+        match self {
+            Self::Append(_, r) => send(r, error),
+            Self::Create(_, _, r) => send(r, error),
+            Self::Delete(_, r) | Self::Trim(_, _, r) => send(r, error),
+            Self::Take(_, _, _, r) => send(r, error),
+        }
+    }
+}
+
+/// Queues commands for the writer task. Cheap to clone.
+#[derive(Clone)]
+pub struct WriterHandle {
+    queue: mpsc::Sender<Command>,
+}
+
+impl WriterHandle {
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, LogError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(make(reply))
+            .await
+            .map_err(|_| LogError::ShuttingDown)?;
+        answer.await.map_err(|_| LogError::ShuttingDown)?
+    }
+
+    /// Appends a publish request's events.
+    pub async fn append(&self, request: AppendRequest) -> Result<Vec<Appended>, LogError> {
+        self.call(|r| Command::Append(request, r)).await
+    }
+
+    /// Creates a stream.
+    pub async fn create_stream(
+        &self,
+        stream: StreamName,
+        retention: Retention,
+    ) -> Result<StreamInfo, LogError> {
+        self.call(|r| Command::Create(stream, retention, r)).await
+    }
+
+    /// Deletes a stream; returns the number of events deleted.
+    pub async fn delete_stream(&self, stream: StreamName) -> Result<u64, LogError> {
+        self.call(|r| Command::Delete(stream, r)).await
+    }
+
+    /// Trims a stream; returns the number of events removed.
+    pub async fn trim(&self, stream: StreamName, until: TrimUntil) -> Result<u64, LogError> {
+        self.call(|r| Command::Trim(stream, until, r)).await
+    }
+
+    /// Removes and returns events from one end of a stream.
+    pub async fn take(
+        &self,
+        stream: StreamName,
+        end: TakeEnd,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        self.call(|r| Command::Take(stream, end, limit, r)).await
+    }
+}
+
+/// Starts the writer task. It stops once every [`WriterHandle`] is dropped
+/// and the commands queued before that are committed.
+pub fn spawn(
+    storage: Arc<dyn Storage>,
+    hub: Hub,
+    clock_floor: Option<UnixMicros>,
+) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    let (queue, commands) = mpsc::channel(QUEUE_DEPTH);
+    let task = tokio::spawn(run(storage, hub, commands, clock_floor.unwrap_or_default()));
+    (WriterHandle { queue }, task)
+}
+
+async fn run(
+    storage: Arc<dyn Storage>,
+    hub: Hub,
+    mut commands: mpsc::Receiver<Command>,
+    mut clock: UnixMicros,
+) {
+    while let Some(first) = commands.recv().await {
+        let mut bytes = first.bytes();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
+            match commands.try_recv() {
+                Ok(cmd) => {
+                    bytes += cmd.bytes();
+                    batch.push(cmd);
+                }
+                Err(_) => break,
+            }
+        }
+        // recorded_at never goes backwards, even if the wall clock does, so
+        // time-based starts can rely on it growing with position.
+        clock = clock.max(UnixMicros::now());
+        let size = batch.len();
+        match commit_batch(storage.as_ref(), batch, clock).await {
+            Ok(events) => {
+                debug!(commands = size, events = events.len(), "committed");
+                if !events.is_empty() {
+                    hub.publish(Arc::new(events.into_iter().map(Arc::new).collect()));
+                }
+            }
+            Err(e) => warn!(commands = size, error = %e, "write batch rolled back"),
+        }
+    }
+    debug!("writer stopped");
+}
+
+/// Applies a batch in one transaction, answers every caller, and returns
+/// the appended events for the hub.
+async fn commit_batch(
+    storage: &dyn Storage,
+    batch: Vec<Command>,
+    now: UnixMicros,
+) -> Result<Vec<StoredEvent>, StorageError> {
+    let tx = match storage.begin_write().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            batch.into_iter().for_each(|c| c.fail(&e));
+            return Err(e);
+        }
+    };
+    let mut work = Transaction::new(tx, now);
+    // Answers are held back until the commit succeeded: nobody hears "done"
+    // for something that may still roll back.
+    let mut answers: Vec<Box<dyn Answer>> = Vec::with_capacity(batch.len());
+    let mut commands = batch.into_iter();
+    while let Some(cmd) = commands.next() {
+        if let Err(e) = work.apply(cmd, &mut answers).await {
+            answers.into_iter().for_each(|a| a.fail(&e));
+            commands.for_each(|c| c.fail(&e));
+            return Err(e);
+        }
+    }
+    match work.finish().await {
+        Ok(events) => {
+            answers.into_iter().for_each(|a| a.send());
+            Ok(events)
+        }
+        Err(e) => {
+            answers.into_iter().for_each(|a| a.fail(&e));
+            Err(e)
+        }
+    }
+}
+
+/// A caller's answer, decided but held until the transaction's fate is known.
+trait Answer: Send {
+    /// The transaction committed: send the decided result.
+    fn send(self: Box<Self>);
+    /// The transaction rolled back: report the storage error instead.
+    fn fail(self: Box<Self>, error: &StorageError);
+}
+
+struct Decided<T> {
+    reply: Reply<T>,
+    result: Result<T, LogError>,
+}
+
+impl<T: Send> Answer for Decided<T> {
+    fn send(self: Box<Self>) {
+        // A caller that went away no longer needs its answer.
+        let _ = self.reply.send(self.result);
+    }
+
+    fn fail(self: Box<Self>, error: &StorageError) {
+        let _ = self.reply.send(Err(LogError::Storage(error.clone())));
+    }
+}
+
+/// Files the outcome of one command: a decided result waits in `answers`,
+/// a storage error is reported at once and aborts the batch.
+fn settle<T: Send + 'static>(
+    reply: Reply<T>,
+    outcome: Result<Result<T, LogError>, StorageError>,
+    answers: &mut Vec<Box<dyn Answer>>,
+) -> Result<(), StorageError> {
+    match outcome {
+        Ok(result) => {
+            answers.push(Box::new(Decided { reply, result }));
+            Ok(())
+        }
+        Err(e) => {
+            let _ = reply.send(Err(LogError::Storage(e.clone())));
+            Err(e)
+        }
+    }
+}
+
+/// The state of one write transaction while its commands are applied.
+struct Transaction {
+    tx: Box<dyn WriteTx>,
+    now: UnixMicros,
+    /// Stream heads read (and locked) so far; `None` = known not to exist.
+    heads: HashMap<StreamName, Option<StreamHead>>,
+    /// Heads whose counters changed since the last flush.
+    dirty: Vec<StreamName>,
+    /// The log head, once read.
+    log_head: Option<Position>,
+    log_head_dirty: bool,
+    /// Rows not inserted yet; inserting them together is the point of
+    /// batching.
+    rows: Vec<EventRow>,
+    /// Ids appended by this transaction and not yet inserted, per stream id,
+    /// so a later command in the batch sees them as duplicates.
+    unflushed_ids: HashMap<(i64, String), usize>,
+    /// Every event appended, in position order.
+    appended: Vec<StoredEvent>,
+}
+
+impl Transaction {
+    fn new(tx: Box<dyn WriteTx>, now: UnixMicros) -> Self {
+        Self {
+            tx,
+            now,
+            heads: HashMap::new(),
+            dirty: Vec::new(),
+            log_head: None,
+            log_head_dirty: false,
+            rows: Vec::new(),
+            unflushed_ids: HashMap::new(),
+            appended: Vec::new(),
+        }
+    }
+
+    async fn head(&mut self, name: &StreamName) -> Result<Option<StreamHead>, StorageError> {
+        if let Some(head) = self.heads.get(name) {
+            return Ok(head.clone());
+        }
+        let head = self.tx.stream_head(name).await?;
+        self.heads.insert(name.clone(), head.clone());
+        Ok(head)
+    }
+
+    fn set_head(&mut self, head: StreamHead) {
+        if !self.dirty.contains(&head.name) {
+            self.dirty.push(head.name.clone());
+        }
+        self.heads.insert(head.name.clone(), Some(head));
+    }
+
+    /// Applies one command; a storage error fails it and is returned.
+    async fn apply(
+        &mut self,
+        cmd: Command,
+        answers: &mut Vec<Box<dyn Answer>>,
+    ) -> Result<(), StorageError> {
+        match cmd {
+            Command::Append(req, reply) => settle(reply, self.append(&req).await, answers),
+            Command::Create(name, retention, reply) => {
+                settle(reply, self.create(&name, &retention).await, answers)
+            }
+            Command::Delete(name, reply) => settle(reply, self.delete(&name).await, answers),
+            Command::Trim(name, until, reply) => {
+                settle(reply, self.trim(&name, until).await, answers)
+            }
+            Command::Take(name, end, limit, reply) => {
+                settle(reply, self.take(&name, end, limit).await, answers)
+            }
+        }
+    }
+
+    async fn append(
+        &mut self,
+        req: &AppendRequest,
+    ) -> Result<Result<Vec<Appended>, LogError>, StorageError> {
+        let head = self.head(&req.stream).await?;
+
+        // Which events the stream already holds: in storage, earlier in this
+        // transaction, or earlier in this same request.
+        let mut known: HashMap<&str, Appended> = HashMap::new();
+        if let Some(h) = &head {
+            let mut to_look_up = Vec::new();
+            for e in &req.events {
+                if let Some(&i) = self.unflushed_ids.get(&(h.id, e.id.clone())) {
+                    let row = &self.rows[i].event;
+                    known.insert(&e.id, appended(row, true));
+                } else {
+                    to_look_up.push(e.id.as_str());
+                }
+            }
+            if !to_look_up.is_empty() {
+                for found in self.tx.find_events(h.id, &to_look_up).await? {
+                    if let Some(e) = req.events.iter().find(|e| e.id == found.id) {
+                        known.insert(
+                            &e.id,
+                            Appended {
+                                id: found.id,
+                                sequence: found.sequence,
+                                position: found.position,
+                                recorded_at: found.recorded_at,
+                                duplicate: true,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        let is_retry = req.events.iter().all(|e| known.contains_key(e.id.as_str()));
+        if is_retry {
+            return Ok(Ok(req
+                .events
+                .iter()
+                .map(|e| known[e.id.as_str()].clone())
+                .collect()));
+        }
+
+        let actual = head.as_ref().map(|h| h.last_sequence);
+        let satisfied = match req.expected {
+            Expectation::Any => true,
+            Expectation::NoStream => head.is_none(),
+            Expectation::Exists => head.is_some(),
+            Expectation::LastSequence(s) => actual.unwrap_or(0) == s,
+        };
+        if !satisfied {
+            return Ok(Err(LogError::WrongExpectedSequence {
+                stream: req.stream.to_string(),
+                expected: req.expected,
+                actual,
+            }));
+        }
+
+        let mut head = match head {
+            Some(h) => h,
+            None if req.auto_create => {
+                let h = self
+                    .tx
+                    .create_stream(&req.stream, &Retention::default(), self.now)
+                    .await?;
+                self.heads.insert(req.stream.clone(), Some(h.clone()));
+                h
+            }
+            None => return Ok(Err(LogError::StreamNotFound(req.stream.to_string()))),
+        };
+        let mut position = match self.log_head {
+            Some(p) => p,
+            None => self.tx.log_head().await?,
+        };
+
+        let mut results = Vec::with_capacity(req.events.len());
+        for e in &req.events {
+            if let Some(a) = known.get(e.id.as_str()) {
+                results.push(a.clone());
+                continue;
+            }
+            head.last_sequence += 1;
+            position += 1;
+            let event = StoredEvent {
+                stream: req.stream.clone(),
+                sequence: head.last_sequence,
+                position,
+                recorded_at: self.now,
+                id: e.id.clone(),
+                event_type: e.event_type.clone(),
+                source: e.source.clone(),
+                subject: e.subject.clone(),
+                payload: e.payload.clone(),
+            };
+            let a = appended(&event, false);
+            // A repeated id later in this request is a duplicate of this one.
+            known.insert(
+                &e.id,
+                Appended {
+                    duplicate: true,
+                    ..a.clone()
+                },
+            );
+            self.unflushed_ids
+                .insert((head.id, e.id.clone()), self.rows.len());
+            self.rows.push(EventRow {
+                stream_id: head.id,
+                event,
+            });
+            head.event_count += 1;
+            results.push(a);
+        }
+        head.last_position = position;
+        head.last_appended_at = Some(self.now);
+        self.set_head(head);
+        self.log_head = Some(position);
+        self.log_head_dirty = true;
+        Ok(Ok(results))
+    }
+
+    async fn create(
+        &mut self,
+        name: &StreamName,
+        retention: &Retention,
+    ) -> Result<Result<StreamInfo, LogError>, StorageError> {
+        if self.head(name).await?.is_some() {
+            return Ok(Err(LogError::StreamAlreadyExists(name.to_string())));
+        }
+        let head = self.tx.create_stream(name, retention, self.now).await?;
+        self.heads.insert(name.clone(), Some(head));
+        Ok(Ok(StreamInfo {
+            name: name.clone(),
+            event_count: 0,
+            first_sequence: 0,
+            last_sequence: 0,
+            last_position: 0,
+            created_at: self.now,
+            last_appended_at: None,
+            retention: retention.clone(),
+            group_count: 0,
+        }))
+    }
+
+    async fn delete(&mut self, name: &StreamName) -> Result<Result<u64, LogError>, StorageError> {
+        let Some(head) = self.head(name).await? else {
+            return Ok(Err(LogError::StreamNotFound(name.to_string())));
+        };
+        self.flush().await?;
+        let removed = self.tx.delete_stream(head.id).await?;
+        self.heads.insert(name.clone(), None);
+        Ok(Ok(removed))
+    }
+
+    async fn trim(
+        &mut self,
+        name: &StreamName,
+        until: TrimUntil,
+    ) -> Result<Result<u64, LogError>, StorageError> {
+        let Some(mut head) = self.head(name).await? else {
+            return Ok(Err(LogError::StreamNotFound(name.to_string())));
+        };
+        self.flush().await?;
+        let removed = self.tx.trim(head.id, until).await?;
+        if removed > 0 {
+            head.event_count = head.event_count.saturating_sub(removed);
+            self.set_head(head);
+        }
+        Ok(Ok(removed))
+    }
+
+    async fn take(
+        &mut self,
+        name: &StreamName,
+        end: TakeEnd,
+        limit: u32,
+    ) -> Result<Result<Vec<StoredEvent>, LogError>, StorageError> {
+        let Some(mut head) = self.head(name).await? else {
+            return Ok(Err(LogError::StreamNotFound(name.to_string())));
+        };
+        self.flush().await?;
+        let taken = self.tx.take(&head, end, limit).await?;
+        if !taken.is_empty() {
+            head.event_count = head.event_count.saturating_sub(taken.len() as u64);
+            self.set_head(head);
+        }
+        Ok(Ok(taken))
+    }
+
+    /// Writes pending rows and counters so later statements see them.
+    async fn flush(&mut self) -> Result<(), StorageError> {
+        if !self.rows.is_empty() {
+            self.tx.insert_events(&self.rows).await?;
+            self.appended
+                .extend(self.rows.drain(..).map(|row| row.event));
+            self.unflushed_ids.clear();
+        }
+        for name in std::mem::take(&mut self.dirty) {
+            if let Some(Some(head)) = self.heads.get(&name) {
+                self.tx.save_stream_head(head).await?;
+            }
+        }
+        if self.log_head_dirty {
+            if let Some(p) = self.log_head {
+                self.tx.save_log_head(p).await?;
+            }
+            self.log_head_dirty = false;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<Vec<StoredEvent>, StorageError> {
+        self.flush().await?;
+        self.tx.commit().await?;
+        Ok(self.appended)
+    }
+}
+
+fn appended(e: &StoredEvent, duplicate: bool) -> Appended {
+    Appended {
+        id: e.id.clone(),
+        sequence: e.sequence,
+        position: e.position,
+        recorded_at: e.recorded_at,
+        duplicate,
+    }
+}

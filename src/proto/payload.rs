@@ -1,0 +1,182 @@
+//! `EventPayload`: a CloudEvent kept in its protobuf encoding.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::encoding::{DecodeContext, WireType, decode_varint, encode_key, encode_varint};
+use prost::{DecodeError, Message};
+
+use super::CloudEvent;
+
+/// A `riverlog.v1.CloudEvent` held as its protobuf encoding.
+///
+/// It has the same wire format as [`CloudEvent`]: decoding captures each
+/// field's bytes instead of parsing it, encoding writes them back verbatim.
+/// The log stores these bytes once and hands the same `Bytes` to every
+/// reader, so delivering an event to N subscribers costs N reference-count
+/// increments, not N decode/encode round trips.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EventPayload(Bytes);
+
+impl EventPayload {
+    /// Wraps bytes that are a protobuf-encoded CloudEvent.
+    pub fn from_encoded(bytes: Bytes) -> Self {
+        Self(bytes)
+    }
+
+    /// Encodes a decoded event.
+    pub fn from_event(event: &CloudEvent) -> Self {
+        Self(Bytes::from(event.encode_to_vec()))
+    }
+
+    /// The encoded event.
+    pub fn encoded(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Consumes the payload, returning the encoded event.
+    pub fn into_encoded(self) -> Bytes {
+        self.0
+    }
+
+    /// Decodes the event.
+    pub fn decode(&self) -> Result<CloudEvent, DecodeError> {
+        CloudEvent::decode(self.0.clone())
+    }
+}
+
+impl std::fmt::Debug for EventPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.decode() {
+            Ok(event) => event.fmt(f),
+            Err(_) => write!(f, "EventPayload(<{} undecodable bytes>)", self.0.len()),
+        }
+    }
+}
+
+impl From<CloudEvent> for EventPayload {
+    fn from(event: CloudEvent) -> Self {
+        Self::from_event(&event)
+    }
+}
+
+impl Message for EventPayload {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        let mut out = BytesMut::from(std::mem::take(&mut self.0));
+        match wire_type {
+            WireType::Varint => {
+                let value = decode_varint(buf)?;
+                encode_key(tag, wire_type, &mut out);
+                encode_varint(value, &mut out);
+            }
+            WireType::SixtyFourBit | WireType::ThirtyTwoBit | WireType::LengthDelimited => {
+                let len = match wire_type {
+                    WireType::SixtyFourBit => 8,
+                    WireType::ThirtyTwoBit => 4,
+                    _ => decode_varint(buf)?,
+                };
+                if (buf.remaining() as u64) < len {
+                    // Let prost produce its own "buffer underflow" error.
+                    self.0 = out.freeze();
+                    return prost::encoding::skip_field(wire_type, tag, buf, ctx);
+                }
+                encode_key(tag, wire_type, &mut out);
+                if wire_type == WireType::LengthDelimited {
+                    encode_varint(len, &mut out);
+                }
+                out.put(buf.take(len as usize));
+            }
+            // Groups are not part of proto3 and never appear in a CloudEvent:
+            // skip them the way prost skips unknown fields.
+            WireType::StartGroup | WireType::EndGroup => {
+                self.0 = out.freeze();
+                return prost::encoding::skip_field(wire_type, tag, buf, ctx);
+            }
+        }
+        self.0 = out.freeze();
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{AttributeValue, CloudEventAttributeValue, cloudevent::cloud_event::Data};
+
+    fn sample() -> CloudEvent {
+        CloudEvent {
+            id: "e-1".into(),
+            source: "/tests".into(),
+            spec_version: "1.0".into(),
+            r#type: "com.example.created".into(),
+            attributes: [(
+                "subject".to_string(),
+                CloudEventAttributeValue {
+                    attr: Some(AttributeValue::CeString("order-7".into())),
+                },
+            )]
+            .into(),
+            data: Some(Data::TextData("{\"n\":1}".into())),
+        }
+    }
+
+    /// A message embedding a payload, shaped like `RecordedEvent`.
+    #[derive(Clone, PartialEq, Message)]
+    struct Wrapper {
+        #[prost(uint64, tag = "2")]
+        sequence: u64,
+        #[prost(message, optional, tag = "5")]
+        event: Option<EventPayload>,
+    }
+
+    /// The same message with the event decoded.
+    #[derive(Clone, PartialEq, Message)]
+    struct DecodedWrapper {
+        #[prost(uint64, tag = "2")]
+        sequence: u64,
+        #[prost(message, optional, tag = "5")]
+        event: Option<CloudEvent>,
+    }
+
+    #[test]
+    fn payload_round_trips_through_an_embedding_message() {
+        let decoded = DecodedWrapper {
+            sequence: 9,
+            event: Some(sample()),
+        };
+        let wire = decoded.encode_to_vec();
+        let raw = Wrapper::decode(wire.as_slice()).expect("decodes as payload");
+        assert_eq!(raw.event.as_ref().unwrap().decode().unwrap(), sample());
+        assert_eq!(raw.encode_to_vec(), wire, "re-encoding is byte-identical");
+    }
+
+    #[test]
+    fn truncated_input_is_an_error_not_a_panic() {
+        let wire = EventPayload::from_event(&sample()).into_encoded();
+        for cut in 0..wire.len() {
+            let _ = <EventPayload as Message>::decode(&wire[..cut]);
+        }
+        let full = DecodedWrapper {
+            sequence: 1,
+            event: Some(sample()),
+        }
+        .encode_to_vec();
+        assert!(Wrapper::decode(&full[..full.len() - 3]).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Builds the application, reports its bound address, and runs it until a
+//! shutdown future resolves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic_health::server::HealthReporter;
+use tracing::{info, warn};
+
+use crate::api::{CheckpointsApi, ConsumerGroupsApi, EventLogApi};
+use crate::config::ServeConfig;
+use crate::log::{EventLog, LogError};
+use crate::proto::{self, v1};
+use crate::storage::{self, Storage, StorageError};
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The storage could not be opened.
+    #[error("cannot open the database: {0}")]
+    Storage(#[from] StorageError),
+    /// The log could not start.
+    #[error("cannot start the log: {0}")]
+    Log(#[from] LogError),
+    /// Reflection could not load the descriptors.
+    #[error("reflection setup failed: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A built, bound, not yet running riverlog server.
+pub struct Application {
+    config: ServeConfig,
+    listener: TcpListener,
+    storage: Arc<dyn Storage>,
+    log: EventLog,
+    writer: JoinHandle<()>,
+    /// Ends subscriptions and stops the health probe when cancelled.
+    shutdown: CancellationToken,
+}
+
+/// Service names the health service reports on, besides the server as a
+/// whole ("").
+fn service_names() -> [&'static str; 3] {
+    [
+        <v1::event_log_server::EventLogServer<EventLogApi> as NamedService>::NAME,
+        <v1::consumer_groups_server::ConsumerGroupsServer<ConsumerGroupsApi> as NamedService>::NAME,
+        <v1::checkpoints_server::CheckpointsServer<CheckpointsApi> as NamedService>::NAME,
+    ]
+}
+
+async fn set_health(reporter: &HealthReporter, serving: bool) {
+    use tonic_health::ServingStatus;
+    let status = if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    reporter.set_service_status("", status).await;
+    for name in service_names() {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// Reflection over every service served, plus `google.rpc` so tools like
+/// grpcurl can decode the `ErrorInfo` details of errors.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+impl Application {
+    /// Opens storage, starts the writer and binds the listen address.
+    pub async fn build(config: ServeConfig) -> Result<Self, ServerError> {
+        let storage = storage::open(&config.database_url, &config.storage_options()).await?;
+        let shutdown = CancellationToken::new();
+        let (log, writer) =
+            EventLog::start(storage.clone(), config.limits(), shutdown.clone()).await?;
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen.clone(),
+                    source,
+                })?;
+        Ok(Self {
+            config,
+            listener,
+            storage,
+            log,
+            writer,
+            shutdown,
+        })
+    }
+
+    /// The bound gRPC address (useful with port 0).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully: health
+    /// turns NOT_SERVING, subscriptions end with UNAVAILABLE
+    /// (SHUTTING_DOWN), in-flight calls finish, queued writes commit.
+    pub async fn run_until_stopped(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Self {
+            config,
+            listener,
+            storage,
+            log,
+            writer,
+            shutdown,
+        } = self;
+        let addr = listener.local_addr().ok();
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&reporter, true).await;
+        let probe = tokio::spawn(probe_storage(
+            storage.clone(),
+            reporter.clone(),
+            config.health_check_interval,
+            shutdown.clone(),
+        ));
+
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        // Room for a full batch plus protobuf framing.
+        let max_message = config.max_batch_bytes.saturating_add(1 << 20);
+        let event_log = v1::event_log_server::EventLogServer::new(EventLogApi::new(log))
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message.max(64 << 20));
+
+        let stopping = shutdown.clone();
+        let on_signal = {
+            let reporter = reporter.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    () = signal => {}
+                    () = shutdown.cancelled() => {}
+                }
+                info!("shutting down");
+                set_health(&reporter, false).await;
+                shutdown.cancel();
+            }
+        };
+
+        info!(grpc = ?addr, database = %config.database_url, "riverlog serving");
+        let served = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(event_log)
+            .add_service(v1::consumer_groups_server::ConsumerGroupsServer::new(
+                ConsumerGroupsApi,
+            ))
+            .add_service(v1::checkpoints_server::CheckpointsServer::new(
+                CheckpointsApi,
+            ))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_signal)
+            .await;
+        stopping.cancel();
+        probe.abort();
+
+        // The services (and their writer handles) are gone with the server:
+        // the writer commits what is queued and stops.
+        if tokio::time::timeout(config.shutdown_grace, writer)
+            .await
+            .is_err()
+        {
+            warn!("writer did not finish within the shutdown grace period");
+        }
+        storage.close().await;
+        info!("stopped");
+        served.map_err(ServerError::from)
+    }
+}
+
+/// Probes storage and keeps the health service's status in step with it.
+async fn probe_storage(
+    storage: Arc<dyn Storage>,
+    reporter: HealthReporter,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut serving = true;
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let healthy = match storage.ping().await {
+            Ok(()) => true,
+            Err(e) => {
+                if serving {
+                    warn!(error = %e, "storage unreachable; health is NOT_SERVING");
+                }
+                false
+            }
+        };
+        if healthy != serving && !shutdown.is_cancelled() {
+            if healthy {
+                info!("storage reachable again; health is SERVING");
+            }
+            set_health(&reporter, healthy).await;
+            serving = healthy;
+        }
+    }
+}

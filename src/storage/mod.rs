@@ -1,0 +1,269 @@
+//! The storage contract and its backends.
+//!
+//! The domain (`crate::log`) talks to storage only through [`Storage`] and
+//! [`WriteTx`]. Backends translate their own errors into [`StorageError`] at
+//! this boundary, so no database error text leaks further.
+//!
+//! # Concurrency contract
+//! - All mutations happen inside a [`WriteTx`]; nothing is visible to readers
+//!   before [`WriteTx::commit`] returns, and a dropped transaction leaves no
+//!   trace. A commit that returns `Ok` is durable.
+//! - Between [`WriteTx::log_head`] and commit the transaction holds the
+//!   log-head lock: concurrent write transactions (other processes sharing
+//!   the database) wait for it, so positions are assigned in commit order.
+//! - [`WriteTx::stream_head`] locks the stream's row for the transaction.
+//! - Reads see only committed data, each call a consistent snapshot.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::log::filter::EventFilter;
+use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
+use crate::log::names::{StreamName, StreamPattern, StreamSelector};
+
+pub mod sqlite;
+
+/// A storage failure. The message is for logs, not for clients.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    /// The database cannot be reached or refused the operation for now;
+    /// retrying later may succeed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The database answered with an error that retrying will not fix.
+    #[error("storage failure: {0}")]
+    Failure(String),
+}
+
+/// The write-side state of a stream, as locked by a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamHead {
+    /// Backend row id.
+    pub id: i64,
+    /// Stream name.
+    pub name: StreamName,
+    /// Last sequence assigned, 0 if none.
+    pub last_sequence: Sequence,
+    /// Position of the last appended event, 0 if none.
+    pub last_position: Position,
+    /// Retained events.
+    pub event_count: u64,
+    /// When the stream was created.
+    pub created_at: UnixMicros,
+    /// Time of the last append.
+    pub last_appended_at: Option<UnixMicros>,
+}
+
+/// An event row to insert.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// Row id of the stream.
+    pub stream_id: i64,
+    /// The event, with sequence, position and time assigned.
+    pub event: StoredEvent,
+}
+
+/// An event the stream already holds, found by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingEvent {
+    /// CloudEvent id.
+    pub id: String,
+    /// Its sequence.
+    pub sequence: Sequence,
+    /// Its position.
+    pub position: Position,
+    /// When it was recorded.
+    pub recorded_at: UnixMicros,
+}
+
+/// Which events Trim removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrimUntil {
+    /// All but the newest N.
+    MaxEvents(u64),
+    /// Those with a sequence below this.
+    BeforeSequence(Sequence),
+    /// Those recorded before this time.
+    BeforeTime(UnixMicros),
+}
+
+/// The end of a stream Take removes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TakeEnd {
+    /// Lowest sequences first.
+    #[default]
+    Oldest,
+    /// Highest sequences first.
+    Newest,
+}
+
+/// Reading direction within a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Ascending sequences.
+    #[default]
+    Forward,
+    /// Descending sequences.
+    Backward,
+}
+
+/// Where a stream read starts (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadFrom {
+    /// The first event in the reading direction.
+    #[default]
+    End,
+    /// This sequence.
+    Sequence(Sequence),
+    /// Events recorded at (forward: or after; backward: or before) this time.
+    Time(UnixMicros),
+}
+
+/// Read access to the log, shared by every request.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Starts a write transaction.
+    async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StorageError>;
+
+    /// Describes one stream.
+    async fn get_stream(&self, name: &StreamName) -> Result<Option<StreamInfo>, StorageError>;
+
+    /// Streams in name order, after `after`, optionally matching a pattern.
+    async fn list_streams(
+        &self,
+        pattern: Option<&StreamPattern>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StreamInfo>, StorageError>;
+
+    /// Up to `limit` events of one stream matching `filter`, in `direction`.
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from: ReadFrom,
+        direction: Direction,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError>;
+
+    /// Up to `limit` events with a position above `after` in any selected
+    /// stream, matching `filter`, in position order.
+    async fn read_log(
+        &self,
+        after: Position,
+        selectors: &[StreamSelector],
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError>;
+
+    /// The highest position ever assigned (0 for an empty log).
+    async fn head_position(&self) -> Result<Position, StorageError>;
+
+    /// The highest retained position recorded before `time` (0 if none):
+    /// a subscription starting at `time` resumes after it.
+    async fn position_before_time(&self, time: UnixMicros) -> Result<Position, StorageError>;
+
+    /// The highest retained position of `stream` whose sequence is below
+    /// `sequence` (0 if none).
+    async fn position_before_sequence(
+        &self,
+        stream: &StreamName,
+        sequence: Sequence,
+    ) -> Result<Position, StorageError>;
+
+    /// The latest `recorded_at` in the log, to keep the clock monotonic
+    /// across restarts.
+    async fn last_recorded_at(&self) -> Result<Option<UnixMicros>, StorageError>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StorageError>;
+
+    /// Closes every connection, waiting for them to finish.
+    async fn close(&self);
+}
+
+/// One write transaction. Dropping it without [`WriteTx::commit`] rolls
+/// everything back.
+#[async_trait]
+pub trait WriteTx: Send {
+    /// The highest position assigned so far; takes the log-head lock.
+    async fn log_head(&mut self) -> Result<Position, StorageError>;
+
+    /// Stores the new highest position.
+    async fn save_log_head(&mut self, head: Position) -> Result<(), StorageError>;
+
+    /// The stream's head, locked for this transaction; `None` if it does not
+    /// exist.
+    async fn stream_head(&mut self, name: &StreamName) -> Result<Option<StreamHead>, StorageError>;
+
+    /// Creates a stream that does not exist.
+    async fn create_stream(
+        &mut self,
+        name: &StreamName,
+        retention: &Retention,
+        now: UnixMicros,
+    ) -> Result<StreamHead, StorageError>;
+
+    /// Stores a stream head's counters.
+    async fn save_stream_head(&mut self, head: &StreamHead) -> Result<(), StorageError>;
+
+    /// Events of the stream whose ids are among `ids`.
+    async fn find_events(
+        &mut self,
+        stream_id: i64,
+        ids: &[&str],
+    ) -> Result<Vec<ExistingEvent>, StorageError>;
+
+    /// Inserts events.
+    async fn insert_events(&mut self, rows: &[EventRow]) -> Result<(), StorageError>;
+
+    /// Deletes a stream and its events; returns how many events went.
+    async fn delete_stream(&mut self, stream_id: i64) -> Result<u64, StorageError>;
+
+    /// Removes events of a stream; returns how many went.
+    async fn trim(&mut self, stream_id: i64, until: TrimUntil) -> Result<u64, StorageError>;
+
+    /// Removes and returns up to `limit` events from one end of a stream.
+    async fn take(
+        &mut self,
+        stream: &StreamHead,
+        end: TakeEnd,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError>;
+
+    /// Makes everything durable and visible.
+    async fn commit(self: Box<Self>) -> Result<(), StorageError>;
+}
+
+/// Backend-independent options.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// SQLite: fsync on every commit (`synchronous=FULL`) rather than only
+    /// at WAL checkpoints (`NORMAL`, which may lose the last commits on
+    /// power loss but not on a process crash).
+    pub sqlite_sync_full: bool,
+    /// Connections used for reads.
+    pub read_connections: u32,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        Self {
+            sqlite_sync_full: true,
+            read_connections: 4,
+        }
+    }
+}
+
+/// Opens the storage a database URL names: `sqlite://PATH`, `sqlite:PATH`
+/// or a bare file path select SQLite.
+pub async fn open(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage>, StorageError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StorageError::Failure(
+            "PostgreSQL support is not built yet; use a sqlite:// URL".into(),
+        ));
+    }
+    let storage = sqlite::SqliteStorage::open(url, options).await?;
+    Ok(Arc::new(storage))
+}

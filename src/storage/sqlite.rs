@@ -1,0 +1,643 @@
+//! SQLite backend: one write connection in WAL mode, readers on their own
+//! pool, so reads never wait for the group commit.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use super::{
+    Direction, EventRow, ExistingEvent, ReadFrom, Storage, StorageError, StorageOptions,
+    StreamHead, TakeEnd, TrimUntil, WriteTx,
+};
+use crate::log::filter::EventFilter;
+use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
+use crate::log::names::{StreamName, StreamPattern, StreamSelector};
+
+/// Rows per multi-row INSERT: 9 parameters each stays far below SQLite's
+/// 32766-variable limit.
+const INSERT_CHUNK: usize = 500;
+/// Ids per dedup lookup.
+const LOOKUP_CHUNK: usize = 500;
+
+const EVENT_COLUMNS: &str = "e.stream_id, s.name, e.sequence, e.position, e.recorded_at, \
+     e.event_id, e.type, e.source, e.subject, e.payload";
+
+const STREAM_INFO_SELECT: &str = "SELECT s.id, s.name, s.created_at, s.last_sequence, \
+     s.last_position, s.event_count, s.last_appended_at, s.max_events, s.max_age_us, s.ttl_us, \
+     COALESCE((SELECT MIN(e.sequence) FROM events e WHERE e.stream_id = s.id), 0) AS first_sequence \
+     FROM streams s";
+
+/// The SQLite storage.
+pub struct SqliteStorage {
+    /// The only connection that writes: SQLite allows one writer at a time
+    /// anyway, and owning it avoids lock waits between our own writers.
+    writer: SqlitePool,
+    /// Connections for reads, which WAL lets run beside the writer.
+    readers: SqlitePool,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(url: &str, options: &StorageOptions) -> Result<Self, StorageError> {
+        let url = if url.starts_with("sqlite:") {
+            url.to_owned()
+        } else {
+            format!("sqlite://{url}")
+        };
+        let base = SqliteConnectOptions::from_str(&url)
+            .map_err(|e| StorageError::Failure(format!("invalid SQLite URL {url:?}: {e}")))?
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(dir) = base.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let synchronous = if options.sqlite_sync_full {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .synchronous(synchronous),
+            )
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| StorageError::Failure(format!("migrating the database: {e}")))?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(map_err)?;
+        Ok(Self { writer, readers })
+    }
+}
+
+/// Translates sqlx errors at the boundary: transient ones become
+/// `Unavailable`, the rest `Failure`.
+fn map_err(e: sqlx::Error) -> StorageError {
+    match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StorageError::Unavailable(e.to_string()),
+        sqlx::Error::Database(db) => {
+            // SQLITE_BUSY, _LOCKED, _IOERR, _FULL, _CANTOPEN, _READONLY (5, 6,
+            // 10, 13, 14, 8) and their extended codes: the disk or another
+            // process is in the way, not the request.
+            let primary = db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .map(|c| c & 0xff);
+            match primary {
+                Some(5 | 6 | 8 | 10 | 13 | 14) => StorageError::Unavailable(e.to_string()),
+                _ => StorageError::Failure(e.to_string()),
+            }
+        }
+        _ => StorageError::Failure(e.to_string()),
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn micros_to_duration(v: Option<i64>) -> Option<Duration> {
+    v.map(|us| Duration::from_micros(to_u64(us)))
+}
+
+fn duration_to_micros(d: Option<Duration>) -> Option<i64> {
+    d.map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn parse_name(name: &str) -> Result<StreamName, StorageError> {
+    StreamName::parse(name)
+        .map_err(|e| StorageError::Failure(format!("stored stream name {name:?} is invalid: {e}")))
+}
+
+fn stream_info(row: &SqliteRow) -> Result<StreamInfo, StorageError> {
+    let name: String = row.try_get("name").map_err(map_err)?;
+    Ok(StreamInfo {
+        name: parse_name(&name)?,
+        event_count: to_u64(row.try_get("event_count").map_err(map_err)?),
+        first_sequence: to_u64(row.try_get("first_sequence").map_err(map_err)?),
+        last_sequence: to_u64(row.try_get("last_sequence").map_err(map_err)?),
+        last_position: to_u64(row.try_get("last_position").map_err(map_err)?),
+        created_at: UnixMicros(row.try_get("created_at").map_err(map_err)?),
+        last_appended_at: row
+            .try_get::<Option<i64>, _>("last_appended_at")
+            .map_err(map_err)?
+            .map(UnixMicros),
+        retention: Retention {
+            max_events: row
+                .try_get::<Option<i64>, _>("max_events")
+                .map_err(map_err)?
+                .map(to_u64),
+            max_age: micros_to_duration(row.try_get("max_age_us").map_err(map_err)?),
+            ttl: micros_to_duration(row.try_get("ttl_us").map_err(map_err)?),
+        },
+        // Consumer groups have no table yet; until they do no stream has any.
+        group_count: 0,
+    })
+}
+
+/// Decodes event rows, parsing each distinct stream name once.
+fn stored_events(rows: Vec<SqliteRow>) -> Result<Vec<StoredEvent>, StorageError> {
+    let mut names: HashMap<i64, StreamName> = HashMap::new();
+    rows.into_iter()
+        .map(|row| {
+            let stream_id: i64 = row.try_get(0).map_err(map_err)?;
+            let stream = match names.get(&stream_id) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = parse_name(row.try_get::<&str, _>(1).map_err(map_err)?)?;
+                    names.insert(stream_id, n.clone());
+                    n
+                }
+            };
+            let payload: Vec<u8> = row.try_get(9).map_err(map_err)?;
+            Ok(StoredEvent {
+                stream,
+                sequence: to_u64(row.try_get(2).map_err(map_err)?),
+                position: to_u64(row.try_get(3).map_err(map_err)?),
+                recorded_at: UnixMicros(row.try_get(4).map_err(map_err)?),
+                id: row.try_get(5).map_err(map_err)?,
+                event_type: row.try_get(6).map_err(map_err)?,
+                source: row.try_get(7).map_err(map_err)?,
+                subject: row.try_get(8).map_err(map_err)?,
+                payload: Bytes::from(payload),
+            })
+        })
+        .collect()
+}
+
+/// Escapes GLOB metacharacters other than `*`, which keeps its meaning.
+fn glob_pattern(entry: &str) -> String {
+    let mut out = String::with_capacity(entry.len() + 4);
+    for c in entry.chars() {
+        match c {
+            '?' => out.push_str("[?]"),
+            '[' => out.push_str("[[]"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Appends `AND (col = ? OR col GLOB ? ...)` for each non-empty filter list.
+fn push_filter(qb: &mut QueryBuilder<Sqlite>, filter: &EventFilter) {
+    for (column, list) in [
+        ("e.type", &filter.types),
+        ("e.source", &filter.sources),
+        ("e.subject", &filter.subjects),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        qb.push(" AND (");
+        for (i, entry) in list.iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            if entry.contains('*') {
+                qb.push(column)
+                    .push(" GLOB ")
+                    .push_bind(glob_pattern(entry));
+            } else {
+                qb.push(column).push(" = ").push_bind(entry.clone());
+            }
+        }
+        qb.push(")");
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StorageError> {
+        let tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        Ok(Box::new(SqliteWriteTx { tx }))
+    }
+
+    async fn get_stream(&self, name: &StreamName) -> Result<Option<StreamInfo>, StorageError> {
+        let sql = format!("{STREAM_INFO_SELECT} WHERE s.name = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(name.as_str())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(stream_info).transpose()
+    }
+
+    async fn list_streams(
+        &self,
+        pattern: Option<&StreamPattern>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StreamInfo>, StorageError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(STREAM_INFO_SELECT);
+        qb.push(" WHERE 1 = 1");
+        if let Some(p) = pattern {
+            qb.push(" AND s.name GLOB ")
+                .push_bind(p.as_str().to_owned());
+        }
+        if let Some(a) = after {
+            qb.push(" AND s.name > ").push_bind(a.to_owned());
+        }
+        qb.push(" ORDER BY s.name LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = qb.build().fetch_all(&self.readers).await.map_err(map_err)?;
+        rows.iter().map(stream_info).collect()
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from: ReadFrom,
+        direction: Direction,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
+             WHERE s.name = "
+        ));
+        qb.push_bind(stream.as_str().to_owned());
+        let (cmp, order) = match direction {
+            Direction::Forward => (">=", "ASC"),
+            Direction::Backward => ("<=", "DESC"),
+        };
+        match from {
+            ReadFrom::End => {}
+            ReadFrom::Sequence(s) => {
+                qb.push(format!(" AND e.sequence {cmp} "))
+                    .push_bind(to_i64(s));
+            }
+            ReadFrom::Time(t) => {
+                qb.push(format!(" AND e.recorded_at {cmp} ")).push_bind(t.0);
+            }
+        }
+        push_filter(&mut qb, filter);
+        qb.push(format!(" ORDER BY e.sequence {order} LIMIT "))
+            .push_bind(i64::from(limit));
+        let rows = qb.build().fetch_all(&self.readers).await.map_err(map_err)?;
+        stored_events(rows)
+    }
+
+    async fn read_log(
+        &self,
+        after: Position,
+        selectors: &[StreamSelector],
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
+             WHERE e.position > "
+        ));
+        qb.push_bind(to_i64(after));
+        qb.push(" AND (");
+        for (i, selector) in selectors.iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            match selector {
+                StreamSelector::Name(n) => qb.push("s.name = ").push_bind(n.as_str().to_owned()),
+                StreamSelector::Pattern(p) => {
+                    qb.push("s.name GLOB ").push_bind(p.as_str().to_owned())
+                }
+            };
+        }
+        if selectors.is_empty() {
+            qb.push("0");
+        }
+        qb.push(")");
+        push_filter(&mut qb, filter);
+        qb.push(" ORDER BY e.position LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = qb.build().fetch_all(&self.readers).await.map_err(map_err)?;
+        stored_events(rows)
+    }
+
+    async fn head_position(&self) -> Result<Position, StorageError> {
+        let head: i64 = sqlx::query_scalar("SELECT position FROM log_head WHERE id = 1")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(map_err)?;
+        Ok(to_u64(head))
+    }
+
+    async fn position_before_time(&self, time: UnixMicros) -> Result<Position, StorageError> {
+        // recorded_at never decreases along positions, so the newest event
+        // before `time` by the time index is also the one with the highest
+        // position.
+        let pos: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM events WHERE recorded_at < ? \
+             ORDER BY recorded_at DESC, position DESC LIMIT 1",
+        )
+        .bind(time.0)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_err)?;
+        Ok(pos.map_or(0, to_u64))
+    }
+
+    async fn position_before_sequence(
+        &self,
+        stream: &StreamName,
+        sequence: Sequence,
+    ) -> Result<Position, StorageError> {
+        let pos: Option<i64> = sqlx::query_scalar(
+            "SELECT e.position FROM events e JOIN streams s ON s.id = e.stream_id \
+             WHERE s.name = ? AND e.sequence < ? ORDER BY e.sequence DESC LIMIT 1",
+        )
+        .bind(stream.as_str())
+        .bind(to_i64(sequence))
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_err)?;
+        Ok(pos.map_or(0, to_u64))
+    }
+
+    async fn last_recorded_at(&self) -> Result<Option<UnixMicros>, StorageError> {
+        let t: Option<i64> = sqlx::query_scalar("SELECT MAX(recorded_at) FROM events")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(map_err)?;
+        Ok(t.map(UnixMicros))
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1 FROM log_head")
+            .execute(&self.readers)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// A write transaction on the single write connection.
+struct SqliteWriteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl WriteTx for SqliteWriteTx {
+    async fn log_head(&mut self) -> Result<Position, StorageError> {
+        let head: i64 = sqlx::query_scalar("SELECT position FROM log_head WHERE id = 1")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(to_u64(head))
+    }
+
+    async fn save_log_head(&mut self, head: Position) -> Result<(), StorageError> {
+        sqlx::query("UPDATE log_head SET position = ? WHERE id = 1")
+            .bind(to_i64(head))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn stream_head(&mut self, name: &StreamName) -> Result<Option<StreamHead>, StorageError> {
+        let row = sqlx::query(
+            "SELECT id, last_sequence, last_position, event_count, created_at, last_appended_at \
+             FROM streams WHERE name = ?",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        row.map(|row| -> Result<StreamHead, StorageError> {
+            Ok(StreamHead {
+                id: row.try_get(0).map_err(map_err)?,
+                name: name.clone(),
+                last_sequence: to_u64(row.try_get(1).map_err(map_err)?),
+                last_position: to_u64(row.try_get(2).map_err(map_err)?),
+                event_count: to_u64(row.try_get(3).map_err(map_err)?),
+                created_at: UnixMicros(row.try_get(4).map_err(map_err)?),
+                last_appended_at: row
+                    .try_get::<Option<i64>, _>(5)
+                    .map_err(map_err)?
+                    .map(UnixMicros),
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_stream(
+        &mut self,
+        name: &StreamName,
+        retention: &Retention,
+        now: UnixMicros,
+    ) -> Result<StreamHead, StorageError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO streams (name, created_at, max_events, max_age_us, ttl_us) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(now.0)
+        .bind(retention.max_events.map(to_i64))
+        .bind(duration_to_micros(retention.max_age))
+        .bind(duration_to_micros(retention.ttl))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(StreamHead {
+            id,
+            name: name.clone(),
+            last_sequence: 0,
+            last_position: 0,
+            event_count: 0,
+            created_at: now,
+            last_appended_at: None,
+        })
+    }
+
+    async fn save_stream_head(&mut self, head: &StreamHead) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE streams SET last_sequence = ?, last_position = ?, event_count = ?, \
+             last_appended_at = ? WHERE id = ?",
+        )
+        .bind(to_i64(head.last_sequence))
+        .bind(to_i64(head.last_position))
+        .bind(to_i64(head.event_count))
+        .bind(head.last_appended_at.map(|t| t.0))
+        .bind(head.id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find_events(
+        &mut self,
+        stream_id: i64,
+        ids: &[&str],
+    ) -> Result<Vec<ExistingEvent>, StorageError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT event_id, sequence, position, recorded_at FROM events WHERE stream_id = ",
+            );
+            qb.push_bind(stream_id).push(" AND event_id IN (");
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(id.to_string());
+            }
+            qb.push(")");
+            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            for row in rows {
+                found.push(ExistingEvent {
+                    id: row.try_get(0).map_err(map_err)?,
+                    sequence: to_u64(row.try_get(1).map_err(map_err)?),
+                    position: to_u64(row.try_get(2).map_err(map_err)?),
+                    recorded_at: UnixMicros(row.try_get(3).map_err(map_err)?),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn insert_events(&mut self, rows: &[EventRow]) -> Result<(), StorageError> {
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (position, stream_id, sequence, event_id, type, source, \
+                 subject, recorded_at, payload) ",
+            );
+            qb.push_values(chunk, |mut b, row| {
+                let e = &row.event;
+                b.push_bind(to_i64(e.position))
+                    .push_bind(row.stream_id)
+                    .push_bind(to_i64(e.sequence))
+                    .push_bind(e.id.clone())
+                    .push_bind(e.event_type.clone())
+                    .push_bind(e.source.clone())
+                    .push_bind(e.subject.clone())
+                    .push_bind(e.recorded_at.0)
+                    .push_bind(e.payload.to_vec());
+            });
+            qb.build().execute(&mut *self.tx).await.map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn delete_stream(&mut self, stream_id: i64) -> Result<u64, StorageError> {
+        let removed = sqlx::query("DELETE FROM events WHERE stream_id = ?")
+            .bind(stream_id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        sqlx::query("DELETE FROM streams WHERE id = ?")
+            .bind(stream_id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(removed)
+    }
+
+    async fn trim(&mut self, stream_id: i64, until: TrimUntil) -> Result<u64, StorageError> {
+        let query = match until {
+            TrimUntil::MaxEvents(keep) => sqlx::query(
+                "DELETE FROM events WHERE stream_id = ?1 AND sequence <= \
+                 (SELECT sequence FROM events WHERE stream_id = ?1 \
+                  ORDER BY sequence DESC LIMIT 1 OFFSET ?2)",
+            )
+            .bind(stream_id)
+            .bind(to_i64(keep)),
+            TrimUntil::BeforeSequence(s) => {
+                sqlx::query("DELETE FROM events WHERE stream_id = ? AND sequence < ?")
+                    .bind(stream_id)
+                    .bind(to_i64(s))
+            }
+            TrimUntil::BeforeTime(t) => {
+                sqlx::query("DELETE FROM events WHERE stream_id = ? AND recorded_at < ?")
+                    .bind(stream_id)
+                    .bind(t.0)
+            }
+        };
+        let removed = query
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(removed)
+    }
+
+    async fn take(
+        &mut self,
+        stream: &StreamHead,
+        end: TakeEnd,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let order = match end {
+            TakeEnd::Oldest => "ASC",
+            TakeEnd::Newest => "DESC",
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
+             WHERE e.stream_id = ? ORDER BY e.sequence {order} LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream.id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        let events = stored_events(rows)?;
+        if let Some(last) = events.last() {
+            // The taken events are exactly those up to (or down to) the last
+            // one read, so one range delete removes them.
+            let delete = match end {
+                TakeEnd::Oldest => "DELETE FROM events WHERE stream_id = ? AND sequence <= ?",
+                TakeEnd::Newest => "DELETE FROM events WHERE stream_id = ? AND sequence >= ?",
+            };
+            sqlx::query(delete)
+                .bind(stream.id)
+                .bind(to_i64(last.sequence))
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(events)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StorageError> {
+        self.tx.commit().await.map_err(map_err)
+    }
+}
