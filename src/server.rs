@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
@@ -92,6 +92,15 @@ impl Application {
     /// Opens storage, starts the writer and binds the listen address.
     pub async fn build(config: ServeConfig) -> Result<Self, ServerError> {
         let storage = storage::open(&config.database_url, &config.storage_options()).await?;
+        Self::build_with_storage(config, storage).await
+    }
+
+    /// Like [`Application::build`], over storage the caller opened (for
+    /// embedding, and for tests that inject storage faults).
+    pub async fn build_with_storage(
+        config: ServeConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Self, ServerError> {
         let shutdown = CancellationToken::new();
         let (log, writer) =
             EventLog::start(storage.clone(), config.limits(), shutdown.clone()).await?;
@@ -134,7 +143,9 @@ impl Application {
             writer,
             shutdown,
         } = self;
-        let addr = listener.local_addr().ok();
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| config.listen.clone(), |a| a.to_string());
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, true).await;
@@ -169,8 +180,8 @@ impl Application {
             }
         };
 
-        info!(grpc = ?addr, database = %config.database_url, "riverlog serving");
-        let served = tonic::transport::Server::builder()
+        info!(grpc = %addr, database = %config.database_url, "riverlog serving");
+        let serve = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -181,8 +192,31 @@ impl Application {
             .add_service(v1::checkpoints_server::CheckpointsServer::new(
                 CheckpointsApi,
             ))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_signal)
-            .await;
+            .serve_with_incoming_shutdown(
+                // Without TCP_NODELAY small responses wait for delayed ACKs
+                // (~40 ms each): a sequential publisher would crawl.
+                TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .with_keepalive(Some(Duration::from_secs(60))),
+                on_signal,
+            );
+        // Graceful shutdown waits for open calls to end; calls the server
+        // does not end itself (a health Watch, a slow unary call) get the
+        // grace period, then their connections are closed.
+        let grace_expired = {
+            let stopping = stopping.clone();
+            async move {
+                stopping.cancelled().await;
+                tokio::time::sleep(config.shutdown_grace).await;
+            }
+        };
+        let served = tokio::select! {
+            served = serve => served,
+            () = grace_expired => {
+                warn!("calls still open after the shutdown grace period; closing their connections");
+                Ok(())
+            }
+        };
         stopping.cancel();
         probe.abort();
 

@@ -1,0 +1,280 @@
+//! Test harness: a real riverlog server on 127.0.0.1:0 with a temporary
+//! SQLite file, and the generated Rust client.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::Duration;
+
+use riverlog::config::ServeConfig;
+use riverlog::proto::cloudevent::cloud_event::Data;
+use riverlog::proto::v1::event_log_client::EventLogClient;
+use riverlog::proto::v1::{self, subscribe_response::Message};
+use riverlog::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPayload};
+use riverlog::server::Application;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Status, Streaming};
+use tonic_types::StatusExt;
+
+/// How long a test waits for something that should happen promptly before
+/// it fails instead of hanging. Not a timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+static LOGS: Once = Once::new();
+
+/// Server logs appear only when `TEST_LOG` is set.
+fn init_logs() {
+    LOGS.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            riverlog::telemetry::init_logging(riverlog::config::LogFormat::Text);
+        }
+    });
+}
+
+/// A running server and the directory holding its database.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// A server with default settings on a fresh database.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server on a fresh database with adjusted settings.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, adjust).await
+    }
+
+    /// A server on the database in `dir` (kept from a previous server).
+    pub async fn start_in(dir: TempDir, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        init_logs();
+        let mut config = ServeConfig::new(db_url(&dir), "127.0.0.1:0");
+        config.health_check_interval = Duration::from_millis(50);
+        adjust(&mut config);
+        let app = Application::build(config).await.expect("server builds");
+        let addr = app.grpc_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs and stops cleanly");
+        });
+        Self {
+            addr,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("valid url")
+            .connect()
+            .await
+            .expect("connects")
+    }
+
+    pub async fn client(&self) -> EventLogClient<Channel> {
+        EventLogClient::new(self.channel().await)
+    }
+
+    /// Shuts down gracefully and hands back the database directory.
+    pub async fn stop(mut self) -> TempDir {
+        self.shutdown().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    /// Starts the graceful shutdown and waits for it to finish.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            within(task).await.expect("server task completes");
+        }
+    }
+}
+
+pub fn db_url(dir: &TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("riverlog.db").display())
+}
+
+/// Awaits `fut`, failing the test if it takes longer than [`PATIENCE`].
+pub async fn within<F: Future>(fut: F) -> F::Output {
+    tokio::time::timeout(PATIENCE, fut)
+        .await
+        .expect("did not complete in time")
+}
+
+/// A CloudEvent with the given id and type, text data and optional subject.
+pub fn cloud_event(id: &str, event_type: &str, subject: Option<&str>) -> CloudEvent {
+    let mut attributes = std::collections::HashMap::new();
+    if let Some(s) = subject {
+        attributes.insert(
+            "subject".to_owned(),
+            CloudEventAttributeValue {
+                attr: Some(AttributeValue::CeString(s.to_owned())),
+            },
+        );
+    }
+    CloudEvent {
+        id: id.to_owned(),
+        source: "/tests".to_owned(),
+        spec_version: "1.0".to_owned(),
+        r#type: event_type.to_owned(),
+        attributes,
+        data: Some(Data::TextData(format!("{{\"id\":\"{id}\"}}"))),
+    }
+}
+
+/// An event of type `test.created`.
+pub fn event(id: &str) -> EventPayload {
+    cloud_event(id, "test.created", None).into()
+}
+
+/// Events `{prefix}-{i}` for i in range.
+pub fn events(prefix: &str, range: std::ops::Range<usize>) -> Vec<EventPayload> {
+    range.map(|i| event(&format!("{prefix}-{i}"))).collect()
+}
+
+pub fn publish_request(stream: &str, events: Vec<EventPayload>) -> v1::PublishRequest {
+    v1::PublishRequest {
+        stream: stream.to_owned(),
+        events,
+        expected: None,
+    }
+}
+
+/// Publishes and returns the positions, panicking on error.
+pub async fn publish(
+    client: &mut EventLogClient<Channel>,
+    stream: &str,
+    events: Vec<EventPayload>,
+) -> Vec<v1::PublishedPosition> {
+    client
+        .publish(publish_request(stream, events))
+        .await
+        .expect("publish succeeds")
+        .into_inner()
+        .positions
+}
+
+/// The id of the CloudEvent inside a recorded event.
+pub fn event_id(e: &v1::RecordedEvent) -> String {
+    e.event
+        .as_ref()
+        .expect("event present")
+        .decode()
+        .expect("decodes")
+        .id
+}
+
+/// Asserts a status's code and ErrorInfo reason.
+#[track_caller]
+pub fn assert_error(status: &Status, code: Code, reason: &str) {
+    assert_eq!(status.code(), code, "unexpected status: {status:?}");
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.reason, reason, "unexpected reason in {status:?}");
+    assert_eq!(info.domain, "riverlog.dev");
+}
+
+/// Reads the whole stream forward.
+pub async fn read_all(
+    client: &mut EventLogClient<Channel>,
+    stream: &str,
+) -> Vec<v1::RecordedEvent> {
+    let mut out = Vec::new();
+    let mut from = 1;
+    loop {
+        let page = client
+            .read(v1::ReadRequest {
+                stream: stream.to_owned(),
+                from: Some(v1::read_request::From::FromSequence(from)),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("read succeeds")
+            .into_inner();
+        out.extend(page.events);
+        if page.end_of_stream {
+            return out;
+        }
+        from = page.next_sequence;
+    }
+}
+
+pub fn subscribe_request(
+    streams: &[&str],
+    start: Option<v1::start_position::Start>,
+) -> v1::SubscribeRequest {
+    v1::SubscribeRequest {
+        streams: streams.iter().map(|s| (*s).to_owned()).collect(),
+        start: start.map(|s| v1::StartPosition { start: Some(s) }),
+        filter: None,
+        heartbeat_interval: None,
+    }
+}
+
+/// Opens a subscription.
+pub async fn subscribe(
+    client: &mut EventLogClient<Channel>,
+    request: v1::SubscribeRequest,
+) -> Streaming<v1::SubscribeResponse> {
+    client
+        .subscribe(request)
+        .await
+        .expect("subscribe succeeds")
+        .into_inner()
+}
+
+/// The next subscription message, skipping heartbeats.
+pub async fn next_message(stream: &mut Streaming<v1::SubscribeResponse>) -> Message {
+    loop {
+        let msg = within(stream.message())
+            .await
+            .expect("stream healthy")
+            .expect("stream open")
+            .message
+            .expect("message set");
+        if !matches!(msg, Message::Heartbeat(_)) {
+            return msg;
+        }
+    }
+}
+
+/// The next `n` events of a subscription, skipping heartbeats and the
+/// caught-up marker.
+pub async fn next_events(
+    stream: &mut Streaming<v1::SubscribeResponse>,
+    n: usize,
+) -> Vec<v1::RecordedEvent> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        match next_message(stream).await {
+            Message::Event(e) => out.push(e),
+            Message::CaughtUp(_) => {}
+            Message::Heartbeat(_) => unreachable!(),
+        }
+    }
+    out
+}

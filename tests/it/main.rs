@@ -1,0 +1,11 @@
+//! Black-box tests: a real server on 127.0.0.1:0, driven through the
+//! generated gRPC client. One binary, one module per area.
+
+mod common;
+mod health;
+mod publish;
+mod read;
+mod restart;
+mod streams;
+mod subscribe;
+mod trim_take;

@@ -1,0 +1,151 @@
+//! Persistence across restarts, crash durability, and the binary's
+//! signal handling.
+
+use std::process::Stdio;
+
+use riverlog::proto::v1;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn history_and_sequences_survive_a_restart() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let before = publish(&mut client, "s", events("e", 0..5)).await;
+    publish(&mut client, "t", vec![event("t-0")]).await;
+    let dir = server.stop().await;
+
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let mut client = server.client().await;
+    let history = read_all(&mut client, "s").await;
+    assert_eq!(
+        history.iter().map(event_id).collect::<Vec<_>>(),
+        ["e-0", "e-1", "e-2", "e-3", "e-4"]
+    );
+    assert_eq!(history[4].position, before[4].position);
+
+    let after = publish(&mut client, "s", vec![event("e-5"), event("e-0")]).await;
+    assert_eq!(after[0].sequence, 6);
+    assert!(
+        after[0].position > 6,
+        "positions continue after the other stream's event"
+    );
+    assert!(after[1].duplicate, "idempotency survives restarts");
+    assert!(after[0].recorded_at.unwrap().seconds >= before[0].recorded_at.unwrap().seconds);
+}
+
+/// Starts the real binary on a free port over `dir`'s database.
+async fn spawn_binary(dir: &tempfile::TempDir) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_riverlog"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db_url(dir),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = within(async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("grpc=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the server exited before it was serving");
+    })
+    .await;
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{addr}"))
+}
+
+async fn connect(url: &str) -> v1::event_log_client::EventLogClient<tonic::transport::Channel> {
+    v1::event_log_client::EventLogClient::connect(url.to_owned())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn acknowledged_publishes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = spawn_binary(&dir).await;
+    let client = connect(&url).await;
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let publishers: Vec<_> = (0..8)
+        .map(|w| {
+            let mut c = client.clone();
+            let acked = acked_tx.clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let id = format!("w{w}-{i}");
+                    match c.publish(publish_request("crash", vec![event(&id)])).await {
+                        Ok(r) => {
+                            let _ = acked.send((id, r.into_inner().positions[0].sequence));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(acked_tx);
+    // Kill the server in the middle of the stream of publishes.
+    let mut acked = Vec::new();
+    while acked.len() < 300 {
+        acked.push(within(acked_rx.recv()).await.expect("publishers running"));
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    for p in publishers {
+        within(p).await.unwrap();
+    }
+    while let Some(a) = acked_rx.recv().await {
+        acked.push(a);
+    }
+
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let mut client = server.client().await;
+    let stored: std::collections::HashMap<String, u64> = read_all(&mut client, "crash")
+        .await
+        .iter()
+        .map(|e| (event_id(e), e.sequence))
+        .collect();
+    for (id, sequence) in &acked {
+        assert_eq!(
+            stored.get(id),
+            Some(sequence),
+            "acknowledged event {id} lost"
+        );
+    }
+    let mut sequences: Vec<_> = stored.values().copied().collect();
+    sequences.sort_unstable();
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as u64).collect::<Vec<_>>(),
+        "no gaps"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_shuts_the_binary_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = spawn_binary(&dir).await;
+    let mut client = connect(&url).await;
+    publish(&mut client, "s", vec![event("1")]).await;
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = within(child.wait()).await.unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+}

@@ -1,0 +1,386 @@
+//! Subscribe: starts, catch-up to live, patterns, filters, heartbeats,
+//! many subscribers, slow subscribers, shutdown.
+
+use riverlog::proto::EventPayload;
+use riverlog::proto::cloudevent::cloud_event::Data;
+use riverlog::proto::v1::{self, start_position::Start, subscribe_response::Message};
+use tonic::Code;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn earliest_delivers_history_then_caught_up_then_live_events() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "s", events("old", 0..3)).await;
+    let mut sub = subscribe(&mut client, subscribe_request(&["s"], None)).await;
+    let history = next_events(&mut sub, 3).await;
+    assert_eq!(
+        history.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    match next_message(&mut sub).await {
+        Message::CaughtUp(c) => assert_eq!(c.position, 3),
+        other => panic!("expected caught_up, got {other:?}"),
+    }
+    publish(&mut client, "s", events("new", 0..2)).await;
+    let live = next_events(&mut sub, 2).await;
+    assert_eq!(
+        live.iter().map(event_id).collect::<Vec<_>>(),
+        ["new-0", "new-1"]
+    );
+    assert_eq!(live[0].stream, "s");
+    assert_eq!(live[1].sequence, 5);
+}
+
+#[tokio::test]
+async fn latest_skips_history() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "s", events("old", 0..3)).await;
+    let mut sub = subscribe(
+        &mut client,
+        subscribe_request(&["s"], Some(Start::Latest(()))),
+    )
+    .await;
+    assert!(matches!(next_message(&mut sub).await, Message::CaughtUp(_)));
+    publish(&mut client, "s", vec![event("new")]).await;
+    let live = next_events(&mut sub, 1).await;
+    assert_eq!(event_id(&live[0]), "new");
+}
+
+#[tokio::test]
+async fn sequence_position_and_time_starts_are_inclusive() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "a", events("a", 0..3)).await; // positions 1-3
+    let b = publish(&mut client, "b", events("b", 0..3)).await; // positions 4-6
+    publish(&mut client, "a", events("a", 3..5)).await; // positions 7-8
+
+    let mut by_seq = subscribe(
+        &mut client,
+        subscribe_request(&["a"], Some(Start::Sequence(4))),
+    )
+    .await;
+    let got = next_events(&mut by_seq, 2).await;
+    assert_eq!(got.iter().map(|e| e.sequence).collect::<Vec<_>>(), [4, 5]);
+    assert!(matches!(
+        next_message(&mut by_seq).await,
+        Message::CaughtUp(_)
+    ));
+
+    let mut by_pos = subscribe(
+        &mut client,
+        subscribe_request(&["a", "b"], Some(Start::Position(5))),
+    )
+    .await;
+    let got = next_events(&mut by_pos, 4).await;
+    assert_eq!(
+        got.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [5, 6, 7, 8]
+    );
+
+    let t = b[0].recorded_at.unwrap();
+    let mut by_time = subscribe(&mut client, subscribe_request(&["*"], Some(Start::Time(t)))).await;
+    let got = next_events(&mut by_time, 5).await;
+    assert_eq!(
+        got.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [4, 5, 6, 7, 8]
+    );
+
+    // A sequence beyond the end waits for that sequence.
+    let mut ahead = subscribe(
+        &mut client,
+        subscribe_request(&["a"], Some(Start::Sequence(7))),
+    )
+    .await;
+    assert!(matches!(
+        next_message(&mut ahead).await,
+        Message::CaughtUp(_)
+    ));
+    publish(&mut client, "a", events("a", 5..7)).await; // sequences 6, 7
+    let got = next_events(&mut ahead, 1).await;
+    assert_eq!(got[0].sequence, 7);
+}
+
+#[tokio::test]
+async fn subscribing_to_a_stream_that_does_not_exist_yet_waits_for_it() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut sub = subscribe(&mut client, subscribe_request(&["later"], None)).await;
+    assert!(matches!(next_message(&mut sub).await, Message::CaughtUp(_)));
+    publish(&mut client, "later", vec![event("1")]).await;
+    assert_eq!(event_id(&next_events(&mut sub, 1).await[0]), "1");
+}
+
+#[tokio::test]
+async fn a_pattern_subscription_picks_up_streams_created_after_it_started() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "store-sync:append:a", vec![event("a1")]).await;
+    publish(&mut client, "unrelated", vec![event("u1")]).await;
+    let mut sub = subscribe(
+        &mut client,
+        subscribe_request(&["store-sync:append:*"], None),
+    )
+    .await;
+    assert_eq!(event_id(&next_events(&mut sub, 1).await[0]), "a1");
+    assert!(matches!(next_message(&mut sub).await, Message::CaughtUp(_)));
+
+    publish(&mut client, "unrelated", vec![event("u2")]).await;
+    publish(
+        &mut client,
+        "store-sync:append:nq:flow:abc-123",
+        vec![event("new-stream")],
+    )
+    .await;
+    let got = next_events(&mut sub, 1).await;
+    assert_eq!(got[0].stream, "store-sync:append:nq:flow:abc-123");
+    assert_eq!(event_id(&got[0]), "new-stream");
+}
+
+#[tokio::test]
+async fn filters_apply_to_history_and_live_events_alike() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let batch = |prefix: &str| -> Vec<EventPayload> {
+        vec![
+            cloud_event(&format!("{prefix}1"), "order.created", Some("o-1")).into(),
+            cloud_event(&format!("{prefix}2"), "order.paid", Some("o-1")).into(),
+            cloud_event(&format!("{prefix}3"), "order.created", Some("o-2")).into(),
+        ]
+    };
+    publish(&mut client, "orders", batch("h")).await;
+    let mut request = subscribe_request(&["orders"], None);
+    request.filter = Some(v1::EventFilter {
+        types: vec!["order.created".into()],
+        sources: vec![],
+        subjects: vec!["o-*".into()],
+    });
+    let mut sub = subscribe(&mut client, request).await;
+    let history = next_events(&mut sub, 2).await;
+    assert_eq!(
+        history.iter().map(event_id).collect::<Vec<_>>(),
+        ["h1", "h3"]
+    );
+    assert!(matches!(next_message(&mut sub).await, Message::CaughtUp(_)));
+    publish(&mut client, "orders", batch("l")).await;
+    let live = next_events(&mut sub, 2).await;
+    assert_eq!(live.iter().map(event_id).collect::<Vec<_>>(), ["l1", "l3"]);
+}
+
+#[tokio::test]
+async fn heartbeats_report_the_examined_position_while_idle() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut request = subscribe_request(&["quiet"], None);
+    request.heartbeat_interval = Some(prost_types::Duration {
+        seconds: 0,
+        nanos: 100_000_000,
+    });
+    request.filter = Some(v1::EventFilter {
+        types: vec!["never".into()],
+        ..Default::default()
+    });
+    let mut sub = subscribe(&mut client, request).await;
+    assert!(matches!(next_message(&mut sub).await, Message::CaughtUp(_)));
+    // Events that the filter drops still move the heartbeat's position.
+    let published = publish(&mut client, "quiet", events("e", 0..3)).await;
+    loop {
+        let msg = within(sub.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .message
+            .unwrap();
+        match msg {
+            Message::Heartbeat(h) => {
+                assert!(h.time.is_some());
+                if h.position == published[2].position {
+                    break;
+                }
+            }
+            other => panic!("nothing but heartbeats expected, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_seam_between_catch_up_and_live_has_no_gap_and_no_duplicate() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    const TOTAL: usize = 2000;
+    // Publishers run while subscriptions start at different moments, so
+    // some catch up across events committed during their catch-up.
+    let publishers: Vec<_> = (0..4)
+        .map(|w| {
+            let mut c = client.clone();
+            tokio::spawn(async move {
+                for i in 0..TOTAL / 4 / 10 {
+                    publish(&mut c, "seam", events(&format!("w{w}-{i}"), 0..10)).await;
+                }
+            })
+        })
+        .collect();
+    let mut subscribers = Vec::new();
+    for _ in 0..5 {
+        let mut c = client.clone();
+        subscribers.push(tokio::spawn(async move {
+            let mut sub = subscribe(&mut c, subscribe_request(&["seam"], None)).await;
+            next_events(&mut sub, TOTAL).await
+        }));
+        tokio::task::yield_now().await;
+    }
+    for p in publishers {
+        p.await.unwrap();
+    }
+    for s in subscribers {
+        let got = s.await.unwrap();
+        let seqs: Vec<u64> = got.iter().map(|e| e.sequence).collect();
+        assert_eq!(seqs, (1..=TOTAL as u64).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_subscribers_each_receive_every_event_in_order() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    const EVENTS: usize = 200;
+    let mut subscribers = Vec::new();
+    for i in 0..100 {
+        let mut c = client.clone();
+        // Half by name, half by pattern.
+        let selector = if i % 2 == 0 { "fan:out" } else { "fan:*" };
+        let mut sub = subscribe(&mut c, subscribe_request(&[selector], None)).await;
+        assert!(matches!(next_message(&mut sub).await, Message::CaughtUp(_)));
+        subscribers.push(tokio::spawn(
+            async move { next_events(&mut sub, EVENTS).await },
+        ));
+    }
+    let mut c = client.clone();
+    for i in 0..EVENTS / 20 {
+        publish(&mut c, "fan:out", events(&format!("b{i}"), 0..20)).await;
+    }
+    for s in subscribers {
+        let got = s.await.unwrap();
+        let seqs: Vec<u64> = got.iter().map(|e| e.sequence).collect();
+        assert_eq!(seqs, (1..=EVENTS as u64).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_subscriber_falls_back_to_storage_and_misses_nothing() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut stalled = subscribe(&mut client, subscribe_request(&["flood"], None)).await;
+    assert!(matches!(
+        next_message(&mut stalled).await,
+        Message::CaughtUp(_)
+    ));
+    // Far more committed batches than the hub keeps (256), and more bytes
+    // than the HTTP/2 windows buffer, while the subscriber reads nothing.
+    const BATCHES: usize = 600;
+    for i in 0..BATCHES {
+        let mut e = cloud_event(&format!("f{i}"), "t", None);
+        e.data = Some(Data::BinaryData(vec![b'x'; 8 * 1024]));
+        publish(&mut client, "flood", vec![e.into()]).await;
+    }
+    let got = next_events(&mut stalled, BATCHES).await;
+    let seqs: Vec<u64> = got.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, (1..=BATCHES as u64).collect::<Vec<_>>());
+    // And it is live again afterwards.
+    publish(&mut client, "flood", vec![event("after")]).await;
+    assert_eq!(event_id(&next_events(&mut stalled, 1).await[0]), "after");
+}
+
+#[tokio::test]
+async fn bad_subscriptions_are_rejected_precisely() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let cases: Vec<(v1::SubscribeRequest, Code, &str)> = vec![
+        (
+            subscribe_request(&[], None),
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            subscribe_request(&["bad name"], None),
+            Code::InvalidArgument,
+            "INVALID_STREAM_NAME",
+        ),
+        (
+            subscribe_request(&["bad?*"], None),
+            Code::InvalidArgument,
+            "INVALID_PATTERN",
+        ),
+        (
+            subscribe_request(&["a:*"], Some(Start::Sequence(3))),
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            subscribe_request(&["a", "b"], Some(Start::Sequence(3))),
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            subscribe_request(&["a"], Some(Start::Checkpoint("cp".into()))),
+            Code::Unimplemented,
+            "UNIMPLEMENTED",
+        ),
+        (
+            v1::SubscribeRequest {
+                heartbeat_interval: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: 1_000,
+                }),
+                ..subscribe_request(&["a"], None)
+            },
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            v1::SubscribeRequest {
+                heartbeat_interval: Some(prost_types::Duration {
+                    seconds: -5,
+                    nanos: 0,
+                }),
+                ..subscribe_request(&["a"], None)
+            },
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+        ),
+    ];
+    for (request, code, reason) in cases {
+        let err = client.subscribe(request.clone()).await.unwrap_err();
+        assert_error(&err, code, reason);
+    }
+    let too_many: Vec<String> = (0..101).map(|i| format!("s{i}")).collect();
+    let names: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let err = client
+        .subscribe(subscribe_request(&names, None))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
+}
+
+#[tokio::test]
+async fn shutdown_ends_subscriptions_with_unavailable() {
+    let mut server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut sub = subscribe(&mut client, subscribe_request(&["s"], None)).await;
+    assert!(matches!(next_message(&mut sub).await, Message::CaughtUp(_)));
+    let stopping = tokio::spawn(async move {
+        server.shutdown().await;
+        server
+    });
+    let err = loop {
+        match within(sub.message()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_error(&err, Code::Unavailable, "SHUTTING_DOWN");
+    within(stopping).await.unwrap();
+}
