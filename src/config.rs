@@ -27,6 +27,15 @@ pub enum SqliteSync {
     Normal,
 }
 
+/// A duration above zero, like `500ms` or `2s`.
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be above zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Options of `riverlog serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -67,8 +76,13 @@ pub struct ServeConfig {
     #[arg(long, env = "RIVERLOG_MAX_BATCH_BYTES", default_value_t = 16 << 20)]
     pub max_batch_bytes: usize,
 
+    /// Memory for recent events that live subscribers falling a little
+    /// behind read from; beyond it they read storage. Bytes.
+    #[arg(long, env = "RIVERLOG_LIVE_BUFFER_BYTES", default_value_t = 64 << 20)]
+    pub live_buffer_bytes: usize,
+
     /// How often storage is probed for the health service.
-    #[arg(long, env = "RIVERLOG_HEALTH_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "RIVERLOG_HEALTH_CHECK_INTERVAL", default_value = "1s", value_parser = positive_duration)]
     pub health_check_interval: Duration,
 
     /// How long shutdown waits for in-flight writes to commit.
@@ -92,6 +106,7 @@ impl ServeConfig {
             max_event_size: 1 << 20,
             max_batch_events: 1000,
             max_batch_bytes: 16 << 20,
+            live_buffer_bytes: 64 << 20,
             health_check_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
@@ -105,6 +120,7 @@ impl ServeConfig {
             max_batch_events: self.max_batch_events,
             max_batch_bytes: self.max_batch_bytes,
             auto_create_streams: self.auto_create_streams,
+            live_buffer_bytes: self.live_buffer_bytes,
         }
     }
 
@@ -134,6 +150,12 @@ mod tests {
         let parsed = Cli::try_parse_from(["riverlog"]).unwrap().serve;
         let built = ServeConfig::new("sqlite://./data/riverlog.db", "127.0.0.1:50051");
         assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+    }
+
+    #[test]
+    fn a_zero_health_interval_is_refused() {
+        assert!(Cli::try_parse_from(["riverlog", "--health-check-interval", "0s"]).is_err());
+        assert!(Cli::try_parse_from(["riverlog", "--health-check-interval", "250ms"]).is_ok());
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
@@ -16,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::api::{CheckpointsApi, ConsumerGroupsApi, EventLogApi};
 use crate::config::ServeConfig;
-use crate::log::{EventLog, LogError};
+use crate::log::{EventLog, LogError, WriterTask};
 use crate::proto::{self, v1};
 use crate::storage::{self, Storage, StorageError};
 
@@ -51,7 +50,7 @@ pub struct Application {
     listener: TcpListener,
     storage: Arc<dyn Storage>,
     log: EventLog,
-    writer: JoinHandle<()>,
+    writer: WriterTask,
     /// Ends subscriptions and stops the health probe when cancelled.
     shutdown: CancellationToken,
 }
@@ -159,11 +158,13 @@ impl Application {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
-        // Room for a full batch plus protobuf framing.
-        let max_message = config.max_batch_bytes.saturating_add(1 << 20);
+        // Requests: a full publish plus framing. Responses: Read and Take
+        // pages stop at max_batch_bytes but always hold one event.
+        let max_request = config.max_batch_bytes.saturating_add(1 << 20);
+        let max_response = max_request.saturating_add(config.max_event_size);
         let event_log = v1::event_log_server::EventLogServer::new(EventLogApi::new(log))
-            .max_decoding_message_size(max_message)
-            .max_encoding_message_size(max_message.max(64 << 20));
+            .max_decoding_message_size(max_request)
+            .max_encoding_message_size(max_response);
 
         let stopping = shutdown.clone();
         let on_signal = {
@@ -175,8 +176,11 @@ impl Application {
                     () = shutdown.cancelled() => {}
                 }
                 info!("shutting down");
-                set_health(&reporter, false).await;
+                // Ends subscriptions and the probe; the probe must be gone
+                // before NOT_SERVING is set, or it could set SERVING again.
                 shutdown.cancel();
+                let _ = probe.await;
+                set_health(&reporter, false).await;
             }
         };
 
@@ -202,7 +206,7 @@ impl Application {
             );
         // Graceful shutdown waits for open calls to end; calls the server
         // does not end itself (a health Watch, a slow unary call) get the
-        // grace period, then their connections are closed.
+        // grace period, then the server stops waiting for them.
         let grace_expired = {
             let stopping = stopping.clone();
             async move {
@@ -213,21 +217,15 @@ impl Application {
         let served = tokio::select! {
             served = serve => served,
             () = grace_expired => {
-                warn!("calls still open after the shutdown grace period; closing their connections");
+                warn!("calls still open after the shutdown grace period; not waiting for them");
                 Ok(())
             }
         };
         stopping.cancel();
-        probe.abort();
 
-        // The services (and their writer handles) are gone with the server:
-        // the writer commits what is queued and stops.
-        if tokio::time::timeout(config.shutdown_grace, writer)
-            .await
-            .is_err()
-        {
-            warn!("writer did not finish within the shutdown grace period");
-        }
+        // Calls still open after the grace period get SHUTTING_DOWN from
+        // here on; what is already queued commits.
+        writer.finish(config.shutdown_grace).await;
         storage.close().await;
         info!("stopped");
         served.map_err(ServerError::from)

@@ -83,12 +83,27 @@ impl NewEvent {
                 return Err(format!("{field} is required"));
             }
         }
+        // SQLite compares text only up to a NUL: an indexed attribute with one
+        // would match filters differently in history and live.
+        if let Some(field) = [
+            ("id", &attrs.id),
+            ("source", &attrs.source),
+            ("type", &attrs.event_type),
+        ]
+        .iter()
+        .find_map(|(f, v)| v.contains('\0').then_some(*f))
+        {
+            return Err(format!("{field} must not contain NUL characters"));
+        }
         let mut subject = None;
         for (name, value) in attrs.extensions {
             check_attribute_name(&name)?;
             match (name.as_str(), value) {
                 (_, AttributeValue::Missing) => {
                     return Err(format!("attribute {name:?} has no value"));
+                }
+                ("subject", AttributeValue::String(s)) if s.contains('\0') => {
+                    return Err("subject must not contain NUL characters".into());
                 }
                 ("subject", AttributeValue::String(s)) => subject = Some(s),
                 ("subject", _) => return Err("attribute \"subject\" must be a string".into()),
@@ -211,5 +226,11 @@ mod tests {
         assert!(NewEvent::validate(with("time", s("2026-11-24T09:00:00Z")), Bytes::new()).is_ok());
         assert!(NewEvent::validate(with("ext1", AttributeValue::Missing), Bytes::new()).is_err());
         assert!(NewEvent::validate(with("traceparent", s("00-ab-cd-01")), Bytes::new()).is_ok());
+        assert!(NewEvent::validate(with("subject", s("a\0b")), Bytes::new()).is_err());
+        let nul_type = EventAttributes {
+            event_type: "a\0b".into(),
+            ..attrs()
+        };
+        assert!(NewEvent::validate(nul_type, Bytes::new()).is_err());
     }
 }

@@ -28,7 +28,7 @@ pub use filter::EventFilter;
 pub use model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 pub use names::{StreamName, StreamPattern, StreamSelector};
 pub use subscription::{Start, SubscriptionItem};
-pub use writer::{AppendRequest, Appended};
+pub use writer::{AppendRequest, Appended, WriterTask};
 
 use crate::storage::{Direction, ReadFrom, Storage, TakeEnd, TrimUntil};
 use hub::Hub;
@@ -47,8 +47,8 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 pub const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
 /// Longest heartbeat interval accepted.
 pub const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
-/// Committed batches the hub keeps for subscribers that fall behind.
-const HUB_CAPACITY: usize = 256;
+/// Most batches the hub keeps (besides its byte budget, `Limits::live_buffer_bytes`).
+const HUB_MAX_BATCHES: usize = 4096;
 
 /// Limits and switches the log enforces.
 #[derive(Debug, Clone)]
@@ -61,6 +61,9 @@ pub struct Limits {
     pub max_batch_bytes: usize,
     /// Whether Publish creates missing streams.
     pub auto_create_streams: bool,
+    /// Bytes of recently committed events kept in memory for live
+    /// subscribers that fall a little behind; beyond it they read storage.
+    pub live_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             max_batch_events: 1000,
             max_batch_bytes: 16 << 20,
             auto_create_streams: true,
+            live_buffer_bytes: 64 << 20,
         }
     }
 }
@@ -141,15 +145,14 @@ fn parse_stream(name: &str) -> Result<StreamName, LogError> {
 
 impl EventLog {
     /// Starts the writer over `storage`. Returns the log and the writer's
-    /// task, which ends once every clone of the log is dropped and the
-    /// queued writes are committed. Cancelling `shutdown` ends every
+    /// task, to be finished at shutdown. Cancelling `shutdown` ends every
     /// subscription.
     pub async fn start(
         storage: Arc<dyn Storage>,
         limits: Limits,
         shutdown: CancellationToken,
-    ) -> Result<(Self, tokio::task::JoinHandle<()>), LogError> {
-        let hub = Hub::new(HUB_CAPACITY);
+    ) -> Result<(Self, WriterTask), LogError> {
+        let hub = Hub::new(limits.live_buffer_bytes, HUB_MAX_BATCHES);
         let clock_floor = storage.last_recorded_at().await?;
         let (writer, task) = writer::spawn(storage.clone(), hub.clone(), clock_floor);
         let log = Self {
@@ -306,9 +309,12 @@ impl EventLog {
             .storage
             .read_stream(&name, query.from, query.direction, &query.filter, limit + 1)
             .await?;
-        if events.len() > limit as usize {
-            let next_sequence = events[limit as usize].sequence;
-            events.truncate(limit as usize);
+        // A page holds at most `limit` events and about a publish's worth
+        // of bytes, so it always fits in a response.
+        let keep = model::fitting(&events, self.limits.max_batch_bytes).min(limit as usize);
+        if events.len() > keep {
+            let next_sequence = events[keep].sequence;
+            events.truncate(keep);
             return Ok(ReadPage {
                 events,
                 next_sequence,
@@ -436,7 +442,9 @@ impl EventLog {
     ) -> Result<Vec<StoredEvent>, LogError> {
         let name = parse_stream(stream)?;
         let limit = page_size(limit, 1);
-        self.writer.take(name, end, limit).await
+        self.writer
+            .take(name, end, limit, self.limits.max_batch_bytes)
+            .await
     }
 
     /// Checks that storage answers.

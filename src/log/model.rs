@@ -107,3 +107,53 @@ pub struct StreamInfo {
     /// Consumer groups on the stream.
     pub group_count: u32,
 }
+
+/// How many of `events` fit in `budget` payload bytes: at least one, so a
+/// single large event always makes progress.
+pub fn fitting(events: &[StoredEvent], budget: usize) -> usize {
+    let mut total = 0usize;
+    events
+        .iter()
+        .position(|e| {
+            total = total.saturating_add(e.payload.len());
+            total > budget
+        })
+        .map_or(events.len(), |over| over.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sized(n: usize) -> StoredEvent {
+        StoredEvent {
+            stream: StreamName::parse("s").unwrap(),
+            sequence: 1,
+            position: 1,
+            recorded_at: UnixMicros(0),
+            id: String::new(),
+            event_type: String::new(),
+            source: String::new(),
+            subject: None,
+            payload: vec![0; n].into(),
+        }
+    }
+
+    #[test]
+    fn fitting_stops_at_the_budget_but_keeps_one() {
+        let events = [sized(40), sized(40), sized(40)];
+        assert_eq!(fitting(&events, 100), 2);
+        assert_eq!(fitting(&events, 120), 3);
+        assert_eq!(fitting(&events, 10), 1);
+        assert_eq!(fitting(&[], 10), 0);
+    }
+
+    #[test]
+    fn micros_round_trip_through_timestamp_parts() {
+        for t in [0, 1, -1, 1_700_000_000_123_456, -1_500_000] {
+            let (s, n) = UnixMicros(t).to_parts();
+            assert!((0..1_000_000_000).contains(&n));
+            assert_eq!(UnixMicros::from_parts(s, n), UnixMicros(t));
+        }
+    }
+}

@@ -13,14 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::error::LogError;
 use super::filter::EventFilter;
-use super::hub::CommittedBatch;
+use super::hub::{CommittedBatch, HubReceiver, Lagged};
 use super::model::{Position, Sequence, StoredEvent, UnixMicros};
 use super::names::StreamSelector;
 use crate::storage::Storage;
@@ -69,7 +68,7 @@ pub enum SubscriptionItem {
 pub(crate) struct Subscription {
     pub(crate) storage: Arc<dyn Storage>,
     /// Registered with the hub before the first storage read.
-    pub(crate) live: broadcast::Receiver<CommittedBatch>,
+    pub(crate) live: HubReceiver,
     pub(crate) selectors: Vec<StreamSelector>,
     pub(crate) filter: EventFilter,
     /// Lowest sequence to deliver, for sequence starts.
@@ -152,11 +151,10 @@ impl Subscription {
                 () = self.shutdown.cancelled() => return self.end(LogError::ShuttingDown),
                 received = self.live.recv() => match received {
                     Ok(batch) => self.accept(&batch),
-                    Err(RecvError::Lagged(skipped)) => {
-                        debug!(skipped, cursor = self.cursor, "subscription lagged; reading from storage");
+                    Err(Lagged) => {
+                        debug!(cursor = self.cursor, "subscription lagged; reading from storage");
                         self.catching_up = true;
                     }
-                    Err(RecvError::Closed) => return self.end(LogError::ShuttingDown),
                 },
                 () = tokio::time::sleep_until(deadline) => {
                     let item = SubscriptionItem::Heartbeat {

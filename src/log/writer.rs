@@ -9,8 +9,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::error::{Expectation, LogError};
@@ -63,7 +65,7 @@ enum Command {
     Create(StreamName, Retention, Reply<StreamInfo>),
     Delete(StreamName, Reply<u64>),
     Trim(StreamName, TrimUntil, Reply<u64>),
-    Take(StreamName, TakeEnd, u32, Reply<Vec<StoredEvent>>),
+    Take(StreamName, TakeEnd, u32, usize, Reply<Vec<StoredEvent>>),
 }
 
 impl Command {
@@ -83,7 +85,7 @@ impl Command {
             Self::Append(_, r) => send(r, error),
             Self::Create(_, _, r) => send(r, error),
             Self::Delete(_, r) | Self::Trim(_, _, r) => send(r, error),
-            Self::Take(_, _, _, r) => send(r, error),
+            Self::Take(_, _, _, _, r) => send(r, error),
         }
     }
 }
@@ -128,27 +130,53 @@ impl WriterHandle {
         self.call(|r| Command::Trim(stream, until, r)).await
     }
 
-    /// Removes and returns events from one end of a stream.
+    /// Removes and returns up to `limit` events, and about `max_bytes` of
+    /// payload (at least one event), from one end of a stream.
     pub async fn take(
         &self,
         stream: StreamName,
         end: TakeEnd,
         limit: u32,
+        max_bytes: usize,
     ) -> Result<Vec<StoredEvent>, LogError> {
-        self.call(|r| Command::Take(stream, end, limit, r)).await
+        self.call(|r| Command::Take(stream, end, limit, max_bytes, r))
+            .await
     }
 }
 
-/// Starts the writer task. It stops once every [`WriterHandle`] is dropped
-/// and the commands queued before that are committed.
+/// The running writer task.
+pub struct WriterTask {
+    handle: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl WriterTask {
+    /// Stops taking commands, commits those already queued, and waits up to
+    /// `grace` for that. Later calls fail with SHUTTING_DOWN.
+    pub async fn finish(self, grace: Duration) {
+        self.stop.cancel();
+        if tokio::time::timeout(grace, self.handle).await.is_err() {
+            warn!("the writer did not finish its queue within the grace period");
+        }
+    }
+}
+
+/// Starts the writer task.
 pub fn spawn(
     storage: Arc<dyn Storage>,
     hub: Hub,
     clock_floor: Option<UnixMicros>,
-) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+) -> (WriterHandle, WriterTask) {
     let (queue, commands) = mpsc::channel(QUEUE_DEPTH);
-    let task = tokio::spawn(run(storage, hub, commands, clock_floor.unwrap_or_default()));
-    (WriterHandle { queue }, task)
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(run(
+        storage,
+        hub,
+        commands,
+        clock_floor.unwrap_or_default(),
+        stop.clone(),
+    ));
+    (WriterHandle { queue }, WriterTask { handle, stop })
 }
 
 async fn run(
@@ -156,8 +184,19 @@ async fn run(
     hub: Hub,
     mut commands: mpsc::Receiver<Command>,
     mut clock: UnixMicros,
+    stop: CancellationToken,
 ) {
-    while let Some(first) = commands.recv().await {
+    loop {
+        let next = tokio::select! {
+            biased;
+            cmd = commands.recv() => cmd,
+            () = stop.cancelled() => {
+                // Refuse new commands; what is queued still commits.
+                commands.close();
+                commands.recv().await
+            }
+        };
+        let Some(first) = next else { break };
         let mut bytes = first.bytes();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
@@ -334,9 +373,11 @@ impl Transaction {
             Command::Trim(name, until, reply) => {
                 settle(reply, self.trim(&name, until).await, answers)
             }
-            Command::Take(name, end, limit, reply) => {
-                settle(reply, self.take(&name, end, limit).await, answers)
-            }
+            Command::Take(name, end, limit, max_bytes, reply) => settle(
+                reply,
+                self.take(&name, end, limit, max_bytes).await,
+                answers,
+            ),
         }
     }
 
@@ -348,31 +389,27 @@ impl Transaction {
 
         // Which events the stream already holds: in storage, earlier in this
         // transaction, or earlier in this same request.
-        let mut known: HashMap<&str, Appended> = HashMap::new();
+        let mut known: HashMap<String, Appended> = HashMap::new();
         if let Some(h) = &head {
             let mut to_look_up = Vec::new();
             for e in &req.events {
-                if let Some(&i) = self.unflushed_ids.get(&(h.id, e.id.clone())) {
-                    let row = &self.rows[i].event;
-                    known.insert(&e.id, appended(row, true));
-                } else {
-                    to_look_up.push(e.id.as_str());
+                match self.unflushed_ids.get(&(h.id, e.id.clone())) {
+                    Some(&i) => {
+                        known.insert(e.id.clone(), appended(&self.rows[i].event, true));
+                    }
+                    None => to_look_up.push(e.id.as_str()),
                 }
             }
             if !to_look_up.is_empty() {
                 for found in self.tx.find_events(h.id, &to_look_up).await? {
-                    if let Some(e) = req.events.iter().find(|e| e.id == found.id) {
-                        known.insert(
-                            &e.id,
-                            Appended {
-                                id: found.id,
-                                sequence: found.sequence,
-                                position: found.position,
-                                recorded_at: found.recorded_at,
-                                duplicate: true,
-                            },
-                        );
-                    }
+                    let original = Appended {
+                        id: found.id.clone(),
+                        sequence: found.sequence,
+                        position: found.position,
+                        recorded_at: found.recorded_at,
+                        duplicate: true,
+                    };
+                    known.insert(found.id, original);
                 }
             }
         }
@@ -439,7 +476,7 @@ impl Transaction {
             let a = appended(&event, false);
             // A repeated id later in this request is a duplicate of this one.
             known.insert(
-                &e.id,
+                e.id.clone(),
                 Appended {
                     duplicate: true,
                     ..a.clone()
@@ -517,12 +554,13 @@ impl Transaction {
         name: &StreamName,
         end: TakeEnd,
         limit: u32,
+        max_bytes: usize,
     ) -> Result<Result<Vec<StoredEvent>, LogError>, StorageError> {
         let Some(mut head) = self.head(name).await? else {
             return Ok(Err(LogError::StreamNotFound(name.to_string())));
         };
         self.flush().await?;
-        let taken = self.tx.take(&head, end, limit).await?;
+        let taken = self.tx.take(&head, end, limit, max_bytes).await?;
         if !taken.is_empty() {
             head.event_count = head.event_count.saturating_sub(taken.len() as u64);
             self.set_head(head);

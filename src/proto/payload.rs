@@ -70,39 +70,45 @@ impl Message for EventPayload {
         buf: &mut impl Buf,
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
+        // Fields are re-emitted exactly as read: key, then the value in its
+        // own wire format. Whatever prost would reject, this rejects too.
         let mut out = BytesMut::from(std::mem::take(&mut self.0));
-        match wire_type {
-            WireType::Varint => {
-                let value = decode_varint(buf)?;
+        let result = match wire_type {
+            WireType::Varint => decode_varint(buf).map(|value| {
                 encode_key(tag, wire_type, &mut out);
                 encode_varint(value, &mut out);
+            }),
+            WireType::LengthDelimited => {
+                let mut value = Bytes::new();
+                prost::encoding::bytes::merge(wire_type, &mut value, buf, ctx).map(|()| {
+                    encode_key(tag, wire_type, &mut out);
+                    encode_varint(value.len() as u64, &mut out);
+                    out.put(value);
+                })
             }
-            WireType::SixtyFourBit | WireType::ThirtyTwoBit | WireType::LengthDelimited => {
-                let len = match wire_type {
-                    WireType::SixtyFourBit => 8,
-                    WireType::ThirtyTwoBit => 4,
-                    _ => decode_varint(buf)?,
+            WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
+                let len = if wire_type == WireType::SixtyFourBit {
+                    8
+                } else {
+                    4
                 };
-                if (buf.remaining() as u64) < len {
-                    // Let prost produce its own "buffer underflow" error.
-                    self.0 = out.freeze();
-                    return prost::encoding::skip_field(wire_type, tag, buf, ctx);
+                if buf.remaining() < len {
+                    // Nothing consumed yet: prost reports the underflow.
+                    prost::encoding::skip_field(wire_type, tag, buf, ctx)
+                } else {
+                    encode_key(tag, wire_type, &mut out);
+                    out.put(buf.take(len));
+                    Ok(())
                 }
-                encode_key(tag, wire_type, &mut out);
-                if wire_type == WireType::LengthDelimited {
-                    encode_varint(len, &mut out);
-                }
-                out.put(buf.take(len as usize));
             }
             // Groups are not part of proto3 and never appear in a CloudEvent:
             // skip them the way prost skips unknown fields.
             WireType::StartGroup | WireType::EndGroup => {
-                self.0 = out.freeze();
-                return prost::encoding::skip_field(wire_type, tag, buf, ctx);
+                prost::encoding::skip_field(wire_type, tag, buf, ctx)
             }
-        }
+        };
         self.0 = out.freeze();
-        Ok(())
+        result
     }
 
     fn encoded_len(&self) -> usize {
@@ -178,5 +184,14 @@ mod tests {
         }
         .encode_to_vec();
         assert!(Wrapper::decode(&full[..full.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn an_overlong_length_is_rejected_like_prost_rejects_it() {
+        let mut wire = EventPayload::from_event(&sample()).into_encoded().to_vec();
+        // Field 1, length 16, but only one byte follows.
+        wire.extend_from_slice(&[0x0a, 0x10, 0x00]);
+        assert!(CloudEvent::decode(wire.as_slice()).is_err());
+        assert!(<EventPayload as Message>::decode(wire.as_slice()).is_err());
     }
 }

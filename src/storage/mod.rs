@@ -224,12 +224,15 @@ pub trait WriteTx: Send {
     /// Removes events of a stream; returns how many went.
     async fn trim(&mut self, stream_id: i64, until: TrimUntil) -> Result<u64, StorageError>;
 
-    /// Removes and returns up to `limit` events from one end of a stream.
+    /// Removes and returns up to `limit` events from one end of a stream,
+    /// stopping before the payloads exceed `max_bytes` (but taking at least
+    /// one event).
     async fn take(
         &mut self,
         stream: &StreamHead,
         end: TakeEnd,
         limit: u32,
+        max_bytes: usize,
     ) -> Result<Vec<StoredEvent>, StorageError>;
 
     /// Makes everything durable and visible.

@@ -604,6 +604,7 @@ impl WriteTx for SqliteWriteTx {
         stream: &StreamHead,
         end: TakeEnd,
         limit: u32,
+        max_bytes: usize,
     ) -> Result<Vec<StoredEvent>, StorageError> {
         let order = match end {
             TakeEnd::Oldest => "ASC",
@@ -619,7 +620,8 @@ impl WriteTx for SqliteWriteTx {
             .fetch_all(&mut *self.tx)
             .await
             .map_err(map_err)?;
-        let events = stored_events(rows)?;
+        let mut events = stored_events(rows)?;
+        events.truncate(crate::log::model::fitting(&events, max_bytes));
         if let Some(last) = events.last() {
             // The taken events are exactly those up to (or down to) the last
             // one read, so one range delete removes them.

@@ -271,3 +271,42 @@ async fn read_errors_are_precise() {
     let err = client.read(bad_direction).await.unwrap_err();
     assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
 }
+
+#[tokio::test]
+async fn pages_stop_at_the_byte_limit_but_always_hold_one_event() {
+    let server = TestServer::start_with(|c| c.max_batch_bytes = 4096).await;
+    let mut client = server.client().await;
+    for i in 0..3 {
+        let mut e = cloud_event(&format!("big-{i}"), "t", None);
+        e.data = Some(riverlog::proto::cloudevent::cloud_event::Data::BinaryData(
+            vec![0; 1800],
+        ));
+        publish(&mut client, "s", vec![e.into()]).await;
+    }
+    let page = client
+        .read(read("s", None, v1::ReadDirection::Forward, 10))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seqs(&page), [1, 2]);
+    assert!(!page.end_of_stream);
+    assert_eq!(page.next_sequence, 3);
+
+    let taken = client
+        .take(v1::TakeRequest {
+            stream: "s".into(),
+            end: v1::TakeEnd::Oldest as i32,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(taken.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2]);
+    let left: Vec<u64> = read_all(&mut client, "s")
+        .await
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
+    assert_eq!(left, [3], "exactly what was returned was removed");
+}

@@ -270,15 +270,16 @@ async fn a_hundred_subscribers_each_receive_every_event_in_order() {
 
 #[tokio::test]
 async fn a_stalled_subscriber_falls_back_to_storage_and_misses_nothing() {
-    let server = TestServer::start().await;
+    // A live buffer far smaller than what is published while the subscriber
+    // reads nothing, so it must fall back to storage.
+    let server = TestServer::start_with(|c| c.live_buffer_bytes = 256 * 1024).await;
     let mut client = server.client().await;
     let mut stalled = subscribe(&mut client, subscribe_request(&["flood"], None)).await;
     assert!(matches!(
         next_message(&mut stalled).await,
         Message::CaughtUp(_)
     ));
-    // Far more committed batches than the hub keeps (256), and more bytes
-    // than the HTTP/2 windows buffer, while the subscriber reads nothing.
+    // Far more bytes than the live buffer and the HTTP/2 windows hold.
     const BATCHES: usize = 600;
     for i in 0..BATCHES {
         let mut e = cloud_event(&format!("f{i}"), "t", None);

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Runs the README's grpcurl walkthrough verbatim against a fresh server.
+
+Every ```sh block of the "grpcurl walkthrough" section is run with bash, in
+order, with only the server address replaced (the server listens on a free
+port). Each block must match one of the expectations below, so a changed
+walkthrough cannot silently go unchecked.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README_ADDR = "127.0.0.1:50051"
+
+# (substring identifying the block, exit status ok?, substrings the output must hold)
+EXPECTATIONS = [
+    ("EventLog/Subscribe", None, ['"caughtUp"', '"order-1"', '"order-2"']),
+    ("EventLog/Publish", True, ['"sequence": "2"', '"position"']),
+    ("EventLog/Read", True, ['"order-1"', '"order-2"', '"endOfStream": true']),
+    ("EventLog/GetStream", False, ["NotFound", "STREAM_NOT_FOUND"]),
+    ("Health/Check", True, ['"SERVING"']),
+    (" list", True, ["riverlog.v1.EventLog", "grpc.health.v1.Health", "rpc Publish"]),
+]
+
+
+def walkthrough_blocks():
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text.split("## grpcurl walkthrough", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+
+
+def start_server(data_dir):
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    subprocess.run(["cargo", "build", "--quiet"], cwd=ROOT, check=True)
+    binary = os.path.join(target, "debug", "riverlog")
+    server = subprocess.Popen(
+        [binary, "serve", "--listen", "127.0.0.1:0",
+         "--database-url", f"sqlite://{data_dir}/riverlog.db"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "RUST_LOG": "info", "RIVERLOG_LOG_FORMAT": "text"},
+    )
+    for line in server.stderr:
+        match = re.search(r"grpc=(\S+)", line)
+        if match:
+            # Keep draining the log so the server never blocks on the pipe.
+            threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
+            return server, match.group(1)
+    raise SystemExit("walkthrough: the server exited before serving")
+
+
+def main():
+    blocks = walkthrough_blocks()
+    if not blocks:
+        raise SystemExit("walkthrough: no ```sh blocks found in the README section")
+    failures = []
+    with tempfile.TemporaryDirectory() as data_dir:
+        server, addr = start_server(data_dir)
+        try:
+            for block in blocks:
+                rule = next((r for r in EXPECTATIONS if r[0] in block), None)
+                if rule is None:
+                    failures.append(f"no expectation covers this block:\n{block}")
+                    continue
+                key, ok_expected, needles = rule
+                script = block.replace(README_ADDR, addr)
+                try:
+                    # Subscribe runs until interrupted; give it a moment.
+                    run = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                                         timeout=3 if ok_expected is None else 60)
+                    output, status_ok = run.stdout + run.stderr, run.returncode == 0
+                except subprocess.TimeoutExpired as e:
+                    output = (e.stdout or b"").decode() + (e.stderr or b"").decode()
+                    status_ok = None
+                missing = [n for n in needles if n not in output]
+                if (ok_expected is not None and status_ok != ok_expected) or missing:
+                    failures.append(f"block for {key!r}: exit ok={status_ok}, missing {missing}\n"
+                                    f"--- command\n{script}\n--- output\n{output}")
+                else:
+                    print(f"walkthrough ok: {key.strip()}")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    if failures:
+        print("\n\n".join(failures), file=sys.stderr)
+        raise SystemExit(f"walkthrough: {len(failures)} block(s) failed")
+    print(f"walkthrough: all {len(blocks)} blocks behave as the README says")
+
+
+if __name__ == "__main__":
+    main()
