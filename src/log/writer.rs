@@ -240,6 +240,10 @@ async fn commit_batch(
         }
     };
     let mut work = Transaction::new(tx, now);
+    if let Err(e) = work.prefetch(&batch).await {
+        batch.into_iter().for_each(|c| c.fail(&e));
+        return Err(e);
+    }
     // Answers are held back until the commit succeeded: nobody hears "done"
     // for something that may still roll back.
     let mut answers: Vec<Box<dyn Answer>> = Vec::with_capacity(batch.len());
@@ -323,6 +327,11 @@ struct Transaction {
     /// Ids appended by this transaction and not yet inserted, per stream id,
     /// so a later command in the batch sees them as duplicates.
     unflushed_ids: HashMap<(i64, String), usize>,
+    /// Streams whose stored duplicates of this batch's ids were looked up
+    /// up front (see `prefetch`); valid until the first flush.
+    prefetched: std::collections::HashSet<i64>,
+    /// What that lookup found, by (stream id, event id).
+    existing: HashMap<(i64, String), Appended>,
     /// Every event appended, in position order.
     appended: Vec<StoredEvent>,
 }
@@ -338,15 +347,67 @@ impl Transaction {
             log_head_dirty: false,
             rows: Vec::new(),
             unflushed_ids: HashMap::new(),
+            prefetched: std::collections::HashSet::new(),
+            existing: HashMap::new(),
             appended: Vec::new(),
         }
+    }
+
+    /// Reads, in one statement each, the heads of every stream the batch
+    /// appends to and the stored events with the batch's ids. Per-command
+    /// lookups would cost a round trip each, and round trips, not rows,
+    /// are what limits a group commit.
+    async fn prefetch(&mut self, batch: &[Command]) -> Result<(), StorageError> {
+        let appends = || {
+            batch.iter().filter_map(|c| match c {
+                Command::Append(req, _) => Some(req),
+                _ => None,
+            })
+        };
+        let mut names: Vec<StreamName> = appends().map(|r| r.stream.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let found = self.tx.stream_heads(&names).await?;
+        for name in names {
+            self.heads.insert(name, None);
+        }
+        for head in found {
+            self.heads.insert(head.name.clone(), Some(head));
+        }
+        let mut keys: Vec<(i64, &str)> = Vec::new();
+        for req in appends() {
+            if let Some(Some(head)) = self.heads.get(&req.stream) {
+                self.prefetched.insert(head.id);
+                keys.extend(req.events.iter().map(|e| (head.id, e.id.as_str())));
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        for found in self.tx.find_events(&keys).await? {
+            let original = Appended {
+                id: found.id.clone(),
+                sequence: found.sequence,
+                position: found.position,
+                recorded_at: found.recorded_at,
+                duplicate: true,
+            };
+            self.existing.insert((found.stream_id, found.id), original);
+        }
+        Ok(())
     }
 
     async fn head(&mut self, name: &StreamName) -> Result<Option<StreamHead>, StorageError> {
         if let Some(head) = self.heads.get(name) {
             return Ok(head.clone());
         }
-        let head = self.tx.stream_head(name).await?;
+        let head = self
+            .tx
+            .stream_heads(std::slice::from_ref(name))
+            .await?
+            .pop();
         self.heads.insert(name.clone(), head.clone());
         Ok(head)
     }
@@ -393,15 +454,19 @@ impl Transaction {
         if let Some(h) = &head {
             let mut to_look_up = Vec::new();
             for e in &req.events {
-                match self.unflushed_ids.get(&(h.id, e.id.clone())) {
-                    Some(&i) => {
-                        known.insert(e.id.clone(), appended(&self.rows[i].event, true));
+                let key = (h.id, e.id.clone());
+                if let Some(&i) = self.unflushed_ids.get(&key) {
+                    known.insert(e.id.clone(), appended(&self.rows[i].event, true));
+                } else if self.prefetched.contains(&h.id) {
+                    if let Some(original) = self.existing.get(&key) {
+                        known.insert(e.id.clone(), original.clone());
                     }
-                    None => to_look_up.push(e.id.as_str()),
+                } else {
+                    to_look_up.push((h.id, e.id.as_str()));
                 }
             }
             if !to_look_up.is_empty() {
-                for found in self.tx.find_events(h.id, &to_look_up).await? {
+                for found in self.tx.find_events(&to_look_up).await? {
                     let original = Appended {
                         id: found.id.clone(),
                         sequence: found.sequence,
@@ -444,6 +509,8 @@ impl Transaction {
                     .tx
                     .create_stream(&req.stream, &Retention::default(), self.now)
                     .await?;
+                // A new stream stores nothing yet: no lookups needed.
+                self.prefetched.insert(h.id);
                 self.heads.insert(req.stream.clone(), Some(h.clone()));
                 h
             }
@@ -508,6 +575,7 @@ impl Transaction {
             return Ok(Err(LogError::StreamAlreadyExists(name.to_string())));
         }
         let head = self.tx.create_stream(name, retention, self.now).await?;
+        self.prefetched.insert(head.id);
         self.heads.insert(name.clone(), Some(head));
         Ok(Ok(StreamInfo {
             name: name.clone(),
@@ -570,16 +638,22 @@ impl Transaction {
 
     /// Writes pending rows and counters so later statements see them.
     async fn flush(&mut self) -> Result<(), StorageError> {
+        // Flushed ids are in storage now, where only a fresh lookup sees
+        // them (and a trim or take after this may remove stored ones).
+        self.prefetched.clear();
+        self.existing.clear();
         if !self.rows.is_empty() {
             self.tx.insert_events(&self.rows).await?;
             self.appended
                 .extend(self.rows.drain(..).map(|row| row.event));
             self.unflushed_ids.clear();
         }
-        for name in std::mem::take(&mut self.dirty) {
-            if let Some(Some(head)) = self.heads.get(&name) {
-                self.tx.save_stream_head(head).await?;
-            }
+        let dirty: Vec<StreamHead> = std::mem::take(&mut self.dirty)
+            .iter()
+            .filter_map(|name| self.heads.get(name).cloned().flatten())
+            .collect();
+        if !dirty.is_empty() {
+            self.tx.save_stream_heads(&dirty).await?;
         }
         if self.log_head_dirty {
             if let Some(p) = self.log_head {
@@ -604,5 +678,111 @@ fn appended(e: &StoredEvent, duplicate: bool) -> Appended {
         position: e.position,
         recorded_at: e.recorded_at,
         duplicate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::storage::{StorageOptions, sqlite::SqliteStorage};
+
+    fn events(ids: &[&str]) -> Vec<NewEvent> {
+        ids.iter()
+            .map(|id| NewEvent {
+                id: (*id).to_owned(),
+                event_type: "t".into(),
+                source: "/s".into(),
+                subject: None,
+                payload: Bytes::from_static(b"x"),
+            })
+            .collect()
+    }
+
+    fn append(
+        stream: &StreamName,
+        ids: &[&str],
+        expected: Expectation,
+    ) -> (Command, oneshot::Receiver<Result<Vec<Appended>, LogError>>) {
+        let (reply, answer) = oneshot::channel();
+        let req = AppendRequest {
+            stream: stream.clone(),
+            events: events(ids),
+            expected,
+            auto_create: true,
+        };
+        (Command::Append(req, reply), answer)
+    }
+
+    fn summary(answer: Result<Vec<Appended>, LogError>) -> Vec<(String, Sequence, bool)> {
+        answer
+            .expect("appended")
+            .into_iter()
+            .map(|a| (a.id, a.sequence, a.duplicate))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_batch_sees_its_own_appends_rejects_alone_and_survives_a_mid_batch_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let storage = SqliteStorage::open(&url, &StorageOptions::default())
+            .await
+            .unwrap();
+        let s = StreamName::parse("s").unwrap();
+        let t = StreamName::parse("t").unwrap();
+
+        // A stored event first, so the batch's prefetch has something to find.
+        let (seed, seeded) = append(&s, &["stored"], Expectation::Any);
+        commit_batch(&storage, vec![seed], UnixMicros(1))
+            .await
+            .unwrap();
+        seeded.await.unwrap().unwrap();
+
+        let (a1, r1) = append(&s, &["a", "stored"], Expectation::Any);
+        let (a2, r2) = append(&s, &["a", "b"], Expectation::Any);
+        let (a3, r3) = append(&s, &["c"], Expectation::LastSequence(99));
+        let (a4, r4) = append(&t, &["x"], Expectation::NoStream);
+        let (take_reply, r5) = oneshot::channel();
+        let take = Command::Take(s.clone(), TakeEnd::Oldest, 1, usize::MAX, take_reply);
+        let (a6, r6) = append(&s, &["b", "stored", "d"], Expectation::Any);
+        let events = commit_batch(&storage, vec![a1, a2, a3, a4, take, a6], UnixMicros(2))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            summary(r1.await.unwrap()),
+            [("a".into(), 2, false), ("stored".into(), 1, true)]
+        );
+        assert_eq!(
+            summary(r2.await.unwrap()),
+            [("a".into(), 2, true), ("b".into(), 3, false)]
+        );
+        assert!(matches!(
+            r3.await.unwrap(),
+            Err(LogError::WrongExpectedSequence {
+                actual: Some(3),
+                ..
+            })
+        ));
+        assert_eq!(summary(r4.await.unwrap()), [("x".into(), 1, false)]);
+        let taken = r5.await.unwrap().unwrap();
+        assert_eq!(
+            taken.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["stored"]
+        );
+        // After the take flushed the batch: "b" is still found in storage,
+        // the taken "stored" is gone and so may be appended again.
+        assert_eq!(
+            summary(r6.await.unwrap()),
+            [
+                ("b".into(), 3, true),
+                ("stored".into(), 4, false),
+                ("d".into(), 5, false)
+            ]
+        );
+        let positions: Vec<_> = events.iter().map(|e| e.position).collect();
+        assert_eq!(positions, [2, 3, 4, 5, 6], "positions follow commit order");
     }
 }

@@ -67,6 +67,8 @@ pub struct EventRow {
 /// An event the stream already holds, found by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingEvent {
+    /// Row id of its stream.
+    pub stream_id: i64,
     /// CloudEvent id.
     pub id: String,
     /// Its sequence.
@@ -193,9 +195,11 @@ pub trait WriteTx: Send {
     /// Stores the new highest position.
     async fn save_log_head(&mut self, head: Position) -> Result<(), StorageError>;
 
-    /// The stream's head, locked for this transaction; `None` if it does not
-    /// exist.
-    async fn stream_head(&mut self, name: &StreamName) -> Result<Option<StreamHead>, StorageError>;
+    /// The heads of those of `names` that exist, locked for this
+    /// transaction. One call serves a whole batch: the statements a
+    /// transaction runs do not grow with the number of callers in it.
+    async fn stream_heads(&mut self, names: &[StreamName])
+    -> Result<Vec<StreamHead>, StorageError>;
 
     /// Creates a stream that does not exist.
     async fn create_stream(
@@ -205,14 +209,13 @@ pub trait WriteTx: Send {
         now: UnixMicros,
     ) -> Result<StreamHead, StorageError>;
 
-    /// Stores a stream head's counters.
-    async fn save_stream_head(&mut self, head: &StreamHead) -> Result<(), StorageError>;
+    /// Stores stream heads' counters.
+    async fn save_stream_heads(&mut self, heads: &[StreamHead]) -> Result<(), StorageError>;
 
-    /// Events of the stream whose ids are among `ids`.
+    /// The events that exist among `keys` (stream row id, event id).
     async fn find_events(
         &mut self,
-        stream_id: i64,
-        ids: &[&str],
+        keys: &[(i64, &str)],
     ) -> Result<Vec<ExistingEvent>, StorageError>;
 
     /// Inserts events.

@@ -433,30 +433,39 @@ impl WriteTx for SqliteWriteTx {
         Ok(())
     }
 
-    async fn stream_head(&mut self, name: &StreamName) -> Result<Option<StreamHead>, StorageError> {
-        let row = sqlx::query(
-            "SELECT id, last_sequence, last_position, event_count, created_at, last_appended_at \
-             FROM streams WHERE name = ?",
-        )
-        .bind(name.as_str())
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(map_err)?;
-        row.map(|row| -> Result<StreamHead, StorageError> {
-            Ok(StreamHead {
-                id: row.try_get(0).map_err(map_err)?,
-                name: name.clone(),
-                last_sequence: to_u64(row.try_get(1).map_err(map_err)?),
-                last_position: to_u64(row.try_get(2).map_err(map_err)?),
-                event_count: to_u64(row.try_get(3).map_err(map_err)?),
-                created_at: UnixMicros(row.try_get(4).map_err(map_err)?),
-                last_appended_at: row
-                    .try_get::<Option<i64>, _>(5)
-                    .map_err(map_err)?
-                    .map(UnixMicros),
-            })
-        })
-        .transpose()
+    async fn stream_heads(
+        &mut self,
+        names: &[StreamName],
+    ) -> Result<Vec<StreamHead>, StorageError> {
+        let mut heads = Vec::with_capacity(names.len());
+        for chunk in names.chunks(LOOKUP_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT id, name, last_sequence, last_position, event_count, created_at, \
+                 last_appended_at FROM streams WHERE name IN (",
+            );
+            let mut list = qb.separated(", ");
+            for name in chunk {
+                list.push_bind(name.as_str().to_owned());
+            }
+            qb.push(")");
+            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            for row in rows {
+                let name: String = row.try_get(1).map_err(map_err)?;
+                heads.push(StreamHead {
+                    id: row.try_get(0).map_err(map_err)?,
+                    name: parse_name(&name)?,
+                    last_sequence: to_u64(row.try_get(2).map_err(map_err)?),
+                    last_position: to_u64(row.try_get(3).map_err(map_err)?),
+                    event_count: to_u64(row.try_get(4).map_err(map_err)?),
+                    created_at: UnixMicros(row.try_get(5).map_err(map_err)?),
+                    last_appended_at: row
+                        .try_get::<Option<i64>, _>(6)
+                        .map_err(map_err)?
+                        .map(UnixMicros),
+                });
+            }
+        }
+        Ok(heads)
     }
 
     async fn create_stream(
@@ -488,45 +497,48 @@ impl WriteTx for SqliteWriteTx {
         })
     }
 
-    async fn save_stream_head(&mut self, head: &StreamHead) -> Result<(), StorageError> {
-        sqlx::query(
-            "UPDATE streams SET last_sequence = ?, last_position = ?, event_count = ?, \
-             last_appended_at = ? WHERE id = ?",
-        )
-        .bind(to_i64(head.last_sequence))
-        .bind(to_i64(head.last_position))
-        .bind(to_i64(head.event_count))
-        .bind(head.last_appended_at.map(|t| t.0))
-        .bind(head.id)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(map_err)?;
+    async fn save_stream_heads(&mut self, heads: &[StreamHead]) -> Result<(), StorageError> {
+        for chunk in heads.chunks(LOOKUP_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "UPDATE streams SET last_sequence = v.column2, last_position = v.column3, \
+                 event_count = v.column4, last_appended_at = v.column5 FROM (",
+            );
+            qb.push_values(chunk, |mut b, h| {
+                b.push_bind(h.id)
+                    .push_bind(to_i64(h.last_sequence))
+                    .push_bind(to_i64(h.last_position))
+                    .push_bind(to_i64(h.event_count))
+                    .push_bind(h.last_appended_at.map(|t| t.0));
+            });
+            qb.push(") AS v WHERE streams.id = v.column1");
+            qb.build().execute(&mut *self.tx).await.map_err(map_err)?;
+        }
         Ok(())
     }
 
     async fn find_events(
         &mut self,
-        stream_id: i64,
-        ids: &[&str],
+        keys: &[(i64, &str)],
     ) -> Result<Vec<ExistingEvent>, StorageError> {
         let mut found = Vec::new();
-        for chunk in ids.chunks(LOOKUP_CHUNK) {
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            // A join with the keys as a VALUES table: one indexed lookup per
+            // key on (stream_id, event_id), in one statement.
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT event_id, sequence, position, recorded_at FROM events WHERE stream_id = ",
+                "SELECT e.stream_id, e.event_id, e.sequence, e.position, e.recorded_at FROM (",
             );
-            qb.push_bind(stream_id).push(" AND event_id IN (");
-            let mut list = qb.separated(", ");
-            for id in chunk {
-                list.push_bind(id.to_string());
-            }
-            qb.push(")");
+            qb.push_values(chunk, |mut b, (stream_id, id)| {
+                b.push_bind(*stream_id).push_bind((*id).to_owned());
+            });
+            qb.push(") AS k JOIN events e ON e.stream_id = k.column1 AND e.event_id = k.column2");
             let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
             for row in rows {
                 found.push(ExistingEvent {
-                    id: row.try_get(0).map_err(map_err)?,
-                    sequence: to_u64(row.try_get(1).map_err(map_err)?),
-                    position: to_u64(row.try_get(2).map_err(map_err)?),
-                    recorded_at: UnixMicros(row.try_get(3).map_err(map_err)?),
+                    stream_id: row.try_get(0).map_err(map_err)?,
+                    id: row.try_get(1).map_err(map_err)?,
+                    sequence: to_u64(row.try_get(2).map_err(map_err)?),
+                    position: to_u64(row.try_get(3).map_err(map_err)?),
+                    recorded_at: UnixMicros(row.try_get(4).map_err(map_err)?),
                 });
             }
         }
