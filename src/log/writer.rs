@@ -20,7 +20,9 @@ use super::event::NewEvent;
 use super::hub::Hub;
 use super::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use super::names::StreamName;
-use crate::storage::{EventRow, Storage, StorageError, StreamHead, TakeEnd, TrimUntil, WriteTx};
+use crate::storage::{
+    EventRow, ExistingEvent, Storage, StorageError, StreamHead, TakeEnd, TrimUntil, WriteTx,
+};
 
 /// Most commands applied in one transaction.
 const MAX_BATCH_COMMANDS: usize = 1024;
@@ -56,6 +58,19 @@ pub struct Appended {
     pub recorded_at: UnixMicros,
     /// Whether it was already in the stream.
     pub duplicate: bool,
+}
+
+/// A stored event found by id answers a republish as its duplicate.
+impl From<ExistingEvent> for Appended {
+    fn from(found: ExistingEvent) -> Self {
+        Self {
+            id: found.id,
+            sequence: found.sequence,
+            position: found.position,
+            recorded_at: found.recorded_at,
+            duplicate: true,
+        }
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T, LogError>>;
@@ -387,14 +402,8 @@ impl Transaction {
         keys.sort_unstable();
         keys.dedup();
         for found in self.tx.find_events(&keys).await? {
-            let original = Appended {
-                id: found.id.clone(),
-                sequence: found.sequence,
-                position: found.position,
-                recorded_at: found.recorded_at,
-                duplicate: true,
-            };
-            self.existing.insert((found.stream_id, found.id), original);
+            self.existing
+                .insert((found.stream_id, found.id.clone()), found.into());
         }
         Ok(())
     }
@@ -467,14 +476,7 @@ impl Transaction {
             }
             if !to_look_up.is_empty() {
                 for found in self.tx.find_events(&to_look_up).await? {
-                    let original = Appended {
-                        id: found.id.clone(),
-                        sequence: found.sequence,
-                        position: found.position,
-                        recorded_at: found.recorded_at,
-                        duplicate: true,
-                    };
-                    known.insert(found.id, original);
+                    known.insert(found.id.clone(), found.into());
                 }
             }
         }
