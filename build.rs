@@ -28,7 +28,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("riverlog_descriptor.bin"))
         .extern_path(".riverlog.v1.CloudEvent", "crate::proto::EventPayload")
-        .generate_default_stubs(true)
         .compile_protos(PROTOS, &["proto"])?;
 
     let cloudevent_dir = out_dir.join("cloudevent");

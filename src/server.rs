@@ -162,6 +162,12 @@ impl Application {
         // pages stop at max_batch_bytes but always hold one event.
         let max_request = config.max_batch_bytes.saturating_add(1 << 20);
         let max_response = max_request.saturating_add(config.max_event_size);
+        let consumer_groups = v1::consumer_groups_server::ConsumerGroupsServer::new(
+            ConsumerGroupsApi::new(log.clone()),
+        )
+        .max_encoding_message_size(max_response);
+        let checkpoints =
+            v1::checkpoints_server::CheckpointsServer::new(CheckpointsApi::new(log.clone()));
         let event_log = v1::event_log_server::EventLogServer::new(EventLogApi::new(log))
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(max_response);
@@ -190,12 +196,8 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(event_log)
-            .add_service(v1::consumer_groups_server::ConsumerGroupsServer::new(
-                ConsumerGroupsApi,
-            ))
-            .add_service(v1::checkpoints_server::CheckpointsServer::new(
-                CheckpointsApi,
-            ))
+            .add_service(consumer_groups)
+            .add_service(checkpoints)
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY small responses wait for delayed ACKs
                 // (~40 ms each): a sequential publisher would crawl.

@@ -1,12 +1,63 @@
 //! gRPC adapter of the `Checkpoints` service.
-//!
-//! Declared in the proto contract; implemented by the consumer-groups and
-//! checkpoints issue. Until then every rpc answers UNIMPLEMENTED.
 
-use crate::proto::v1::checkpoints_server;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::log::EventLog;
+use crate::log::groups::CheckpointAt;
+use crate::proto::v1::{self, checkpoints_server, commit_checkpoint_request};
 
 /// The `riverlog.v1.Checkpoints` service.
-#[derive(Debug, Clone, Default)]
-pub struct CheckpointsApi;
+#[derive(Clone)]
+pub struct CheckpointsApi {
+    log: EventLog,
+}
 
-impl checkpoints_server::Checkpoints for CheckpointsApi {}
+impl CheckpointsApi {
+    /// Serves the checkpoints of `log` over gRPC.
+    pub fn new(log: EventLog) -> Self {
+        Self { log }
+    }
+}
+
+#[tonic::async_trait]
+impl checkpoints_server::Checkpoints for CheckpointsApi {
+    async fn commit_checkpoint(
+        &self,
+        request: Request<v1::CommitCheckpointRequest>,
+    ) -> Result<Response<v1::CommitCheckpointResponse>, Status> {
+        let req = request.into_inner();
+        let at = req.at.map(|at| match at {
+            commit_checkpoint_request::At::Sequence(s) => CheckpointAt::Sequence(s),
+            commit_checkpoint_request::At::Position(p) => CheckpointAt::Position(p),
+        });
+        let checkpoint = self
+            .log
+            .commit_checkpoint(&req.name, &req.stream, at)
+            .await?;
+        Ok(Response::new(v1::CommitCheckpointResponse {
+            checkpoint: Some(convert::checkpoint(&checkpoint)),
+        }))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<v1::GetCheckpointRequest>,
+    ) -> Result<Response<v1::GetCheckpointResponse>, Status> {
+        let req = request.get_ref();
+        let checkpoint = self.log.get_checkpoint(&req.name, &req.stream).await?;
+        Ok(Response::new(v1::GetCheckpointResponse {
+            checkpoint: Some(convert::checkpoint(&checkpoint)),
+        }))
+    }
+
+    async fn list_checkpoints(
+        &self,
+        request: Request<v1::ListCheckpointsRequest>,
+    ) -> Result<Response<v1::ListCheckpointsResponse>, Status> {
+        let checkpoints = self.log.list_checkpoints(&request.get_ref().prefix).await?;
+        Ok(Response::new(v1::ListCheckpointsResponse {
+            checkpoints: checkpoints.iter().map(convert::checkpoint).collect(),
+        }))
+    }
+}

@@ -1,14 +1,249 @@
-//! gRPC adapter of the `ConsumerGroups` service.
-//!
-//! The contract is in the proto files already; the implementation is
-//! tracked by the consumer-groups issue. Until then every rpc answers
-//! UNIMPLEMENTED (the generated default), so clients generated today keep
-//! working when it lands.
+//! gRPC adapter of the `ConsumerGroups` service: decode, call the domain,
+//! encode.
 
-use crate::proto::v1::consumer_groups_server;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::log::groups::GroupStart;
+use crate::log::{ConsumeItem, CreateGroup, EventLog, LogError, UnixMicros};
+use crate::proto::v1::{self, consume_response, consumer_groups_server, group_start};
 
 /// The `riverlog.v1.ConsumerGroups` service.
-#[derive(Debug, Clone, Default)]
-pub struct ConsumerGroupsApi;
+#[derive(Clone)]
+pub struct ConsumerGroupsApi {
+    log: EventLog,
+}
 
-impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {}
+impl ConsumerGroupsApi {
+    /// Serves the consumer groups of `log` over gRPC.
+    pub fn new(log: EventLog) -> Self {
+        Self { log }
+    }
+}
+
+type ConsumeStream = tonic::codegen::BoxStream<v1::ConsumeResponse>;
+
+fn optional_duration(
+    d: Option<prost_types::Duration>,
+    field: &'static str,
+) -> Result<Option<Duration>, LogError> {
+    d.map(|d| convert::from_duration(&d, field)).transpose()
+}
+
+fn consume_message(item: Result<ConsumeItem, LogError>) -> Result<v1::ConsumeResponse, Status> {
+    use consume_response::Message;
+    let message = match item? {
+        ConsumeItem::Delivery(d) => Message::Delivery(convert::delivery(&d)),
+        ConsumeItem::Heartbeat(time) => Message::Heartbeat(v1::Heartbeat {
+            position: 0,
+            time: Some(convert::timestamp(time)),
+        }),
+    };
+    Ok(v1::ConsumeResponse {
+        message: Some(message),
+    })
+}
+
+#[tonic::async_trait]
+impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
+    async fn create_group(
+        &self,
+        request: Request<v1::CreateGroupRequest>,
+    ) -> Result<Response<v1::CreateGroupResponse>, Status> {
+        let req = request.into_inner();
+        let start = match req.start.and_then(|s| s.start) {
+            None | Some(group_start::Start::Earliest(())) => GroupStart::Earliest,
+            Some(group_start::Start::Latest(())) => GroupStart::Latest,
+            Some(group_start::Start::Sequence(s)) => GroupStart::Sequence(s),
+        };
+        let info = self
+            .log
+            .create_group(CreateGroup {
+                stream: req.stream,
+                group: req.group,
+                start,
+                ack_timeout: optional_duration(req.ack_timeout, "ack_timeout")?,
+                max_deliveries: req.max_deliveries,
+                dead_letter_stream: req.dead_letter_stream,
+            })
+            .await?;
+        Ok(Response::new(v1::CreateGroupResponse {
+            info: Some(convert::group_info(&info)),
+        }))
+    }
+
+    async fn get_group(
+        &self,
+        request: Request<v1::GetGroupRequest>,
+    ) -> Result<Response<v1::GetGroupResponse>, Status> {
+        let req = request.get_ref();
+        let info = self.log.get_group(&req.stream, &req.group).await?;
+        Ok(Response::new(v1::GetGroupResponse {
+            info: Some(convert::group_info(&info)),
+        }))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<v1::ListGroupsRequest>,
+    ) -> Result<Response<v1::ListGroupsResponse>, Status> {
+        let groups = self.log.list_groups(&request.get_ref().stream).await?;
+        Ok(Response::new(v1::ListGroupsResponse {
+            groups: groups.iter().map(convert::group_info).collect(),
+        }))
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<v1::DeleteGroupRequest>,
+    ) -> Result<Response<v1::DeleteGroupResponse>, Status> {
+        let req = request.get_ref();
+        self.log.delete_group(&req.stream, &req.group).await?;
+        Ok(Response::new(v1::DeleteGroupResponse {}))
+    }
+
+    async fn delete_consumer(
+        &self,
+        request: Request<v1::DeleteConsumerRequest>,
+    ) -> Result<Response<v1::DeleteConsumerResponse>, Status> {
+        let req = request.get_ref();
+        let pending_released = self
+            .log
+            .delete_consumer(&req.stream, &req.group, &req.consumer)
+            .await?;
+        Ok(Response::new(v1::DeleteConsumerResponse {
+            pending_released,
+        }))
+    }
+
+    type ConsumeStream = ConsumeStream;
+
+    async fn consume(
+        &self,
+        request: Request<v1::ConsumeRequest>,
+    ) -> Result<Response<ConsumeStream>, Status> {
+        let req = request.into_inner();
+        let heartbeat = optional_duration(req.heartbeat_interval, "heartbeat_interval")?;
+        let items = self
+            .log
+            .consume(
+                &req.stream,
+                &req.group,
+                &req.consumer,
+                req.max_in_flight,
+                heartbeat,
+            )
+            .await?;
+        Ok(Response::new(Box::pin(items.map(consume_message))))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<v1::FetchRequest>,
+    ) -> Result<Response<v1::FetchResponse>, Status> {
+        let req = request.into_inner();
+        let deliveries = self
+            .log
+            .fetch(
+                &req.stream,
+                &req.group,
+                &req.consumer,
+                req.count,
+                Duration::from_millis(u64::from(req.block_ms)),
+                req.pending_only,
+            )
+            .await?;
+        Ok(Response::new(v1::FetchResponse {
+            deliveries: deliveries.iter().map(convert::delivery).collect(),
+        }))
+    }
+
+    async fn ack(
+        &self,
+        request: Request<v1::AckRequest>,
+    ) -> Result<Response<v1::AckResponse>, Status> {
+        let req = request.into_inner();
+        let settled = self.log.ack(&req.stream, &req.group, req.sequences).await?;
+        Ok(Response::new(v1::AckResponse {
+            acked: settled.settled,
+            not_pending: settled.not_pending,
+        }))
+    }
+
+    async fn nack(
+        &self,
+        request: Request<v1::NackRequest>,
+    ) -> Result<Response<v1::NackResponse>, Status> {
+        let req = request.into_inner();
+        let delay = optional_duration(req.delay, "delay")?.unwrap_or_default();
+        let settled = self
+            .log
+            .nack(&req.stream, &req.group, req.sequences, delay)
+            .await?;
+        Ok(Response::new(v1::NackResponse {
+            nacked: settled.settled,
+            not_pending: settled.not_pending,
+        }))
+    }
+
+    async fn list_pending(
+        &self,
+        request: Request<v1::ListPendingRequest>,
+    ) -> Result<Response<v1::ListPendingResponse>, Status> {
+        let req = request.into_inner();
+        let min_idle = optional_duration(req.min_idle, "min_idle")?;
+        let (summary, entries) = self
+            .log
+            .list_pending(
+                &req.stream,
+                &req.group,
+                &req.consumer,
+                min_idle,
+                req.limit,
+                req.after_sequence,
+            )
+            .await?;
+        let now = UnixMicros::now();
+        Ok(Response::new(v1::ListPendingResponse {
+            summary: Some(v1::PendingSummary {
+                count: summary.count,
+                lowest_sequence: summary.lowest.unwrap_or(0),
+                highest_sequence: summary.highest.unwrap_or(0),
+                consumers: summary
+                    .consumers
+                    .into_iter()
+                    .map(|(consumer, count)| v1::ConsumerPending { consumer, count })
+                    .collect(),
+            }),
+            entries: entries
+                .iter()
+                .map(|e| convert::pending_entry(e, now))
+                .collect(),
+        }))
+    }
+
+    async fn claim(
+        &self,
+        request: Request<v1::ClaimRequest>,
+    ) -> Result<Response<v1::ClaimResponse>, Status> {
+        let req = request.into_inner();
+        let min_idle = optional_duration(req.min_idle, "min_idle")?.unwrap_or_default();
+        let deliveries = self
+            .log
+            .claim(
+                &req.stream,
+                &req.group,
+                &req.consumer,
+                min_idle,
+                req.sequences,
+                req.count,
+            )
+            .await?;
+        Ok(Response::new(v1::ClaimResponse {
+            deliveries: deliveries.iter().map(convert::delivery).collect(),
+        }))
+    }
+}

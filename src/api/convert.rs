@@ -5,6 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use prost_types::Timestamp;
 
+use crate::log::groups::{Checkpoint, Delivery, GroupInfo, PendingEntry};
 use crate::log::{
     AttributeValue, EventAttributes, EventFilter, LogError, Retention, Start, StoredEvent,
     StreamInfo, UnixMicros,
@@ -145,4 +146,73 @@ pub fn start(s: Option<v1::StartPosition>) -> Result<Start, LogError> {
         Some(S::Time(t)) => Start::Time(from_timestamp(&t, "start.time")?),
         Some(S::Checkpoint(name)) => Start::Checkpoint(name),
     })
+}
+
+/// Time since `t`, never negative.
+pub fn idle_since(t: UnixMicros, now: UnixMicros) -> prost_types::Duration {
+    duration(Duration::from_micros(
+        u64::try_from(now.0.saturating_sub(t.0)).unwrap_or(0),
+    ))
+}
+
+/// A group for the wire.
+pub fn group_info(info: &GroupInfo) -> v1::GroupInfo {
+    let now = UnixMicros::now();
+    let g = &info.state.group;
+    v1::GroupInfo {
+        stream: g.stream.to_string(),
+        group: g.name.to_string(),
+        ack_timeout: Some(duration(g.ack_timeout)),
+        max_deliveries: g.max_deliveries,
+        dead_letter_stream: g.dead_letter_stream.to_string(),
+        last_delivered_sequence: g.cursor,
+        ack_floor: info.state.ack_floor(),
+        pending: info.state.pending,
+        lag: info.state.lag,
+        consumers: info
+            .state
+            .consumers
+            .iter()
+            .map(|c| v1::ConsumerInfo {
+                consumer: c.name.clone(),
+                pending: c.pending,
+                idle: Some(idle_since(c.last_seen_at, now)),
+                connected: info.connected.contains(&c.name),
+            })
+            .collect(),
+        created_at: Some(timestamp(g.created_at)),
+    }
+}
+
+/// A delivery for the wire.
+pub fn delivery(d: &Delivery) -> v1::Delivery {
+    v1::Delivery {
+        event: Some(recorded_event(&d.event)),
+        delivery_count: d.delivery_count,
+    }
+}
+
+/// A pending entry for the wire.
+pub fn pending_entry(e: &PendingEntry, now: UnixMicros) -> v1::PendingEntry {
+    v1::PendingEntry {
+        sequence: e.sequence,
+        consumer: e.consumer.clone(),
+        idle: Some(idle_since(e.delivered_at, now)),
+        delivery_count: e.delivery_count,
+    }
+}
+
+/// A checkpoint for the wire.
+pub fn checkpoint(c: &Checkpoint) -> v1::Checkpoint {
+    v1::Checkpoint {
+        name: c.name.to_string(),
+        stream: c
+            .stream
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        sequence: c.sequence,
+        position: c.position,
+        committed_at: Some(timestamp(c.committed_at)),
+    }
 }

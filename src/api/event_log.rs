@@ -173,6 +173,8 @@ impl event_log_server::EventLog for EventLogApi {
         }))
     }
 
+    type SubscribeStream = SubscribeStream;
+
     async fn subscribe(
         &self,
         request: Request<v1::SubscribeRequest>,

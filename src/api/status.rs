@@ -27,6 +27,32 @@ pub fn to_status(err: LogError) -> Status {
             metadata.insert("stream".to_owned(), stream.clone());
             (Code::AlreadyExists, "STREAM_ALREADY_EXISTS")
         }
+        LogError::GroupNotFound { stream, group } => {
+            metadata.insert("stream".to_owned(), stream.clone());
+            metadata.insert("group".to_owned(), group.clone());
+            (Code::NotFound, "GROUP_NOT_FOUND")
+        }
+        LogError::GroupAlreadyExists { stream, group } => {
+            metadata.insert("stream".to_owned(), stream.clone());
+            metadata.insert("group".to_owned(), group.clone());
+            (Code::AlreadyExists, "GROUP_ALREADY_EXISTS")
+        }
+        LogError::CheckpointNotFound { name, stream } => {
+            metadata.insert("checkpoint".to_owned(), name.clone());
+            if let Some(s) = stream {
+                metadata.insert("stream".to_owned(), s.clone());
+            }
+            (Code::NotFound, "CHECKPOINT_NOT_FOUND")
+        }
+        LogError::InvalidLabel { kind, name, .. } => {
+            metadata.insert((*kind).to_owned(), name.clone());
+            let reason = match *kind {
+                "group" => "INVALID_GROUP_NAME",
+                "consumer" => "INVALID_CONSUMER_NAME",
+                _ => "INVALID_CHECKPOINT_NAME",
+            };
+            (Code::InvalidArgument, reason)
+        }
         LogError::InvalidStreamName { name, .. } => {
             metadata.insert("stream".to_owned(), name.clone());
             (Code::InvalidArgument, "INVALID_STREAM_NAME")

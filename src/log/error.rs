@@ -35,6 +35,40 @@ pub enum LogError {
     /// The stream does not exist.
     #[error("stream {0:?} not found")]
     StreamNotFound(String),
+    /// The consumer group does not exist.
+    #[error("group {group:?} of stream {stream:?} not found")]
+    GroupNotFound {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+    },
+    /// CreateGroup on a group that exists.
+    #[error("group {group:?} of stream {stream:?} already exists")]
+    GroupAlreadyExists {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+    },
+    /// The checkpoint was never committed.
+    #[error("checkpoint {name:?}{} not found", stream.as_ref().map(|s| format!(" of stream {s:?}")).unwrap_or_default())]
+    CheckpointNotFound {
+        /// Its name.
+        name: String,
+        /// Its stream, for a per-stream checkpoint.
+        stream: Option<String>,
+    },
+    /// A group, consumer or checkpoint name failed to parse.
+    #[error("invalid {kind} name {name:?}: {reason}")]
+    InvalidLabel {
+        /// What it names: `group`, `consumer` or `checkpoint`.
+        kind: &'static str,
+        /// The rejected input.
+        name: String,
+        /// Why.
+        reason: NameError,
+    },
     /// CreateStream on a stream that exists.
     #[error("stream {0:?} already exists")]
     StreamAlreadyExists(String),

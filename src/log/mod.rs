@@ -4,9 +4,12 @@
 //! call. It parses and checks requests, sends mutations through the
 //! group-commit writer and serves reads from storage.
 
+mod consumers;
 pub mod error;
 pub mod event;
 pub mod filter;
+mod group_commands;
+pub mod groups;
 pub mod hub;
 pub mod model;
 pub mod names;
@@ -22,6 +25,7 @@ use futures::Stream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use consumers::{ConsumeItem, CreateGroup, MAX_SEQUENCES_PER_CALL};
 pub use error::{Expectation, LogError};
 pub use event::{AttributeValue, EventAttributes, NewEvent};
 pub use filter::EventFilter;
@@ -125,6 +129,8 @@ pub struct EventLog {
     hub: Hub,
     limits: Arc<Limits>,
     shutdown: CancellationToken,
+    /// Wake-ups and connections of consumer groups.
+    groups: Arc<consumers::GroupSignals>,
 }
 
 /// Resolves page sizes the AIP-158 way: 0 means the default, values above
@@ -161,6 +167,7 @@ impl EventLog {
             hub,
             limits: Arc::new(limits),
             shutdown,
+            groups: Arc::default(),
         };
         Ok((log, task))
     }
@@ -384,10 +391,20 @@ impl EventLog {
             ));
         }
 
+        let start = match query.start {
+            Start::Checkpoint(name) => {
+                let single = match selectors.as_slice() {
+                    [StreamSelector::Name(n)] => Some(n),
+                    _ => None,
+                };
+                self.checkpoint_start(&name, single).await?
+            }
+            other => other,
+        };
         // Register with the hub before looking at storage: see subscription.rs.
         let live = self.hub.subscribe();
         let mut min_sequence = None;
-        let cursor = match &query.start {
+        let cursor = match &start {
             Start::Earliest => 0,
             Start::Latest => self.storage.head_position().await?,
             Start::Position(p) => p.saturating_sub(1),
@@ -403,11 +420,7 @@ impl EventLog {
                 min_sequence = Some(*s);
                 self.storage.position_before_sequence(name, *s).await?
             }
-            Start::Checkpoint(_) => {
-                return Err(LogError::Unimplemented(
-                    "starting a subscription at a checkpoint (the Checkpoints service)",
-                ));
-            }
+            Start::Checkpoint(_) => unreachable!("resolved above"),
         };
         let subscription = Subscription {
             storage: self.storage.clone(),

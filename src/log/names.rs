@@ -69,6 +69,30 @@ impl fmt::Display for StreamName {
     }
 }
 
+/// A group, consumer or checkpoint name: the stream-name alphabet, 1-256
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label(Arc<str>);
+
+impl Label {
+    /// Parses a label.
+    pub fn parse(input: &str) -> Result<Self, NameError> {
+        check(input, false)?;
+        Ok(Self(Arc::from(input)))
+    }
+
+    /// The label as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A stream pattern: a stream name in which `*` matches any run of
 /// characters, `:` included.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

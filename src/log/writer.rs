@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 
 use super::error::{Expectation, LogError};
 use super::event::NewEvent;
+use super::group_commands::GroupCommand;
 use super::hub::Hub;
 use super::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use super::names::StreamName;
@@ -73,7 +74,7 @@ impl From<ExistingEvent> for Appended {
     }
 }
 
-type Reply<T> = oneshot::Sender<Result<T, LogError>>;
+pub(super) type Reply<T> = oneshot::Sender<Result<T, LogError>>;
 
 enum Command {
     Append(AppendRequest, Reply<Vec<Appended>>),
@@ -81,6 +82,7 @@ enum Command {
     Delete(StreamName, Reply<u64>),
     Trim(StreamName, TrimUntil, Reply<u64>),
     Take(StreamName, TakeEnd, u32, usize, Reply<Vec<StoredEvent>>),
+    Group(GroupCommand),
 }
 
 impl Command {
@@ -101,6 +103,7 @@ impl Command {
             Self::Create(_, _, r) => send(r, error),
             Self::Delete(_, r) | Self::Trim(_, _, r) => send(r, error),
             Self::Take(_, _, _, _, r) => send(r, error),
+            Self::Group(g) => g.fail(error),
         }
     }
 }
@@ -119,6 +122,14 @@ impl WriterHandle {
             .await
             .map_err(|_| LogError::ShuttingDown)?;
         answer.await.map_err(|_| LogError::ShuttingDown)?
+    }
+
+    /// Runs a consumer-group or checkpoint command.
+    pub(super) async fn group<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> GroupCommand,
+    ) -> Result<T, LogError> {
+        self.call(|r| Command::Group(make(r))).await
     }
 
     /// Appends a publish request's events.
@@ -283,7 +294,7 @@ async fn commit_batch(
 }
 
 /// A caller's answer, decided but held until the transaction's fate is known.
-trait Answer: Send {
+pub(super) trait Answer: Send {
     /// The transaction committed: send the decided result.
     fn send(self: Box<Self>);
     /// The transaction rolled back: report the storage error instead.
@@ -308,7 +319,7 @@ impl<T: Send> Answer for Decided<T> {
 
 /// Files the outcome of one command: a decided result waits in `answers`,
 /// a storage error is reported at once and aborts the batch.
-fn settle<T: Send + 'static>(
+pub(super) fn settle<T: Send + 'static>(
     reply: Reply<T>,
     outcome: Result<Result<T, LogError>, StorageError>,
     answers: &mut Vec<Box<dyn Answer>>,
@@ -326,9 +337,9 @@ fn settle<T: Send + 'static>(
 }
 
 /// The state of one write transaction while its commands are applied.
-struct Transaction {
-    tx: Box<dyn WriteTx>,
-    now: UnixMicros,
+pub(super) struct Transaction {
+    pub(super) tx: Box<dyn WriteTx>,
+    pub(super) now: UnixMicros,
     /// Stream heads read (and locked) so far; `None` = known not to exist.
     heads: HashMap<StreamName, Option<StreamHead>>,
     /// Heads whose counters changed since the last flush.
@@ -408,7 +419,10 @@ impl Transaction {
         Ok(())
     }
 
-    async fn head(&mut self, name: &StreamName) -> Result<Option<StreamHead>, StorageError> {
+    pub(super) async fn head(
+        &mut self,
+        name: &StreamName,
+    ) -> Result<Option<StreamHead>, StorageError> {
         if let Some(head) = self.heads.get(name) {
             return Ok(head.clone());
         }
@@ -448,10 +462,11 @@ impl Transaction {
                 self.take(&name, end, limit, max_bytes).await,
                 answers,
             ),
+            Command::Group(cmd) => self.apply_group(cmd, answers).await,
         }
     }
 
-    async fn append(
+    pub(super) async fn append(
         &mut self,
         req: &AppendRequest,
     ) -> Result<Result<Vec<Appended>, LogError>, StorageError> {
@@ -639,7 +654,7 @@ impl Transaction {
     }
 
     /// Writes pending rows and counters so later statements see them.
-    async fn flush(&mut self) -> Result<(), StorageError> {
+    pub(super) async fn flush(&mut self) -> Result<(), StorageError> {
         // Flushed ids are in storage now, where only a fresh lookup sees
         // them (and a trim or take after this may remove stored ones).
         self.prefetched.clear();

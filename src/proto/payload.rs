@@ -43,6 +43,40 @@ impl EventPayload {
     }
 }
 
+/// The value of an extension attribute added by [`rewrite_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extension {
+    /// A `ce_string`.
+    String(String),
+    /// A `ce_integer`.
+    Integer(i32),
+}
+
+/// Re-encodes a protobuf-encoded CloudEvent under a new id with extension
+/// attributes added (replacing any of the same name); everything else is
+/// kept. Used for the rare events the log derives from stored ones (dead
+/// letters), so the decode/encode cost does not matter.
+pub fn rewrite_event(
+    encoded: &Bytes,
+    id: &str,
+    extensions: &[(&str, Extension)],
+) -> Result<Bytes, DecodeError> {
+    use super::{AttributeValue, CloudEventAttributeValue};
+    let mut event = CloudEvent::decode(encoded.clone())?;
+    event.id = id.to_owned();
+    for (name, value) in extensions {
+        let attr = match value {
+            Extension::String(s) => AttributeValue::CeString(s.clone()),
+            Extension::Integer(i) => AttributeValue::CeInteger(*i),
+        };
+        event.attributes.insert(
+            (*name).to_owned(),
+            CloudEventAttributeValue { attr: Some(attr) },
+        );
+    }
+    Ok(Bytes::from(event.encode_to_vec()))
+}
+
 impl std::fmt::Debug for EventPayload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.decode() {

@@ -19,8 +19,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::log::filter::EventFilter;
+use crate::log::groups::{
+    Checkpoint, GroupRecord, GroupSettings, GroupState, PendingEntry, PendingQuery, PendingSummary,
+};
 use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
-use crate::log::names::{StreamName, StreamPattern, StreamSelector};
+use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
 
 pub mod sqlite;
 
@@ -178,6 +181,37 @@ pub trait Storage: Send + Sync + 'static {
     /// across restarts.
     async fn last_recorded_at(&self) -> Result<Option<UnixMicros>, StorageError>;
 
+    /// A group with its consumers, pending totals and lag.
+    async fn group_state(
+        &self,
+        stream: &StreamName,
+        group: &Label,
+    ) -> Result<Option<GroupState>, StorageError>;
+
+    /// Every group of a stream, in name order.
+    async fn list_group_states(&self, stream: &StreamName)
+    -> Result<Vec<GroupState>, StorageError>;
+
+    /// Totals of a group's pending entries.
+    async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError>;
+
+    /// A group's pending entries in sequence order.
+    async fn list_pending(
+        &self,
+        group_id: i64,
+        query: &PendingQuery,
+    ) -> Result<Vec<PendingEntry>, StorageError>;
+
+    /// A committed checkpoint.
+    async fn checkpoint(
+        &self,
+        name: &Label,
+        stream: Option<&StreamName>,
+    ) -> Result<Option<Checkpoint>, StorageError>;
+
+    /// Checkpoints whose names start with `prefix`, by name then stream.
+    async fn list_checkpoints(&self, prefix: &str) -> Result<Vec<Checkpoint>, StorageError>;
+
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StorageError>;
 
@@ -221,7 +255,8 @@ pub trait WriteTx: Send {
     /// Inserts events.
     async fn insert_events(&mut self, rows: &[EventRow]) -> Result<(), StorageError>;
 
-    /// Deletes a stream and its events; returns how many events went.
+    /// Deletes a stream with its events, groups and checkpoints; returns
+    /// how many events went.
     async fn delete_stream(&mut self, stream_id: i64) -> Result<u64, StorageError>;
 
     /// Removes events of a stream; returns how many went.
@@ -237,6 +272,136 @@ pub trait WriteTx: Send {
         limit: u32,
         max_bytes: usize,
     ) -> Result<Vec<StoredEvent>, StorageError>;
+
+    /// A group of a stream.
+    async fn group(
+        &mut self,
+        stream: &StreamHead,
+        name: &Label,
+    ) -> Result<Option<GroupRecord>, StorageError>;
+
+    /// Creates a group with its cursor.
+    async fn create_group(
+        &mut self,
+        stream: &StreamHead,
+        name: &Label,
+        settings: &GroupSettings,
+        cursor: Sequence,
+        now: UnixMicros,
+    ) -> Result<GroupRecord, StorageError>;
+
+    /// Deletes a group with its consumers and pending entries.
+    async fn delete_group(&mut self, group_id: i64) -> Result<(), StorageError>;
+
+    /// Moves a group's cursor.
+    async fn save_group_cursor(
+        &mut self,
+        group_id: i64,
+        cursor: Sequence,
+    ) -> Result<(), StorageError>;
+
+    /// Records that a consumer was active now (creating it if new).
+    async fn touch_consumer(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+        now: UnixMicros,
+    ) -> Result<(), StorageError>;
+
+    /// Removes a consumer; its pending entries become due at `now`. Returns
+    /// how many it held.
+    async fn release_consumer(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+        now: UnixMicros,
+    ) -> Result<u64, StorageError>;
+
+    /// How many entries a consumer holds.
+    async fn consumer_pending_count(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+    ) -> Result<u64, StorageError>;
+
+    /// A consumer's own entries, in sequence order.
+    async fn pending_of_consumer(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError>;
+
+    /// Entries due at `now`, longest-due first.
+    async fn due_pending(
+        &mut self,
+        group_id: i64,
+        now: UnixMicros,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError>;
+
+    /// Entries delivered at or before `delivered_before`, in sequence order.
+    async fn idle_pending(
+        &mut self,
+        group_id: i64,
+        delivered_before: UnixMicros,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError>;
+
+    /// The pending entries among `sequences`.
+    async fn pending_entries(
+        &mut self,
+        group_id: i64,
+        sequences: &[Sequence],
+    ) -> Result<Vec<PendingEntry>, StorageError>;
+
+    /// Inserts or replaces pending entries.
+    async fn save_pending(
+        &mut self,
+        group_id: i64,
+        entries: &[PendingEntry],
+    ) -> Result<(), StorageError>;
+
+    /// Removes pending entries; returns the sequences that were pending.
+    async fn remove_pending(
+        &mut self,
+        group_id: i64,
+        sequences: &[Sequence],
+    ) -> Result<Vec<Sequence>, StorageError>;
+
+    /// Makes pending entries due at `at`; returns the sequences that were
+    /// pending.
+    async fn defer_pending(
+        &mut self,
+        group_id: i64,
+        sequences: &[Sequence],
+        at: UnixMicros,
+    ) -> Result<Vec<Sequence>, StorageError>;
+
+    /// The earliest time after `now` at which an entry becomes due.
+    async fn next_due(
+        &mut self,
+        group_id: i64,
+        now: UnixMicros,
+    ) -> Result<Option<UnixMicros>, StorageError>;
+
+    /// The retained events of a stream among `sequences`.
+    async fn events_by_sequence(
+        &mut self,
+        stream_id: i64,
+        sequences: &[Sequence],
+    ) -> Result<Vec<StoredEvent>, StorageError>;
+
+    /// Up to `limit` events of a stream with a sequence above `after`.
+    async fn events_after(
+        &mut self,
+        stream_id: i64,
+        after: Sequence,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError>;
+
+    /// Stores a checkpoint, replacing the previous one of that name.
+    async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StorageError>;
 
     /// Makes everything durable and visible.
     async fn commit(self: Box<Self>) -> Result<(), StorageError>;

@@ -18,8 +18,12 @@ use super::{
     StreamHead, TakeEnd, TrimUntil, WriteTx,
 };
 use crate::log::filter::EventFilter;
+use crate::log::groups::{
+    Checkpoint, ConsumerRecord, GroupRecord, GroupSettings, GroupState, PendingEntry, PendingQuery,
+    PendingSummary,
+};
 use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
-use crate::log::names::{StreamName, StreamPattern, StreamSelector};
+use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
 
 /// Rows per multi-row INSERT: 9 parameters each stays far below SQLite's
 /// 32766-variable limit.
@@ -32,8 +36,14 @@ const EVENT_COLUMNS: &str = "e.stream_id, s.name, e.sequence, e.position, e.reco
 
 const STREAM_INFO_SELECT: &str = "SELECT s.id, s.name, s.created_at, s.last_sequence, \
      s.last_position, s.event_count, s.last_appended_at, s.max_events, s.max_age_us, s.ttl_us, \
-     COALESCE((SELECT MIN(e.sequence) FROM events e WHERE e.stream_id = s.id), 0) AS first_sequence \
+     COALESCE((SELECT MIN(e.sequence) FROM events e WHERE e.stream_id = s.id), 0) AS first_sequence, \
+     (SELECT COUNT(*) FROM groups g WHERE g.stream_id = s.id) AS group_count \
      FROM streams s";
+
+const GROUP_COLUMNS: &str = "g.id, g.stream_id, g.name, g.ack_timeout_us, g.max_deliveries, \
+     g.dead_letter_stream, g.cursor, g.created_at";
+
+const PENDING_COLUMNS: &str = "sequence, consumer, delivery_count, delivered_at, deliverable_at";
 
 /// The SQLite storage.
 pub struct SqliteStorage {
@@ -161,8 +171,8 @@ fn stream_info(row: &SqliteRow) -> Result<StreamInfo, StorageError> {
             max_age: micros_to_duration(row.try_get("max_age_us").map_err(map_err)?),
             ttl: micros_to_duration(row.try_get("ttl_us").map_err(map_err)?),
         },
-        // Consumer groups have no table yet; until they do no stream has any.
-        group_count: 0,
+        group_count: u32::try_from(row.try_get::<i64, _>("group_count").map_err(map_err)?)
+            .unwrap_or(u32::MAX),
     })
 }
 
@@ -194,6 +204,110 @@ fn stored_events(rows: Vec<SqliteRow>) -> Result<Vec<StoredEvent>, StorageError>
             })
         })
         .collect()
+}
+
+fn parse_label(label: &str) -> Result<Label, StorageError> {
+    Label::parse(label)
+        .map_err(|e| StorageError::Failure(format!("stored name {label:?} is invalid: {e}")))
+}
+
+/// A group row (selected with `GROUP_COLUMNS`) of `stream`.
+fn group_record(row: &SqliteRow, stream: StreamName) -> Result<GroupRecord, StorageError> {
+    let dead_letter: String = row.try_get(5).map_err(map_err)?;
+    Ok(GroupRecord {
+        id: row.try_get(0).map_err(map_err)?,
+        stream_id: row.try_get(1).map_err(map_err)?,
+        stream,
+        name: parse_label(row.try_get::<&str, _>(2).map_err(map_err)?)?,
+        ack_timeout: Duration::from_micros(to_u64(row.try_get(3).map_err(map_err)?)),
+        max_deliveries: u32::try_from(row.try_get::<i64, _>(4).map_err(map_err)?)
+            .unwrap_or(u32::MAX),
+        dead_letter_stream: parse_name(&dead_letter)?,
+        cursor: to_u64(row.try_get(6).map_err(map_err)?),
+        created_at: UnixMicros(row.try_get(7).map_err(map_err)?),
+    })
+}
+
+/// A pending row (selected with `PENDING_COLUMNS`).
+fn pending_entry(row: &SqliteRow) -> Result<PendingEntry, StorageError> {
+    Ok(PendingEntry {
+        sequence: to_u64(row.try_get(0).map_err(map_err)?),
+        consumer: row.try_get(1).map_err(map_err)?,
+        delivery_count: u32::try_from(row.try_get::<i64, _>(2).map_err(map_err)?)
+            .unwrap_or(u32::MAX),
+        delivered_at: UnixMicros(row.try_get(3).map_err(map_err)?),
+        deliverable_at: UnixMicros(row.try_get(4).map_err(map_err)?),
+    })
+}
+
+fn checkpoint_row(row: &SqliteRow) -> Result<Checkpoint, StorageError> {
+    let stream: String = row.try_get(1).map_err(map_err)?;
+    Ok(Checkpoint {
+        name: parse_label(row.try_get::<&str, _>(0).map_err(map_err)?)?,
+        stream: if stream.is_empty() {
+            None
+        } else {
+            Some(parse_name(&stream)?)
+        },
+        sequence: to_u64(row.try_get(2).map_err(map_err)?),
+        position: to_u64(row.try_get(3).map_err(map_err)?),
+        committed_at: UnixMicros(row.try_get(4).map_err(map_err)?),
+    })
+}
+
+/// Appends `(?, ?, ...)` binding each sequence.
+fn push_sequences(qb: &mut QueryBuilder<Sqlite>, sequences: &[Sequence]) {
+    qb.push("(");
+    let mut list = qb.separated(", ");
+    for s in sequences {
+        list.push_bind(to_i64(*s));
+    }
+    qb.push(")");
+}
+
+impl SqliteStorage {
+    /// Fills in consumers, pending totals and lag of a group.
+    async fn complete_group_state(&self, group: GroupRecord) -> Result<GroupState, StorageError> {
+        let rows = sqlx::query(
+            "SELECT c.name, c.last_seen_at, \
+             (SELECT COUNT(*) FROM group_pending p WHERE p.group_id = c.group_id AND p.consumer = c.name) \
+             FROM group_consumers c WHERE c.group_id = ? ORDER BY c.name",
+        )
+        .bind(group.id)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_err)?;
+        let consumers = rows
+            .iter()
+            .map(|row| {
+                Ok(ConsumerRecord {
+                    name: row.try_get(0).map_err(map_err)?,
+                    last_seen_at: UnixMicros(row.try_get(1).map_err(map_err)?),
+                    pending: to_u64(row.try_get(2).map_err(map_err)?),
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let (pending, lowest): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(sequence) FROM group_pending WHERE group_id = ?")
+                .bind(group.id)
+                .fetch_one(&self.readers)
+                .await
+                .map_err(map_err)?;
+        let lag: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE stream_id = ? AND sequence > ?")
+                .bind(group.stream_id)
+                .bind(to_i64(group.cursor))
+                .fetch_one(&self.readers)
+                .await
+                .map_err(map_err)?;
+        Ok(GroupState {
+            group,
+            consumers,
+            pending: to_u64(pending),
+            lowest_pending: lowest.map(to_u64),
+            lag: to_u64(lag),
+        })
+    }
 }
 
 /// Escapes GLOB metacharacters other than `*`, which keeps its meaning.
@@ -395,6 +509,128 @@ impl Storage for SqliteStorage {
         Ok(t.map(UnixMicros))
     }
 
+    async fn group_state(
+        &self,
+        stream: &StreamName,
+        group: &Label,
+    ) -> Result<Option<GroupState>, StorageError> {
+        let sql = format!(
+            "SELECT {GROUP_COLUMNS} FROM groups g JOIN streams s ON s.id = g.stream_id \
+             WHERE s.name = ? AND g.name = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream.as_str())
+            .bind(group.as_str())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let record = group_record(&row, stream.clone())?;
+                Ok(Some(self.complete_group_state(record).await?))
+            }
+        }
+    }
+
+    async fn list_group_states(
+        &self,
+        stream: &StreamName,
+    ) -> Result<Vec<GroupState>, StorageError> {
+        let sql = format!(
+            "SELECT {GROUP_COLUMNS} FROM groups g JOIN streams s ON s.id = g.stream_id \
+             WHERE s.name = ? ORDER BY g.name"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream.as_str())
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+        let mut states = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let record = group_record(row, stream.clone())?;
+            states.push(self.complete_group_state(record).await?);
+        }
+        Ok(states)
+    }
+
+    async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError> {
+        let (count, lowest, highest): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(sequence), MAX(sequence) FROM group_pending WHERE group_id = ?",
+        )
+        .bind(group_id)
+        .fetch_one(&self.readers)
+        .await
+        .map_err(map_err)?;
+        let consumers: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT consumer, COUNT(*) FROM group_pending WHERE group_id = ? \
+             GROUP BY consumer ORDER BY consumer",
+        )
+        .bind(group_id)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_err)?;
+        Ok(PendingSummary {
+            count: to_u64(count),
+            lowest: lowest.map(to_u64),
+            highest: highest.map(to_u64),
+            consumers: consumers.into_iter().map(|(c, n)| (c, to_u64(n))).collect(),
+        })
+    }
+
+    async fn list_pending(
+        &self,
+        group_id: i64,
+        query: &PendingQuery,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {PENDING_COLUMNS} FROM group_pending WHERE group_id = "
+        ));
+        qb.push_bind(group_id);
+        qb.push(" AND sequence > ")
+            .push_bind(to_i64(query.after_sequence));
+        if let Some(c) = &query.consumer {
+            qb.push(" AND consumer = ").push_bind(c.clone());
+        }
+        if let Some(t) = query.delivered_before {
+            qb.push(" AND delivered_at <= ").push_bind(t.0);
+        }
+        qb.push(" ORDER BY sequence LIMIT ")
+            .push_bind(i64::from(query.limit));
+        let rows = qb.build().fetch_all(&self.readers).await.map_err(map_err)?;
+        rows.iter().map(pending_entry).collect()
+    }
+
+    async fn checkpoint(
+        &self,
+        name: &Label,
+        stream: Option<&StreamName>,
+    ) -> Result<Option<Checkpoint>, StorageError> {
+        let row = sqlx::query(
+            "SELECT name, stream, sequence, position, committed_at FROM checkpoints \
+             WHERE name = ? AND stream = ?",
+        )
+        .bind(name.as_str())
+        .bind(stream.map_or("", StreamName::as_str))
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(checkpoint_row).transpose()
+    }
+
+    async fn list_checkpoints(&self, prefix: &str) -> Result<Vec<Checkpoint>, StorageError> {
+        // substr() rather than LIKE/GLOB: the prefix is matched literally.
+        let rows = sqlx::query(
+            "SELECT name, stream, sequence, position, committed_at FROM checkpoints \
+             WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name, stream LIMIT 10000",
+        )
+        .bind(prefix)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(checkpoint_row).collect()
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1 FROM log_head")
             .execute(&self.readers)
@@ -569,6 +805,18 @@ impl WriteTx for SqliteWriteTx {
     }
 
     async fn delete_stream(&mut self, stream_id: i64) -> Result<u64, StorageError> {
+        for sql in [
+            "DELETE FROM group_pending WHERE group_id IN (SELECT id FROM groups WHERE stream_id = ?)",
+            "DELETE FROM group_consumers WHERE group_id IN (SELECT id FROM groups WHERE stream_id = ?)",
+            "DELETE FROM groups WHERE stream_id = ?",
+            "DELETE FROM checkpoints WHERE stream = (SELECT name FROM streams WHERE id = ?)",
+        ] {
+            sqlx::query(sql)
+                .bind(stream_id)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        }
         let removed = sqlx::query("DELETE FROM events WHERE stream_id = ?")
             .bind(stream_id)
             .execute(&mut *self.tx)
@@ -649,6 +897,365 @@ impl WriteTx for SqliteWriteTx {
                 .map_err(map_err)?;
         }
         Ok(events)
+    }
+
+    async fn group(
+        &mut self,
+        stream: &StreamHead,
+        name: &Label,
+    ) -> Result<Option<GroupRecord>, StorageError> {
+        let sql =
+            format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.stream_id = ? AND g.name = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream.id)
+            .bind(name.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| group_record(&r, stream.name.clone()))
+            .transpose()
+    }
+
+    async fn create_group(
+        &mut self,
+        stream: &StreamHead,
+        name: &Label,
+        settings: &GroupSettings,
+        cursor: Sequence,
+        now: UnixMicros,
+    ) -> Result<GroupRecord, StorageError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO groups (stream_id, name, ack_timeout_us, max_deliveries, \
+             dead_letter_stream, cursor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(stream.id)
+        .bind(name.as_str())
+        .bind(duration_to_micros(Some(settings.ack_timeout)))
+        .bind(i64::from(settings.max_deliveries))
+        .bind(settings.dead_letter_stream.as_str())
+        .bind(to_i64(cursor))
+        .bind(now.0)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(GroupRecord {
+            id,
+            stream_id: stream.id,
+            stream: stream.name.clone(),
+            name: name.clone(),
+            ack_timeout: settings.ack_timeout,
+            max_deliveries: settings.max_deliveries,
+            dead_letter_stream: settings.dead_letter_stream.clone(),
+            cursor,
+            created_at: now,
+        })
+    }
+
+    async fn delete_group(&mut self, group_id: i64) -> Result<(), StorageError> {
+        for sql in [
+            "DELETE FROM group_pending WHERE group_id = ?",
+            "DELETE FROM group_consumers WHERE group_id = ?",
+            "DELETE FROM groups WHERE id = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(group_id)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn save_group_cursor(
+        &mut self,
+        group_id: i64,
+        cursor: Sequence,
+    ) -> Result<(), StorageError> {
+        sqlx::query("UPDATE groups SET cursor = ? WHERE id = ?")
+            .bind(to_i64(cursor))
+            .bind(group_id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn touch_consumer(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+        now: UnixMicros,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO group_consumers (group_id, name, last_seen_at) VALUES (?, ?, ?) \
+             ON CONFLICT (group_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+        )
+        .bind(group_id)
+        .bind(consumer)
+        .bind(now.0)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn release_consumer(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+        now: UnixMicros,
+    ) -> Result<u64, StorageError> {
+        let released = sqlx::query(
+            "UPDATE group_pending SET deliverable_at = ? WHERE group_id = ? AND consumer = ?",
+        )
+        .bind(now.0)
+        .bind(group_id)
+        .bind(consumer)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        sqlx::query("DELETE FROM group_consumers WHERE group_id = ? AND name = ?")
+            .bind(group_id)
+            .bind(consumer)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(released)
+    }
+
+    async fn consumer_pending_count(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+    ) -> Result<u64, StorageError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM group_pending WHERE group_id = ? AND consumer = ?",
+        )
+        .bind(group_id)
+        .bind(consumer)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(to_u64(n))
+    }
+
+    async fn pending_of_consumer(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        let sql = format!(
+            "SELECT {PENDING_COLUMNS} FROM group_pending WHERE group_id = ? AND consumer = ? \
+             ORDER BY sequence LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(group_id)
+            .bind(consumer)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(pending_entry).collect()
+    }
+
+    async fn due_pending(
+        &mut self,
+        group_id: i64,
+        now: UnixMicros,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        let sql = format!(
+            "SELECT {PENDING_COLUMNS} FROM group_pending WHERE group_id = ? AND deliverable_at <= ? \
+             ORDER BY deliverable_at, sequence LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(group_id)
+            .bind(now.0)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(pending_entry).collect()
+    }
+
+    async fn idle_pending(
+        &mut self,
+        group_id: i64,
+        delivered_before: UnixMicros,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        let sql = format!(
+            "SELECT {PENDING_COLUMNS} FROM group_pending WHERE group_id = ? AND delivered_at <= ? \
+             ORDER BY sequence LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(group_id)
+            .bind(delivered_before.0)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(pending_entry).collect()
+    }
+
+    async fn pending_entries(
+        &mut self,
+        group_id: i64,
+        sequences: &[Sequence],
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        let mut found = Vec::new();
+        for chunk in sequences.chunks(LOOKUP_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {PENDING_COLUMNS} FROM group_pending WHERE group_id = "
+            ));
+            qb.push_bind(group_id).push(" AND sequence IN ");
+            push_sequences(&mut qb, chunk);
+            qb.push(" ORDER BY sequence");
+            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            for row in &rows {
+                found.push(pending_entry(row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn save_pending(
+        &mut self,
+        group_id: i64,
+        entries: &[PendingEntry],
+    ) -> Result<(), StorageError> {
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT OR REPLACE INTO group_pending (group_id, sequence, consumer, delivery_count, \
+                 delivered_at, deliverable_at) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(group_id)
+                    .push_bind(to_i64(e.sequence))
+                    .push_bind(e.consumer.clone())
+                    .push_bind(i64::from(e.delivery_count))
+                    .push_bind(e.delivered_at.0)
+                    .push_bind(e.deliverable_at.0);
+            });
+            qb.build().execute(&mut *self.tx).await.map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn remove_pending(
+        &mut self,
+        group_id: i64,
+        sequences: &[Sequence],
+    ) -> Result<Vec<Sequence>, StorageError> {
+        let mut removed = Vec::new();
+        for chunk in sequences.chunks(LOOKUP_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM group_pending WHERE group_id = ");
+            qb.push_bind(group_id).push(" AND sequence IN ");
+            push_sequences(&mut qb, chunk);
+            qb.push(" RETURNING sequence");
+            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            for row in &rows {
+                removed.push(to_u64(row.try_get(0).map_err(map_err)?));
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn defer_pending(
+        &mut self,
+        group_id: i64,
+        sequences: &[Sequence],
+        at: UnixMicros,
+    ) -> Result<Vec<Sequence>, StorageError> {
+        let mut deferred = Vec::new();
+        for chunk in sequences.chunks(LOOKUP_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new("UPDATE group_pending SET deliverable_at = ");
+            qb.push_bind(at.0)
+                .push(" WHERE group_id = ")
+                .push_bind(group_id);
+            qb.push(" AND sequence IN ");
+            push_sequences(&mut qb, chunk);
+            qb.push(" RETURNING sequence");
+            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            for row in &rows {
+                deferred.push(to_u64(row.try_get(0).map_err(map_err)?));
+            }
+        }
+        Ok(deferred)
+    }
+
+    async fn next_due(
+        &mut self,
+        group_id: i64,
+        now: UnixMicros,
+    ) -> Result<Option<UnixMicros>, StorageError> {
+        let t: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(deliverable_at) FROM group_pending WHERE group_id = ? AND deliverable_at > ?",
+        )
+        .bind(group_id)
+        .bind(now.0)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(t.map(UnixMicros))
+    }
+
+    async fn events_by_sequence(
+        &mut self,
+        stream_id: i64,
+        sequences: &[Sequence],
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let mut found = Vec::new();
+        for chunk in sequences.chunks(LOOKUP_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
+                 WHERE e.stream_id = "
+            ));
+            qb.push_bind(stream_id).push(" AND e.sequence IN ");
+            push_sequences(&mut qb, chunk);
+            qb.push(" ORDER BY e.sequence");
+            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            found.extend(stored_events(rows)?);
+        }
+        Ok(found)
+    }
+
+    async fn events_after(
+        &mut self,
+        stream_id: i64,
+        after: Sequence,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
+             WHERE e.stream_id = ? AND e.sequence > ? ORDER BY e.sequence LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream_id)
+            .bind(to_i64(after))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        stored_events(rows)
+    }
+
+    async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO checkpoints (name, stream, sequence, position, committed_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(checkpoint.name.as_str())
+        .bind(checkpoint.stream.as_ref().map_or("", StreamName::as_str))
+        .bind(to_i64(checkpoint.sequence))
+        .bind(to_i64(checkpoint.position))
+        .bind(checkpoint.committed_at.0)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StorageError> {

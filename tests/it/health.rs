@@ -1,4 +1,4 @@
-//! Health, reflection, and the services not implemented yet.
+//! Health and reflection.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use riverlog::config::ServeConfig;
 use riverlog::log::filter::EventFilter;
+use riverlog::log::groups::{Checkpoint, GroupState, PendingEntry, PendingQuery, PendingSummary};
 use riverlog::log::model::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
-use riverlog::log::names::{StreamName, StreamPattern, StreamSelector};
+use riverlog::log::names::{Label, StreamName, StreamPattern, StreamSelector};
 use riverlog::proto::v1;
 use riverlog::server::Application;
 use riverlog::storage::{
@@ -118,22 +119,6 @@ async fn reflection_lists_every_service_and_resolves_health_and_error_details() 
     }
 }
 
-#[tokio::test]
-async fn consumer_groups_and_checkpoints_answer_unimplemented_for_now() {
-    let server = TestServer::start().await;
-    let channel = server.channel().await;
-    let err = v1::consumer_groups_client::ConsumerGroupsClient::new(channel.clone())
-        .fetch(v1::FetchRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    let err = v1::checkpoints_client::CheckpointsClient::new(channel)
-        .get_checkpoint(v1::GetCheckpointRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-}
-
 /// Storage that can be switched off, the way a failing disk or a lost
 /// database connection looks to the server.
 struct SwitchableStorage {
@@ -212,6 +197,45 @@ impl Storage for SwitchableStorage {
     async fn last_recorded_at(&self) -> Result<Option<UnixMicros>, StorageError> {
         self.check()?;
         self.inner.last_recorded_at().await
+    }
+    async fn group_state(
+        &self,
+        stream: &StreamName,
+        group: &Label,
+    ) -> Result<Option<GroupState>, StorageError> {
+        self.check()?;
+        self.inner.group_state(stream, group).await
+    }
+    async fn list_group_states(
+        &self,
+        stream: &StreamName,
+    ) -> Result<Vec<GroupState>, StorageError> {
+        self.check()?;
+        self.inner.list_group_states(stream).await
+    }
+    async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError> {
+        self.check()?;
+        self.inner.pending_summary(group_id).await
+    }
+    async fn list_pending(
+        &self,
+        group_id: i64,
+        query: &PendingQuery,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        self.check()?;
+        self.inner.list_pending(group_id, query).await
+    }
+    async fn checkpoint(
+        &self,
+        name: &Label,
+        stream: Option<&StreamName>,
+    ) -> Result<Option<Checkpoint>, StorageError> {
+        self.check()?;
+        self.inner.checkpoint(name, stream).await
+    }
+    async fn list_checkpoints(&self, prefix: &str) -> Result<Vec<Checkpoint>, StorageError> {
+        self.check()?;
+        self.inner.list_checkpoints(prefix).await
     }
     async fn ping(&self) -> Result<(), StorageError> {
         self.check()?;

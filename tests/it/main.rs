@@ -1,7 +1,9 @@
 //! Black-box tests: a real server on 127.0.0.1:0, driven through the
 //! generated gRPC client. One binary, one module per area.
 
+mod checkpoints;
 mod common;
+mod groups;
 mod health;
 mod publish;
 mod read;

@@ -1,0 +1,672 @@
+//! The consumer-group and checkpoint operations of [`EventLog`].
+//!
+//! Delivery is pull-based underneath: Fetch and each Consume stream ask the
+//! writer for work (due redeliveries first, then new events, within the
+//! consumer's credit), and when there is none they wait for something that
+//! could change that: new events on the stream (the hub), an ack, nack,
+//! claim or removed consumer in the group (a per-group signal), the next
+//! pending entry falling due, or their own deadline. Consumers asking at
+//! the same time share the work, which is the load balancing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::error::LogError;
+use super::group_commands::GroupCommand;
+use super::groups::{
+    Checkpoint, CheckpointAt, ClaimTarget, DEAD_LETTER_SUFFIX, DEFAULT_ACK_TIMEOUT,
+    DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_IN_FLIGHT, DeliverRequest, Delivery, GroupInfo,
+    GroupSettings, GroupStart, MAX_DELIVERY_BATCH, PendingEntry, PendingQuery, PendingSummary,
+    Settled,
+};
+use super::hub::HubReceiver;
+use super::model::{Sequence, UnixMicros};
+use super::names::{Label, StreamName};
+use super::subscription::Start;
+use super::{EventLog, MAX_HEARTBEAT, MIN_HEARTBEAT, parse_stream};
+
+/// Most sequences one Ack, Nack or Claim may name.
+pub const MAX_SEQUENCES_PER_CALL: usize = 10_000;
+
+/// Wake-ups and live connections of the consumer groups on this server.
+#[derive(Default)]
+pub(crate) struct GroupSignals {
+    groups: Mutex<HashMap<(StreamName, Label), Arc<GroupSignal>>>,
+}
+
+/// One group's wake-up and its connected consumers.
+#[derive(Default)]
+pub(crate) struct GroupSignal {
+    /// Woken when entries may have become deliverable or credit was freed.
+    changed: Notify,
+    /// Open Consume streams per consumer name.
+    connected: Mutex<HashMap<String, usize>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the map consistent.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl GroupSignals {
+    fn get(&self, stream: &StreamName, group: &Label) -> Arc<GroupSignal> {
+        lock(&self.groups)
+            .entry((stream.clone(), group.clone()))
+            .or_default()
+            .clone()
+    }
+
+    fn wake(&self, stream: &StreamName, group: &Label) {
+        if let Some(signal) = lock(&self.groups).get(&(stream.clone(), group.clone())) {
+            signal.changed.notify_waiters();
+        }
+    }
+
+    fn connected(&self, stream: &StreamName, group: &Label) -> Vec<String> {
+        let Some(signal) = lock(&self.groups)
+            .get(&(stream.clone(), group.clone()))
+            .cloned()
+        else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = lock(&signal.connected).keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+/// Counts a Consume stream as connected for as long as it lives.
+struct Connection {
+    signal: Arc<GroupSignal>,
+    consumer: String,
+}
+
+impl Connection {
+    fn open(signal: Arc<GroupSignal>, consumer: &str) -> Self {
+        *lock(&signal.connected)
+            .entry(consumer.to_owned())
+            .or_default() += 1;
+        Self {
+            signal,
+            consumer: consumer.to_owned(),
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let mut connected = lock(&self.signal.connected);
+        if let Some(n) = connected.get_mut(&self.consumer) {
+            *n -= 1;
+            if *n == 0 {
+                connected.remove(&self.consumer);
+            }
+        }
+    }
+}
+
+/// What ended a wait for work.
+enum Woken {
+    /// Something changed: ask for work again.
+    Work,
+    /// The wait's deadline passed.
+    Deadline,
+    /// The server is stopping.
+    Shutdown,
+}
+
+/// One item of a Consume stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumeItem {
+    /// An event to process and ack.
+    Delivery(Delivery),
+    /// Nothing was sent for a heartbeat interval.
+    Heartbeat(UnixMicros),
+}
+
+/// A CreateGroup request, unparsed.
+#[derive(Debug, Clone, Default)]
+pub struct CreateGroup {
+    /// Stream name.
+    pub stream: String,
+    /// Group name.
+    pub group: String,
+    /// Where it starts.
+    pub start: GroupStart,
+    /// Redelivery timeout; `None` = default.
+    pub ack_timeout: Option<Duration>,
+    /// Deliveries before dead-lettering; 0 = default.
+    pub max_deliveries: u32,
+    /// Dead-letter stream; empty = `<stream>:dlq`.
+    pub dead_letter_stream: String,
+}
+
+fn parse_label(kind: &'static str, name: &str) -> Result<Label, LogError> {
+    Label::parse(name).map_err(|reason| LogError::InvalidLabel {
+        kind,
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+fn check_sequences(sequences: &[Sequence]) -> Result<(), LogError> {
+    if sequences.is_empty() {
+        return Err(LogError::invalid("sequences", "name at least one sequence"));
+    }
+    if sequences.len() > MAX_SEQUENCES_PER_CALL {
+        return Err(LogError::invalid(
+            "sequences",
+            format!("at most {MAX_SEQUENCES_PER_CALL} per call"),
+        ));
+    }
+    Ok(())
+}
+
+/// Fetch and credit sizes the AIP-158 way: 0 = `default`, capped.
+fn batch_size(requested: u32, default: u32) -> u32 {
+    match requested {
+        0 => default,
+        n => n.min(MAX_DELIVERY_BATCH),
+    }
+}
+
+fn instant_at(t: UnixMicros) -> Instant {
+    let wait = t.0.saturating_sub(UnixMicros::now().0).max(0);
+    Instant::now() + Duration::from_micros(u64::try_from(wait).unwrap_or(0))
+}
+
+impl EventLog {
+    /// Creates a consumer group on an existing stream.
+    pub async fn create_group(&self, request: CreateGroup) -> Result<GroupInfo, LogError> {
+        let stream = parse_stream(&request.stream)?;
+        let group = parse_label("group", &request.group)?;
+        let ack_timeout = match request.ack_timeout {
+            None => DEFAULT_ACK_TIMEOUT,
+            Some(d) if d < Duration::from_millis(1) => {
+                return Err(LogError::invalid("ack_timeout", "must be at least 1ms"));
+            }
+            Some(d) => d,
+        };
+        let max_deliveries = match request.max_deliveries {
+            0 => DEFAULT_MAX_DELIVERIES,
+            n => n,
+        };
+        let dead_letter_stream = match request.dead_letter_stream.as_str() {
+            "" => StreamName::parse(&format!("{stream}{DEAD_LETTER_SUFFIX}")).map_err(|e| {
+                LogError::invalid(
+                    "dead_letter_stream",
+                    format!("the default `<stream>{DEAD_LETTER_SUFFIX}` is not a valid name ({e}); name one"),
+                )
+            })?,
+            name => StreamName::parse(name)
+                .map_err(|e| LogError::invalid("dead_letter_stream", e.to_string()))?,
+        };
+        if dead_letter_stream == stream {
+            return Err(LogError::invalid(
+                "dead_letter_stream",
+                "must differ from the group's stream",
+            ));
+        }
+        let settings = GroupSettings {
+            start: request.start,
+            ack_timeout,
+            max_deliveries,
+            dead_letter_stream,
+        };
+        self.writer
+            .group(|r| GroupCommand::Create(stream.clone(), group.clone(), settings, r))
+            .await?;
+        self.group_info(&stream, &group).await
+    }
+
+    async fn group_info(&self, stream: &StreamName, group: &Label) -> Result<GroupInfo, LogError> {
+        let Some(state) = self.storage.group_state(stream, group).await? else {
+            // Name the missing piece, as the writer's commands do.
+            return Err(match self.storage.get_stream(stream).await? {
+                None => LogError::StreamNotFound(stream.to_string()),
+                Some(_) => LogError::GroupNotFound {
+                    stream: stream.to_string(),
+                    group: group.to_string(),
+                },
+            });
+        };
+        Ok(GroupInfo {
+            state,
+            connected: self.groups.connected(stream, group),
+        })
+    }
+
+    /// Describes a group.
+    pub async fn get_group(&self, stream: &str, group: &str) -> Result<GroupInfo, LogError> {
+        let stream = parse_stream(stream)?;
+        let group = parse_label("group", group)?;
+        self.group_info(&stream, &group).await
+    }
+
+    /// The groups of a stream, in name order.
+    pub async fn list_groups(&self, stream: &str) -> Result<Vec<GroupInfo>, LogError> {
+        let name = parse_stream(stream)?;
+        if self.storage.get_stream(&name).await?.is_none() {
+            return Err(LogError::StreamNotFound(stream.to_owned()));
+        }
+        let states = self.storage.list_group_states(&name).await?;
+        Ok(states
+            .into_iter()
+            .map(|state| {
+                let connected = self.groups.connected(&name, &state.group.name);
+                GroupInfo { state, connected }
+            })
+            .collect())
+    }
+
+    /// Deletes a group with its pending entries.
+    pub async fn delete_group(&self, stream: &str, group: &str) -> Result<(), LogError> {
+        let stream = parse_stream(stream)?;
+        let group = parse_label("group", group)?;
+        self.writer
+            .group(|r| GroupCommand::Delete(stream.clone(), group.clone(), r))
+            .await?;
+        self.groups.wake(&stream, &group);
+        Ok(())
+    }
+
+    /// Removes a consumer; its pending entries are claimable at once.
+    pub async fn delete_consumer(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+    ) -> Result<u64, LogError> {
+        let stream = parse_stream(stream)?;
+        let group = parse_label("group", group)?;
+        let consumer = parse_label("consumer", consumer)?;
+        let released = self
+            .writer
+            .group(|r| GroupCommand::DeleteConsumer(stream.clone(), group.clone(), consumer, r))
+            .await?;
+        self.groups.wake(&stream, &group);
+        Ok(released)
+    }
+
+    fn deliver_request(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+    ) -> Result<DeliverRequest, LogError> {
+        Ok(DeliverRequest {
+            stream: parse_stream(stream)?,
+            group: parse_label("group", group)?,
+            consumer: parse_label("consumer", consumer)?,
+            count: 1,
+            max_in_flight: None,
+            pending_only: false,
+        })
+    }
+
+    /// Waits until there may be work for `request`, `until` passes or the
+    /// server stops. `changed` must have been armed before the last look.
+    async fn wait_for_work(
+        &self,
+        request: &DeliverRequest,
+        changed: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        live: &mut HubReceiver,
+        next_due: Option<UnixMicros>,
+        until: Instant,
+    ) -> Woken {
+        let due = tokio::time::sleep_until(next_due.map_or(until, instant_at));
+        tokio::pin!(due);
+        let mut changed = changed;
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Woken::Shutdown,
+                () = changed.as_mut() => return Woken::Work,
+                batch = live.recv() => match batch {
+                    Ok(b) if b.iter().any(|e| e.stream == request.stream) => return Woken::Work,
+                    Ok(_) => {}
+                    // Batches were missed; one of them may have been ours.
+                    Err(_) => return Woken::Work,
+                },
+                () = &mut due => return Woken::Work,
+                () = tokio::time::sleep_until(until) => return Woken::Deadline,
+            }
+        }
+    }
+
+    /// Unary delivery (XREADGROUP): up to `count` deliveries, waiting up to
+    /// `block` for the first.
+    pub async fn fetch(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: u32,
+        block: Duration,
+        pending_only: bool,
+    ) -> Result<Vec<Delivery>, LogError> {
+        let mut request = self.deliver_request(stream, group, consumer)?;
+        request.count = batch_size(count, 1);
+        request.pending_only = pending_only;
+        let signal = self.groups.get(&request.stream, &request.group);
+        let until = Instant::now() + block;
+        let mut live = self.hub.subscribe();
+        loop {
+            let changed = signal.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let out = self
+                .writer
+                .group(|r| GroupCommand::Deliver(request.clone(), r))
+                .await?;
+            if !out.deliveries.is_empty() || pending_only || Instant::now() >= until {
+                return Ok(out.deliveries);
+            }
+            match self
+                .wait_for_work(&request, changed, &mut live, out.next_due, until)
+                .await
+            {
+                Woken::Work => {}
+                Woken::Deadline => return Ok(Vec::new()),
+                Woken::Shutdown => return Err(LogError::ShuttingDown),
+            }
+        }
+    }
+
+    /// Push delivery: a stream of deliveries within `max_in_flight` unacked
+    /// ones, with heartbeats while idle. Unknown streams and groups fail
+    /// before the stream starts.
+    pub async fn consume(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        max_in_flight: u32,
+        heartbeat: Option<Duration>,
+    ) -> Result<impl Stream<Item = Result<ConsumeItem, LogError>> + Send + 'static, LogError> {
+        let mut request = self.deliver_request(stream, group, consumer)?;
+        let credit = batch_size(max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+        request.count = credit;
+        request.max_in_flight = Some(credit);
+        let heartbeat = heartbeat.unwrap_or(super::DEFAULT_HEARTBEAT);
+        if !(MIN_HEARTBEAT..=MAX_HEARTBEAT).contains(&heartbeat) {
+            return Err(LogError::invalid(
+                "heartbeat_interval",
+                format!("must be between {MIN_HEARTBEAT:?} and {MAX_HEARTBEAT:?}"),
+            ));
+        }
+        // Fails with GROUP_NOT_FOUND / STREAM_NOT_FOUND as the call's status.
+        self.group_info(&request.stream, &request.group).await?;
+        let signal = self.groups.get(&request.stream, &request.group);
+        let state = ConsumeState {
+            log: self.clone(),
+            connection: Connection::open(signal.clone(), request.consumer.as_str()),
+            signal,
+            live: self.hub.subscribe(),
+            request,
+            heartbeat,
+            ready: VecDeque::new(),
+            last_sent: Instant::now(),
+            done: false,
+        };
+        Ok(futures::stream::unfold(state, |mut s| async move {
+            let item = s.next().await?;
+            Some((item, s))
+        }))
+    }
+
+    /// Acknowledges deliveries.
+    pub async fn ack(
+        &self,
+        stream: &str,
+        group: &str,
+        sequences: Vec<Sequence>,
+    ) -> Result<Settled, LogError> {
+        let stream = parse_stream(stream)?;
+        let group = parse_label("group", group)?;
+        check_sequences(&sequences)?;
+        let settled = self
+            .writer
+            .group(|r| GroupCommand::Ack(stream.clone(), group.clone(), sequences, r))
+            .await?;
+        self.groups.wake(&stream, &group);
+        Ok(settled)
+    }
+
+    /// Rejects deliveries: they are due again after `delay`.
+    pub async fn nack(
+        &self,
+        stream: &str,
+        group: &str,
+        sequences: Vec<Sequence>,
+        delay: Duration,
+    ) -> Result<Settled, LogError> {
+        let stream = parse_stream(stream)?;
+        let group = parse_label("group", group)?;
+        check_sequences(&sequences)?;
+        let settled = self
+            .writer
+            .group(|r| GroupCommand::Nack(stream.clone(), group.clone(), sequences, delay, r))
+            .await?;
+        self.groups.wake(&stream, &group);
+        Ok(settled)
+    }
+
+    /// The group's pending summary and a page of its entries.
+    pub async fn list_pending(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Option<Duration>,
+        limit: u32,
+        after_sequence: Sequence,
+    ) -> Result<(PendingSummary, Vec<PendingEntry>), LogError> {
+        let stream = parse_stream(stream)?;
+        let group = parse_label("group", group)?;
+        let consumer = match consumer {
+            "" => None,
+            c => Some(parse_label("consumer", c)?.to_string()),
+        };
+        let info = self.group_info(&stream, &group).await?;
+        let id = info.state.group.id;
+        let summary = self.storage.pending_summary(id).await?;
+        let query = PendingQuery {
+            consumer,
+            delivered_before: min_idle.map(|d| UnixMicros::now().saturating_sub(d)),
+            after_sequence,
+            limit: super::page_size(limit, super::DEFAULT_PAGE_SIZE),
+        };
+        let entries = self.storage.list_pending(id, &query).await?;
+        Ok((summary, entries))
+    }
+
+    /// Takes over idle pending entries: `sequences` (XCLAIM), or the oldest
+    /// `count` when none are named (XAUTOCLAIM).
+    pub async fn claim(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        sequences: Vec<Sequence>,
+        count: u32,
+    ) -> Result<Vec<Delivery>, LogError> {
+        let request = self.deliver_request(stream, group, consumer)?;
+        let target = if sequences.is_empty() {
+            ClaimTarget::Oldest(batch_size(count, 100))
+        } else {
+            check_sequences(&sequences)?;
+            ClaimTarget::Sequences(sequences)
+        };
+        let DeliverRequest {
+            stream,
+            group,
+            consumer,
+            ..
+        } = request;
+        let claimed = self
+            .writer
+            .group(|r| {
+                GroupCommand::Claim(stream.clone(), group.clone(), consumer, min_idle, target, r)
+            })
+            .await?;
+        // The previous holders have credit again.
+        self.groups.wake(&stream, &group);
+        Ok(claimed)
+    }
+
+    /// Commits a checkpoint: per stream (`stream` non-empty) or global.
+    pub async fn commit_checkpoint(
+        &self,
+        name: &str,
+        stream: &str,
+        at: Option<CheckpointAt>,
+    ) -> Result<Checkpoint, LogError> {
+        let name = parse_label("checkpoint", name)?;
+        let stream = match stream {
+            "" => None,
+            s => Some(parse_stream(s)?),
+        };
+        let (sequence, position) = match (at, &stream) {
+            (None, _) => return Err(LogError::invalid("at", "set a sequence or a position")),
+            (Some(CheckpointAt::Sequence(_)), None) => {
+                return Err(LogError::invalid(
+                    "sequence",
+                    "a global checkpoint takes a position; name a stream for a sequence",
+                ));
+            }
+            (Some(CheckpointAt::Sequence(s)), Some(stream)) => {
+                // Remember where that event sits in the log too, so a pattern
+                // subscription can resume from this checkpoint as well.
+                let position = self
+                    .storage
+                    .position_before_sequence(stream, s.saturating_add(1))
+                    .await?;
+                (s, position)
+            }
+            (Some(CheckpointAt::Position(p)), _) => (0, p),
+        };
+        let checkpoint = Checkpoint {
+            name,
+            stream,
+            sequence,
+            position,
+            committed_at: UnixMicros::now(),
+        };
+        self.writer
+            .group(|r| GroupCommand::SaveCheckpoint(checkpoint, r))
+            .await
+    }
+
+    /// Reads a checkpoint.
+    pub async fn get_checkpoint(&self, name: &str, stream: &str) -> Result<Checkpoint, LogError> {
+        let label = parse_label("checkpoint", name)?;
+        let stream_name = match stream {
+            "" => None,
+            s => Some(parse_stream(s)?),
+        };
+        self.storage
+            .checkpoint(&label, stream_name.as_ref())
+            .await?
+            .ok_or_else(|| LogError::CheckpointNotFound {
+                name: name.to_owned(),
+                stream: stream_name.map(|s| s.to_string()),
+            })
+    }
+
+    /// Checkpoints whose names start with `prefix`.
+    pub async fn list_checkpoints(&self, prefix: &str) -> Result<Vec<Checkpoint>, LogError> {
+        Ok(self.storage.list_checkpoints(prefix).await?)
+    }
+
+    /// Where a subscription starting at checkpoint `name` begins: right
+    /// after the committed event; at the earliest event if nothing was
+    /// committed yet (a new reader starts from the beginning).
+    pub(super) async fn checkpoint_start(
+        &self,
+        name: &str,
+        single_stream: Option<&StreamName>,
+    ) -> Result<Start, LogError> {
+        let label = parse_label("checkpoint", name)?;
+        Ok(
+            match self.storage.checkpoint(&label, single_stream).await? {
+                None => Start::Earliest,
+                Some(cp) if single_stream.is_some() && cp.sequence > 0 => {
+                    Start::Sequence(cp.sequence.saturating_add(1))
+                }
+                Some(cp) => Start::Position(cp.position.saturating_add(1)),
+            },
+        )
+    }
+}
+
+/// The state of one Consume stream.
+struct ConsumeState {
+    log: EventLog,
+    signal: Arc<GroupSignal>,
+    /// Keeps the consumer listed as connected until the stream is dropped.
+    #[allow(dead_code)]
+    connection: Connection,
+    live: HubReceiver,
+    request: DeliverRequest,
+    heartbeat: Duration,
+    ready: VecDeque<Delivery>,
+    last_sent: Instant,
+    done: bool,
+}
+
+impl ConsumeState {
+    async fn next(&mut self) -> Option<Result<ConsumeItem, LogError>> {
+        loop {
+            if let Some(delivery) = self.ready.pop_front() {
+                self.last_sent = Instant::now();
+                return Some(Ok(ConsumeItem::Delivery(delivery)));
+            }
+            if self.done {
+                return None;
+            }
+            let signal = self.signal.clone();
+            let changed = signal.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let request = self.request.clone();
+            let out = match self
+                .log
+                .writer
+                .group(|r| GroupCommand::Deliver(request, r))
+                .await
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            if !out.deliveries.is_empty() {
+                self.ready.extend(out.deliveries);
+                continue;
+            }
+            let until = self.last_sent + self.heartbeat;
+            match self
+                .log
+                .wait_for_work(&self.request, changed, &mut self.live, out.next_due, until)
+                .await
+            {
+                Woken::Work => {}
+                Woken::Deadline => {
+                    self.last_sent = Instant::now();
+                    return Some(Ok(ConsumeItem::Heartbeat(UnixMicros::now())));
+                }
+                Woken::Shutdown => {
+                    self.done = true;
+                    return Some(Err(LogError::ShuttingDown));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! Consumer-group and checkpoint commands, applied by the group-commit
+//! writer inside its transaction.
+//!
+//! Running them in the writer serialises them with appends (a delivery sees
+//! every event committed before it) and batches them: the acks and
+//! deliveries of many consumers share one commit.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tracing::{error, warn};
+
+use super::error::{Expectation, LogError};
+use super::event::NewEvent;
+use super::groups::{
+    Checkpoint, ClaimTarget, DeliverRequest, Delivered, Delivery, GroupRecord, GroupSettings,
+    GroupStart, PendingEntry, Settled,
+};
+use super::model::{Sequence, StoredEvent, UnixMicros};
+use super::names::{Label, StreamName};
+use super::writer::{Answer, AppendRequest, Reply, Transaction, settle};
+use crate::proto::{Extension, rewrite_event};
+use crate::storage::{StorageError, StreamHead};
+
+/// Why an event was dead-lettered, as the `rlreason` attribute says.
+const REASON_MAX_DELIVERIES: &str = "max_deliveries";
+
+/// A consumer-group or checkpoint command for the writer.
+pub(super) enum GroupCommand {
+    Create(StreamName, Label, GroupSettings, Reply<GroupRecord>),
+    Delete(StreamName, Label, Reply<()>),
+    DeleteConsumer(StreamName, Label, Label, Reply<u64>),
+    Deliver(DeliverRequest, Reply<Delivered>),
+    Ack(StreamName, Label, Vec<Sequence>, Reply<Settled>),
+    Nack(StreamName, Label, Vec<Sequence>, Duration, Reply<Settled>),
+    Claim(
+        StreamName,
+        Label,
+        Label,
+        Duration,
+        ClaimTarget,
+        Reply<Vec<Delivery>>,
+    ),
+    SaveCheckpoint(Checkpoint, Reply<Checkpoint>),
+}
+
+impl GroupCommand {
+    pub(super) fn fail(self, error: &StorageError) {
+        fn send<T>(reply: Reply<T>, error: &StorageError) {
+            let _ = reply.send(Err(LogError::Storage(error.clone())));
+        }
+        match self {
+            Self::Create(.., r) => send(r, error),
+            Self::Delete(.., r) => send(r, error),
+            Self::DeleteConsumer(.., r) => send(r, error),
+            Self::Deliver(_, r) => send(r, error),
+            Self::Ack(.., r) | Self::Nack(.., r) => send(r, error),
+            Self::Claim(.., r) => send(r, error),
+            Self::SaveCheckpoint(_, r) => send(r, error),
+        }
+    }
+}
+
+/// A storage error aborts the batch; a domain error answers one caller.
+type Outcome<T> = Result<Result<T, LogError>, StorageError>;
+
+impl Transaction {
+    pub(super) async fn apply_group(
+        &mut self,
+        cmd: GroupCommand,
+        answers: &mut Vec<Box<dyn Answer>>,
+    ) -> Result<(), StorageError> {
+        // Group commands read events and pending rows: earlier commands of
+        // this batch must be visible to them.
+        if let Err(e) = self.flush().await {
+            cmd.fail(&e);
+            return Err(e);
+        }
+        match cmd {
+            GroupCommand::Create(stream, group, settings, reply) => {
+                let outcome = self.create_group(&stream, &group, &settings).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::Delete(stream, group, reply) => {
+                let outcome = self.delete_group(&stream, &group).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::DeleteConsumer(stream, group, consumer, reply) => {
+                let outcome = self.delete_consumer(&stream, &group, &consumer).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::Deliver(req, reply) => {
+                let outcome = self.deliver(&req).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::Ack(stream, group, sequences, reply) => {
+                let outcome = self.settle_pending(&stream, &group, &sequences, None).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::Nack(stream, group, sequences, delay, reply) => {
+                let outcome = self
+                    .settle_pending(&stream, &group, &sequences, Some(delay))
+                    .await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::Claim(stream, group, consumer, min_idle, target, reply) => {
+                let outcome = self
+                    .claim(&stream, &group, &consumer, min_idle, target)
+                    .await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::SaveCheckpoint(checkpoint, reply) => {
+                let outcome = self.save_checkpoint(checkpoint).await;
+                settle(reply, outcome, answers)
+            }
+        }
+    }
+
+    /// The stream and group a command names, or the domain error.
+    async fn group_of(
+        &mut self,
+        stream: &StreamName,
+        group: &Label,
+    ) -> Outcome<(StreamHead, GroupRecord)> {
+        let Some(head) = self.head(stream).await? else {
+            return Ok(Err(LogError::StreamNotFound(stream.to_string())));
+        };
+        match self.tx.group(&head, group).await? {
+            Some(record) => Ok(Ok((head, record))),
+            None => Ok(Err(LogError::GroupNotFound {
+                stream: stream.to_string(),
+                group: group.to_string(),
+            })),
+        }
+    }
+
+    fn deadline(&self, after: Duration) -> UnixMicros {
+        UnixMicros(
+            self.now
+                .0
+                .saturating_add(i64::try_from(after.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    async fn create_group(
+        &mut self,
+        stream: &StreamName,
+        group: &Label,
+        settings: &GroupSettings,
+    ) -> Outcome<GroupRecord> {
+        let Some(head) = self.head(stream).await? else {
+            return Ok(Err(LogError::StreamNotFound(stream.to_string())));
+        };
+        if self.tx.group(&head, group).await?.is_some() {
+            return Ok(Err(LogError::GroupAlreadyExists {
+                stream: stream.to_string(),
+                group: group.to_string(),
+            }));
+        }
+        let cursor = match settings.start {
+            GroupStart::Earliest => 0,
+            GroupStart::Latest => head.last_sequence,
+            GroupStart::Sequence(s) => s.saturating_sub(1),
+        };
+        let record = self
+            .tx
+            .create_group(&head, group, settings, cursor, self.now)
+            .await?;
+        Ok(Ok(record))
+    }
+
+    async fn delete_group(&mut self, stream: &StreamName, group: &Label) -> Outcome<()> {
+        let (_, record) = match self.group_of(stream, group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.tx.delete_group(record.id).await?;
+        Ok(Ok(()))
+    }
+
+    async fn delete_consumer(
+        &mut self,
+        stream: &StreamName,
+        group: &Label,
+        consumer: &Label,
+    ) -> Outcome<u64> {
+        let (_, record) = match self.group_of(stream, group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let released = self
+            .tx
+            .release_consumer(record.id, consumer.as_str(), self.now)
+            .await?;
+        Ok(Ok(released))
+    }
+
+    /// Hands out due entries (redeliveries), then new events, up to the
+    /// request's count and the consumer's credit.
+    async fn deliver(&mut self, req: &DeliverRequest) -> Outcome<Delivered> {
+        let (head, group) = match self.group_of(&req.stream, &req.group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let consumer = req.consumer.as_str();
+        self.tx.touch_consumer(group.id, consumer, self.now).await?;
+        let mut out = Delivered::default();
+
+        if req.pending_only {
+            let entries = self
+                .tx
+                .pending_of_consumer(group.id, consumer, req.count)
+                .await?;
+            let mut events = self.events_of(&head, &entries).await?;
+            out.deliveries = entries
+                .into_iter()
+                .filter_map(|entry| {
+                    let event = events.remove(&entry.sequence)?;
+                    Some(Delivery {
+                        event,
+                        delivery_count: entry.delivery_count,
+                    })
+                })
+                .collect();
+            return Ok(Ok(out));
+        }
+
+        let mut budget = req.count;
+        if let Some(credit) = req.max_in_flight {
+            let held = self.tx.consumer_pending_count(group.id, consumer).await?;
+            let held = u32::try_from(held).unwrap_or(u32::MAX);
+            budget = budget.min(credit.saturating_sub(held));
+        }
+        if budget > 0 {
+            let due = self.tx.due_pending(group.id, self.now, budget).await?;
+            let handed = self
+                .hand_out(&head, &group, due, consumer, &mut out.deliveries)
+                .await?;
+            budget = budget.saturating_sub(handed);
+        }
+        if budget > 0 {
+            let fresh = self.tx.events_after(head.id, group.cursor, budget).await?;
+            if let Some(last) = fresh.last() {
+                let until = self.deadline(group.ack_timeout);
+                let entries: Vec<PendingEntry> = fresh
+                    .iter()
+                    .map(|e| PendingEntry {
+                        sequence: e.sequence,
+                        consumer: consumer.to_owned(),
+                        delivery_count: 1,
+                        delivered_at: self.now,
+                        deliverable_at: until,
+                    })
+                    .collect();
+                let cursor = last.sequence;
+                self.tx.save_pending(group.id, &entries).await?;
+                self.tx.save_group_cursor(group.id, cursor).await?;
+                out.deliveries
+                    .extend(fresh.into_iter().map(|event| Delivery {
+                        event,
+                        delivery_count: 1,
+                    }));
+            }
+        }
+        out.next_due = self.tx.next_due(group.id, self.now).await?;
+        Ok(Ok(out))
+    }
+
+    /// The retained events of `entries`, by sequence.
+    async fn events_of(
+        &mut self,
+        head: &StreamHead,
+        entries: &[PendingEntry],
+    ) -> Result<HashMap<Sequence, StoredEvent>, StorageError> {
+        let sequences: Vec<Sequence> = entries.iter().map(|e| e.sequence).collect();
+        Ok(self
+            .tx
+            .events_by_sequence(head.id, &sequences)
+            .await?
+            .into_iter()
+            .map(|e| (e.sequence, e))
+            .collect())
+    }
+
+    /// Gives pending entries to `consumer` as new deliveries. Entries that
+    /// used up their deliveries go to the dead-letter stream instead, and
+    /// entries whose event is gone (trimmed, taken) are dropped. Returns
+    /// how many were delivered.
+    async fn hand_out(
+        &mut self,
+        head: &StreamHead,
+        group: &GroupRecord,
+        entries: Vec<PendingEntry>,
+        consumer: &str,
+        out: &mut Vec<Delivery>,
+    ) -> Result<u32, StorageError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut events = self.events_of(head, &entries).await?;
+        let until = self.deadline(group.ack_timeout);
+        let mut reassigned = Vec::new();
+        let mut finished = Vec::new();
+        for entry in entries {
+            match events.remove(&entry.sequence) {
+                None => finished.push(entry.sequence),
+                Some(event) if entry.delivery_count >= group.max_deliveries => {
+                    self.dead_letter(group, &entry, &event).await?;
+                    finished.push(entry.sequence);
+                }
+                Some(event) => {
+                    let next = PendingEntry {
+                        consumer: consumer.to_owned(),
+                        delivery_count: entry.delivery_count.saturating_add(1),
+                        delivered_at: self.now,
+                        deliverable_at: until,
+                        ..entry
+                    };
+                    out.push(Delivery {
+                        event,
+                        delivery_count: next.delivery_count,
+                    });
+                    reassigned.push(next);
+                }
+            }
+        }
+        self.tx.save_pending(group.id, &reassigned).await?;
+        if !finished.is_empty() {
+            self.tx.remove_pending(group.id, &finished).await?;
+        }
+        Ok(u32::try_from(reassigned.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Appends a copy of `event` to the group's dead-letter stream, with
+    /// extension attributes saying where it came from and why.
+    async fn dead_letter(
+        &mut self,
+        group: &GroupRecord,
+        entry: &PendingEntry,
+        event: &StoredEvent,
+    ) -> Result<(), StorageError> {
+        // One id per (stream, sequence, group): retried dead-lettering is
+        // idempotent, and groups sharing a dead-letter stream do not collide.
+        let id = format!("{}:{}:{}", group.stream, event.sequence, group.name);
+        let extensions = [
+            ("rlorigstream", Extension::String(group.stream.to_string())),
+            (
+                "rlorigsequence",
+                Extension::String(event.sequence.to_string()),
+            ),
+            ("rlorigid", Extension::String(event.id.clone())),
+            ("rlgroup", Extension::String(group.name.to_string())),
+            (
+                "rldeliveries",
+                Extension::Integer(i32::try_from(entry.delivery_count).unwrap_or(i32::MAX)),
+            ),
+            (
+                "rlreason",
+                Extension::String(REASON_MAX_DELIVERIES.to_owned()),
+            ),
+        ];
+        let payload = rewrite_event(&event.payload, &id, &extensions).map_err(|e| {
+            StorageError::Failure(format!(
+                "stored event {} is not decodable: {e}",
+                event.position
+            ))
+        })?;
+        let request = AppendRequest {
+            stream: group.dead_letter_stream.clone(),
+            events: vec![NewEvent {
+                id,
+                event_type: event.event_type.clone(),
+                source: event.source.clone(),
+                subject: event.subject.clone(),
+                payload,
+            }],
+            expected: Expectation::Any,
+            auto_create: true,
+        };
+        if let Err(e) = self.append(&request).await? {
+            // Nothing a valid group can cause; keep the entry out of the way
+            // rather than redelivering a poison event forever.
+            error!(error = %e, stream = %group.stream, sequence = event.sequence, "dead-lettering failed");
+        } else {
+            warn!(stream = %group.stream, group = %group.name, sequence = event.sequence, deliveries = entry.delivery_count, "event dead-lettered");
+        }
+        Ok(())
+    }
+
+    /// Acks (`delay` is `None`) or nacks pending entries.
+    async fn settle_pending(
+        &mut self,
+        stream: &StreamName,
+        group: &Label,
+        sequences: &[Sequence],
+        delay: Option<Duration>,
+    ) -> Outcome<Settled> {
+        let (_, record) = match self.group_of(stream, group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut wanted = sequences.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let done = match delay {
+            None => self.tx.remove_pending(record.id, &wanted).await?,
+            Some(d) => {
+                let at = self.deadline(d);
+                self.tx.defer_pending(record.id, &wanted, at).await?
+            }
+        };
+        let not_pending = wanted.into_iter().filter(|s| !done.contains(s)).collect();
+        Ok(Ok(Settled {
+            settled: done.len() as u64,
+            not_pending,
+        }))
+    }
+
+    async fn claim(
+        &mut self,
+        stream: &StreamName,
+        group: &Label,
+        consumer: &Label,
+        min_idle: Duration,
+        target: ClaimTarget,
+    ) -> Outcome<Vec<Delivery>> {
+        let (head, record) = match self.group_of(stream, group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.tx
+            .touch_consumer(record.id, consumer.as_str(), self.now)
+            .await?;
+        let idle_since = UnixMicros(
+            self.now
+                .0
+                .saturating_sub(i64::try_from(min_idle.as_micros()).unwrap_or(i64::MAX)),
+        );
+        let entries = match target {
+            ClaimTarget::Sequences(sequences) => self
+                .tx
+                .pending_entries(record.id, &sequences)
+                .await?
+                .into_iter()
+                .filter(|e| e.delivered_at <= idle_since)
+                .collect(),
+            ClaimTarget::Oldest(count) => {
+                self.tx.idle_pending(record.id, idle_since, count).await?
+            }
+        };
+        let mut out = Vec::new();
+        self.hand_out(&head, &record, entries, consumer.as_str(), &mut out)
+            .await?;
+        Ok(Ok(out))
+    }
+
+    async fn save_checkpoint(&mut self, checkpoint: Checkpoint) -> Outcome<Checkpoint> {
+        if let Some(stream) = &checkpoint.stream {
+            if self.head(stream).await?.is_none() {
+                return Ok(Err(LogError::StreamNotFound(stream.to_string())));
+            }
+        }
+        let checkpoint = Checkpoint {
+            committed_at: self.now,
+            ..checkpoint
+        };
+        self.tx.save_checkpoint(&checkpoint).await?;
+        Ok(Ok(checkpoint))
+    }
+}

@@ -1,0 +1,234 @@
+//! Consumer groups and checkpoints: the domain types.
+//!
+//! A group is a cursor over one stream plus a pending-entries list (PEL).
+//! Delivering, acking, nacking, claiming and dead-lettering are write
+//! commands of the group-commit writer (see `group_commands.rs`), so they
+//! batch with everything else and see a consistent log.
+
+use std::time::Duration;
+
+use super::model::{Position, Sequence, StoredEvent, UnixMicros};
+use super::names::{Label, StreamName};
+
+/// Default redelivery timeout.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default deliveries before dead-lettering.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+/// Default credit of a Consume stream.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
+/// Largest credit or fetch count accepted.
+pub const MAX_DELIVERY_BATCH: u32 = 1000;
+/// Suffix of the default dead-letter stream.
+pub const DEAD_LETTER_SUFFIX: &str = ":dlq";
+
+/// Where a new group starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupStart {
+    /// The oldest retained event.
+    #[default]
+    Earliest,
+    /// Only events appended after creation.
+    Latest,
+    /// The first event with at least this sequence.
+    Sequence(Sequence),
+}
+
+/// Settings of a new group, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSettings {
+    /// Where it starts.
+    pub start: GroupStart,
+    /// Redelivery timeout.
+    pub ack_timeout: Duration,
+    /// Deliveries before dead-lettering.
+    pub max_deliveries: u32,
+    /// Where dead letters go.
+    pub dead_letter_stream: StreamName,
+}
+
+/// A group as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Backend row id.
+    pub id: i64,
+    /// Row id of the stream.
+    pub stream_id: i64,
+    /// The stream.
+    pub stream: StreamName,
+    /// Group name.
+    pub name: Label,
+    /// Redelivery timeout.
+    pub ack_timeout: Duration,
+    /// Deliveries before dead-lettering.
+    pub max_deliveries: u32,
+    /// Where dead letters go.
+    pub dead_letter_stream: StreamName,
+    /// Highest sequence handed out.
+    pub cursor: Sequence,
+    /// Creation time.
+    pub created_at: UnixMicros,
+}
+
+/// One pending entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEntry {
+    /// The event's sequence.
+    pub sequence: Sequence,
+    /// Consumer holding it.
+    pub consumer: String,
+    /// Deliveries so far.
+    pub delivery_count: u32,
+    /// Last delivery time.
+    pub delivered_at: UnixMicros,
+    /// When it may be delivered again.
+    pub deliverable_at: UnixMicros,
+}
+
+/// A consumer as the group knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Consumer name.
+    pub name: String,
+    /// Its pending entries.
+    pub pending: u64,
+    /// Last fetch, consume or claim.
+    pub last_seen_at: UnixMicros,
+}
+
+/// Everything GetGroup reports, as storage knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    /// The group.
+    pub group: GroupRecord,
+    /// Its consumers in name order.
+    pub consumers: Vec<ConsumerRecord>,
+    /// Pending entries in total.
+    pub pending: u64,
+    /// Lowest pending sequence, if any.
+    pub lowest_pending: Option<Sequence>,
+    /// Retained events past the cursor.
+    pub lag: u64,
+}
+
+impl GroupState {
+    /// Every sequence up to this is acked or dead-lettered.
+    pub fn ack_floor(&self) -> Sequence {
+        match self.lowest_pending {
+            Some(lowest) => lowest - 1,
+            None => self.group.cursor,
+        }
+    }
+}
+
+/// Group state plus what only the running server knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Stored state.
+    pub state: GroupState,
+    /// Consumers with an open Consume stream here.
+    pub connected: Vec<String>,
+}
+
+/// An event handed to a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The event.
+    pub event: StoredEvent,
+    /// 1 on first delivery.
+    pub delivery_count: u32,
+}
+
+/// What a delivery command handed out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The deliveries, due redeliveries first, then new events.
+    pub deliveries: Vec<Delivery>,
+    /// When the next pending entry becomes due, if any: a waiting consumer
+    /// should look again then.
+    pub next_due: Option<UnixMicros>,
+}
+
+/// Which pending entries a delivery command hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverRequest {
+    /// The stream.
+    pub stream: StreamName,
+    /// The group.
+    pub group: Label,
+    /// The consumer receiving them.
+    pub consumer: Label,
+    /// Most deliveries.
+    pub count: u32,
+    /// For Consume: the consumer's credit; its unacked entries count against it.
+    pub max_in_flight: Option<u32>,
+    /// Re-read the consumer's own pending entries instead (Redis ID 0).
+    pub pending_only: bool,
+}
+
+/// Which entries a claim takes over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimTarget {
+    /// These sequences (XCLAIM).
+    Sequences(Vec<Sequence>),
+    /// The oldest idle entries, at most this many (XAUTOCLAIM).
+    Oldest(u32),
+}
+
+/// The outcome of Ack or Nack.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Entries acked or nacked.
+    pub settled: u64,
+    /// Sequences that were not pending.
+    pub not_pending: Vec<Sequence>,
+}
+
+/// A filter of ListPending.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingQuery {
+    /// Only this consumer's entries.
+    pub consumer: Option<String>,
+    /// Only entries delivered at or before this time.
+    pub delivered_before: Option<UnixMicros>,
+    /// Only sequences above this.
+    pub after_sequence: Sequence,
+    /// Most entries.
+    pub limit: u32,
+}
+
+/// The summary of a group's pending entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingSummary {
+    /// Pending entries.
+    pub count: u64,
+    /// Lowest pending sequence.
+    pub lowest: Option<Sequence>,
+    /// Highest pending sequence.
+    pub highest: Option<Sequence>,
+    /// Counts per consumer, in name order.
+    pub consumers: Vec<(String, u64)>,
+}
+
+/// A committed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Its name.
+    pub name: Label,
+    /// Its stream; `None` for a global checkpoint.
+    pub stream: Option<StreamName>,
+    /// The last processed sequence (0 for global checkpoints).
+    pub sequence: Sequence,
+    /// The last processed global position.
+    pub position: Position,
+    /// Commit time.
+    pub committed_at: UnixMicros,
+}
+
+/// What a checkpoint commit names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointAt {
+    /// A sequence of the checkpoint's stream.
+    Sequence(Sequence),
+    /// A global position.
+    Position(Position),
+}

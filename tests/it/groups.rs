@@ -1,0 +1,839 @@
+//! Consumer groups: sharing, acks, redelivery, dead letters, claims,
+//! pending lists, restarts, and their error paths.
+
+use std::collections::HashSet;
+
+use riverlog::proto::AttributeValue;
+use riverlog::proto::v1::{self, consume_response::Message};
+use tonic::{Code, Streaming};
+
+use crate::common::*;
+
+fn consume_request(
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    max_in_flight: u32,
+) -> v1::ConsumeRequest {
+    v1::ConsumeRequest {
+        stream: stream.into(),
+        group: group.into(),
+        consumer: consumer.into(),
+        max_in_flight,
+        heartbeat_interval: None,
+    }
+}
+
+async fn consume(
+    groups: &mut Groups,
+    request: v1::ConsumeRequest,
+) -> Streaming<v1::ConsumeResponse> {
+    groups
+        .consume(request)
+        .await
+        .expect("consume starts")
+        .into_inner()
+}
+
+/// The next delivery of a Consume stream, skipping heartbeats.
+async fn next_delivery(stream: &mut Streaming<v1::ConsumeResponse>) -> v1::Delivery {
+    loop {
+        let msg = within(stream.message())
+            .await
+            .expect("healthy")
+            .expect("open");
+        if let Some(Message::Delivery(d)) = msg.message {
+            return d;
+        }
+    }
+}
+
+#[tokio::test]
+async fn create_describes_the_group_with_defaults_and_counts_it_on_the_stream() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "orders", events("o", 0..3)).await;
+    let info = create_group(&mut groups, "orders", "billing", 0, 0).await;
+    assert_eq!(info.ack_timeout.unwrap().seconds, 30);
+    assert_eq!(info.max_deliveries, 5);
+    assert_eq!(info.dead_letter_stream, "orders:dlq");
+    assert_eq!(
+        (info.lag, info.pending, info.last_delivered_sequence),
+        (3, 0, 0)
+    );
+
+    let latest = groups
+        .create_group(v1::CreateGroupRequest {
+            stream: "orders".into(),
+            group: "audit".into(),
+            start: Some(v1::GroupStart {
+                start: Some(v1::group_start::Start::Latest(())),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info
+        .unwrap();
+    assert_eq!((latest.lag, latest.last_delivered_sequence), (0, 3));
+
+    let from_two = groups
+        .create_group(v1::CreateGroupRequest {
+            stream: "orders".into(),
+            group: "replay".into(),
+            start: Some(v1::GroupStart {
+                start: Some(v1::group_start::Start::Sequence(2)),
+            }),
+            dead_letter_stream: "failed:orders".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info
+        .unwrap();
+    assert_eq!(from_two.lag, 2);
+    assert_eq!(from_two.dead_letter_stream, "failed:orders");
+    let first = fetch(&mut groups, "orders", "replay", "r", 1, 0).await;
+    assert_eq!(seq_of(&first[0]), 2);
+
+    let listed = groups
+        .list_groups(v1::ListGroupsRequest {
+            stream: "orders".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .groups;
+    let names: Vec<_> = listed.iter().map(|g| g.group.as_str()).collect();
+    assert_eq!(names, ["audit", "billing", "replay"]);
+    let stream = client
+        .get_stream(v1::GetStreamRequest {
+            stream: "orders".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info
+        .unwrap();
+    assert_eq!(stream.group_count, 3);
+}
+
+#[tokio::test]
+async fn two_fetching_consumers_share_the_work_and_no_event_reaches_both() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "jobs", events("j", 0..100)).await;
+    create_group(&mut groups, "jobs", "workers", 0, 0).await;
+    let workers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
+            let mut g = groups.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = fetch(&mut g, "jobs", "workers", name, 7, 0).await;
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    let seqs: Vec<u64> = got.iter().map(seq_of).collect();
+                    ack(&mut g, "jobs", "workers", seqs.clone()).await;
+                    mine.extend(seqs);
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut per_worker = Vec::new();
+    for w in workers {
+        let mine = w.await.unwrap();
+        per_worker.push(mine.len());
+        for s in mine {
+            assert!(seen.insert(s), "sequence {s} delivered twice");
+        }
+    }
+    assert_eq!(seen.len(), 100);
+    let info = group_info(&mut groups, "jobs", "workers").await;
+    assert_eq!((info.pending, info.lag, info.ack_floor), (0, 0, 100));
+}
+
+#[tokio::test]
+async fn an_unacked_event_of_a_vanished_consumer_goes_to_another_after_the_ack_timeout() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "jobs", events("j", 0..2)).await;
+    create_group(&mut groups, "jobs", "workers", 300, 0).await;
+
+    let mut first = consume(
+        &mut groups,
+        consume_request("jobs", "workers", "doomed", 10),
+    )
+    .await;
+    let got = [
+        next_delivery(&mut first).await,
+        next_delivery(&mut first).await,
+    ];
+    assert!(got.iter().all(|d| d.delivery_count == 1));
+    drop(first); // the consumer dies without acking
+
+    let mut second = consume(
+        &mut groups,
+        consume_request("jobs", "workers", "survivor", 10),
+    )
+    .await;
+    let again = [
+        next_delivery(&mut second).await,
+        next_delivery(&mut second).await,
+    ];
+    let mut seqs: Vec<u64> = again.iter().map(seq_of).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2]);
+    assert!(again.iter().all(|d| d.delivery_count == 2));
+
+    let pending = groups
+        .list_pending(v1::ListPendingRequest {
+            stream: "jobs".into(),
+            group: "workers".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(pending.entries.iter().all(|e| e.consumer == "survivor"));
+}
+
+#[tokio::test]
+async fn a_poison_event_is_dead_lettered_after_max_deliveries_with_its_origin() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(
+        &mut client,
+        "jobs",
+        vec![
+            cloud_event("poison", "job.run", Some("s-1")).into(),
+            event("fine"),
+        ],
+    )
+    .await;
+    create_group(&mut groups, "jobs", "workers", 60_000, 3).await;
+    let nack_all = |seqs: Vec<u64>| v1::NackRequest {
+        stream: "jobs".into(),
+        group: "workers".into(),
+        sequences: seqs,
+        delay: None,
+    };
+    let first = fetch(&mut groups, "jobs", "workers", "w", 10, 0).await;
+    assert_eq!(first.len(), 2);
+    ack(&mut groups, "jobs", "workers", vec![2]).await;
+    for attempt in 1..=3u32 {
+        let got = if attempt == 1 {
+            vec![first[0].clone()]
+        } else {
+            fetch(&mut groups, "jobs", "workers", "w", 10, 0).await
+        };
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].delivery_count, attempt);
+        groups.nack(nack_all(vec![1])).await.unwrap();
+    }
+    // The fourth delivery would exceed max_deliveries: the event leaves.
+    assert!(
+        fetch(&mut groups, "jobs", "workers", "w", 10, 0)
+            .await
+            .is_empty()
+    );
+    let info = group_info(&mut groups, "jobs", "workers").await;
+    assert_eq!((info.pending, info.ack_floor), (0, 2));
+
+    let dead = read_all(&mut client, "jobs:dlq").await;
+    assert_eq!(dead.len(), 1);
+    let ce = dead[0].event.as_ref().unwrap().decode().unwrap();
+    let attr = |name: &str| ce.attributes.get(name).and_then(|v| v.attr.clone());
+    assert_eq!(
+        attr("rlorigstream"),
+        Some(AttributeValue::CeString("jobs".into()))
+    );
+    assert_eq!(
+        attr("rlorigsequence"),
+        Some(AttributeValue::CeString("1".into()))
+    );
+    assert_eq!(
+        attr("rlorigid"),
+        Some(AttributeValue::CeString("poison".into()))
+    );
+    assert_eq!(
+        attr("rlgroup"),
+        Some(AttributeValue::CeString("workers".into()))
+    );
+    assert_eq!(attr("rldeliveries"), Some(AttributeValue::CeInteger(3)));
+    assert_eq!(
+        attr("rlreason"),
+        Some(AttributeValue::CeString("max_deliveries".into()))
+    );
+    assert_eq!(
+        attr("subject"),
+        Some(AttributeValue::CeString("s-1".into()))
+    );
+    assert_eq!(ce.r#type, "job.run");
+}
+
+#[tokio::test]
+async fn acking_unknown_or_acked_sequences_is_harmless_and_reported() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..3)).await;
+    create_group(&mut groups, "s", "g", 0, 0).await;
+    fetch(&mut groups, "s", "g", "c", 2, 0).await;
+    let first = ack(&mut groups, "s", "g", vec![1, 2, 3, 99]).await;
+    assert_eq!(first.acked, 2);
+    assert_eq!(first.not_pending, [3, 99]);
+    let again = ack(&mut groups, "s", "g", vec![1, 1]).await;
+    assert_eq!(again.acked, 0);
+    assert_eq!(again.not_pending, [1]);
+}
+
+#[tokio::test]
+async fn a_nack_delay_holds_the_event_back_then_redelivers_it() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", vec![event("1")]).await;
+    create_group(&mut groups, "s", "g", 0, 0).await;
+    fetch(&mut groups, "s", "g", "c", 1, 0).await;
+    let nacked = groups
+        .nack(v1::NackRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            sequences: vec![1, 5],
+            delay: Some(millis(300)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (nacked.nacked, nacked.not_pending.as_slice()),
+        (1, &[5u64][..])
+    );
+    assert!(
+        fetch(&mut groups, "s", "g", "c", 1, 0).await.is_empty(),
+        "held back by the delay"
+    );
+    // A blocking fetch is woken when the delay runs out.
+    let got = fetch(&mut groups, "s", "g", "c", 1, 10_000).await;
+    assert_eq!((seq_of(&got[0]), got[0].delivery_count), (1, 2));
+}
+
+#[tokio::test]
+async fn a_blocking_fetch_wakes_up_for_a_new_event() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    client
+        .create_stream(v1::CreateStreamRequest {
+            stream: "s".into(),
+            retention: None,
+        })
+        .await
+        .unwrap();
+    create_group(&mut groups, "s", "g", 0, 0).await;
+    let mut g = groups.clone();
+    let waiting = tokio::spawn(async move { fetch(&mut g, "s", "g", "c", 10, 20_000).await });
+    tokio::task::yield_now().await;
+    publish(&mut client, "other", vec![event("not-mine")]).await;
+    publish(&mut client, "s", vec![event("mine")]).await;
+    let got = within(waiting).await.unwrap();
+    assert_eq!(event_id(got[0].event.as_ref().unwrap()), "mine");
+    // With nothing there and no wait, fetch answers at once, empty.
+    assert!(fetch(&mut groups, "s", "g", "c", 10, 0).await.is_empty());
+}
+
+#[tokio::test]
+async fn pending_only_rereads_the_consumers_own_entries() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..4)).await;
+    create_group(&mut groups, "s", "g", 0, 0).await;
+    fetch(&mut groups, "s", "g", "a", 2, 0).await;
+    fetch(&mut groups, "s", "g", "b", 1, 0).await;
+    let mut request = fetch_request("s", "g", "a", 10, 0);
+    request.pending_only = true;
+    let own = groups.fetch(request).await.unwrap().into_inner().deliveries;
+    assert_eq!(own.iter().map(seq_of).collect::<Vec<_>>(), [1, 2]);
+    assert!(
+        own.iter().all(|d| d.delivery_count == 1),
+        "re-reading is not a redelivery"
+    );
+    let info = group_info(&mut groups, "s", "g").await;
+    assert_eq!(
+        info.last_delivered_sequence, 3,
+        "re-reading does not move the cursor"
+    );
+}
+
+#[tokio::test]
+async fn claims_take_over_idle_entries_explicitly_or_oldest_first() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..5)).await;
+    create_group(&mut groups, "s", "g", 60_000, 0).await;
+    fetch(&mut groups, "s", "g", "slow", 5, 0).await;
+    let claim = |sequences: Vec<u64>, count: u32, min_idle_ms: u64| v1::ClaimRequest {
+        stream: "s".into(),
+        group: "g".into(),
+        consumer: "rescuer".into(),
+        min_idle: Some(millis(min_idle_ms)),
+        sequences,
+        count,
+    };
+    // Not idle long enough yet: nothing moves.
+    let none = groups
+        .claim(claim(vec![1, 2], 0, 60_000))
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert!(none.is_empty());
+    // XCLAIM: named entries, counted as a new delivery.
+    let named = groups
+        .claim(claim(vec![2, 4, 42], 0, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert_eq!(named.iter().map(seq_of).collect::<Vec<_>>(), [2, 4]);
+    assert!(named.iter().all(|d| d.delivery_count == 2));
+    // XAUTOCLAIM: the oldest idle ones.
+    let oldest = groups
+        .claim(claim(vec![], 2, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert_eq!(oldest.iter().map(seq_of).collect::<Vec<_>>(), [1, 2]);
+
+    let pending = groups
+        .list_pending(v1::ListPendingRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let summary = pending.summary.unwrap();
+    assert_eq!(
+        (
+            summary.count,
+            summary.lowest_sequence,
+            summary.highest_sequence
+        ),
+        (5, 1, 5)
+    );
+    let counts: Vec<_> = summary
+        .consumers
+        .iter()
+        .map(|c| (c.consumer.as_str(), c.count))
+        .collect();
+    assert_eq!(counts, [("rescuer", 3), ("slow", 2)]);
+}
+
+#[tokio::test]
+async fn list_pending_filters_by_consumer_idle_time_and_pages() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..6)).await;
+    create_group(&mut groups, "s", "g", 0, 0).await;
+    fetch(&mut groups, "s", "g", "a", 4, 0).await;
+    fetch(&mut groups, "s", "g", "b", 2, 0).await;
+    let list =
+        |consumer: &str, min_idle_ms: Option<u64>, limit: u32, after: u64| v1::ListPendingRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            consumer: consumer.into(),
+            min_idle: min_idle_ms.map(millis),
+            limit,
+            after_sequence: after,
+        };
+    let of_a = groups
+        .list_pending(list("a", None, 0, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        of_a.entries.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        of_a.summary.unwrap().count,
+        6,
+        "the summary covers the whole group"
+    );
+    let page = groups
+        .list_pending(list("", None, 2, 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        page.entries.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        [3, 4]
+    );
+    let idle = groups
+        .list_pending(list("", Some(3_600_000), 0, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(idle.entries.is_empty());
+    let b = &groups
+        .list_pending(list("b", None, 0, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries[0];
+    assert_eq!(
+        (b.sequence, b.consumer.as_str(), b.delivery_count),
+        (5, "b", 1)
+    );
+}
+
+#[tokio::test]
+async fn delete_consumer_releases_its_entries_at_once() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..3)).await;
+    create_group(&mut groups, "s", "g", 3_600_000, 0).await;
+    fetch(&mut groups, "s", "g", "gone", 3, 0).await;
+    let released = groups
+        .delete_consumer(v1::DeleteConsumerRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            consumer: "gone".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pending_released;
+    assert_eq!(released, 3);
+    let got = fetch(&mut groups, "s", "g", "heir", 10, 0).await;
+    assert_eq!(got.iter().map(seq_of).collect::<Vec<_>>(), [1, 2, 3]);
+    let info = group_info(&mut groups, "s", "g").await;
+    assert_eq!(
+        info.consumers
+            .iter()
+            .map(|c| c.consumer.as_str())
+            .collect::<Vec<_>>(),
+        ["heir"]
+    );
+}
+
+#[tokio::test]
+async fn consume_respects_its_credit_and_acks_free_it() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..10)).await;
+    create_group(&mut groups, "s", "g", 0, 0).await;
+    let mut request = consume_request("s", "g", "c", 3);
+    request.heartbeat_interval = Some(millis(100));
+    let mut stream = consume(&mut groups, request).await;
+    let first: Vec<u64> = [
+        next_delivery(&mut stream).await,
+        next_delivery(&mut stream).await,
+        next_delivery(&mut stream).await,
+    ]
+    .iter()
+    .map(seq_of)
+    .collect();
+    assert_eq!(first, [1, 2, 3]);
+    // Out of credit: only heartbeats until an ack.
+    for _ in 0..2 {
+        let msg = within(stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .message
+            .unwrap();
+        assert!(matches!(msg, Message::Heartbeat(_)), "{msg:?}");
+    }
+    let info = group_info(&mut groups, "s", "g").await;
+    assert!(info.consumers[0].connected);
+    assert_eq!(info.consumers[0].pending, 3);
+    ack(&mut groups, "s", "g", vec![1, 2]).await;
+    let next: Vec<u64> = [
+        next_delivery(&mut stream).await,
+        next_delivery(&mut stream).await,
+    ]
+    .iter()
+    .map(seq_of)
+    .collect();
+    assert_eq!(next, [4, 5]);
+    drop(stream);
+}
+
+#[tokio::test]
+async fn ten_thousand_events_through_eight_consumers_are_all_processed_once() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    const TOTAL: usize = 10_000;
+    for i in 0..TOTAL / 1000 {
+        publish(&mut client, "load", events(&format!("b{i}"), 0..1000)).await;
+    }
+    create_group(&mut groups, "load", "workers", 0, 0).await;
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Consumers ack in batches of 50; once everything was seen they are
+    // told to ack what they still hold.
+    let (flush_tx, flush_rx) = tokio::sync::watch::channel(false);
+    let consumers: Vec<_> = (0..8)
+        .map(|c| {
+            let mut g = groups.clone();
+            let done = done_tx.clone();
+            let mut flush = flush_rx.clone();
+            tokio::spawn(async move {
+                let mut stream = consume(
+                    &mut g,
+                    consume_request("load", "workers", &format!("c{c}"), 200),
+                )
+                .await;
+                let mut batch = Vec::new();
+                loop {
+                    tokio::select! {
+                        d = next_delivery(&mut stream) => {
+                            batch.push(seq_of(&d));
+                            let _ = done.send(seq_of(&d));
+                            if batch.len() == 50 {
+                                ack(&mut g, "load", "workers", std::mem::take(&mut batch)).await;
+                            }
+                        }
+                        _ = flush.changed() => {
+                            if !batch.is_empty() {
+                                ack(&mut g, "load", "workers", batch).await;
+                            }
+                            return;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(done_tx);
+    let mut seen = HashSet::new();
+    while seen.len() < TOTAL {
+        let s = within(done_rx.recv()).await.expect("consumers running");
+        assert!(seen.insert(s), "sequence {s} processed twice");
+    }
+    flush_tx.send(true).unwrap();
+    for c in consumers {
+        within(c).await.unwrap();
+    }
+    let info = group_info(&mut groups, "load", "workers").await;
+    assert_eq!(
+        (info.pending, info.lag, info.ack_floor),
+        (0, 0, TOTAL as u64)
+    );
+    assert!(done_rx.try_recv().is_err(), "nothing was delivered twice");
+}
+
+#[tokio::test]
+async fn pending_entries_and_the_cursor_survive_a_restart() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..5)).await;
+    create_group(&mut groups, "s", "g", 3_600_000, 0).await;
+    fetch(&mut groups, "s", "g", "c", 3, 0).await;
+    ack(&mut groups, "s", "g", vec![2]).await;
+    let dir = server.stop().await;
+
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let mut groups = server.groups().await;
+    let info = group_info(&mut groups, "s", "g").await;
+    assert_eq!(
+        (
+            info.last_delivered_sequence,
+            info.pending,
+            info.lag,
+            info.ack_floor
+        ),
+        (3, 2, 2, 0)
+    );
+    let mut request = fetch_request("s", "g", "c", 10, 0);
+    request.pending_only = true;
+    let own = groups.fetch(request).await.unwrap().into_inner().deliveries;
+    assert_eq!(own.iter().map(seq_of).collect::<Vec<_>>(), [1, 3]);
+    let next = fetch(&mut groups, "s", "g", "c", 10, 0).await;
+    assert_eq!(next.iter().map(seq_of).collect::<Vec<_>>(), [4, 5]);
+}
+
+#[tokio::test]
+async fn deleting_groups_and_streams_removes_group_state() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..2)).await;
+    create_group(&mut groups, "s", "a", 0, 0).await;
+    create_group(&mut groups, "s", "b", 0, 0).await;
+    fetch(&mut groups, "s", "a", "c", 2, 0).await;
+    groups
+        .delete_group(v1::DeleteGroupRequest {
+            stream: "s".into(),
+            group: "a".into(),
+        })
+        .await
+        .unwrap();
+    let err = groups
+        .get_group(v1::GetGroupRequest {
+            stream: "s".into(),
+            group: "a".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "GROUP_NOT_FOUND");
+    // A new group of the old name starts fresh.
+    let again = create_group(&mut groups, "s", "a", 0, 0).await;
+    assert_eq!((again.pending, again.lag), (0, 2));
+
+    client
+        .delete_stream(v1::DeleteStreamRequest { stream: "s".into() })
+        .await
+        .unwrap();
+    publish(&mut client, "s", vec![event("new")]).await;
+    let listed = groups
+        .list_groups(v1::ListGroupsRequest { stream: "s".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .groups;
+    assert!(listed.is_empty(), "groups went with the deleted stream");
+}
+
+#[tokio::test]
+async fn group_errors_are_precise() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    let create = |stream: &str, group: &str| v1::CreateGroupRequest {
+        stream: stream.into(),
+        group: group.into(),
+        ..Default::default()
+    };
+    let err = groups
+        .create_group(create("missing", "g"))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "STREAM_NOT_FOUND");
+    publish(&mut client, "s", vec![event("1")]).await;
+    create_group(&mut groups, "s", "g", 0, 0).await;
+    let err = groups.create_group(create("s", "g")).await.unwrap_err();
+    assert_error(&err, Code::AlreadyExists, "GROUP_ALREADY_EXISTS");
+    let err = groups
+        .create_group(create("s", "bad name"))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_GROUP_NAME");
+    for (ack_timeout, max, dlq) in [
+        (Some(millis(0)), 0, ""),
+        (
+            Some(prost_types::Duration {
+                seconds: -1,
+                nanos: 0,
+            }),
+            0,
+            "",
+        ),
+        (None, 0, "s"),
+        (None, 0, "bad dlq"),
+    ] {
+        let err = groups
+            .create_group(v1::CreateGroupRequest {
+                ack_timeout,
+                max_deliveries: max,
+                dead_letter_stream: dlq.into(),
+                ..create("s", "other")
+            })
+            .await
+            .unwrap_err();
+        assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
+    }
+
+    let err = groups
+        .fetch(fetch_request("s", "nope", "c", 1, 0))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "GROUP_NOT_FOUND");
+    let err = groups
+        .fetch(fetch_request("s", "g", "bad consumer", 1, 0))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_CONSUMER_NAME");
+    let err = groups
+        .ack(v1::AckRequest {
+            stream: "s".into(),
+            group: "nope".into(),
+            sequences: vec![1],
+        })
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "GROUP_NOT_FOUND");
+    let err = groups
+        .ack(v1::AckRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            sequences: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
+    let err = groups
+        .nack(v1::NackRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            sequences: vec![1],
+            delay: Some(prost_types::Duration {
+                seconds: -3,
+                nanos: 0,
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
+    let err = groups
+        .consume(consume_request("s", "nope", "c", 1))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "GROUP_NOT_FOUND");
+    let err = groups
+        .consume(consume_request("missing", "g", "c", 1))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "STREAM_NOT_FOUND");
+    let err = groups
+        .list_groups(v1::ListGroupsRequest {
+            stream: "missing".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "STREAM_NOT_FOUND");
+    let err = groups
+        .claim(v1::ClaimRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            consumer: "c".into(),
+            min_idle: Some(prost_types::Duration {
+                seconds: -1,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
+}
