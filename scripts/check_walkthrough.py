@@ -16,14 +16,19 @@ import threading
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README_ADDR = "127.0.0.1:50051"
 
-# (substring identifying the block, exit status ok?, substrings the output must hold)
+# (substring identifying the block, exit status ok? (None: runs until stopped),
+#  substrings the output must hold, substrings it must not hold)
 EXPECTATIONS = [
-    ("EventLog/Subscribe", None, ['"caughtUp"', '"order-1"', '"order-2"']),
-    ("EventLog/Publish", True, ['"sequence": "2"', '"position"']),
-    ("EventLog/Read", True, ['"order-1"', '"order-2"', '"endOfStream": true']),
-    ("EventLog/GetStream", False, ["NotFound", "STREAM_NOT_FOUND"]),
-    ("Health/Check", True, ['"SERVING"']),
-    (" list", True, ["riverlog.v1.EventLog", "grpc.health.v1.Health", "rpc Publish"]),
+    ("ConsumerGroups/CreateGroup", True,
+     ['"group": "billing"', '"lastDeliveredSequence": "2"', '"ackFloor": "2"',
+      '"deliveryCount": 1', '"order-2"', '"count": "2"', '"acked": "2"'], ["notPending"]),
+    ("Checkpoints/CommitCheckpoint", None, ['"sequence": "2"', '"caughtUp"'], ['"order-']),
+    ("EventLog/Subscribe", None, ['"caughtUp"', '"order-1"', '"order-2"'], []),
+    ("EventLog/Publish", True, ['"sequence": "2"', '"position"'], []),
+    ("EventLog/Read", True, ['"order-1"', '"order-2"', '"endOfStream": true'], []),
+    ("EventLog/GetStream", False, ["NotFound", "STREAM_NOT_FOUND"], []),
+    ("Health/Check", True, ['"SERVING"'], []),
+    (" list", True, ["riverlog.v1.EventLog", "grpc.health.v1.Health", "rpc Publish"], []),
 ]
 
 
@@ -65,7 +70,7 @@ def main():
                 if rule is None:
                     failures.append(f"no expectation covers this block:\n{block}")
                     continue
-                key, ok_expected, needles = rule
+                key, ok_expected, needles, forbidden = rule
                 script = block.replace(README_ADDR, addr)
                 try:
                     # Subscribe runs until interrupted; give it a moment.
@@ -76,8 +81,10 @@ def main():
                     output = (e.stdout or b"").decode() + (e.stderr or b"").decode()
                     status_ok = None
                 missing = [n for n in needles if n not in output]
-                if (ok_expected is not None and status_ok != ok_expected) or missing:
-                    failures.append(f"block for {key!r}: exit ok={status_ok}, missing {missing}\n"
+                present = [f for f in forbidden if f in output]
+                if (ok_expected is not None and status_ok != ok_expected) or missing or present:
+                    failures.append(f"block for {key!r}: exit ok={status_ok}, missing {missing}, "
+                                    f"unexpected {present}\n"
                                     f"--- command\n{script}\n--- output\n{output}")
                 else:
                     print(f"walkthrough ok: {key.strip()}")
