@@ -43,3 +43,5 @@ CREATE TABLE checkpoints (
     committed_at INTEGER NOT NULL,
     PRIMARY KEY (name, stream)
 ) WITHOUT ROWID;
+-- DeleteStream removes the stream's checkpoints.
+CREATE INDEX checkpoints_stream ON checkpoints (stream);

@@ -181,7 +181,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         let delay = optional_duration(req.delay, "delay")?.unwrap_or_default();
         let settled = self
             .log
-            .nack(&req.stream, &req.group, req.sequences, delay)
+            .nack(&req.stream, &req.group, &req.consumer, req.sequences, delay)
             .await?;
         Ok(Response::new(v1::NackResponse {
             nacked: settled.settled,

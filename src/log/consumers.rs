@@ -67,6 +67,25 @@ impl GroupSignals {
         }
     }
 
+    /// Wakes and drops the signal of a deleted group; its waiters find the
+    /// group gone.
+    fn forget(&self, stream: &StreamName, group: &Label) {
+        if let Some(signal) = lock(&self.groups).remove(&(stream.clone(), group.clone())) {
+            signal.changed.notify_waiters();
+        }
+    }
+
+    /// Wakes and drops the signals of every group of a deleted stream.
+    pub(super) fn forget_stream(&self, stream: &StreamName) {
+        lock(&self.groups).retain(|(s, _), signal| {
+            let keep = s != stream;
+            if !keep {
+                signal.changed.notify_waiters();
+            }
+            keep
+        });
+    }
+
     fn connected(&self, stream: &StreamName, group: &Label) -> Vec<String> {
         let Some(signal) = lock(&self.groups)
             .get(&(stream.clone(), group.clone()))
@@ -271,7 +290,7 @@ impl EventLog {
         self.writer
             .group(|r| GroupCommand::Delete(stream.clone(), group.clone(), r))
             .await?;
-        self.groups.wake(&stream, &group);
+        self.groups.forget(&stream, &group);
         Ok(())
     }
 
@@ -352,18 +371,25 @@ impl EventLog {
         let mut request = self.deliver_request(stream, group, consumer)?;
         request.count = batch_size(count, 1);
         request.pending_only = pending_only;
-        let signal = self.groups.get(&request.stream, &request.group);
         let until = Instant::now() + block;
         let mut live = self.hub.subscribe();
+        let deliver = || {
+            let request = request.clone();
+            self.writer.group(|r| GroupCommand::Deliver(request, r))
+        };
+        let out = deliver().await?;
+        if !out.deliveries.is_empty() || pending_only || block.is_zero() {
+            return Ok(out.deliveries);
+        }
+        // The group exists (the delivery succeeded): only now register for
+        // its wake-ups, so made-up group names leave nothing behind.
+        let signal = self.groups.get(&request.stream, &request.group);
         loop {
             let changed = signal.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let out = self
-                .writer
-                .group(|r| GroupCommand::Deliver(request.clone(), r))
-                .await?;
-            if !out.deliveries.is_empty() || pending_only || Instant::now() >= until {
+            let out = deliver().await?;
+            if !out.deliveries.is_empty() || Instant::now() >= until {
                 return Ok(out.deliveries);
             }
             match self
@@ -437,20 +463,28 @@ impl EventLog {
         Ok(settled)
     }
 
-    /// Rejects deliveries: they are due again after `delay`.
+    /// Rejects deliveries: they are due again after `delay`. With a
+    /// consumer, only the entries it still holds.
     pub async fn nack(
         &self,
         stream: &str,
         group: &str,
+        consumer: &str,
         sequences: Vec<Sequence>,
         delay: Duration,
     ) -> Result<Settled, LogError> {
         let stream = parse_stream(stream)?;
         let group = parse_label("group", group)?;
+        let holder = match consumer {
+            "" => None,
+            c => Some(parse_label("consumer", c)?),
+        };
         check_sequences(&sequences)?;
         let settled = self
             .writer
-            .group(|r| GroupCommand::Nack(stream.clone(), group.clone(), sequences, delay, r))
+            .group(|r| {
+                GroupCommand::Nack(stream.clone(), group.clone(), holder, sequences, delay, r)
+            })
             .await?;
         self.groups.wake(&stream, &group);
         Ok(settled)
@@ -541,8 +575,8 @@ impl EventLog {
                 ));
             }
             (Some(CheckpointAt::Sequence(s)), Some(stream)) => {
-                // Remember where that event sits in the log too, so a pattern
-                // subscription can resume from this checkpoint as well.
+                // Remember where that event sits in the log too, so the
+                // checkpoint can also be resumed by position.
                 let position = self
                     .storage
                     .position_before_sequence(stream, s.saturating_add(1))
@@ -585,23 +619,29 @@ impl EventLog {
     }
 
     /// Where a subscription starting at checkpoint `name` begins: right
-    /// after the committed event; at the earliest event if nothing was
-    /// committed yet (a new reader starts from the beginning).
+    /// after the committed event. A single-stream subscription uses the
+    /// stream's checkpoint of that name, else the global one; others use
+    /// the global one. With none committed yet it starts at the earliest
+    /// event (a new reader starts from the beginning).
     pub(super) async fn checkpoint_start(
         &self,
         name: &str,
         single_stream: Option<&StreamName>,
     ) -> Result<Start, LogError> {
         let label = parse_label("checkpoint", name)?;
-        Ok(
-            match self.storage.checkpoint(&label, single_stream).await? {
-                None => Start::Earliest,
-                Some(cp) if single_stream.is_some() && cp.sequence > 0 => {
+        if let Some(stream) = single_stream {
+            if let Some(cp) = self.storage.checkpoint(&label, Some(stream)).await? {
+                return Ok(if cp.sequence > 0 {
                     Start::Sequence(cp.sequence.saturating_add(1))
-                }
-                Some(cp) => Start::Position(cp.position.saturating_add(1)),
-            },
-        )
+                } else {
+                    Start::Position(cp.position.saturating_add(1))
+                });
+            }
+        }
+        Ok(match self.storage.checkpoint(&label, None).await? {
+            Some(cp) => Start::Position(cp.position.saturating_add(1)),
+            None => Start::Earliest,
+        })
     }
 }
 

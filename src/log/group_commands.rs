@@ -32,7 +32,14 @@ pub(super) enum GroupCommand {
     DeleteConsumer(StreamName, Label, Label, Reply<u64>),
     Deliver(DeliverRequest, Reply<Delivered>),
     Ack(StreamName, Label, Vec<Sequence>, Reply<Settled>),
-    Nack(StreamName, Label, Vec<Sequence>, Duration, Reply<Settled>),
+    Nack(
+        StreamName,
+        Label,
+        Option<Label>,
+        Vec<Sequence>,
+        Duration,
+        Reply<Settled>,
+    ),
     Claim(
         StreamName,
         Label,
@@ -97,10 +104,9 @@ impl Transaction {
                 let outcome = self.settle_pending(&stream, &group, &sequences, None).await;
                 settle(reply, outcome, answers)
             }
-            GroupCommand::Nack(stream, group, sequences, delay, reply) => {
-                let outcome = self
-                    .settle_pending(&stream, &group, &sequences, Some(delay))
-                    .await;
+            GroupCommand::Nack(stream, group, holder, sequences, delay, reply) => {
+                let nack = Some((holder, delay));
+                let outcome = self.settle_pending(&stream, &group, &sequences, nack).await;
                 settle(reply, outcome, answers)
             }
             GroupCommand::Claim(stream, group, consumer, min_idle, target, reply) => {
@@ -227,16 +233,26 @@ impl Transaction {
 
         let mut budget = req.count;
         if let Some(credit) = req.max_in_flight {
-            let held = self.tx.consumer_pending_count(group.id, consumer).await?;
+            let held = self
+                .tx
+                .consumer_in_flight(group.id, consumer, self.now)
+                .await?;
             let held = u32::try_from(held).unwrap_or(u32::MAX);
             budget = budget.min(credit.saturating_sub(held));
         }
-        if budget > 0 {
+        // Due entries first. Some of a page may be dead-lettered or gone
+        // rather than delivered; keep paging while pages come back full, so
+        // due work behind them is not left waiting.
+        while budget > 0 {
             let due = self.tx.due_pending(group.id, self.now, budget).await?;
+            let full_page = due.len() == budget as usize;
             let handed = self
                 .hand_out(&head, &group, due, consumer, &mut out.deliveries)
                 .await?;
             budget = budget.saturating_sub(handed);
+            if !full_page {
+                break;
+            }
         }
         if budget > 0 {
             let fresh = self.tx.events_after(head.id, group.cursor, budget).await?;
@@ -339,9 +355,14 @@ impl Transaction {
         entry: &PendingEntry,
         event: &StoredEvent,
     ) -> Result<(), StorageError> {
-        // One id per (stream, sequence, group): retried dead-lettering is
-        // idempotent, and groups sharing a dead-letter stream do not collide.
-        let id = format!("{}:{}:{}", group.stream, event.sequence, group.name);
+        // Positions are never reused and a group's creation time tells apart
+        // groups of the same name over time, so the id is unique per (event,
+        // group): groups sharing a dead-letter stream never collide, and a
+        // repeat of this very dead-lettering is recognised as a duplicate.
+        let id = format!(
+            "dlq-{}-{}-{}",
+            event.position, group.created_at.0, group.name
+        );
         let extensions = [
             ("rlorigstream", Extension::String(group.stream.to_string())),
             (
@@ -359,12 +380,15 @@ impl Transaction {
                 Extension::String(REASON_MAX_DELIVERIES.to_owned()),
             ),
         ];
-        let payload = rewrite_event(&event.payload, &id, &extensions).map_err(|e| {
-            StorageError::Failure(format!(
-                "stored event {} is not decodable: {e}",
-                event.position
-            ))
-        })?;
+        let payload = match rewrite_event(&event.payload, &id, &extensions) {
+            Ok(p) => p,
+            Err(e) => {
+                // Only a corrupted row gets here. Keep the event, as stored,
+                // rather than failing every write batch this group is in.
+                error!(position = event.position, error = %e, "stored event is not decodable; dead-lettering it unchanged");
+                event.payload.clone()
+            }
+        };
         let request = AppendRequest {
             stream: group.dead_letter_stream.clone(),
             events: vec![NewEvent {
@@ -377,23 +401,30 @@ impl Transaction {
             expected: Expectation::Any,
             auto_create: true,
         };
-        if let Err(e) = self.append(&request).await? {
+        match self.append(&request).await? {
             // Nothing a valid group can cause; keep the entry out of the way
             // rather than redelivering a poison event forever.
-            error!(error = %e, stream = %group.stream, sequence = event.sequence, "dead-lettering failed");
-        } else {
-            warn!(stream = %group.stream, group = %group.name, sequence = event.sequence, deliveries = entry.delivery_count, "event dead-lettered");
+            Err(e) => {
+                error!(error = %e, stream = %group.stream, sequence = event.sequence, "dead-lettering failed");
+            }
+            Ok(appended) if appended.iter().any(|a| a.duplicate) => {
+                warn!(stream = %group.stream, group = %group.name, sequence = event.sequence, "event was already dead-lettered");
+            }
+            Ok(_) => {
+                warn!(stream = %group.stream, group = %group.name, sequence = event.sequence, deliveries = entry.delivery_count, "event dead-lettered");
+            }
         }
         Ok(())
     }
 
-    /// Acks (`delay` is `None`) or nacks pending entries.
+    /// Acks (`nack` is `None`) or nacks pending entries; a nack may be
+    /// limited to the entries one consumer holds.
     async fn settle_pending(
         &mut self,
         stream: &StreamName,
         group: &Label,
         sequences: &[Sequence],
-        delay: Option<Duration>,
+        nack: Option<(Option<Label>, Duration)>,
     ) -> Outcome<Settled> {
         let (_, record) = match self.group_of(stream, group).await? {
             Ok(found) => found,
@@ -402,14 +433,26 @@ impl Transaction {
         let mut wanted = sequences.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
-        let done = match delay {
+        let done = match nack {
             None => self.tx.remove_pending(record.id, &wanted).await?,
-            Some(d) => {
-                let at = self.deadline(d);
-                self.tx.defer_pending(record.id, &wanted, at).await?
+            Some((holder, delay)) => {
+                if let Some(consumer) = &holder {
+                    self.tx
+                        .touch_consumer(record.id, consumer.as_str(), self.now)
+                        .await?;
+                }
+                let at = self.deadline(delay);
+                let holder = holder.as_ref().map(Label::as_str);
+                self.tx
+                    .defer_pending(record.id, &wanted, holder, at)
+                    .await?
             }
         };
-        let not_pending = wanted.into_iter().filter(|s| !done.contains(s)).collect();
+        let done_set: std::collections::HashSet<Sequence> = done.iter().copied().collect();
+        let not_pending = wanted
+            .into_iter()
+            .filter(|s| !done_set.contains(s))
+            .collect();
         Ok(Ok(Settled {
             settled: done.len() as u64,
             not_pending,
@@ -437,13 +480,17 @@ impl Transaction {
                 .saturating_sub(i64::try_from(min_idle.as_micros()).unwrap_or(i64::MAX)),
         );
         let entries = match target {
-            ClaimTarget::Sequences(sequences) => self
-                .tx
-                .pending_entries(record.id, &sequences)
-                .await?
-                .into_iter()
-                .filter(|e| e.delivered_at <= idle_since)
-                .collect(),
+            ClaimTarget::Sequences(mut sequences) => {
+                // A repeated sequence must not be handed out twice.
+                sequences.sort_unstable();
+                sequences.dedup();
+                self.tx
+                    .pending_entries(record.id, &sequences)
+                    .await?
+                    .into_iter()
+                    .filter(|e| e.delivered_at <= idle_since)
+                    .collect()
+            }
             ClaimTarget::Oldest(count) => {
                 self.tx.idle_pending(record.id, idle_since, count).await?
             }

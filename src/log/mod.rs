@@ -244,7 +244,9 @@ impl EventLog {
     /// Deletes a stream and its events; returns how many events went.
     pub async fn delete_stream(&self, stream: &str) -> Result<u64, LogError> {
         let name = parse_stream(stream)?;
-        self.writer.delete_stream(name).await
+        let deleted = self.writer.delete_stream(name.clone()).await?;
+        self.groups.forget_stream(&name);
+        Ok(deleted)
     }
 
     /// Appends events atomically. Each event comes as its attributes and its

@@ -317,11 +317,13 @@ pub trait WriteTx: Send {
         now: UnixMicros,
     ) -> Result<u64, StorageError>;
 
-    /// How many entries a consumer holds.
-    async fn consumer_pending_count(
+    /// How many entries a consumer holds that are not due yet (entries
+    /// past their ack timeout are up for redelivery and no longer count).
+    async fn consumer_in_flight(
         &mut self,
         group_id: i64,
         consumer: &str,
+        now: UnixMicros,
     ) -> Result<u64, StorageError>;
 
     /// A consumer's own entries, in sequence order.
@@ -369,12 +371,13 @@ pub trait WriteTx: Send {
         sequences: &[Sequence],
     ) -> Result<Vec<Sequence>, StorageError>;
 
-    /// Makes pending entries due at `at`; returns the sequences that were
-    /// pending.
+    /// Makes pending entries due at `at` (only those `holder` holds, when
+    /// given); returns the sequences changed.
     async fn defer_pending(
         &mut self,
         group_id: i64,
         sequences: &[Sequence],
+        holder: Option<&str>,
         at: UnixMicros,
     ) -> Result<Vec<Sequence>, StorageError>;
 

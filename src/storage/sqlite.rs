@@ -1024,16 +1024,19 @@ impl WriteTx for SqliteWriteTx {
         Ok(released)
     }
 
-    async fn consumer_pending_count(
+    async fn consumer_in_flight(
         &mut self,
         group_id: i64,
         consumer: &str,
+        now: UnixMicros,
     ) -> Result<u64, StorageError> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM group_pending WHERE group_id = ? AND consumer = ?",
+            "SELECT COUNT(*) FROM group_pending \
+             WHERE group_id = ? AND consumer = ? AND deliverable_at > ?",
         )
         .bind(group_id)
         .bind(consumer)
+        .bind(now.0)
         .fetch_one(&mut *self.tx)
         .await
         .map_err(map_err)?;
@@ -1167,6 +1170,7 @@ impl WriteTx for SqliteWriteTx {
         &mut self,
         group_id: i64,
         sequences: &[Sequence],
+        holder: Option<&str>,
         at: UnixMicros,
     ) -> Result<Vec<Sequence>, StorageError> {
         let mut deferred = Vec::new();
@@ -1175,6 +1179,9 @@ impl WriteTx for SqliteWriteTx {
             qb.push_bind(at.0)
                 .push(" WHERE group_id = ")
                 .push_bind(group_id);
+            if let Some(consumer) = holder {
+                qb.push(" AND consumer = ").push_bind(consumer.to_owned());
+            }
             qb.push(" AND sequence IN ");
             push_sequences(&mut qb, chunk);
             qb.push(" RETURNING sequence");

@@ -175,3 +175,28 @@ async fn subscriptions_resume_right_after_their_checkpoint() {
     let next = process(&server, &["orders:eu"], "eu-reader", 1).await;
     assert_eq!(next, [("orders:eu".to_string(), 7)]);
 }
+
+#[tokio::test]
+async fn a_single_stream_subscription_falls_back_to_the_global_checkpoint() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut cps = checkpoints(&server).await;
+    let positions = publish(&mut client, "s", events("e", 0..3)).await;
+    cps.commit_checkpoint(commit(
+        "reader",
+        "",
+        Some(At::Position(positions[1].position)),
+    ))
+    .await
+    .unwrap();
+    let mut sub = subscribe(
+        &mut client,
+        subscribe_request(&["s"], Some(Start::Checkpoint("reader".into()))),
+    )
+    .await;
+    let got = next_events(&mut sub, 1).await;
+    assert_eq!(
+        got[0].sequence, 3,
+        "resumed after the global checkpoint, not from the start"
+    );
+}

@@ -226,6 +226,7 @@ async fn a_poison_event_is_dead_lettered_after_max_deliveries_with_its_origin() 
         group: "workers".into(),
         sequences: seqs,
         delay: None,
+        consumer: String::new(),
     };
     let first = fetch(&mut groups, "jobs", "workers", "w", 10, 0).await;
     assert_eq!(first.len(), 2);
@@ -311,6 +312,7 @@ async fn a_nack_delay_holds_the_event_back_then_redelivers_it() {
             group: "g".into(),
             sequences: vec![1, 5],
             delay: Some(millis(300)),
+            consumer: String::new(),
         })
         .await
         .unwrap()
@@ -801,6 +803,7 @@ async fn group_errors_are_precise() {
                 seconds: -3,
                 nanos: 0,
             }),
+            consumer: String::new(),
         })
         .await
         .unwrap_err();
@@ -836,4 +839,103 @@ async fn group_errors_are_precise() {
         .await
         .unwrap_err();
     assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
+}
+
+#[tokio::test]
+async fn a_consumer_reconnecting_under_its_name_gets_its_expired_entries_back() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..2)).await;
+    create_group(&mut groups, "s", "g", 200, 0).await;
+    let mut first = consume(&mut groups, consume_request("s", "g", "w1", 2)).await;
+    next_delivery(&mut first).await;
+    next_delivery(&mut first).await;
+    drop(first); // crashed with its credit used up
+    // Its expired entries no longer count against its credit.
+    let mut again = consume(&mut groups, consume_request("s", "g", "w1", 2)).await;
+    let got = [
+        next_delivery(&mut again).await,
+        next_delivery(&mut again).await,
+    ];
+    assert!(got.iter().all(|d| d.delivery_count == 2));
+}
+
+#[tokio::test]
+async fn a_late_nack_from_a_former_holder_does_not_touch_the_new_holders_entry() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", vec![event("1")]).await;
+    create_group(&mut groups, "s", "g", 100, 0).await;
+    fetch(&mut groups, "s", "g", "a", 1, 0).await;
+    let redelivered = fetch(&mut groups, "s", "g", "b", 1, 5_000).await;
+    assert_eq!(redelivered[0].delivery_count, 2);
+    let nack = |consumer: &str| v1::NackRequest {
+        stream: "s".into(),
+        group: "g".into(),
+        sequences: vec![1],
+        delay: None,
+        consumer: consumer.into(),
+    };
+    let late = groups.nack(nack("a")).await.unwrap().into_inner();
+    assert_eq!((late.nacked, late.not_pending.as_slice()), (0, &[1u64][..]));
+    assert!(
+        fetch(&mut groups, "s", "g", "c", 1, 0).await.is_empty(),
+        "b still holds it"
+    );
+    let own = groups.nack(nack("b")).await.unwrap().into_inner();
+    assert_eq!(own.nacked, 1);
+    assert_eq!(fetch(&mut groups, "s", "g", "c", 1, 0).await.len(), 1);
+}
+
+#[tokio::test]
+async fn claiming_a_sequence_twice_in_one_call_hands_it_out_once() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..2)).await;
+    create_group(&mut groups, "s", "g", 0, 0).await;
+    fetch(&mut groups, "s", "g", "a", 2, 0).await;
+    let claimed = groups
+        .claim(v1::ClaimRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            consumer: "b".into(),
+            min_idle: None,
+            sequences: vec![1, 1],
+            count: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert_eq!(claimed.len(), 1);
+    let info = group_info(&mut groups, "s", "g").await;
+    assert_eq!(info.pending, 2, "the claimed entry is still pending");
+}
+
+#[tokio::test]
+async fn groups_sharing_a_dead_letter_stream_each_dead_letter_their_copy() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", vec![event("poison")]).await;
+    for group in ["a", "b"] {
+        create_group(&mut groups, "s", group, 60_000, 1).await;
+        fetch(&mut groups, "s", group, "c", 1, 0).await;
+        groups
+            .nack(v1::NackRequest {
+                stream: "s".into(),
+                group: group.into(),
+                sequences: vec![1],
+                delay: None,
+                consumer: String::new(),
+            })
+            .await
+            .unwrap();
+        assert!(fetch(&mut groups, "s", group, "c", 1, 0).await.is_empty());
+    }
+    let dead = read_all(&mut client, "s:dlq").await;
+    assert_eq!(dead.len(), 2);
 }
