@@ -32,7 +32,7 @@ CREATE TABLE group_pending (
     PRIMARY KEY (group_id, sequence)
 ) WITHOUT ROWID;
 CREATE INDEX group_pending_due ON group_pending (group_id, deliverable_at);
-CREATE INDEX group_pending_consumer ON group_pending (group_id, consumer);
+CREATE INDEX group_pending_consumer ON group_pending (group_id, consumer, deliverable_at);
 
 -- Committed reader positions. `stream` is '' for global checkpoints.
 CREATE TABLE checkpoints (
