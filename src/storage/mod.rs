@@ -25,6 +25,7 @@ use crate::log::groups::{
 use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
 
+mod rows;
 pub mod sqlite;
 
 /// A storage failure. The message is for logs, not for clients.
