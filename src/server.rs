@@ -190,7 +190,7 @@ impl Application {
             }
         };
 
-        info!(grpc = %addr, database = %config.database_url, "riverlog serving");
+        info!(grpc = %addr, database = %config.database_url_redacted(), "riverlog serving");
         let serve = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)

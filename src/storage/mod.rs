@@ -25,6 +25,7 @@ use crate::log::groups::{
 use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
 
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 
@@ -431,13 +432,13 @@ impl Default for StorageOptions {
     }
 }
 
-/// Opens the storage a database URL names: `sqlite://PATH`, `sqlite:PATH`
-/// or a bare file path select SQLite.
+/// Opens the storage a database URL names: `postgres://...` (or
+/// `postgresql://`) selects PostgreSQL; `sqlite://PATH`, `sqlite:PATH` or a
+/// bare file path select SQLite.
 pub async fn open(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage>, StorageError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StorageError::Failure(
-            "PostgreSQL support is not built yet; use a sqlite:// URL".into(),
-        ));
+        let storage = postgres::PostgresStorage::open(url, options).await?;
+        return Ok(Arc::new(storage));
     }
     let storage = sqlite::SqliteStorage::open(url, options).await?;
     Ok(Arc::new(storage))

@@ -653,9 +653,9 @@ async fn pending_entries_and_the_cursor_survive_a_restart() {
     create_group(&mut groups, "s", "g", 3_600_000, 0).await;
     fetch(&mut groups, "s", "g", "c", 3, 0).await;
     ack(&mut groups, "s", "g", vec![2]).await;
-    let dir = server.stop().await;
+    let db = server.stop().await;
 
-    let server = TestServer::start_in(dir, |_| {}).await;
+    let server = TestServer::start_in(db, |_| {}).await;
     let mut groups = server.groups().await;
     let info = group_info(&mut groups, "s", "g").await;
     assert_eq!(

@@ -252,8 +252,8 @@ async fn next_status(watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckR
 
 #[tokio::test]
 async fn while_storage_is_down_health_is_not_serving_and_publishes_fail_unavailable() {
-    let dir = tempfile::tempdir().unwrap();
-    let inner = storage::open(&db_url(&dir), &StorageOptions::default())
+    let db = TestDb::new().await;
+    let inner = storage::open(&db.url, &StorageOptions::default())
         .await
         .unwrap();
     let down = Arc::new(AtomicBool::new(false));
@@ -261,7 +261,7 @@ async fn while_storage_is_down_health_is_not_serving_and_publishes_fail_unavaila
         inner,
         down: down.clone(),
     });
-    let mut config = ServeConfig::new(db_url(&dir), "127.0.0.1:0");
+    let mut config = ServeConfig::new(db.url.clone(), "127.0.0.1:0");
     config.health_check_interval = std::time::Duration::from_millis(20);
     let app = Application::build_with_storage(config, storage)
         .await

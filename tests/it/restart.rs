@@ -15,9 +15,9 @@ async fn history_and_sequences_survive_a_restart() {
     let mut client = server.client().await;
     let before = publish(&mut client, "s", events("e", 0..5)).await;
     publish(&mut client, "t", vec![event("t-0")]).await;
-    let dir = server.stop().await;
+    let db = server.stop().await;
 
-    let server = TestServer::start_in(dir, |_| {}).await;
+    let server = TestServer::start_in(db, |_| {}).await;
     let mut client = server.client().await;
     let history = read_all(&mut client, "s").await;
     assert_eq!(
@@ -36,15 +36,15 @@ async fn history_and_sequences_survive_a_restart() {
     assert!(after[0].recorded_at.unwrap().seconds >= before[0].recorded_at.unwrap().seconds);
 }
 
-/// Starts the real binary on a free port over `dir`'s database.
-async fn spawn_binary(dir: &tempfile::TempDir) -> (Child, String) {
+/// Starts the real binary on a free port over `db`.
+async fn spawn_binary(db: &TestDb) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_riverlog"))
         .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--database-url",
-            &db_url(dir),
+            &db.url,
         ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -75,8 +75,8 @@ async fn connect(url: &str) -> v1::event_log_client::EventLogClient<tonic::trans
 
 #[tokio::test]
 async fn acknowledged_publishes_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = spawn_binary(&dir).await;
+    let db = TestDb::new().await;
+    let (mut child, url) = spawn_binary(&db).await;
     let client = connect(&url).await;
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
     let publishers: Vec<_> = (0..8)
@@ -111,7 +111,7 @@ async fn acknowledged_publishes_survive_kill_9() {
         acked.push(a);
     }
 
-    let server = TestServer::start_in(dir, |_| {}).await;
+    let server = TestServer::start_in(db, |_| {}).await;
     let mut client = server.client().await;
     let stored: std::collections::HashMap<String, u64> = read_all(&mut client, "crash")
         .await
@@ -136,8 +136,8 @@ async fn acknowledged_publishes_survive_kill_9() {
 
 #[tokio::test]
 async fn sigterm_shuts_the_binary_down_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = spawn_binary(&dir).await;
+    let db = TestDb::new().await;
+    let (mut child, url) = spawn_binary(&db).await;
     let mut client = connect(&url).await;
     publish(&mut client, "s", vec![event("1")]).await;
     let pid = child.id().unwrap().to_string();

@@ -34,10 +34,65 @@ fn init_logs() {
     });
 }
 
-/// A running server and the directory holding its database.
+/// A test's own empty database: a temporary SQLite file, or a fresh schema
+/// in the test PostgreSQL when `RIVERLOG_TEST_BACKEND=postgres` (so tests
+/// run in parallel without seeing each other). It outlives server restarts.
+pub struct TestDb {
+    /// The database URL a server is started with.
+    pub url: String,
+    /// Keeps the SQLite file's directory alive.
+    _dir: Option<TempDir>,
+}
+
+/// Which backend the suite runs against.
+pub fn backend_is_postgres() -> bool {
+    std::env::var("RIVERLOG_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The PostgreSQL the suite uses (`RIVERLOG_TEST_DATABASE_URL`).
+pub fn postgres_url() -> String {
+    std::env::var("RIVERLOG_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        if !backend_is_postgres() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("riverlog.db").display());
+            return Self {
+                url,
+                _dir: Some(dir),
+            };
+        }
+        use sqlx::Connection;
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!("rl_t_{}_{}_{}", std::process::id(), nanos, n);
+        let base = postgres_url();
+        let mut conn = sqlx::PgConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("test PostgreSQL at {base} unreachable: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .expect("schema created");
+        let separator = if base.contains('?') { '&' } else { '?' };
+        Self {
+            url: format!("{base}{separator}options[search_path]={schema}"),
+            _dir: None,
+        }
+    }
+}
+
+/// A running server and its database.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub dir: TempDir,
+    pub db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -50,14 +105,13 @@ impl TestServer {
 
     /// A server on a fresh database with adjusted settings.
     pub async fn start_with(adjust: impl FnOnce(&mut ServeConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_in(dir, adjust).await
+        Self::start_in(TestDb::new().await, adjust).await
     }
 
-    /// A server on the database in `dir` (kept from a previous server).
-    pub async fn start_in(dir: TempDir, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+    /// A server on `db` (perhaps kept from a previous server).
+    pub async fn start_in(db: TestDb, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
         init_logs();
-        let mut config = ServeConfig::new(db_url(&dir), "127.0.0.1:0");
+        let mut config = ServeConfig::new(db.url.clone(), "127.0.0.1:0");
         config.health_check_interval = Duration::from_millis(50);
         adjust(&mut config);
         let app = Application::build(config).await.expect("server builds");
@@ -72,7 +126,7 @@ impl TestServer {
         });
         Self {
             addr,
-            dir,
+            db,
             stop: Some(stop),
             task: Some(task),
         }
@@ -94,11 +148,14 @@ impl TestServer {
         EventLogClient::new(self.channel().await)
     }
 
-    /// Shuts down gracefully and hands back the database directory.
-    pub async fn stop(mut self) -> TempDir {
+    /// Shuts down gracefully and hands back the database.
+    pub async fn stop(mut self) -> TestDb {
         self.shutdown().await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::mem::replace(&mut self.dir, dir)
+        let placeholder = TestDb {
+            url: String::new(),
+            _dir: None,
+        };
+        std::mem::replace(&mut self.db, placeholder)
     }
 
     /// Starts the graceful shutdown and waits for it to finish.
@@ -110,10 +167,6 @@ impl TestServer {
             within(task).await.expect("server task completes");
         }
     }
-}
-
-pub fn db_url(dir: &TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("riverlog.db").display())
 }
 
 /// Awaits `fut`, failing the test if it takes longer than [`PATIENCE`].
