@@ -14,6 +14,7 @@ pub mod hub;
 pub mod model;
 pub mod names;
 pub mod subscription;
+mod tailer;
 pub mod writer;
 
 use std::collections::VecDeque;
@@ -160,7 +161,22 @@ impl EventLog {
     ) -> Result<(Self, WriterTask), LogError> {
         let hub = Hub::new(limits.live_buffer_bytes, HUB_MAX_BATCHES);
         let clock_floor = storage.last_recorded_at().await?;
-        let (writer, task) = writer::spawn(storage.clone(), hub.clone(), clock_floor);
+        let local_hub = match storage.commit_feed().await? {
+            // Several processes may write: the tailer feeds the hub.
+            Some(feed) => {
+                let cursor = storage.head_position().await?;
+                tokio::spawn(tailer::run(
+                    storage.clone(),
+                    hub.clone(),
+                    feed,
+                    cursor,
+                    shutdown.clone(),
+                ));
+                None
+            }
+            None => Some(hub.clone()),
+        };
+        let (writer, task) = writer::spawn(storage.clone(), local_hub, clock_floor);
         let log = Self {
             storage,
             writer,

@@ -188,9 +188,11 @@ impl WriterTask {
 }
 
 /// Starts the writer task.
+/// Committed events go to `hub` when given; when several processes write the
+/// database, the tailer feeds the hub instead and this is `None`.
 pub fn spawn(
     storage: Arc<dyn Storage>,
-    hub: Hub,
+    hub: Option<Hub>,
     clock_floor: Option<UnixMicros>,
 ) -> (WriterHandle, WriterTask) {
     let (queue, commands) = mpsc::channel(QUEUE_DEPTH);
@@ -207,7 +209,7 @@ pub fn spawn(
 
 async fn run(
     storage: Arc<dyn Storage>,
-    hub: Hub,
+    hub: Option<Hub>,
     mut commands: mpsc::Receiver<Command>,
     mut clock: UnixMicros,
     stop: CancellationToken,
@@ -241,7 +243,7 @@ async fn run(
         match commit_batch(storage.as_ref(), batch, clock).await {
             Ok(events) => {
                 debug!(commands = size, events = events.len(), "committed");
-                if !events.is_empty() {
+                if let Some(hub) = hub.as_ref().filter(|_| !events.is_empty()) {
                     hub.publish(Arc::new(events.into_iter().map(Arc::new).collect()));
                 }
             }

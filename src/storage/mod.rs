@@ -29,6 +29,10 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
+/// Wake-ups from [`Storage::commit_feed`]: each message means "new events may
+/// have been committed"; several commits may share one.
+pub type CommitFeed = tokio::sync::mpsc::Receiver<()>;
+
 /// A storage failure. The message is for logs, not for clients.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
@@ -213,6 +217,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Checkpoints whose names start with `prefix`, by name then stream.
     async fn list_checkpoints(&self, prefix: &str) -> Result<Vec<Checkpoint>, StorageError>;
+
+    /// Wake-ups for commits that appended events, made by any process
+    /// sharing this database, this one included; `None` when only this
+    /// process writes (SQLite), whose writer then feeds the hub itself.
+    async fn commit_feed(&self) -> Result<Option<CommitFeed>, StorageError>;
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StorageError>;

@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use tokio::sync::mpsc;
+use tracing::warn;
 
 use super::rows::*;
 use super::{
-    Direction, EventRow, ExistingEvent, ReadFrom, Storage, StorageError, StorageOptions,
-    StreamHead, TakeEnd, TrimUntil, WriteTx,
+    CommitFeed, Direction, EventRow, ExistingEvent, ReadFrom, Storage, StorageError,
+    StorageOptions, StreamHead, TakeEnd, TrimUntil, WriteTx,
 };
 use crate::log::filter::EventFilter;
 use crate::log::groups::{
@@ -69,6 +71,12 @@ impl PostgresStorage {
         Ok(Self { writer, readers })
     }
 }
+
+/// The channel on which commits that appended events are announced.
+const COMMIT_CHANNEL: &str = "riverlog_commits";
+/// How often the listener looks for commits anyway: notifications sent
+/// while its connection was being re-established are lost.
+const COMMIT_POLL: Duration = Duration::from_secs(1);
 
 /// Translates sqlx errors at the boundary: lost connections and the
 /// SQLSTATEs retrying can fix become `Unavailable`, the rest `Failure`.
@@ -211,7 +219,10 @@ impl Storage for PostgresStorage {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        Ok(Box::new(PostgresWriteTx { tx }))
+        Ok(Box::new(PostgresWriteTx {
+            tx,
+            appended: false,
+        }))
     }
 
     async fn get_stream(&self, name: &StreamName) -> Result<Option<StreamInfo>, StorageError> {
@@ -484,6 +495,34 @@ impl Storage for PostgresStorage {
         rows.iter().map(checkpoint_row).collect()
     }
 
+    async fn commit_feed(&self) -> Result<Option<CommitFeed>, StorageError> {
+        let mut listener = PgListener::connect_with(&self.readers)
+            .await
+            .map_err(map_err)?;
+        listener.listen(COMMIT_CHANNEL).await.map_err(map_err)?;
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            loop {
+                // End as soon as nobody listens: the listener holds a pooled
+                // connection that closing the storage waits for.
+                let signal = tokio::select! {
+                    () = tx.closed() => return,
+                    signal = tokio::time::timeout(COMMIT_POLL, listener.try_recv()) => signal,
+                };
+                if let Ok(Err(e)) = &signal {
+                    warn!(error = %e, "commit listener lost its connection; retrying");
+                    tokio::time::sleep(COMMIT_POLL).await;
+                }
+                // A full channel already holds a wake-up: coalesce.
+                match tx.try_send(()) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Full(())) => {}
+                    Err(mpsc::error::TrySendError::Closed(())) => return,
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1 FROM log_head")
             .execute(&self.readers)
@@ -501,6 +540,8 @@ impl Storage for PostgresStorage {
 /// A write transaction on the single write connection.
 struct PostgresWriteTx {
     tx: Transaction<'static, Postgres>,
+    /// Whether events were appended, so commit must notify the replicas.
+    appended: bool,
 }
 
 #[async_trait]
@@ -685,6 +726,7 @@ impl WriteTx for PostgresWriteTx {
         .execute(&mut *self.tx)
         .await
         .map_err(map_err)?;
+        self.appended = true;
         Ok(())
     }
 
@@ -1158,7 +1200,15 @@ impl WriteTx for PostgresWriteTx {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StorageError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
+        if self.appended {
+            // Delivered to every listener when (and only if) this commits.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(COMMIT_CHANNEL)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        }
         self.tx.commit().await.map_err(map_err)
     }
 }

@@ -494,6 +494,11 @@ impl Storage for SqliteStorage {
         rows.iter().map(checkpoint_row).collect()
     }
 
+    async fn commit_feed(&self) -> Result<Option<super::CommitFeed>, StorageError> {
+        // One process owns the file: its writer feeds the hub directly.
+        Ok(None)
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1 FROM log_head")
             .execute(&self.readers)

@@ -237,6 +237,10 @@ impl Storage for SwitchableStorage {
         self.check()?;
         self.inner.list_checkpoints(prefix).await
     }
+    async fn commit_feed(&self) -> Result<Option<riverlog::storage::CommitFeed>, StorageError> {
+        self.check()?;
+        self.inner.commit_feed().await
+    }
     async fn ping(&self) -> Result<(), StorageError> {
         self.check()?;
         self.inner.ping().await

@@ -7,6 +7,7 @@ mod groups;
 mod health;
 mod publish;
 mod read;
+mod replicas;
 mod restart;
 mod streams;
 mod subscribe;

@@ -89,6 +89,21 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The same database for a second server (a replica). PostgreSQL only:
+    /// a SQLite file has one writer process.
+    pub fn replica(&self) -> Self {
+        assert!(
+            backend_is_postgres(),
+            "replicas share a PostgreSQL database"
+        );
+        Self {
+            url: self.url.clone(),
+            _dir: None,
+        }
+    }
+}
+
 /// A running server and its database.
 pub struct TestServer {
     pub addr: SocketAddr,
