@@ -15,8 +15,8 @@ run_tests() {
 
 loud() { printf '\n!!! %s\n' "$@" >&2; }
 
-echo "=== SQLite: unit and integration tests (replica tests need PostgreSQL)"
-run_tests --all-targets -- --skip replicas::
+echo "=== SQLite: unit and integration tests (the postgres:: module needs PostgreSQL)"
+run_tests --all-targets -- --skip postgres::
 cargo test --doc
 
 # The same integration suite on PostgreSQL, one fresh schema per test.

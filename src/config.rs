@@ -80,6 +80,18 @@ pub struct ServeConfig {
     )]
     pub sqlite_synchronous: SqliteSync,
 
+    /// Database connections for reads (the writer has its own one).
+    #[arg(long, env = "RIVERLOG_DB_POOL_SIZE", default_value_t = 4)]
+    pub db_pool_size: u32,
+
+    /// PostgreSQL: longest a statement may run (`0s`: no limit).
+    #[arg(long, env = "RIVERLOG_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub db_statement_timeout: Duration,
+
+    /// PostgreSQL: connection attempts at start-up before giving up.
+    #[arg(long, env = "RIVERLOG_DB_CONNECT_ATTEMPTS", default_value_t = 10)]
+    pub db_connect_attempts: u32,
+
     /// Largest encoded CloudEvent accepted, in bytes.
     #[arg(long, env = "RIVERLOG_MAX_EVENT_SIZE", default_value_t = 1 << 20)]
     pub max_event_size: usize,
@@ -119,6 +131,9 @@ impl ServeConfig {
             database_url: database_url.into(),
             auto_create_streams: true,
             sqlite_synchronous: SqliteSync::Full,
+            db_pool_size: 4,
+            db_statement_timeout: Duration::from_secs(30),
+            db_connect_attempts: 10,
             max_event_size: 1 << 20,
             max_batch_events: 1000,
             max_batch_bytes: 16 << 20,
@@ -149,7 +164,9 @@ impl ServeConfig {
     pub fn storage_options(&self) -> StorageOptions {
         StorageOptions {
             sqlite_sync_full: self.sqlite_synchronous == SqliteSync::Full,
-            ..StorageOptions::default()
+            read_connections: self.db_pool_size.max(1),
+            statement_timeout: Some(self.db_statement_timeout).filter(|t| !t.is_zero()),
+            connect_attempts: self.db_connect_attempts.max(1),
         }
     }
 }

@@ -430,6 +430,13 @@ pub struct StorageOptions {
     pub sqlite_sync_full: bool,
     /// Connections used for reads.
     pub read_connections: u32,
+    /// PostgreSQL: longest a statement may run before the server cancels
+    /// it (`statement_timeout`); `None` for no limit.
+    pub statement_timeout: Option<std::time::Duration>,
+    /// PostgreSQL: attempts to connect at start-up before giving up, with
+    /// growing pauses (a database that starts after riverlog is normal in
+    /// orchestrated deployments).
+    pub connect_attempts: u32,
 }
 
 impl Default for StorageOptions {
@@ -437,6 +444,8 @@ impl Default for StorageOptions {
         Self {
             sqlite_sync_full: true,
             read_connections: 4,
+            statement_timeout: Some(std::time::Duration::from_secs(30)),
+            connect_attempts: 10,
         }
     }
 }

@@ -48,18 +48,35 @@ impl PostgresStorage {
     /// applies migrations (concurrent replicas serialise on sqlx's
     /// migration lock).
     pub async fn open(url: &str, options: &StorageOptions) -> Result<Self, StorageError> {
-        let connect = PgConnectOptions::from_str(url)
-            .map_err(|e| StorageError::Failure(format!("invalid PostgreSQL URL: {e}")))?
-            .application_name("riverlog");
+        let mut connect = PgConnectOptions::from_str(url)
+            .map_err(|e| StorageError::Failure(format!("invalid PostgreSQL URL: {e}")))?;
+        // Named in pg_stat_activity, unless the URL names it already.
+        if connect.get_application_name().is_none() {
+            connect = connect.application_name("riverlog");
+        }
+        if let Some(timeout) = options.statement_timeout {
+            connect = connect.options([("statement_timeout", format!("{}", timeout.as_millis()))]);
+        }
+        // Fail a call soon while the database is away: callers get
+        // UNAVAILABLE and retry, health reports NOT_SERVING.
         let pool = |size: u32| {
             PgPoolOptions::new()
                 .max_connections(size)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(Duration::from_secs(2))
         };
-        let writer = pool(1)
-            .connect_with(connect.clone())
-            .await
-            .map_err(map_err)?;
+        let mut attempt = 1;
+        let writer = loop {
+            match pool(1).connect_with(connect.clone()).await.map_err(map_err) {
+                Ok(pool) => break pool,
+                Err(StorageError::Unavailable(e)) if attempt < options.connect_attempts => {
+                    let pause = Duration::from_millis(200 << attempt.min(5));
+                    warn!(attempt, error = %e, ?pause, "PostgreSQL not reachable yet; retrying");
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         sqlx::migrate!("migrations/postgres")
             .run(&writer)
             .await

@@ -82,14 +82,28 @@ impl TestDb {
             .await
             .expect("schema created");
         let separator = if base.contains('?') { '&' } else { '?' };
+        // The schema also names the connections, so a test can find (and
+        // terminate) its own server's connections and no one else's.
         Self {
-            url: format!("{base}{separator}options[search_path]={schema}"),
+            url: format!(
+                "{base}{separator}options[search_path]={schema}&application_name={schema}"
+            ),
             _dir: None,
         }
     }
 }
 
 impl TestDb {
+    /// A database reached through another URL (a proxy in front of it).
+    pub fn with_url(url: String) -> Self {
+        Self { url, _dir: None }
+    }
+
+    /// The schema (and application name) of a PostgreSQL test database.
+    pub fn schema(&self) -> &str {
+        self.url.rsplit('=').next().unwrap_or_default()
+    }
+
     /// The same database for a second server (a replica). PostgreSQL only:
     /// a SQLite file has one writer process.
     pub fn replica(&self) -> Self {

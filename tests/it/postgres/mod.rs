@@ -1,0 +1,6 @@
+//! Behaviour only PostgreSQL has: several replicas on one database, and a
+//! database that goes away and comes back. Run by the PostgreSQL pass of
+//! the test command; the SQLite pass skips this module.
+
+mod outages;
+mod replicas;

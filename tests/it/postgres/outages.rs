@@ -1,0 +1,184 @@
+//! The database goes away and comes back: health follows, publishes fail
+//! with UNAVAILABLE (never acknowledged and then lost), and the server
+//! recovers by itself.
+
+use std::net::SocketAddr;
+
+use riverlog::proto::v1::start_position::Start;
+use riverlog::proto::v1::subscribe_response::Message;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::common::*;
+
+/// A TCP proxy in front of PostgreSQL that the test can cut and restore on
+/// the same address: to the server it looks like the database going away.
+struct Proxy {
+    addr: SocketAddr,
+    target: String,
+    running: CancellationToken,
+}
+
+fn bind(addr: SocketAddr) -> TcpListener {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("reuseaddr");
+    socket.bind(addr).expect("bind");
+    socket.listen(64).expect("listen")
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        let listener = bind("127.0.0.1:0".parse().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let running = serve(listener, target.clone());
+        Self {
+            addr,
+            target,
+            running,
+        }
+    }
+
+    /// Drops the listener and every proxied connection.
+    fn cut(&self) {
+        self.running.cancel();
+    }
+
+    fn restore(&mut self) {
+        self.running = serve(bind(self.addr), self.target.clone());
+    }
+}
+
+fn serve(listener: TcpListener, target: String) -> CancellationToken {
+    let running = CancellationToken::new();
+    let token = running.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut inbound, _) = tokio::select! {
+                () = token.cancelled() => return,
+                accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => return },
+            };
+            let target = target.clone();
+            let connection = token.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    () = connection.cancelled() => {}
+                }
+            });
+        }
+    });
+    running
+}
+
+/// host:port of the test PostgreSQL URL.
+fn postgres_host_port() -> String {
+    let url = postgres_url();
+    let after_at = url.rsplit_once('@').map_or(url.as_str(), |(_, h)| h);
+    after_at
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("127.0.0.1:5432")
+        .to_owned()
+}
+
+async fn next_status(watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>) -> i32 {
+    within(watch.message()).await.unwrap().unwrap().status
+}
+
+#[tokio::test]
+async fn while_the_database_is_away_health_is_not_serving_and_publishes_fail_then_all_recovers() {
+    assert!(
+        backend_is_postgres(),
+        "needs RIVERLOG_TEST_BACKEND=postgres"
+    );
+    let db = TestDb::new().await;
+    let target = postgres_host_port();
+    let mut proxy = Proxy::start(target.clone()).await;
+    let proxied = TestDb::with_url(db.url.replacen(&target, &proxy.addr.to_string(), 1));
+    let server = TestServer::start_in(proxied, |_| {}).await;
+    let mut client = server.client().await;
+    let mut watch = HealthClient::new(server.channel().await)
+        .watch(HealthCheckRequest {
+            service: "riverlog.v1.EventLog".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next_status(&mut watch).await, ServingStatus::Serving as i32);
+    publish(&mut client, "s", vec![event("before")]).await;
+
+    proxy.cut();
+    assert_eq!(
+        next_status(&mut watch).await,
+        ServingStatus::NotServing as i32
+    );
+    let err = client
+        .publish(publish_request("s", vec![event("during")]))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::Unavailable, "STORAGE_UNAVAILABLE");
+
+    proxy.restore();
+    assert_eq!(next_status(&mut watch).await, ServingStatus::Serving as i32);
+    publish(&mut client, "s", vec![event("after")]).await;
+    let ids: Vec<_> = read_all(&mut client, "s")
+        .await
+        .iter()
+        .map(event_id)
+        .collect();
+    assert_eq!(ids, ["before", "after"], "the refused publish left nothing");
+    drop(watch);
+}
+
+#[tokio::test]
+async fn after_its_connections_are_terminated_the_server_carries_on_by_itself() {
+    assert!(
+        backend_is_postgres(),
+        "needs RIVERLOG_TEST_BACKEND=postgres"
+    );
+    let db = TestDb::new().await;
+    let schema = db.schema().to_owned();
+    let server = TestServer::start_in(db, |_| {}).await;
+    let mut client = server.client().await;
+    publish(&mut client, "s", vec![event("before")]).await;
+    let mut sub = subscribe(
+        &mut client,
+        subscribe_request(&["s"], Some(Start::Latest(()))),
+    )
+    .await;
+    assert!(matches!(next_message(&mut sub).await, Message::CaughtUp(_)));
+
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&schema)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        terminated.len() >= 2,
+        "the writer, readers and listener were connected"
+    );
+
+    // Publishing works again without a restart (pooled connections are
+    // checked before use), and live delivery resumes once the listener
+    // has reconnected.
+    publish(&mut client, "s", vec![event("after")]).await;
+    let got = next_events(&mut sub, 1).await;
+    assert_eq!(event_id(&got[0]), "after");
+    let ids: Vec<_> = read_all(&mut client, "s")
+        .await
+        .iter()
+        .map(event_id)
+        .collect();
+    assert_eq!(ids, ["before", "after"]);
+}
