@@ -1,11 +1,7 @@
 //! Persistence across restarts, crash durability, and the binary's
 //! signal handling.
 
-use std::process::Stdio;
-
 use riverlog::proto::v1;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::common::*;
 
@@ -34,37 +30,6 @@ async fn history_and_sequences_survive_a_restart() {
     );
     assert!(after[1].duplicate, "idempotency survives restarts");
     assert!(after[0].recorded_at.unwrap().seconds >= before[0].recorded_at.unwrap().seconds);
-}
-
-/// Starts the real binary on a free port over `db`.
-async fn spawn_binary(db: &TestDb) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_riverlog"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &db.url,
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = within(async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("grpc=").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before it was serving");
-    })
-    .await;
-    // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{addr}"))
 }
 
 async fn connect(url: &str) -> v1::event_log_client::EventLogClient<tonic::transport::Channel> {

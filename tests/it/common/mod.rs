@@ -13,6 +13,7 @@ use riverlog::proto::v1::{self, subscribe_response::Message};
 use riverlog::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPayload};
 use riverlog::server::Application;
 use tempfile::TempDir;
+use tokio::io::AsyncBufReadExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -463,4 +464,35 @@ pub async fn group_info(groups: &mut Groups, stream: &str, group: &str) -> v1::G
         .into_inner()
         .info
         .expect("info")
+}
+
+/// Starts the real binary on a free port over `db`.
+pub async fn spawn_binary(db: &TestDb) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_riverlog"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db.url,
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = within(async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("grpc=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the server exited before it was serving");
+    })
+    .await;
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{addr}"))
 }

@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use riverlog::proto::v1::start_position::Start;
 use riverlog::proto::v1::subscribe_response::Message;
+use riverlog::proto::v1::{self, start_position::Start};
 
 use crate::common::*;
 
@@ -25,8 +25,16 @@ async fn two_replicas() -> (TestServer, TestServer) {
 }
 
 #[tokio::test]
-async fn positions_follow_commit_order_across_replicas() {
-    let (a, b) = two_replicas().await;
+async fn positions_follow_commit_order_across_two_server_processes() {
+    assert!(
+        backend_is_postgres(),
+        "needs RIVERLOG_TEST_BACKEND=postgres"
+    );
+    // One replica in this process, one the real binary in its own.
+    let db = TestDb::new().await;
+    // Killed when dropped at the end of the test.
+    let (_other_process, other_url) = spawn_binary(&db).await;
+    let a = TestServer::start_in(db, |_| {}).await;
     let mut watcher = a.client().await;
     let mut sub = subscribe(&mut watcher, subscribe_request(&["ord:*"], None)).await;
     assert!(matches!(next_message(&mut sub).await, Message::CaughtUp(_)));
@@ -36,7 +44,9 @@ async fn positions_follow_commit_order_across_replicas() {
         let mut client = if p % 2 == 0 {
             a.client().await
         } else {
-            b.client().await
+            v1::event_log_client::EventLogClient::connect(other_url.clone())
+                .await
+                .unwrap()
         };
         publishers.push(tokio::spawn(async move {
             for i in 0..PER_PUBLISHER {
@@ -165,4 +175,39 @@ async fn a_group_with_consumers_on_both_replicas_delivers_each_event_once() {
     assert_eq!(seen.len(), 300);
     let info = group_info(&mut groups, "shared", "g").await;
     assert_eq!((info.pending, info.lag), (0, 0));
+}
+
+#[tokio::test]
+async fn redelivery_and_claims_cross_replicas() {
+    let (a, b) = two_replicas().await;
+    let mut client = a.client().await;
+    publish(&mut client, "jobs", events("j", 0..2)).await;
+    let mut on_a = a.groups().await;
+    let mut on_b = b.groups().await;
+    create_group(&mut on_a, "jobs", "g", 200, 0).await;
+    let first = fetch(&mut on_a, "jobs", "g", "on-a", 2, 0).await;
+    assert_eq!(first.len(), 2);
+    // Replica B hands out A's unacked entry once its ack timeout passed...
+    let redelivered = fetch(&mut on_b, "jobs", "g", "on-b", 1, 10_000).await;
+    assert_eq!(redelivered[0].delivery_count, 2);
+    // ...and claims A's other one.
+    let claimed = on_b
+        .claim(v1::ClaimRequest {
+            stream: "jobs".into(),
+            group: "g".into(),
+            consumer: "on-b".into(),
+            min_idle: None,
+            sequences: vec![],
+            count: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    let mut held: Vec<u64> = claimed.iter().chain(&redelivered).map(seq_of).collect();
+    held.sort_unstable();
+    held.dedup();
+    assert_eq!(held, [1, 2]);
+    let acked = ack(&mut on_a, "jobs", "g", vec![1, 2]).await;
+    assert_eq!(acked.acked, 2, "acks go through either replica");
 }
