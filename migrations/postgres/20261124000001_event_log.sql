@@ -2,7 +2,8 @@
 -- epoch, as on SQLite, so both backends order and compare alike.
 CREATE TABLE streams (
     id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name             TEXT   NOT NULL UNIQUE,
+    -- Byte order, as on SQLite: names sort and page the same everywhere.
+    name             TEXT   COLLATE "C" NOT NULL UNIQUE,
     created_at       BIGINT NOT NULL,
     last_sequence    BIGINT NOT NULL DEFAULT 0,
     last_position    BIGINT NOT NULL DEFAULT 0,
@@ -16,8 +17,11 @@ CREATE TABLE streams (
 -- The highest global position ever assigned. Every write transaction locks
 -- this row first, so positions follow commit order across replicas.
 CREATE TABLE log_head (
-    id       INTEGER PRIMARY KEY CHECK (id = 1),
-    position BIGINT  NOT NULL
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    position    BIGINT  NOT NULL,
+    -- recorded_at of the last append by any replica: the floor of the next
+    -- one's, so recording times never go backwards along positions.
+    recorded_at BIGINT  NOT NULL DEFAULT 0
 );
 INSERT INTO log_head (id, position) VALUES (1, 0);
 

@@ -15,8 +15,10 @@ CREATE TABLE streams (
 -- The highest global position ever assigned. Kept apart from the events so
 -- that positions are never reused, even after the newest events are removed.
 CREATE TABLE log_head (
-    id       INTEGER PRIMARY KEY CHECK (id = 1),
-    position INTEGER NOT NULL
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    position    INTEGER NOT NULL,
+    -- recorded_at of the last append: the floor of the next one's.
+    recorded_at INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO log_head (id, position) VALUES (1, 0);
 

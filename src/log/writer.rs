@@ -260,14 +260,19 @@ async fn commit_batch(
     batch: Vec<Command>,
     now: UnixMicros,
 ) -> Result<Vec<StoredEvent>, StorageError> {
-    let tx = match storage.begin_write().await {
-        Ok(tx) => tx,
+    let began = match storage.begin_write().await {
+        Ok(mut tx) => tx.recorded_floor().await.map(|floor| (tx, floor)),
+        Err(e) => Err(e),
+    };
+    let (tx, floor) = match began {
+        Ok(began) => began,
         Err(e) => {
             batch.into_iter().for_each(|c| c.fail(&e));
             return Err(e);
         }
     };
-    let mut work = Transaction::new(tx, now);
+    // Other writers of a shared database may have recorded later times.
+    let mut work = Transaction::new(tx, now.max(floor));
     if let Err(e) = work.prefetch(&batch).await {
         batch.into_iter().for_each(|c| c.fail(&e));
         return Err(e);
@@ -676,7 +681,7 @@ impl Transaction {
         }
         if self.log_head_dirty {
             if let Some(p) = self.log_head {
-                self.tx.save_log_head(p).await?;
+                self.tx.save_log_head(p, self.now).await?;
             }
             self.log_head_dirty = false;
         }

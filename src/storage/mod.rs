@@ -237,8 +237,17 @@ pub trait WriteTx: Send {
     /// The highest position assigned so far; takes the log-head lock.
     async fn log_head(&mut self) -> Result<Position, StorageError>;
 
-    /// Stores the new highest position.
-    async fn save_log_head(&mut self, head: Position) -> Result<(), StorageError>;
+    /// The `recorded_at` of the last append by any writer sharing the
+    /// database: the floor for this transaction's, so recording times never
+    /// go backwards along positions even across replicas and their clocks.
+    async fn recorded_floor(&mut self) -> Result<UnixMicros, StorageError>;
+
+    /// Stores the new highest position and the time it was recorded at.
+    async fn save_log_head(
+        &mut self,
+        head: Position,
+        recorded_at: UnixMicros,
+    ) -> Result<(), StorageError>;
 
     /// The heads of those of `names` that exist, locked for this
     /// transaction. One call serves a whole batch: the statements a

@@ -36,11 +36,16 @@ const LOOKUP_CHUNK: usize = 500;
 
 /// The SQLite storage.
 pub struct PostgresStorage {
-    /// The only connection that writes: SQLite allows one writer at a time
-    /// anyway, and owning it avoids lock waits between our own writers.
+    /// The writer task's connection.
     writer: PgPool,
-    /// Connections for reads, which WAL lets run beside the writer.
+    /// Connections for reads.
     readers: PgPool,
+    /// One connection of its own for `LISTEN`, so it never starves reads.
+    listener: PgPool,
+    /// The schema the tables live in: commit notifications carry it, so
+    /// deployments (and tests) in other schemas of the database do not wake
+    /// this one.
+    schema: String,
 }
 
 impl PostgresStorage {
@@ -57,6 +62,9 @@ impl PostgresStorage {
         if let Some(timeout) = options.statement_timeout {
             connect = connect.options([("statement_timeout", format!("{}", timeout.as_millis()))]);
         }
+        // A replica cut off mid-transaction must not hold the log-head lock
+        // (and so every replica's writes) until TCP notices.
+        connect = connect.options([("idle_in_transaction_session_timeout", "60000")]);
         // Fail a call soon while the database is away: callers get
         // UNAVAILABLE and retry, health reports NOT_SERVING.
         let pool = |size: u32| {
@@ -82,10 +90,20 @@ impl PostgresStorage {
             .await
             .map_err(|e| StorageError::Failure(format!("migrating the database: {e}")))?;
         let readers = pool(options.read_connections.max(1))
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
-        Ok(Self { writer, readers })
+        let listener = pool(1).connect_lazy_with(connect);
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&writer)
+            .await
+            .map_err(map_err)?;
+        Ok(Self {
+            writer,
+            readers,
+            listener,
+            schema,
+        })
     }
 }
 
@@ -107,13 +125,18 @@ fn map_err(e: sqlx::Error) -> StorageError {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             // 08: connection exceptions; 53: insufficient resources; 57P:
-            // operator intervention (shutdown, restart); 40001/40P01:
-            // serialization failure and deadlock.
+            // operator intervention (shutdown, restart); 57014: statement
+            // timeout (e.g. waiting for another replica's log-head lock);
+            // 55P03: lock not available; 25006: read-only transaction (a
+            // replica after failover); 40001/40P01: serialization failure
+            // and deadlock.
             if code.starts_with("08")
                 || code.starts_with("53")
                 || code.starts_with("57P")
-                || code == "40001"
-                || code == "40P01"
+                || matches!(
+                    code.as_ref(),
+                    "57014" | "55P03" | "25006" | "40001" | "40P01"
+                )
             {
                 StorageError::Unavailable(e.to_string())
             } else {
@@ -232,13 +255,15 @@ impl Storage for PostgresStorage {
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StorageError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         // The first lock of every write transaction (see the module doc).
-        sqlx::query("SELECT position FROM log_head WHERE id = 1 FOR UPDATE")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let floor: i64 =
+            sqlx::query_scalar("SELECT recorded_at FROM log_head WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
         Ok(Box::new(PostgresWriteTx {
             tx,
             appended: false,
+            recorded_floor: UnixMicros(floor),
         }))
     }
 
@@ -332,7 +357,7 @@ impl Storage for PostgresStorage {
             };
         }
         if selectors.is_empty() {
-            qb.push("0");
+            qb.push("1 = 0");
         }
         qb.push(")");
         push_filter(&mut qb, filter);
@@ -513,27 +538,50 @@ impl Storage for PostgresStorage {
     }
 
     async fn commit_feed(&self) -> Result<Option<CommitFeed>, StorageError> {
-        let mut listener = PgListener::connect_with(&self.readers)
+        let mut listener = PgListener::connect_with(&self.listener)
             .await
             .map_err(map_err)?;
         listener.listen(COMMIT_CHANNEL).await.map_err(map_err)?;
         let (tx, rx) = mpsc::channel(1);
+        // A full channel already holds a wake-up: wake-ups coalesce.
+        let wake = |tx: &mpsc::Sender<()>| {
+            !matches!(tx.try_send(()), Err(mpsc::error::TrySendError::Closed(())))
+        };
+        let notified = tx.clone();
+        let schema = self.schema.clone();
         tokio::spawn(async move {
             loop {
-                // End as soon as nobody listens: the listener holds a pooled
-                // connection that closing the storage waits for.
-                let signal = tokio::select! {
-                    () = tx.closed() => return,
-                    signal = tokio::time::timeout(COMMIT_POLL, listener.try_recv()) => signal,
+                // Not under a timeout: that would cancel a reconnect in
+                // progress. Ends as soon as nobody listens any more.
+                let received = tokio::select! {
+                    () = notified.closed() => return,
+                    received = listener.try_recv() => received,
                 };
-                if let Ok(Err(e)) = &signal {
-                    warn!(error = %e, "commit listener lost its connection; retrying");
-                    tokio::time::sleep(COMMIT_POLL).await;
+                let ours = match &received {
+                    Ok(Some(n)) => n.payload() == schema,
+                    // Reconnected: notifications may have been missed.
+                    Ok(None) => true,
+                    Err(e) => {
+                        warn!(error = %e, "commit listener lost its connection; retrying");
+                        tokio::time::sleep(COMMIT_POLL).await;
+                        true
+                    }
+                };
+                if ours && !wake(&notified) {
+                    return;
                 }
-                // A full channel already holds a wake-up: coalesce.
-                match tx.try_send(()) {
-                    Ok(()) | Err(mpsc::error::TrySendError::Full(())) => {}
-                    Err(mpsc::error::TrySendError::Closed(())) => return,
+            }
+        });
+        // Notifications sent while the listener was reconnecting are lost:
+        // look anyway, now and then.
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tx.closed() => return,
+                    () = tokio::time::sleep(COMMIT_POLL) => {}
+                }
+                if !wake(&tx) {
+                    return;
                 }
             }
         });
@@ -549,6 +597,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn close(&self) {
+        self.listener.close().await;
         self.readers.close().await;
         self.writer.close().await;
     }
@@ -559,6 +608,8 @@ struct PostgresWriteTx {
     tx: Transaction<'static, Postgres>,
     /// Whether events were appended, so commit must notify the replicas.
     appended: bool,
+    /// `log_head.recorded_at`, read with the lock.
+    recorded_floor: UnixMicros,
 }
 
 #[async_trait]
@@ -571,9 +622,18 @@ impl WriteTx for PostgresWriteTx {
         Ok(to_u64(head))
     }
 
-    async fn save_log_head(&mut self, head: Position) -> Result<(), StorageError> {
-        sqlx::query("UPDATE log_head SET position = $1 WHERE id = 1")
+    async fn recorded_floor(&mut self) -> Result<UnixMicros, StorageError> {
+        Ok(self.recorded_floor)
+    }
+
+    async fn save_log_head(
+        &mut self,
+        head: Position,
+        recorded_at: UnixMicros,
+    ) -> Result<(), StorageError> {
+        sqlx::query("UPDATE log_head SET position = $1, recorded_at = GREATEST(recorded_at, $2) WHERE id = 1")
             .bind(to_i64(head))
+            .bind(recorded_at.0)
             .execute(&mut *self.tx)
             .await
             .map_err(map_err)?;
@@ -1220,7 +1280,7 @@ impl WriteTx for PostgresWriteTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
         if self.appended {
             // Delivered to every listener when (and only if) this commits.
-            sqlx::query("SELECT pg_notify($1, '')")
+            sqlx::query("SELECT pg_notify($1, current_schema())")
                 .bind(COMMIT_CHANNEL)
                 .execute(&mut *self.tx)
                 .await

@@ -314,7 +314,7 @@ impl Storage for SqliteStorage {
             };
         }
         if selectors.is_empty() {
-            qb.push("0");
+            qb.push("1 = 0");
         }
         qb.push(")");
         push_filter(&mut qb, filter);
@@ -528,12 +528,25 @@ impl WriteTx for SqliteWriteTx {
         Ok(to_u64(head))
     }
 
-    async fn save_log_head(&mut self, head: Position) -> Result<(), StorageError> {
-        sqlx::query("UPDATE log_head SET position = ? WHERE id = 1")
-            .bind(to_i64(head))
-            .execute(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
+    async fn recorded_floor(&mut self) -> Result<UnixMicros, StorageError> {
+        // One writer process owns the file; its own clock (floored by the
+        // log's latest time at start-up) is already monotonic.
+        Ok(UnixMicros(0))
+    }
+
+    async fn save_log_head(
+        &mut self,
+        head: Position,
+        recorded_at: UnixMicros,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE log_head SET position = ?, recorded_at = MAX(recorded_at, ?) WHERE id = 1",
+        )
+        .bind(to_i64(head))
+        .bind(recorded_at.0)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 

@@ -68,6 +68,14 @@ async fn positions_follow_commit_order_across_two_server_processes() {
         positions.windows(2).all(|w| w[0] < w[1]),
         "positions strictly increase"
     );
+    let times: Vec<(i64, i32)> = got
+        .iter()
+        .map(|e| e.recorded_at.map(|t| (t.seconds, t.nanos)).unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "recording times never go back along positions, whichever replica wrote"
+    );
     let ids: HashSet<String> = got.iter().map(event_id).collect();
     assert_eq!(ids.len(), 8 * PER_PUBLISHER, "every event exactly once");
     for stream in ["ord:0", "ord:1", "ord:2"] {
