@@ -250,10 +250,6 @@ impl Storage for SwitchableStorage {
     }
 }
 
-async fn next_status(watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>) -> i32 {
-    within(watch.message()).await.unwrap().unwrap().status
-}
-
 #[tokio::test]
 async fn while_storage_is_down_health_is_not_serving_and_publishes_fail_unavailable() {
     let db = TestDb::new().await;

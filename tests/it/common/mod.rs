@@ -496,3 +496,14 @@ pub async fn spawn_binary(db: &TestDb) -> (tokio::process::Child, String) {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, format!("http://{addr}"))
 }
+
+/// The next status of a health Watch stream.
+pub async fn next_status(
+    watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+) -> i32 {
+    within(watch.message())
+        .await
+        .expect("healthy")
+        .expect("open")
+        .status
+}

@@ -88,10 +88,6 @@ fn postgres_host_port() -> String {
         .to_owned()
 }
 
-async fn next_status(watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>) -> i32 {
-    within(watch.message()).await.unwrap().unwrap().status
-}
-
 #[tokio::test]
 async fn while_the_database_is_away_health_is_not_serving_and_publishes_fail_then_all_recovers() {
     assert!(
