@@ -88,7 +88,6 @@ pub fn to_status(err: LogError) -> Status {
             metadata.insert("field".to_owned(), (*field).to_owned());
             (Code::InvalidArgument, "INVALID_ARGUMENT")
         }
-        LogError::Unimplemented(_) => (Code::Unimplemented, "UNIMPLEMENTED"),
         LogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         LogError::Storage(StorageError::Unavailable(detail)) => {
             warn!(%detail, "storage unavailable");

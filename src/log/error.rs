@@ -127,9 +127,6 @@ pub enum LogError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A feature another part of the API provides and this server does not yet.
-    #[error("{0} is not implemented yet")]
-    Unimplemented(&'static str),
     /// The storage failed; nothing was written.
     #[error(transparent)]
     Storage(#[from] StorageError),

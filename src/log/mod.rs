@@ -188,11 +188,6 @@ impl EventLog {
         Ok((log, task))
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Creates an empty stream.
     pub async fn create_stream(
         &self,
@@ -476,10 +471,5 @@ impl EventLog {
         self.writer
             .take(name, end, limit, self.limits.max_batch_bytes)
             .await
-    }
-
-    /// Checks that storage answers.
-    pub async fn ping(&self) -> Result<(), LogError> {
-        Ok(self.storage.ping().await?)
     }
 }

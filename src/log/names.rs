@@ -56,11 +56,6 @@ impl StreamName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The name as a shared string, cheap to clone into many events.
-    pub fn as_arc(&self) -> &Arc<str> {
-        &self.0
-    }
 }
 
 impl fmt::Display for StreamName {
