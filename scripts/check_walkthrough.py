@@ -43,7 +43,7 @@ def start_server(data_dir):
     subprocess.run(["cargo", "build", "--quiet"], cwd=ROOT, check=True)
     binary = os.path.join(target, "debug", "riverlog")
     server = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0",
+        [binary, "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
          "--database-url", f"sqlite://{data_dir}/riverlog.db"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         env={**os.environ, "RUST_LOG": "info", "RIVERLOG_LOG_FORMAT": "text"},

@@ -13,8 +13,11 @@
 //!   application that wires it all and shuts it down gracefully.
 
 pub mod api;
+pub mod auth;
 pub mod config;
+pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod proto;
 pub mod server;
 pub mod storage;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use riverlog::config::ServeConfig;
+use riverlog::config::{Config, ConfigArgs};
 use riverlog::server::Application;
 use riverlog::telemetry;
 
@@ -18,11 +18,52 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeConfig),
+    Serve(ConfigArgs),
+    /// Print the effective configuration (defaults, file, environment and
+    /// flags resolved; the database password hidden) and exit.
+    Config {
+        #[command(flatten)]
+        args: ConfigArgs,
+        /// Print the settings reference as a Markdown table instead.
+        #[arg(long)]
+        reference: bool,
+    },
+    /// Read a token on stdin and print the SHA-256 that `[[auth.tokens]]`
+    /// wants for it.
+    HashToken,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Config {
+            reference: true, ..
+        } => {
+            print!("{}", Config::reference_markdown());
+            return ExitCode::SUCCESS;
+        }
+        Command::Config { args, .. } => {
+            return match Config::load(&args) {
+                Ok(config) => {
+                    print!("{}", config.to_toml_annotated());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("riverlog: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::HashToken => return hash_token(),
+    };
+    let config = match Config::load(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("riverlog: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -30,13 +71,42 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
-        Command::Serve(config) => runtime.block_on(serve(config)),
-    }
+    runtime.block_on(serve(config))
 }
 
-async fn serve(config: ServeConfig) -> ExitCode {
-    telemetry::init_logging(config.log_format);
+fn hash_token() -> ExitCode {
+    let mut token = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut token) {
+        eprintln!("riverlog: cannot read the token from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let token = token.trim_end_matches(['\n', '\r']);
+    if token.is_empty() {
+        eprintln!("riverlog: no token on stdin");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", riverlog::auth::token_digest(token));
+    ExitCode::SUCCESS
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let telemetry = match telemetry::init(
+        config.log_format,
+        config.log_level.as_deref(),
+        config.otlp_endpoint.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("riverlog: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = run(config).await;
+    telemetry.shutdown();
+    code
+}
+
+async fn run(config: Config) -> ExitCode {
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {

@@ -9,13 +9,18 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use crate::api::guard::Guard;
+use crate::api::observe::ObserveLayer;
 use crate::api::{CheckpointsApi, ConsumerGroupsApi, EventLogApi};
-use crate::config::ServeConfig;
+use crate::auth::Authenticator;
+use crate::config::Config;
 use crate::log::{EventLog, LogError, WriterTask};
+use crate::metrics::{Metrics, MetricsError};
 use crate::proto::{self, v1};
 use crate::storage::{self, Storage, StorageError};
 
@@ -42,12 +47,17 @@ pub enum ServerError {
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// Metrics could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 /// A built, bound, not yet running riverlog server.
 pub struct Application {
-    config: ServeConfig,
+    config: Config,
     listener: TcpListener,
+    http_listener: TcpListener,
+    metrics: Arc<Metrics>,
     storage: Arc<dyn Storage>,
     log: EventLog,
     writer: WriterTask,
@@ -89,7 +99,7 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 
 impl Application {
     /// Opens storage, starts the writer and binds the listen address.
-    pub async fn build(config: ServeConfig) -> Result<Self, ServerError> {
+    pub async fn build(config: Config) -> Result<Self, ServerError> {
         let storage = storage::open(&config.database_url, &config.storage_options()).await?;
         Self::build_with_storage(config, storage).await
     }
@@ -97,27 +107,40 @@ impl Application {
     /// Like [`Application::build`], over storage the caller opened (for
     /// embedding, and for tests that inject storage faults).
     pub async fn build_with_storage(
-        config: ServeConfig,
+        config: Config,
         storage: Arc<dyn Storage>,
     ) -> Result<Self, ServerError> {
+        let metrics = Arc::new(match &config.otlp_endpoint {
+            Some(endpoint) => Metrics::with_otlp(endpoint, config.otlp_metrics_interval)?,
+            None => Metrics::new()?,
+        });
         let shutdown = CancellationToken::new();
-        let (log, writer) =
-            EventLog::start(storage.clone(), config.limits(), shutdown.clone()).await?;
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen.clone(),
-                    source,
-                })?;
+        let (log, writer) = EventLog::start(
+            storage.clone(),
+            config.limits(),
+            shutdown.clone(),
+            metrics.clone(),
+        )
+        .await?;
+        let listener = bind(&config.listen).await?;
+        let http_listener = bind(&config.http_listen).await?;
         Ok(Self {
             config,
             listener,
+            http_listener,
+            metrics,
             storage,
             log,
             writer,
             shutdown,
         })
+    }
+
+    /// The bound HTTP address (useful with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
     }
 
     /// The bound gRPC address (useful with port 0).
@@ -137,6 +160,8 @@ impl Application {
         let Self {
             config,
             listener,
+            http_listener,
+            metrics,
             storage,
             log,
             writer,
@@ -151,7 +176,14 @@ impl Application {
         let probe = tokio::spawn(probe_storage(
             storage.clone(),
             reporter.clone(),
+            metrics.clone(),
             config.health_check_interval,
+            shutdown.clone(),
+        ));
+        tokio::spawn(sample_groups(
+            log.clone(),
+            metrics.clone(),
+            config.group_metrics_interval,
             shutdown.clone(),
         ));
 
@@ -162,15 +194,24 @@ impl Application {
         // pages stop at max_batch_bytes but always hold one event.
         let max_request = config.max_batch_bytes.saturating_add(1 << 20);
         let max_response = max_request.saturating_add(config.max_event_size);
-        let consumer_groups = v1::consumer_groups_server::ConsumerGroupsServer::new(
-            ConsumerGroupsApi::new(log.clone()),
-        )
-        .max_encoding_message_size(max_response);
-        let checkpoints =
-            v1::checkpoints_server::CheckpointsServer::new(CheckpointsApi::new(log.clone()));
-        let event_log = v1::event_log_server::EventLogServer::new(EventLogApi::new(log))
-            .max_decoding_message_size(max_request)
-            .max_encoding_message_size(max_response);
+        let guard = Guard::new(Arc::new(Authenticator::new(&config.auth)));
+        let consumer_groups = InterceptedService::new(
+            v1::consumer_groups_server::ConsumerGroupsServer::new(ConsumerGroupsApi::new(
+                log.clone(),
+            ))
+            .max_encoding_message_size(max_response),
+            guard.clone(),
+        );
+        let checkpoints = InterceptedService::new(
+            v1::checkpoints_server::CheckpointsServer::new(CheckpointsApi::new(log.clone())),
+            guard.clone(),
+        );
+        let event_log = InterceptedService::new(
+            v1::event_log_server::EventLogServer::new(EventLogApi::new(log))
+                .max_decoding_message_size(max_request)
+                .max_encoding_message_size(max_response),
+            guard,
+        );
 
         let stopping = shutdown.clone();
         let on_signal = {
@@ -190,8 +231,35 @@ impl Application {
             }
         };
 
-        info!(grpc = %addr, database = %config.database_url_redacted(), "riverlog serving");
+        let http_addr = http_listener
+            .local_addr()
+            .map_or_else(|_| config.http_listen.clone(), |a| a.to_string());
+        let http_stop = CancellationToken::new();
+        let http = tokio::spawn({
+            let router = crate::http::router(metrics.clone());
+            let stop = http_stop.clone();
+            async move {
+                let served = axum::serve(http_listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    warn!(error = %e, "HTTP server failed");
+                }
+            }
+        });
+
+        info!(grpc = %addr, http = %http_addr, database = %config.database_url_redacted(), "riverlog serving");
+        let observe = ObserveLayer::new(
+            metrics.clone(),
+            &[
+                proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ],
+        );
         let serve = tonic::transport::Server::builder()
+            .layer(observe)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -229,8 +297,44 @@ impl Application {
         // here on; what is already queued commits.
         writer.finish(config.shutdown_grace).await;
         storage.close().await;
+        // /metrics answers until the end, so the last values can be read.
+        http_stop.cancel();
+        let _ = http.await;
+        metrics.shutdown();
         info!("stopped");
         served.map_err(ServerError::from)
+    }
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+/// Most consumer groups the lag and pending gauges report.
+const MAX_GROUP_SAMPLES: usize = 1000;
+
+/// Refreshes the consumer-group gauges every `every`.
+async fn sample_groups(
+    log: EventLog,
+    metrics: Arc<Metrics>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match log.group_samples(MAX_GROUP_SAMPLES).await {
+            Ok(samples) => metrics.set_groups(samples),
+            Err(e) => debug!(error = %e, "cannot sample consumer groups"),
+        }
     }
 }
 
@@ -238,9 +342,11 @@ impl Application {
 async fn probe_storage(
     storage: Arc<dyn Storage>,
     reporter: HealthReporter,
+    metrics: Arc<Metrics>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
+    metrics.set_storage_up(true);
     let mut serving = true;
     let mut ticker = tokio::time::interval(every);
     loop {
@@ -257,6 +363,7 @@ async fn probe_storage(
                 false
             }
         };
+        metrics.set_storage_up(healthy);
         if healthy != serving && !shutdown.is_cancelled() {
             if healthy {
                 info!("storage reachable again; health is SERVING");

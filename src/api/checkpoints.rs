@@ -2,7 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{convert, guard};
+use crate::auth::{Permission, Principal};
 use crate::log::EventLog;
 use crate::log::groups::CheckpointAt;
 use crate::proto::v1::{self, checkpoints_server, commit_checkpoint_request};
@@ -20,13 +21,26 @@ impl CheckpointsApi {
     }
 }
 
+/// Checkpoints of one stream need subscribe on it; global ones (no
+/// stream) need subscribe on some stream.
+fn require_checkpoint(principal: &Principal, stream: &str) -> Result<(), Status> {
+    if stream.is_empty() {
+        principal.require_some(Permission::Subscribe)?;
+        Ok(())
+    } else {
+        guard::require(principal, Permission::Subscribe, stream)
+    }
+}
+
 #[tonic::async_trait]
 impl checkpoints_server::Checkpoints for CheckpointsApi {
     async fn commit_checkpoint(
         &self,
         request: Request<v1::CommitCheckpointRequest>,
     ) -> Result<Response<v1::CommitCheckpointResponse>, Status> {
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
+        require_checkpoint(&principal, &req.stream)?;
         let at = req.at.map(|at| match at {
             commit_checkpoint_request::At::Sequence(s) => CheckpointAt::Sequence(s),
             commit_checkpoint_request::At::Position(p) => CheckpointAt::Position(p),
@@ -44,7 +58,9 @@ impl checkpoints_server::Checkpoints for CheckpointsApi {
         &self,
         request: Request<v1::GetCheckpointRequest>,
     ) -> Result<Response<v1::GetCheckpointResponse>, Status> {
+        let principal = guard::principal(&request)?;
         let req = request.get_ref();
+        require_checkpoint(&principal, &req.stream)?;
         let checkpoint = self.log.get_checkpoint(&req.name, &req.stream).await?;
         Ok(Response::new(v1::GetCheckpointResponse {
             checkpoint: Some(convert::checkpoint(&checkpoint)),
@@ -55,9 +71,19 @@ impl checkpoints_server::Checkpoints for CheckpointsApi {
         &self,
         request: Request<v1::ListCheckpointsRequest>,
     ) -> Result<Response<v1::ListCheckpointsResponse>, Status> {
+        let principal = guard::principal(&request)?;
+        principal.require_some(Permission::Subscribe)?;
         let checkpoints = self.log.list_checkpoints(&request.get_ref().prefix).await?;
         Ok(Response::new(v1::ListCheckpointsResponse {
-            checkpoints: checkpoints.iter().map(convert::checkpoint).collect(),
+            checkpoints: checkpoints
+                .iter()
+                .filter(|c| {
+                    c.stream
+                        .as_ref()
+                        .is_none_or(|s| principal.may_read(s.as_str()))
+                })
+                .map(convert::checkpoint)
+                .collect(),
         }))
     }
 }

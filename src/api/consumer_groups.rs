@@ -6,7 +6,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{convert, guard};
+use crate::auth::Permission;
 use crate::log::groups::GroupStart;
 use crate::log::{ConsumeItem, CreateGroup, EventLog, LogError, UnixMicros};
 use crate::proto::v1::{self, consume_response, consumer_groups_server, group_start};
@@ -53,6 +54,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::CreateGroupRequest>,
     ) -> Result<Response<v1::CreateGroupResponse>, Status> {
+        guard::authorize(&request, Permission::Admin, |r| &r.stream)?;
         let req = request.into_inner();
         let start = match req.start.and_then(|s| s.start) {
             None | Some(group_start::Start::Earliest(())) => GroupStart::Earliest,
@@ -79,6 +81,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::GetGroupRequest>,
     ) -> Result<Response<v1::GetGroupResponse>, Status> {
+        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
         let req = request.get_ref();
         let info = self.log.get_group(&req.stream, &req.group).await?;
         Ok(Response::new(v1::GetGroupResponse {
@@ -90,6 +93,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::ListGroupsRequest>,
     ) -> Result<Response<v1::ListGroupsResponse>, Status> {
+        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
         let groups = self.log.list_groups(&request.get_ref().stream).await?;
         Ok(Response::new(v1::ListGroupsResponse {
             groups: groups.iter().map(convert::group_info).collect(),
@@ -100,6 +104,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::DeleteGroupRequest>,
     ) -> Result<Response<v1::DeleteGroupResponse>, Status> {
+        guard::authorize(&request, Permission::Admin, |r| &r.stream)?;
         let req = request.get_ref();
         self.log.delete_group(&req.stream, &req.group).await?;
         Ok(Response::new(v1::DeleteGroupResponse {}))
@@ -109,6 +114,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::DeleteConsumerRequest>,
     ) -> Result<Response<v1::DeleteConsumerResponse>, Status> {
+        guard::authorize(&request, Permission::Admin, |r| &r.stream)?;
         let req = request.get_ref();
         let pending_released = self
             .log
@@ -125,6 +131,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::ConsumeRequest>,
     ) -> Result<Response<ConsumeStream>, Status> {
+        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
         let req = request.into_inner();
         let heartbeat = optional_duration(req.heartbeat_interval, "heartbeat_interval")?;
         let items = self
@@ -144,6 +151,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::FetchRequest>,
     ) -> Result<Response<v1::FetchResponse>, Status> {
+        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
         let req = request.into_inner();
         let deliveries = self
             .log
@@ -165,6 +173,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::AckRequest>,
     ) -> Result<Response<v1::AckResponse>, Status> {
+        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
         let req = request.into_inner();
         let settled = self.log.ack(&req.stream, &req.group, req.sequences).await?;
         Ok(Response::new(v1::AckResponse {
@@ -177,6 +186,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::NackRequest>,
     ) -> Result<Response<v1::NackResponse>, Status> {
+        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
         let req = request.into_inner();
         let delay = optional_duration(req.delay, "delay")?.unwrap_or_default();
         let settled = self
@@ -193,6 +203,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::ListPendingRequest>,
     ) -> Result<Response<v1::ListPendingResponse>, Status> {
+        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
         let req = request.into_inner();
         let min_idle = optional_duration(req.min_idle, "min_idle")?;
         let (summary, entries) = self
@@ -229,6 +240,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::ClaimRequest>,
     ) -> Result<Response<v1::ClaimResponse>, Status> {
+        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
         let req = request.into_inner();
         let min_idle = optional_duration(req.min_idle, "min_idle")?.unwrap_or_default();
         let deliveries = self

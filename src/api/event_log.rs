@@ -3,7 +3,9 @@
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::trace_context::TraceContext;
+use super::{convert, guard};
+use crate::auth::Permission;
 use crate::log::{EventLog, Expectation, LogError, ReadQuery, SubscribeQuery, SubscriptionItem};
 use crate::proto::v1::{self, event_log_server, publish_request, read_request, subscribe_response};
 use crate::storage::{Direction, ReadFrom, TakeEnd, TrimUntil};
@@ -46,7 +48,9 @@ impl event_log_server::EventLog for EventLogApi {
         &self,
         request: Request<v1::CreateStreamRequest>,
     ) -> Result<Response<v1::CreateStreamResponse>, Status> {
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
+        guard::require(&principal, Permission::Admin, &req.stream)?;
         let retention = convert::retention(req.retention)?;
         let info = self.log.create_stream(&req.stream, retention).await?;
         Ok(Response::new(v1::CreateStreamResponse {
@@ -58,6 +62,8 @@ impl event_log_server::EventLog for EventLogApi {
         &self,
         request: Request<v1::GetStreamRequest>,
     ) -> Result<Response<v1::GetStreamResponse>, Status> {
+        let principal = guard::principal(&request)?;
+        guard::require(&principal, Permission::Subscribe, &request.get_ref().stream)?;
         let info = self.log.get_stream(&request.get_ref().stream).await?;
         Ok(Response::new(v1::GetStreamResponse {
             info: Some(convert::stream_info(&info)),
@@ -68,13 +74,20 @@ impl event_log_server::EventLog for EventLogApi {
         &self,
         request: Request<v1::ListStreamsRequest>,
     ) -> Result<Response<v1::ListStreamsResponse>, Status> {
+        let principal = guard::principal(&request)?;
         let req = request.get_ref();
         let (streams, next_page_token) = self
             .log
             .list_streams(&req.pattern, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(v1::ListStreamsResponse {
-            streams: streams.iter().map(convert::stream_info).collect(),
+            // Pages may come out short; the token still continues after
+            // the last stream examined.
+            streams: streams
+                .iter()
+                .filter(|s| principal.may_read(s.name.as_str()))
+                .map(convert::stream_info)
+                .collect(),
             next_page_token,
         }))
     }
@@ -83,6 +96,8 @@ impl event_log_server::EventLog for EventLogApi {
         &self,
         request: Request<v1::DeleteStreamRequest>,
     ) -> Result<Response<v1::DeleteStreamResponse>, Status> {
+        let principal = guard::principal(&request)?;
+        guard::require(&principal, Permission::Admin, &request.get_ref().stream)?;
         let events_deleted = self.log.delete_stream(&request.get_ref().stream).await?;
         Ok(Response::new(v1::DeleteStreamResponse { events_deleted }))
     }
@@ -91,7 +106,10 @@ impl event_log_server::EventLog for EventLogApi {
         &self,
         request: Request<v1::PublishRequest>,
     ) -> Result<Response<v1::PublishResponse>, Status> {
+        let principal = guard::principal(&request)?;
+        let trace = TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
+        guard::require(&principal, Permission::Publish, &req.stream)?;
         let expected = match req.expected {
             None => Expectation::Any,
             Some(publish_request::Expected::ExpectedLastSequence(s)) => {
@@ -112,12 +130,17 @@ impl event_log_server::EventLog for EventLogApi {
                 }
             }
         };
-        let events = req
+        let mut events = req
             .events
             .into_iter()
             .enumerate()
             .map(|(i, e)| convert::event_attributes(e, i))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(trace) = &trace {
+            for event in &mut events {
+                trace.attach(event);
+            }
+        }
         let appended = self.log.publish(&req.stream, events, expected).await?;
         Ok(Response::new(v1::PublishResponse {
             positions: appended
@@ -137,7 +160,9 @@ impl event_log_server::EventLog for EventLogApi {
         &self,
         request: Request<v1::ReadRequest>,
     ) -> Result<Response<v1::ReadResponse>, Status> {
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
+        guard::require(&principal, Permission::Subscribe, &req.stream)?;
         let from = match req.from {
             None | Some(read_request::From::FromSequence(0)) => ReadFrom::End,
             Some(read_request::From::FromSequence(s)) => ReadFrom::Sequence(s),
@@ -179,7 +204,16 @@ impl event_log_server::EventLog for EventLogApi {
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<SubscribeStream>, Status> {
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
+        for entry in &req.streams {
+            if entry.contains('*') {
+                // Events of streams the caller may not read are left out.
+                principal.require_some(Permission::Subscribe)?;
+            } else {
+                guard::require(&principal, Permission::Subscribe, entry)?;
+            }
+        }
         let heartbeat = req
             .heartbeat_interval
             .map(|d| convert::from_duration(&d, "heartbeat_interval"))
@@ -191,6 +225,7 @@ impl event_log_server::EventLog for EventLogApi {
                 start: convert::start(req.start)?,
                 filter: convert::filter(req.filter)?,
                 heartbeat,
+                readable: principal.readable(),
             })
             .await?;
         Ok(Response::new(Box::pin(items.map(subscribe_message))))
@@ -201,7 +236,9 @@ impl event_log_server::EventLog for EventLogApi {
         request: Request<v1::TrimRequest>,
     ) -> Result<Response<v1::TrimResponse>, Status> {
         use v1::trim_request::Until;
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
+        guard::require(&principal, Permission::Admin, &req.stream)?;
         let until = match req.until {
             None => {
                 return Err(LogError::invalid(
@@ -224,7 +261,11 @@ impl event_log_server::EventLog for EventLogApi {
         &self,
         request: Request<v1::TakeRequest>,
     ) -> Result<Response<v1::TakeResponse>, Status> {
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
+        // Take removes what it reads: it needs both.
+        guard::require(&principal, Permission::Subscribe, &req.stream)?;
+        guard::require(&principal, Permission::Publish, &req.stream)?;
         let end = match v1::TakeEnd::try_from(req.end) {
             Ok(v1::TakeEnd::Unspecified | v1::TakeEnd::Oldest) => TakeEnd::Oldest,
             Ok(v1::TakeEnd::Newest) => TakeEnd::Newest,

@@ -5,7 +5,10 @@ pub mod checkpoints;
 pub mod consumer_groups;
 pub mod convert;
 pub mod event_log;
+pub mod guard;
+pub mod observe;
 pub mod status;
+pub mod trace_context;
 
 pub use checkpoints::CheckpointsApi;
 pub use consumer_groups::ConsumerGroupsApi;

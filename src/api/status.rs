@@ -9,6 +9,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{error, warn};
 
+use crate::auth::AuthError;
 use crate::log::LogError;
 use crate::storage::StorageError;
 
@@ -117,6 +118,51 @@ fn with_info(code: Code, message: &str, reason: &str, metadata: HashMap<String, 
         message,
         ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
     )
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        let mut metadata = HashMap::new();
+        match &err {
+            AuthError::Unauthenticated(_) => with_info(
+                Code::Unauthenticated,
+                &err.to_string(),
+                "UNAUTHENTICATED",
+                metadata,
+            ),
+            AuthError::PermissionDenied {
+                token,
+                permission,
+                stream,
+            } => {
+                metadata.insert("token".to_owned(), token.clone());
+                metadata.insert("permission".to_owned(), permission.as_str().to_owned());
+                if let Some(s) = stream {
+                    metadata.insert("stream".to_owned(), s.clone());
+                }
+                with_info(
+                    Code::PermissionDenied,
+                    &err.to_string(),
+                    "PERMISSION_DENIED",
+                    metadata,
+                )
+            }
+        }
+    }
+}
+
+/// RESOURCE_EXHAUSTED with `reason`, and a `RetryInfo` when waiting helps.
+pub fn exhausted(
+    message: &str,
+    reason: &str,
+    metadata: HashMap<String, String>,
+    retry_after: Option<std::time::Duration>,
+) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+    if let Some(delay) = retry_after {
+        details.set_retry_info(Some(delay));
+    }
+    Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
 impl From<LogError> for Status {

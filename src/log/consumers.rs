@@ -13,8 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::Stream;
+use opentelemetry::KeyValue;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::metrics::{Active, GroupSample};
 
 use super::error::LogError;
 use super::group_commands::GroupCommand;
@@ -357,9 +360,68 @@ impl EventLog {
         }
     }
 
+    /// Lag and pending count of every consumer group (at most `limit`),
+    /// for the metrics.
+    pub async fn group_samples(&self, limit: usize) -> Result<Vec<GroupSample>, LogError> {
+        let mut samples = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .storage
+                .list_streams(None, after.as_deref(), super::MAX_PAGE_SIZE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.to_string());
+            for stream in page.iter().filter(|s| s.group_count > 0) {
+                for state in self.storage.list_group_states(&stream.name).await? {
+                    if samples.len() >= limit {
+                        return Ok(samples);
+                    }
+                    samples.push(GroupSample {
+                        stream: stream.name.to_string(),
+                        group: state.group.name.to_string(),
+                        lag: state.lag,
+                        pending: state.pending,
+                    });
+                }
+            }
+            if page.len() < super::MAX_PAGE_SIZE as usize {
+                break;
+            }
+        }
+        Ok(samples)
+    }
+
+    /// Counts deliveries in the metrics.
+    fn count_deliveries(&self, deliveries: &[Delivery]) {
+        let again = deliveries.iter().filter(|d| d.delivery_count > 1).count() as u64;
+        self.metrics
+            .events_delivered
+            .add(deliveries.len() as u64, &[KeyValue::new("via", "group")]);
+        if again > 0 {
+            self.metrics.events_redelivered.add(again, &[]);
+        }
+    }
+
     /// Unary delivery (XREADGROUP): up to `count` deliveries, waiting up to
     /// `block` for the first.
     pub async fn fetch(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: u32,
+        block: Duration,
+        pending_only: bool,
+    ) -> Result<Vec<Delivery>, LogError> {
+        let deliveries = self
+            .fetch_waiting(stream, group, consumer, count, block, pending_only)
+            .await?;
+        self.count_deliveries(&deliveries);
+        Ok(deliveries)
+    }
+
+    async fn fetch_waiting(
         &self,
         stream: &str,
         group: &str,
@@ -431,6 +493,7 @@ impl EventLog {
         let state = ConsumeState {
             log: self.clone(),
             connection: Connection::open(signal.clone(), request.consumer.as_str()),
+            active: Active::new(&self.metrics.consumers_active),
             signal,
             live: self.hub.subscribe(),
             request,
@@ -551,6 +614,7 @@ impl EventLog {
             .await?;
         // The previous holders have credit again.
         self.groups.wake(&stream, &group);
+        self.count_deliveries(&claimed);
         Ok(claimed)
     }
 
@@ -652,6 +716,9 @@ struct ConsumeState {
     /// Keeps the consumer listed as connected until the stream is dropped.
     #[allow(dead_code)]
     connection: Connection,
+    /// Counts the stream in `riverlog.consumers.active` while it lives.
+    #[allow(dead_code)]
+    active: Active,
     live: HubReceiver,
     request: DeliverRequest,
     heartbeat: Duration,
@@ -688,6 +755,7 @@ impl ConsumeState {
                 }
             };
             if !out.deliveries.is_empty() {
+                self.log.count_deliveries(&out.deliveries);
                 self.ready.extend(out.deliveries);
                 continue;
             }

@@ -411,6 +411,7 @@ impl Transaction {
                 warn!(stream = %group.stream, group = %group.name, sequence = event.sequence, "event was already dead-lettered");
             }
             Ok(_) => {
+                self.dead_lettered += 1;
                 warn!(stream = %group.stream, group = %group.name, sequence = event.sequence, deliveries = entry.delivery_count, "event dead-lettered");
             }
         }

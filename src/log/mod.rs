@@ -35,6 +35,7 @@ pub use names::{StreamName, StreamPattern, StreamSelector};
 pub use subscription::{Start, SubscriptionItem};
 pub use writer::{AppendRequest, Appended, WriterTask};
 
+use crate::metrics::Metrics;
 use crate::storage::{Direction, ReadFrom, Storage, TakeEnd, TrimUntil};
 use hub::Hub;
 use subscription::Subscription;
@@ -120,6 +121,9 @@ pub struct SubscribeQuery {
     pub filter: EventFilter,
     /// Heartbeat interval; `None` = default.
     pub heartbeat: Option<Duration>,
+    /// Only streams matching one of these are delivered; `None`: any.
+    /// (What the caller may read, for pattern subscriptions.)
+    pub readable: Option<Arc<[StreamPattern]>>,
 }
 
 /// The event log service.
@@ -132,6 +136,7 @@ pub struct EventLog {
     shutdown: CancellationToken,
     /// Wake-ups and connections of consumer groups.
     groups: Arc<consumers::GroupSignals>,
+    metrics: Arc<Metrics>,
 }
 
 /// Resolves page sizes the AIP-158 way: 0 means the default, values above
@@ -158,6 +163,7 @@ impl EventLog {
         storage: Arc<dyn Storage>,
         limits: Limits,
         shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
     ) -> Result<(Self, WriterTask), LogError> {
         let hub = Hub::new(limits.live_buffer_bytes, HUB_MAX_BATCHES);
         let clock_floor = storage.last_recorded_at().await?;
@@ -176,7 +182,8 @@ impl EventLog {
             }
             None => Some(hub.clone()),
         };
-        let (writer, task) = writer::spawn(storage.clone(), local_hub, clock_floor);
+        let (writer, task) =
+            writer::spawn(storage.clone(), local_hub, clock_floor, metrics.clone());
         let log = Self {
             storage,
             writer,
@@ -184,6 +191,7 @@ impl EventLog {
             limits: Arc::new(limits),
             shutdown,
             groups: Arc::default(),
+            metrics,
         };
         Ok((log, task))
     }
@@ -436,10 +444,13 @@ impl EventLog {
             Start::Checkpoint(_) => unreachable!("resolved above"),
         };
         let subscription = Subscription {
+            active: crate::metrics::Active::new(&self.metrics.subscriptions_active),
+            delivered: self.metrics.events_delivered.clone(),
             storage: self.storage.clone(),
             live,
             selectors,
             filter: query.filter,
+            readable: query.readable,
             min_sequence,
             cursor,
             heartbeat,

@@ -21,7 +21,7 @@ use super::error::LogError;
 use super::filter::EventFilter;
 use super::hub::{CommittedBatch, HubReceiver, Lagged};
 use super::model::{Position, Sequence, StoredEvent, UnixMicros};
-use super::names::StreamSelector;
+use super::names::{StreamPattern, StreamSelector};
 use crate::storage::Storage;
 
 /// Events read from storage per catch-up query.
@@ -66,11 +66,18 @@ pub enum SubscriptionItem {
 
 /// A running subscription's state.
 pub(crate) struct Subscription {
+    /// Counts the subscription as active while it lives.
+    #[allow(dead_code)]
+    pub(crate) active: crate::metrics::Active,
+    /// `riverlog.events.delivered`.
+    pub(crate) delivered: opentelemetry::metrics::Counter<u64>,
     pub(crate) storage: Arc<dyn Storage>,
     /// Registered with the hub before the first storage read.
     pub(crate) live: HubReceiver,
     pub(crate) selectors: Vec<StreamSelector>,
     pub(crate) filter: EventFilter,
+    /// Streams the caller may read; `None`: all.
+    pub(crate) readable: Option<Arc<[StreamPattern]>>,
     /// Lowest sequence to deliver, for sequence starts.
     pub(crate) min_sequence: Option<Sequence>,
     /// Highest position examined: everything at or below it was delivered
@@ -99,6 +106,10 @@ impl Subscription {
 
     fn wanted(&self, e: &StoredEvent) -> bool {
         self.min_sequence.is_none_or(|min| e.sequence >= min)
+            && self
+                .readable
+                .as_ref()
+                .is_none_or(|r| r.iter().any(|p| p.matches(e.stream.as_str())))
     }
 
     fn sent(&mut self, item: SubscriptionItem) -> Option<Result<SubscriptionItem, LogError>> {
@@ -117,6 +128,8 @@ impl Subscription {
         }
         loop {
             if let Some(event) = self.ready.pop_front() {
+                self.delivered
+                    .add(1, &[opentelemetry::KeyValue::new("via", "subscription")]);
                 return self.sent(SubscriptionItem::Event(event));
             }
             if self.shutdown.is_cancelled() {

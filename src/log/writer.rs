@@ -21,6 +21,7 @@ use super::group_commands::GroupCommand;
 use super::hub::Hub;
 use super::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use super::names::StreamName;
+use crate::metrics::Metrics;
 use crate::storage::{
     EventRow, ExistingEvent, Storage, StorageError, StreamHead, TakeEnd, TrimUntil, WriteTx,
 };
@@ -194,6 +195,7 @@ pub fn spawn(
     storage: Arc<dyn Storage>,
     hub: Option<Hub>,
     clock_floor: Option<UnixMicros>,
+    metrics: Arc<Metrics>,
 ) -> (WriterHandle, WriterTask) {
     let (queue, commands) = mpsc::channel(QUEUE_DEPTH);
     let stop = CancellationToken::new();
@@ -203,6 +205,7 @@ pub fn spawn(
         commands,
         clock_floor.unwrap_or_default(),
         stop.clone(),
+        metrics,
     ));
     (WriterHandle { queue }, WriterTask { handle, stop })
 }
@@ -213,6 +216,7 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
     mut clock: UnixMicros,
     stop: CancellationToken,
+    metrics: Arc<Metrics>,
 ) {
     loop {
         let next = tokio::select! {
@@ -240,9 +244,23 @@ async fn run(
         // time-based starts can rely on it growing with position.
         clock = clock.max(UnixMicros::now());
         let size = batch.len();
+        let started = std::time::Instant::now();
         match commit_batch(storage.as_ref(), batch, clock).await {
-            Ok(events) => {
+            Ok(Committed {
+                events,
+                dead_lettered,
+            }) => {
                 debug!(commands = size, events = events.len(), "committed");
+                metrics
+                    .commit_duration
+                    .record(started.elapsed().as_secs_f64(), &[]);
+                if !events.is_empty() {
+                    metrics.events_appended.add(events.len() as u64, &[]);
+                    metrics.append_batch_size.record(events.len() as u64, &[]);
+                }
+                if dead_lettered > 0 {
+                    metrics.events_dead_lettered.add(dead_lettered, &[]);
+                }
                 if let Some(hub) = hub.as_ref().filter(|_| !events.is_empty()) {
                     hub.publish(Arc::new(events.into_iter().map(Arc::new).collect()));
                 }
@@ -253,13 +271,21 @@ async fn run(
     debug!("writer stopped");
 }
 
+/// What a committed batch did.
+struct Committed {
+    /// Appended events, in position order, for the hub.
+    events: Vec<StoredEvent>,
+    /// Events moved to dead-letter streams.
+    dead_lettered: u64,
+}
+
 /// Applies a batch in one transaction, answers every caller, and returns
-/// the appended events for the hub.
+/// what was committed.
 async fn commit_batch(
     storage: &dyn Storage,
     batch: Vec<Command>,
     now: UnixMicros,
-) -> Result<Vec<StoredEvent>, StorageError> {
+) -> Result<Committed, StorageError> {
     let began = match storage.begin_write().await {
         Ok(mut tx) => tx.recorded_floor().await.map(|floor| (tx, floor)),
         Err(e) => Err(e),
@@ -289,9 +315,9 @@ async fn commit_batch(
         }
     }
     match work.finish().await {
-        Ok(events) => {
+        Ok(committed) => {
             answers.into_iter().for_each(|a| a.send());
-            Ok(events)
+            Ok(committed)
         }
         Err(e) => {
             answers.into_iter().for_each(|a| a.fail(&e));
@@ -367,6 +393,8 @@ pub(super) struct Transaction {
     existing: HashMap<(i64, String), Appended>,
     /// Every event appended, in position order.
     appended: Vec<StoredEvent>,
+    /// Events dead-lettered by group commands.
+    pub(super) dead_lettered: u64,
 }
 
 impl Transaction {
@@ -383,6 +411,7 @@ impl Transaction {
             prefetched: std::collections::HashSet::new(),
             existing: HashMap::new(),
             appended: Vec::new(),
+            dead_lettered: 0,
         }
     }
 
@@ -688,10 +717,13 @@ impl Transaction {
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<Vec<StoredEvent>, StorageError> {
+    async fn finish(mut self) -> Result<Committed, StorageError> {
         self.flush().await?;
         self.tx.commit().await?;
-        Ok(self.appended)
+        Ok(Committed {
+            events: self.appended,
+            dead_lettered: self.dead_lettered,
+        })
     }
 }
 
@@ -773,7 +805,8 @@ mod tests {
         let (a6, r6) = append(&s, &["b", "stored", "d"], Expectation::Any);
         let events = commit_batch(&storage, vec![a1, a2, a3, a4, take, a6], UnixMicros(2))
             .await
-            .unwrap();
+            .unwrap()
+            .events;
 
         assert_eq!(
             summary(r1.await.unwrap()),

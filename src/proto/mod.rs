@@ -2,7 +2,7 @@
 
 mod payload;
 
-pub use payload::{EventPayload, Extension, rewrite_event};
+pub use payload::{EventPayload, Extension, append_string_attribute, rewrite_event};
 
 /// Services and messages of `riverlog.v1`, as the server and the Rust client
 /// use them (events travel as [`EventPayload`]).

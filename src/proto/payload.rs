@@ -43,6 +43,30 @@ impl EventPayload {
     }
 }
 
+/// Adds a string extension attribute to a protobuf-encoded CloudEvent
+/// without decoding it: protobuf merges a map entry appended to a message
+/// into the map, so appending the encoded entry is enough. The caller makes
+/// sure the event does not already carry the attribute.
+pub fn append_string_attribute(encoded: &Bytes, name: &str, value: &str) -> Bytes {
+    use super::{AttributeValue, CloudEventAttributeValue};
+    let entry = CloudEvent {
+        attributes: [(
+            name.to_owned(),
+            CloudEventAttributeValue {
+                attr: Some(AttributeValue::CeString(value.to_owned())),
+            },
+        )]
+        .into(),
+        ..CloudEvent::default()
+    };
+    let mut out = BytesMut::with_capacity(encoded.len() + entry.encoded_len());
+    out.extend_from_slice(encoded);
+    // Every other field has its default value, so only the map entry is
+    // written.
+    entry.encode_raw(&mut out);
+    out.freeze()
+}
+
 /// The value of an extension attribute added by [`rewrite_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Extension {
@@ -174,6 +198,23 @@ mod tests {
             .into(),
             data: Some(Data::TextData("{\"n\":1}".into())),
         }
+    }
+
+    #[test]
+    fn an_appended_attribute_decodes_as_part_of_the_event() {
+        let event = sample();
+        let encoded = Bytes::from(event.encode_to_vec());
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let extended = append_string_attribute(&encoded, "traceparent", tp);
+        let decoded = CloudEvent::decode(extended).unwrap();
+        let mut expected = event;
+        expected.attributes.insert(
+            "traceparent".into(),
+            CloudEventAttributeValue {
+                attr: Some(AttributeValue::CeString(tp.into())),
+            },
+        );
+        assert_eq!(decoded, expected);
     }
 
     /// A message embedding a payload, shaped like `RecordedEvent`.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use riverlog::config::ServeConfig;
+use riverlog::config::Config;
 use riverlog::log::filter::EventFilter;
 use riverlog::log::groups::{Checkpoint, GroupState, PendingEntry, PendingQuery, PendingSummary};
 use riverlog::log::model::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
@@ -261,7 +261,7 @@ async fn while_storage_is_down_health_is_not_serving_and_publishes_fail_unavaila
         inner,
         down: down.clone(),
     });
-    let mut config = ServeConfig::new(db.url.clone(), "127.0.0.1:0");
+    let mut config = Config::new(db.url.clone(), "127.0.0.1:0");
     config.health_check_interval = std::time::Duration::from_millis(20);
     let app = Application::build_with_storage(config, storage)
         .await

@@ -1,10 +1,13 @@
 //! Black-box tests: a real server on 127.0.0.1:0, driven through the
 //! generated gRPC client. One binary, one module per area.
 
+mod auth;
 mod checkpoints;
 mod common;
+mod config;
 mod groups;
 mod health;
+mod metrics;
 mod postgres;
 mod publish;
 mod read;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::Duration;
 
-use riverlog::config::ServeConfig;
+use riverlog::config::Config;
 use riverlog::proto::cloudevent::cloud_event::Data;
 use riverlog::proto::v1::event_log_client::EventLogClient;
 use riverlog::proto::v1::{self, subscribe_response::Message};
@@ -30,7 +30,7 @@ static LOGS: Once = Once::new();
 fn init_logs() {
     LOGS.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            riverlog::telemetry::init_logging(riverlog::config::LogFormat::Text);
+            riverlog::telemetry::init_logging(riverlog::config::LogFormat::Text, None);
         }
     });
 }
@@ -122,6 +122,7 @@ impl TestDb {
 /// A running server and its database.
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub http_addr: SocketAddr,
     pub db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -134,18 +135,19 @@ impl TestServer {
     }
 
     /// A server on a fresh database with adjusted settings.
-    pub async fn start_with(adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         Self::start_in(TestDb::new().await, adjust).await
     }
 
     /// A server on `db` (perhaps kept from a previous server).
-    pub async fn start_in(db: TestDb, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+    pub async fn start_in(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
         init_logs();
-        let mut config = ServeConfig::new(db.url.clone(), "127.0.0.1:0");
+        let mut config = Config::new(db.url.clone(), "127.0.0.1:0");
         config.health_check_interval = Duration::from_millis(50);
         adjust(&mut config);
         let app = Application::build(config).await.expect("server builds");
         let addr = app.grpc_addr();
+        let http_addr = app.http_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -156,6 +158,7 @@ impl TestServer {
         });
         Self {
             addr,
+            http_addr,
             db,
             stop: Some(stop),
             task: Some(task),
@@ -468,33 +471,72 @@ pub async fn group_info(groups: &mut Groups, stream: &str, group: &str) -> v1::G
 
 /// Starts the real binary on a free port over `db`.
 pub async fn spawn_binary(db: &TestDb) -> (tokio::process::Child, String) {
+    let spawned = spawn_binary_with(db, &[], &[]).await;
+    (spawned.child, spawned.grpc_url)
+}
+
+/// The real binary, running.
+pub struct Spawned {
+    pub child: tokio::process::Child,
+    pub grpc_url: String,
+    pub http_url: String,
+}
+
+/// Starts the real binary on free ports over `db`, with more flags and
+/// environment variables.
+pub async fn spawn_binary_with(db: &TestDb, args: &[&str], envs: &[(&str, &str)]) -> Spawned {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_riverlog"))
         .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
             "--database-url",
             &db.url,
         ])
+        .args(args)
         .env("RUST_LOG", "info")
+        .envs(envs.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("binary starts");
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = within(async {
+    let (grpc, http) = within(async {
+        let mut seen = Vec::new();
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("grpc=").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
+            // Text logs say `grpc=ADDR`, JSON logs `"grpc":"ADDR"`.
+            let field = |name: &str| {
+                let text = line
+                    .split(&format!("{name}="))
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next());
+                let json = line
+                    .split(&format!("\"{name}\":\""))
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next());
+                text.or(json).map(str::to_owned)
+            };
+            if let (Some(grpc), Some(http)) = (field("grpc"), field("http")) {
+                return (grpc, http);
             }
+            seen.push(line);
         }
-        panic!("the server exited before it was serving");
+        panic!(
+            "the server exited before it was serving:\n{}",
+            seen.join("\n")
+        );
     })
     .await;
     // Keep draining the log so the server never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{addr}"))
+    Spawned {
+        child,
+        grpc_url: format!("http://{grpc}"),
+        http_url: format!("http://{http}"),
+    }
 }
 
 /// The next status of a health Watch stream.
@@ -506,4 +548,47 @@ pub async fn next_status(
         .expect("healthy")
         .expect("open")
         .status
+}
+
+/// A plain HTTP/1.1 GET; returns the status code and the body.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = addr.trim_start_matches("http://");
+    let mut conn = within(tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("HTTP port accepts");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes())
+        .await
+        .expect("request sent");
+    let mut response = Vec::new();
+    within(conn.read_to_end(&mut response))
+        .await
+        .expect("response read");
+    let response = String::from_utf8(response).expect("text response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("headers end");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    (status, body.to_owned())
+}
+
+/// The value of the Prometheus sample `name` whose labels include every
+/// `name="value"` of `labels`; `None` when there is no such sample.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .reduce(f64::max)
 }

@@ -1,0 +1,503 @@
+//! Bearer tokens: who may call what, on which streams.
+
+use riverlog::auth::{TokenConfig, token_digest};
+use riverlog::proto::v1::{
+    self, checkpoints_client::CheckpointsClient, subscribe_response::Message,
+};
+use tonic::{Code, Request};
+use tonic_types::StatusExt;
+
+use crate::common::*;
+
+fn token(name: &str, publish: &[&str], subscribe: &[&str], admin: bool) -> TokenConfig {
+    TokenConfig {
+        name: name.into(),
+        sha256: token_digest(&format!("{name}-secret")),
+        publish: publish.iter().map(|s| s.to_string()).collect(),
+        subscribe: subscribe.iter().map(|s| s.to_string()).collect(),
+        admin,
+    }
+}
+
+/// admin may do everything; ingest publishes and reads orders; reader only
+/// reads orders; writer only publishes orders.
+async fn server() -> TestServer {
+    TestServer::start_with(|c| {
+        c.auth.tokens = vec![
+            token("admin", &["*"], &["*"], true),
+            token("ingest", &["orders:*"], &["orders:*"], false),
+            token("reader", &[], &["orders:*"], false),
+            token("writer", &["orders:*"], &[], false),
+        ];
+    })
+    .await
+}
+
+fn as_token<T>(name: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let value = format!("Bearer {name}-secret").parse().expect("ascii");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+#[track_caller]
+fn assert_denied(status: &tonic::Status, permission: &str) {
+    assert_error(status, Code::PermissionDenied, "PERMISSION_DENIED");
+    let info = status.get_details_error_info().expect("error info");
+    assert_eq!(
+        info.metadata.get("permission").map(String::as_str),
+        Some(permission)
+    );
+}
+
+fn read(stream: &str) -> v1::ReadRequest {
+    v1::ReadRequest {
+        stream: stream.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn calls_without_a_known_token_are_unauthenticated_but_health_and_reflection_stay_open() {
+    let server = server().await;
+    let mut client = server.client().await;
+
+    let missing = client
+        .publish(publish_request("orders:1", vec![event("a")]))
+        .await
+        .unwrap_err();
+    assert_error(&missing, Code::Unauthenticated, "UNAUTHENTICATED");
+
+    let unknown = client
+        .publish(as_token(
+            "nobody",
+            publish_request("orders:1", vec![event("a")]),
+        ))
+        .await
+        .unwrap_err();
+    assert_error(&unknown, Code::Unauthenticated, "UNAUTHENTICATED");
+
+    let mut basic = Request::new(read("orders:1"));
+    basic
+        .metadata_mut()
+        .insert("authorization", "Basic YWRtaW46YWRtaW4=".parse().unwrap());
+    let basic = client.read(basic).await.unwrap_err();
+    assert_error(&basic, Code::Unauthenticated, "UNAUTHENTICATED");
+
+    let mut groups = server.groups().await;
+    let err = groups
+        .list_groups(v1::ListGroupsRequest {
+            stream: "orders:1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let mut checkpoints = CheckpointsClient::new(server.channel().await);
+    let err = checkpoints
+        .list_checkpoints(v1::ListCheckpointsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("health needs no token")
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest,
+    };
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("reflection needs no token")
+        .into_inner();
+    assert!(within(answers.message()).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn each_token_may_do_what_its_permissions_say_on_the_streams_they_name() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let publish =
+        |who: &str, stream: &str, id: &str| as_token(who, publish_request(stream, vec![event(id)]));
+
+    // Publishing.
+    client
+        .publish(publish("ingest", "orders:1", "o1"))
+        .await
+        .expect("ingest publishes orders");
+    client
+        .publish(publish("writer", "orders:1", "o2"))
+        .await
+        .expect("writer publishes orders");
+    client
+        .publish(publish("admin", "billing:1", "b1"))
+        .await
+        .expect("admin publishes anywhere");
+    let err = client
+        .publish(publish("ingest", "billing:1", "x"))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "publish");
+    let info = err.get_details_error_info().unwrap();
+    assert_eq!(info.metadata["token"], "ingest");
+    assert_eq!(info.metadata["stream"], "billing:1");
+    let err = client
+        .publish(publish("reader", "orders:1", "x"))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "publish");
+
+    // Reading.
+    let page = client
+        .read(as_token("reader", read("orders:1")))
+        .await
+        .expect("reader reads");
+    assert_eq!(page.into_inner().events.len(), 2);
+    let err = client
+        .read(as_token("reader", read("billing:1")))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
+    let err = client
+        .read(as_token("writer", read("orders:1")))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
+    let get = |who: &str, s: &str| as_token(who, v1::GetStreamRequest { stream: s.into() });
+    client
+        .get_stream(get("reader", "orders:1"))
+        .await
+        .expect("reader describes orders");
+    assert_denied(
+        &client
+            .get_stream(get("reader", "billing:1"))
+            .await
+            .unwrap_err(),
+        "subscribe",
+    );
+
+    // A bad name is INVALID_ARGUMENT for everyone, not a permission error.
+    let err = client
+        .read(as_token("reader", read("bad name")))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_STREAM_NAME");
+
+    // Take needs both publish and subscribe.
+    let take = |who: &str| {
+        as_token(
+            who,
+            v1::TakeRequest {
+                stream: "orders:1".into(),
+                end: 0,
+                limit: 1,
+            },
+        )
+    };
+    assert_denied(&client.take(take("reader")).await.unwrap_err(), "publish");
+    assert_denied(&client.take(take("writer")).await.unwrap_err(), "subscribe");
+    assert_eq!(
+        client
+            .take(take("ingest"))
+            .await
+            .expect("ingest takes")
+            .into_inner()
+            .events
+            .len(),
+        1
+    );
+
+    // Administration.
+    let create = |who: &str| {
+        as_token(
+            who,
+            v1::CreateStreamRequest {
+                stream: "orders:new".into(),
+                retention: None,
+            },
+        )
+    };
+    assert_denied(
+        &client.create_stream(create("ingest")).await.unwrap_err(),
+        "admin",
+    );
+    client
+        .create_stream(create("admin"))
+        .await
+        .expect("admin creates");
+    let trim = |who: &str| {
+        as_token(
+            who,
+            v1::TrimRequest {
+                stream: "orders:1".into(),
+                until: Some(v1::trim_request::Until::MaxEvents(0)),
+            },
+        )
+    };
+    assert_denied(&client.trim(trim("ingest")).await.unwrap_err(), "admin");
+    client.trim(trim("admin")).await.expect("admin trims");
+    let delete = |who: &str| {
+        as_token(
+            who,
+            v1::DeleteStreamRequest {
+                stream: "orders:new".into(),
+            },
+        )
+    };
+    assert_denied(
+        &client.delete_stream(delete("ingest")).await.unwrap_err(),
+        "admin",
+    );
+    client
+        .delete_stream(delete("admin"))
+        .await
+        .expect("admin deletes");
+}
+
+#[tokio::test]
+async fn listings_and_pattern_subscriptions_only_show_readable_streams() {
+    let server = server().await;
+    let mut client = server.client().await;
+    for (stream, id) in [("orders:1", "o1"), ("billing:1", "b1"), ("orders:2", "o2")] {
+        client
+            .publish(as_token("admin", publish_request(stream, vec![event(id)])))
+            .await
+            .expect("admin publishes");
+    }
+
+    let listed = client
+        .list_streams(as_token("reader", v1::ListStreamsRequest::default()))
+        .await
+        .expect("anyone may list")
+        .into_inner()
+        .streams;
+    let names: Vec<_> = listed.iter().map(|s| s.stream.as_str()).collect();
+    assert_eq!(names, ["orders:1", "orders:2"]);
+
+    // A subscription to everything gets only what the token may read, in
+    // history and live alike.
+    let mut sub = client
+        .subscribe(as_token("reader", subscribe_request(&["*"], None)))
+        .await
+        .expect("a pattern subscription is allowed")
+        .into_inner();
+    let history = next_events(&mut sub, 2).await;
+    assert_eq!(
+        history.iter().map(event_id).collect::<Vec<_>>(),
+        ["o1", "o2"]
+    );
+    assert!(matches!(next_message(&mut sub).await, Message::CaughtUp(_)));
+    for (stream, id) in [("billing:1", "b2"), ("orders:3", "o3")] {
+        client
+            .publish(as_token("admin", publish_request(stream, vec![event(id)])))
+            .await
+            .expect("admin publishes");
+    }
+    let live = next_events(&mut sub, 1).await;
+    assert_eq!(
+        event_id(&live[0]),
+        "o3",
+        "billing:1 must never reach the reader"
+    );
+    assert_eq!(live[0].stream, "orders:3");
+
+    // Naming an unreadable stream outright is refused.
+    let err = client
+        .subscribe(as_token(
+            "reader",
+            subscribe_request(&["orders:1", "billing:1"], None),
+        ))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
+    // A token that may read nothing may not subscribe to patterns either.
+    let err = client
+        .subscribe(as_token("writer", subscribe_request(&["orders:*"], None)))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
+}
+
+#[tokio::test]
+async fn consumer_groups_and_checkpoints_follow_the_same_rules() {
+    let server = server().await;
+    let mut client = server.client().await;
+    client
+        .publish(as_token(
+            "admin",
+            publish_request("orders:1", vec![event("o1")]),
+        ))
+        .await
+        .unwrap();
+    client
+        .publish(as_token(
+            "admin",
+            publish_request("billing:1", vec![event("b1")]),
+        ))
+        .await
+        .unwrap();
+    let mut groups = server.groups().await;
+    let create = |who: &str| {
+        as_token(
+            who,
+            v1::CreateGroupRequest {
+                stream: "orders:1".into(),
+                group: "g".into(),
+                ..Default::default()
+            },
+        )
+    };
+    assert_denied(
+        &groups.create_group(create("ingest")).await.unwrap_err(),
+        "admin",
+    );
+    groups
+        .create_group(create("admin"))
+        .await
+        .expect("admin creates groups");
+
+    let fetched = groups
+        .fetch(as_token(
+            "reader",
+            fetch_request("orders:1", "g", "c", 10, 0),
+        ))
+        .await
+        .expect("reader consumes orders")
+        .into_inner()
+        .deliveries;
+    assert_eq!(fetched.len(), 1);
+    let err = groups
+        .fetch(as_token(
+            "writer",
+            fetch_request("orders:1", "g", "c", 10, 0),
+        ))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
+    let ack = |who: &str| {
+        as_token(
+            who,
+            v1::AckRequest {
+                stream: "orders:1".into(),
+                group: "g".into(),
+                sequences: vec![1],
+            },
+        )
+    };
+    assert_denied(&groups.ack(ack("writer")).await.unwrap_err(), "subscribe");
+    assert_eq!(
+        groups
+            .ack(ack("reader"))
+            .await
+            .expect("reader acks")
+            .into_inner()
+            .acked,
+        1
+    );
+    let err = groups
+        .consume(as_token(
+            "writer",
+            v1::ConsumeRequest {
+                stream: "orders:1".into(),
+                group: "g".into(),
+                consumer: "c".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
+    let delete = |who: &str| {
+        as_token(
+            who,
+            v1::DeleteGroupRequest {
+                stream: "orders:1".into(),
+                group: "g".into(),
+            },
+        )
+    };
+    assert_denied(
+        &groups.delete_group(delete("reader")).await.unwrap_err(),
+        "admin",
+    );
+
+    let mut checkpoints = CheckpointsClient::new(server.channel().await);
+    let commit = |who: &str, name: &str, stream: &str| {
+        as_token(
+            who,
+            v1::CommitCheckpointRequest {
+                name: name.into(),
+                stream: stream.into(),
+                at: Some(v1::commit_checkpoint_request::At::Sequence(1)),
+            },
+        )
+    };
+    let err = checkpoints
+        .commit_checkpoint(commit("reader", "cp", "billing:1"))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
+    checkpoints
+        .commit_checkpoint(commit("reader", "cp", "orders:1"))
+        .await
+        .expect("own stream");
+    checkpoints
+        .commit_checkpoint(commit("admin", "cp", "billing:1"))
+        .await
+        .expect("admin");
+    let global = as_token(
+        "reader",
+        v1::CommitCheckpointRequest {
+            name: "all".into(),
+            stream: String::new(),
+            at: Some(v1::commit_checkpoint_request::At::Position(1)),
+        },
+    );
+    checkpoints
+        .commit_checkpoint(global)
+        .await
+        .expect("reader keeps global checkpoints");
+    let global = as_token(
+        "writer",
+        v1::CommitCheckpointRequest {
+            name: "all".into(),
+            stream: String::new(),
+            at: Some(v1::commit_checkpoint_request::At::Position(1)),
+        },
+    );
+    assert_denied(
+        &checkpoints.commit_checkpoint(global).await.unwrap_err(),
+        "subscribe",
+    );
+
+    let listed = checkpoints
+        .list_checkpoints(as_token("reader", v1::ListCheckpointsRequest::default()))
+        .await
+        .expect("reader lists")
+        .into_inner()
+        .checkpoints;
+    let seen: Vec<_> = listed
+        .iter()
+        .map(|c| (c.name.as_str(), c.stream.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("all", ""), ("cp", "orders:1")],
+        "billing's checkpoint stays hidden"
+    );
+}
