@@ -14,4 +14,5 @@ mod read;
 mod restart;
 mod streams;
 mod subscribe;
+mod tracing;
 mod trim_take;
