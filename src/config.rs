@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::{Arg, ArgMatches, ValueEnum, parser::ValueSource};
 
 use crate::auth::{AuthConfig, TokenConfig};
-use crate::log::Limits;
+use crate::log::{Limits, StreamLimits};
 use crate::storage::StorageOptions;
 
 /// How logs are written.
@@ -315,6 +315,18 @@ settings! {
     max_batch_bytes: usize = 16 << 20, env "RIVERLOG_MAX_BATCH_BYTES";
     /// Bytes of recent events kept in memory for live subscribers.
     live_buffer_bytes: usize = 64 << 20, env "RIVERLOG_LIVE_BUFFER_BYTES";
+    /// Most streams the log holds; creating one more is RESOURCE_EXHAUSTED (0: no limit).
+    max_streams: u64 = 100_000, env "RIVERLOG_MAX_STREAMS";
+    /// Most retained events per stream; a publish past it is RESOURCE_EXHAUSTED (0: no limit).
+    max_stream_events: u64 = 0, env "RIVERLOG_MAX_STREAM_EVENTS";
+    /// Most open Subscribe and Consume streams on the server.
+    max_subscriptions: usize = 10_000, env "RIVERLOG_MAX_SUBSCRIPTIONS";
+    /// Most open Subscribe and Consume streams per client connection.
+    max_subscriptions_per_connection: usize = 100, env "RIVERLOG_MAX_SUBSCRIPTIONS_PER_CONNECTION";
+    /// Events per second each token (or, with auth off, the whole server) may publish (0: no limit).
+    publish_rate_limit: u32 = 0, env "RIVERLOG_PUBLISH_RATE_LIMIT";
+    /// Events a token may publish at once above its rate; 0: the larger of the rate and max_batch_events.
+    publish_burst: u32 = 0, env "RIVERLOG_PUBLISH_BURST";
     /// How often storage is probed for the health service.
     health_check_interval: Duration = Duration::from_secs(1), env "RIVERLOG_HEALTH_CHECK_INTERVAL";
     /// How long shutdown waits for open calls and queued writes.
@@ -599,6 +611,10 @@ impl Config {
             max_batch_bytes: self.max_batch_bytes,
             auto_create_streams: self.auto_create_streams,
             live_buffer_bytes: self.live_buffer_bytes,
+            streams: StreamLimits {
+                max_streams: self.max_streams,
+                max_stream_events: self.max_stream_events,
+            },
         }
     }
 

@@ -15,6 +15,7 @@ use tonic_health::server::HealthReporter;
 use tracing::{debug, info, warn};
 
 use crate::api::guard::Guard;
+use crate::api::limits::{CallLimits, PublishRate, SubscriptionSlots};
 use crate::api::observe::ObserveLayer;
 use crate::api::{CheckpointsApi, ConsumerGroupsApi, EventLogApi};
 use crate::auth::Authenticator;
@@ -195,9 +196,23 @@ impl Application {
         let max_request = config.max_batch_bytes.saturating_add(1 << 20);
         let max_response = max_request.saturating_add(config.max_event_size);
         let guard = Guard::new(Arc::new(Authenticator::new(&config.auth)));
+        let burst = match config.publish_burst {
+            0 => config
+                .publish_rate_limit
+                .max(u32::try_from(config.max_batch_events).unwrap_or(u32::MAX)),
+            b => b,
+        };
+        let limits = Arc::new(CallLimits {
+            slots: SubscriptionSlots::new(
+                config.max_subscriptions,
+                config.max_subscriptions_per_connection,
+            ),
+            publish_rate: PublishRate::new(config.publish_rate_limit, burst),
+        });
         let consumer_groups = InterceptedService::new(
             v1::consumer_groups_server::ConsumerGroupsServer::new(ConsumerGroupsApi::new(
                 log.clone(),
+                limits.clone(),
             ))
             .max_encoding_message_size(max_response),
             guard.clone(),
@@ -207,7 +222,7 @@ impl Application {
             guard.clone(),
         );
         let event_log = InterceptedService::new(
-            v1::event_log_server::EventLogServer::new(EventLogApi::new(log))
+            v1::event_log_server::EventLogServer::new(EventLogApi::new(log, limits))
                 .max_decoding_message_size(max_request)
                 .max_encoding_message_size(max_response),
             guard,

@@ -1,11 +1,13 @@
 //! gRPC adapter of the `ConsumerGroups` service: decode, call the domain,
 //! encode.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
+use super::limits::CallLimits;
 use super::{convert, guard};
 use crate::auth::Permission;
 use crate::log::groups::GroupStart;
@@ -16,12 +18,13 @@ use crate::proto::v1::{self, consume_response, consumer_groups_server, group_sta
 #[derive(Clone)]
 pub struct ConsumerGroupsApi {
     log: EventLog,
+    limits: Arc<CallLimits>,
 }
 
 impl ConsumerGroupsApi {
-    /// Serves the consumer groups of `log` over gRPC.
-    pub fn new(log: EventLog) -> Self {
-        Self { log }
+    /// Serves the consumer groups of `log` over gRPC within `limits`.
+    pub fn new(log: EventLog, limits: Arc<CallLimits>) -> Self {
+        Self { log, limits }
     }
 }
 
@@ -132,6 +135,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         request: Request<v1::ConsumeRequest>,
     ) -> Result<Response<ConsumeStream>, Status> {
         guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
+        let slot = self.limits.slots.acquire(request.remote_addr())?;
         let req = request.into_inner();
         let heartbeat = optional_duration(req.heartbeat_interval, "heartbeat_interval")?;
         let items = self
@@ -144,7 +148,11 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
                 heartbeat,
             )
             .await?;
-        Ok(Response::new(Box::pin(items.map(consume_message))))
+        Ok(Response::new(Box::pin(items.map(move |item| {
+            // The slot frees when the stream is dropped.
+            let _open = &slot;
+            consume_message(item)
+        }))))
     }
 
     async fn fetch(

@@ -4,6 +4,9 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::trace_context::TraceContext;
+use std::sync::Arc;
+
+use super::limits::CallLimits;
 use super::{convert, guard};
 use crate::auth::Permission;
 use crate::log::{EventLog, Expectation, LogError, ReadQuery, SubscribeQuery, SubscriptionItem};
@@ -14,12 +17,13 @@ use crate::storage::{Direction, ReadFrom, TakeEnd, TrimUntil};
 #[derive(Clone)]
 pub struct EventLogApi {
     log: EventLog,
+    limits: Arc<CallLimits>,
 }
 
 impl EventLogApi {
-    /// Serves `log` over gRPC.
-    pub fn new(log: EventLog) -> Self {
-        Self { log }
+    /// Serves `log` over gRPC within `limits`.
+    pub fn new(log: EventLog, limits: Arc<CallLimits>) -> Self {
+        Self { log, limits }
     }
 }
 
@@ -110,6 +114,9 @@ impl event_log_server::EventLog for EventLogApi {
         let trace = TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
         guard::require(&principal, Permission::Publish, &req.stream)?;
+        self.limits
+            .publish_rate
+            .check(&principal, req.events.len())?;
         let expected = match req.expected {
             None => Expectation::Any,
             Some(publish_request::Expected::ExpectedLastSequence(s)) => {
@@ -205,6 +212,7 @@ impl event_log_server::EventLog for EventLogApi {
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<SubscribeStream>, Status> {
         let principal = guard::principal(&request)?;
+        let slot = self.limits.slots.acquire(request.remote_addr())?;
         let req = request.into_inner();
         for entry in &req.streams {
             if entry.contains('*') {
@@ -228,7 +236,11 @@ impl event_log_server::EventLog for EventLogApi {
                 readable: principal.readable(),
             })
             .await?;
-        Ok(Response::new(Box::pin(items.map(subscribe_message))))
+        Ok(Response::new(Box::pin(items.map(move |item| {
+            // The slot frees when the stream is dropped.
+            let _open = &slot;
+            subscribe_message(item)
+        }))))
     }
 
     async fn trim(

@@ -6,6 +6,7 @@ pub mod consumer_groups;
 pub mod convert;
 pub mod event_log;
 pub mod guard;
+pub mod limits;
 pub mod observe;
 pub mod status;
 pub mod trace_context;

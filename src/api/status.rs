@@ -90,6 +90,15 @@ pub fn to_status(err: LogError) -> Status {
             (Code::InvalidArgument, "INVALID_ARGUMENT")
         }
         LogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+        LogError::TooManyStreams { limit } => {
+            metadata.insert("limit".to_owned(), limit.to_string());
+            (Code::ResourceExhausted, "TOO_MANY_STREAMS")
+        }
+        LogError::StreamFull { stream, limit } => {
+            metadata.insert("stream".to_owned(), stream.clone());
+            metadata.insert("limit".to_owned(), limit.to_string());
+            (Code::ResourceExhausted, "STREAM_FULL")
+        }
         LogError::Storage(StorageError::Unavailable(detail)) => {
             warn!(%detail, "storage unavailable");
             return with_info(

@@ -127,6 +127,20 @@ pub enum LogError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Creating a stream would pass the server's stream limit.
+    #[error("the server holds its limit of {limit} streams")]
+    TooManyStreams {
+        /// The limit.
+        limit: u64,
+    },
+    /// Appending would pass the per-stream event limit.
+    #[error("stream {stream:?} would hold more than its limit of {limit} events")]
+    StreamFull {
+        /// The stream.
+        stream: String,
+        /// The limit.
+        limit: u64,
+    },
     /// The storage failed; nothing was written.
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -33,7 +33,7 @@ pub use filter::EventFilter;
 pub use model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 pub use names::{StreamName, StreamPattern, StreamSelector};
 pub use subscription::{Start, SubscriptionItem};
-pub use writer::{AppendRequest, Appended, WriterTask};
+pub use writer::{AppendRequest, Appended, StreamLimits, WriterTask};
 
 use crate::metrics::Metrics;
 use crate::storage::{Direction, ReadFrom, Storage, TakeEnd, TrimUntil};
@@ -70,6 +70,8 @@ pub struct Limits {
     /// Bytes of recently committed events kept in memory for live
     /// subscribers that fall a little behind; beyond it they read storage.
     pub live_buffer_bytes: usize,
+    /// Most streams and most events per stream (0: no limit).
+    pub streams: StreamLimits,
 }
 
 impl Default for Limits {
@@ -80,6 +82,7 @@ impl Default for Limits {
             max_batch_bytes: 16 << 20,
             auto_create_streams: true,
             live_buffer_bytes: 64 << 20,
+            streams: StreamLimits::default(),
         }
     }
 }
@@ -182,8 +185,13 @@ impl EventLog {
             }
             None => Some(hub.clone()),
         };
-        let (writer, task) =
-            writer::spawn(storage.clone(), local_hub, clock_floor, metrics.clone());
+        let (writer, task) = writer::spawn(
+            storage.clone(),
+            local_hub,
+            clock_floor,
+            limits.streams,
+            metrics.clone(),
+        );
         let log = Self {
             storage,
             writer,

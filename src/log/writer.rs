@@ -195,6 +195,7 @@ pub fn spawn(
     storage: Arc<dyn Storage>,
     hub: Option<Hub>,
     clock_floor: Option<UnixMicros>,
+    limits: StreamLimits,
     metrics: Arc<Metrics>,
 ) -> (WriterHandle, WriterTask) {
     let (queue, commands) = mpsc::channel(QUEUE_DEPTH);
@@ -205,6 +206,7 @@ pub fn spawn(
         commands,
         clock_floor.unwrap_or_default(),
         stop.clone(),
+        limits,
         metrics,
     ));
     (WriterHandle { queue }, WriterTask { handle, stop })
@@ -216,6 +218,7 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
     mut clock: UnixMicros,
     stop: CancellationToken,
+    limits: StreamLimits,
     metrics: Arc<Metrics>,
 ) {
     loop {
@@ -245,7 +248,7 @@ async fn run(
         clock = clock.max(UnixMicros::now());
         let size = batch.len();
         let started = std::time::Instant::now();
-        match commit_batch(storage.as_ref(), batch, clock).await {
+        match commit_batch(storage.as_ref(), batch, clock, limits).await {
             Ok(Committed {
                 events,
                 dead_lettered,
@@ -285,6 +288,7 @@ async fn commit_batch(
     storage: &dyn Storage,
     batch: Vec<Command>,
     now: UnixMicros,
+    limits: StreamLimits,
 ) -> Result<Committed, StorageError> {
     let began = match storage.begin_write().await {
         Ok(mut tx) => tx.recorded_floor().await.map(|floor| (tx, floor)),
@@ -298,7 +302,7 @@ async fn commit_batch(
         }
     };
     // Other writers of a shared database may have recorded later times.
-    let mut work = Transaction::new(tx, now.max(floor));
+    let mut work = Transaction::new(tx, now.max(floor), limits);
     if let Err(e) = work.prefetch(&batch).await {
         batch.into_iter().for_each(|c| c.fail(&e));
         return Err(e);
@@ -395,10 +399,22 @@ pub(super) struct Transaction {
     appended: Vec<StoredEvent>,
     /// Events dead-lettered by group commands.
     pub(super) dead_lettered: u64,
+    limits: StreamLimits,
+    /// Streams that exist, once counted (only creating one needs it).
+    stream_count: Option<u64>,
+}
+
+/// Size limits the writer enforces; 0 means none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamLimits {
+    /// Most streams the log holds.
+    pub max_streams: u64,
+    /// Most retained events per stream.
+    pub max_stream_events: u64,
 }
 
 impl Transaction {
-    fn new(tx: Box<dyn WriteTx>, now: UnixMicros) -> Self {
+    fn new(tx: Box<dyn WriteTx>, now: UnixMicros, limits: StreamLimits) -> Self {
         Self {
             tx,
             now,
@@ -412,6 +428,8 @@ impl Transaction {
             existing: HashMap::new(),
             appended: Vec::new(),
             dead_lettered: 0,
+            limits,
+            stream_count: None,
         }
     }
 
@@ -555,9 +573,29 @@ impl Transaction {
             }));
         }
 
+        let limit = self.limits.max_stream_events;
+        if limit > 0 {
+            let new = req
+                .events
+                .iter()
+                .filter(|e| !known.contains_key(e.id.as_str()))
+                .map(|e| e.id.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len() as u64;
+            let held = head.as_ref().map_or(0, |h| h.event_count);
+            if held + new > limit {
+                return Ok(Err(LogError::StreamFull {
+                    stream: req.stream.to_string(),
+                    limit,
+                }));
+            }
+        }
         let mut head = match head {
             Some(h) => h,
             None if req.auto_create => {
+                if let Err(e) = self.make_room_for_stream().await? {
+                    return Ok(Err(e));
+                }
                 let h = self
                     .tx
                     .create_stream(&req.stream, &Retention::default(), self.now)
@@ -619,6 +657,26 @@ impl Transaction {
         Ok(Ok(results))
     }
 
+    /// Counts a stream about to be created against `max_streams`.
+    async fn make_room_for_stream(&mut self) -> Result<Result<(), LogError>, StorageError> {
+        let limit = self.limits.max_streams;
+        if limit == 0 {
+            return Ok(Ok(()));
+        }
+        let count = match self.stream_count {
+            Some(n) => n,
+            // Every write transaction holds the log-head lock on PostgreSQL,
+            // so no other replica creates streams between count and insert.
+            None => self.tx.count_streams().await?,
+        };
+        if count >= limit {
+            self.stream_count = Some(count);
+            return Ok(Err(LogError::TooManyStreams { limit }));
+        }
+        self.stream_count = Some(count + 1);
+        Ok(Ok(()))
+    }
+
     async fn create(
         &mut self,
         name: &StreamName,
@@ -626,6 +684,9 @@ impl Transaction {
     ) -> Result<Result<StreamInfo, LogError>, StorageError> {
         if self.head(name).await?.is_some() {
             return Ok(Err(LogError::StreamAlreadyExists(name.to_string())));
+        }
+        if let Err(e) = self.make_room_for_stream().await? {
+            return Ok(Err(e));
         }
         let head = self.tx.create_stream(name, retention, self.now).await?;
         self.prefetched.insert(head.id);
@@ -650,6 +711,9 @@ impl Transaction {
         self.flush().await?;
         let removed = self.tx.delete_stream(head.id).await?;
         self.heads.insert(name.clone(), None);
+        if let Some(n) = self.stream_count.as_mut() {
+            *n = n.saturating_sub(1);
+        }
         Ok(Ok(removed))
     }
 
@@ -791,7 +855,7 @@ mod tests {
 
         // A stored event first, so the batch's prefetch has something to find.
         let (seed, seeded) = append(&s, &["stored"], Expectation::Any);
-        commit_batch(&storage, vec![seed], UnixMicros(1))
+        commit_batch(&storage, vec![seed], UnixMicros(1), StreamLimits::default())
             .await
             .unwrap();
         seeded.await.unwrap().unwrap();
@@ -803,10 +867,15 @@ mod tests {
         let (take_reply, r5) = oneshot::channel();
         let take = Command::Take(s.clone(), TakeEnd::Oldest, 1, usize::MAX, take_reply);
         let (a6, r6) = append(&s, &["b", "stored", "d"], Expectation::Any);
-        let events = commit_batch(&storage, vec![a1, a2, a3, a4, take, a6], UnixMicros(2))
-            .await
-            .unwrap()
-            .events;
+        let events = commit_batch(
+            &storage,
+            vec![a1, a2, a3, a4, take, a6],
+            UnixMicros(2),
+            StreamLimits::default(),
+        )
+        .await
+        .unwrap()
+        .events;
 
         assert_eq!(
             summary(r1.await.unwrap()),

@@ -255,6 +255,9 @@ pub trait WriteTx: Send {
     async fn stream_heads(&mut self, names: &[StreamName])
     -> Result<Vec<StreamHead>, StorageError>;
 
+    /// How many streams exist.
+    async fn count_streams(&mut self) -> Result<u64, StorageError>;
+
     /// Creates a stream that does not exist.
     async fn create_stream(
         &mut self,

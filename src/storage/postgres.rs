@@ -676,6 +676,14 @@ impl WriteTx for PostgresWriteTx {
         Ok(heads)
     }
 
+    async fn count_streams(&mut self) -> Result<u64, StorageError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM streams")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(to_u64(n))
+    }
+
     async fn create_stream(
         &mut self,
         name: &StreamName,

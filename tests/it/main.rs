@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod groups;
 mod health;
+mod limits;
 mod metrics;
 mod postgres;
 mod publish;

@@ -1,0 +1,159 @@
+//! Per-call limits of the transport: open streaming calls (in total and per
+//! client connection) and each token's publish rate.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use tonic::Status;
+
+use super::status::exhausted;
+use crate::auth::Principal;
+
+/// Counts open Subscribe and Consume streams against their limits.
+#[derive(Debug)]
+pub struct SubscriptionSlots {
+    max_total: usize,
+    max_per_connection: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    per_connection: HashMap<SocketAddr, usize>,
+}
+
+/// One open streaming call; its slot frees when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    slots: Arc<SubscriptionSlots>,
+    connection: Option<SocketAddr>,
+}
+
+impl SubscriptionSlots {
+    /// Allows `max_total` open streams, `max_per_connection` per client
+    /// connection.
+    pub fn new(max_total: usize, max_per_connection: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max_total,
+            max_per_connection,
+            open: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a slot for a stream on `connection` (its peer address, which
+    /// tells connections apart), or says which limit is reached.
+    pub fn acquire(self: &Arc<Self>, connection: Option<SocketAddr>) -> Result<Slot, Status> {
+        let mut open = self.lock();
+        let refuse = |scope: &str, limit: usize| {
+            let metadata = HashMap::from([
+                ("scope".to_owned(), scope.to_owned()),
+                ("limit".to_owned(), limit.to_string()),
+            ]);
+            exhausted(
+                &format!("at most {limit} open subscriptions and consumers per {scope}"),
+                "TOO_MANY_SUBSCRIPTIONS",
+                metadata,
+                None,
+            )
+        };
+        if open.total >= self.max_total {
+            return Err(refuse("server", self.max_total));
+        }
+        if let Some(addr) = connection {
+            let on_connection = open.per_connection.entry(addr).or_default();
+            if *on_connection >= self.max_per_connection {
+                return Err(refuse("connection", self.max_per_connection));
+            }
+            *on_connection += 1;
+        }
+        open.total += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            connection,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.slots.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(addr) = self.connection {
+            if let Some(n) = open.per_connection.get_mut(&addr) {
+                *n -= 1;
+                if *n == 0 {
+                    open.per_connection.remove(&addr);
+                }
+            }
+        }
+    }
+}
+
+/// Each token's publish rate, in events per second with a burst.
+pub struct PublishRate {
+    /// Keyed by token name: tokens are configured, so the keys are bounded.
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl PublishRate {
+    /// `per_second` events with bursts of `burst`; 0 per second: no limit.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        let limiter = NonZeroU32::new(per_second).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(rate);
+            DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        Self { limiter }
+    }
+
+    /// Spends `events` of the caller's allowance, or says when to retry.
+    pub fn check(&self, principal: &Principal, events: usize) -> Result<(), Status> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let Some(n) = NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)) else {
+            return Ok(());
+        };
+        let metadata = || HashMap::from([("token".to_owned(), principal.name.clone())]);
+        match limiter.check_key_n(&principal.name, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(exhausted(
+                    &format!(
+                        "publish rate limit of token {:?} reached; retry in {wait:?}",
+                        principal.name
+                    ),
+                    "RATE_LIMITED",
+                    metadata(),
+                    Some(wait),
+                ))
+            }
+            Err(capacity) => Err(exhausted(
+                &format!(
+                    "{events} events in one publish exceed the burst of {} that token {:?} may publish at once",
+                    capacity.0, principal.name
+                ),
+                "RATE_LIMITED",
+                metadata(),
+                None,
+            )),
+        }
+    }
+}
+
+/// The limits every service consults.
+pub struct CallLimits {
+    /// Open streaming calls.
+    pub slots: Arc<SubscriptionSlots>,
+    /// Publish rates.
+    pub publish_rate: PublishRate,
+}
