@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::{Arg, ArgMatches, ValueEnum, parser::ValueSource};
 
 use crate::auth::{AuthConfig, TokenConfig};
-use crate::log::{Limits, StreamLimits};
+use crate::log::{Limits, Retention, StreamLimits};
 use crate::storage::StorageOptions;
 
 /// How logs are written.
@@ -319,6 +319,14 @@ settings! {
     max_streams: u64 = 100_000, env "RIVERLOG_MAX_STREAMS";
     /// Most retained events per stream; a publish past it is RESOURCE_EXHAUSTED (0: no limit).
     max_stream_events: u64 = 0, env "RIVERLOG_MAX_STREAM_EVENTS";
+    /// Default retention: most events a stream keeps (a stream's own setting wins).
+    retention_max_events: Option<u64> = None, env "RIVERLOG_RETENTION_MAX_EVENTS";
+    /// Default retention: oldest event age kept, like `7d`.
+    retention_max_age: Option<Duration> = None, env "RIVERLOG_RETENTION_MAX_AGE";
+    /// Default retention: a stream without appends for this long is deleted.
+    retention_ttl: Option<Duration> = None, env "RIVERLOG_RETENTION_TTL";
+    /// How often retention is enforced.
+    retention_interval: Duration = Duration::from_secs(10), env "RIVERLOG_RETENTION_INTERVAL";
     /// Most open Subscribe and Consume streams on the server.
     max_subscriptions: usize = 10_000, env "RIVERLOG_MAX_SUBSCRIPTIONS";
     /// Most open Subscribe and Consume streams per client connection.
@@ -524,6 +532,7 @@ impl Config {
             ("health_check_interval", self.health_check_interval),
             ("otlp_metrics_interval", self.otlp_metrics_interval),
             ("group_metrics_interval", self.group_metrics_interval),
+            ("retention_interval", self.retention_interval),
         ] {
             if value.is_zero() {
                 return Err(self.invalid(key, "must be above zero"));
@@ -621,6 +630,15 @@ impl Config {
     /// The database URL with any password replaced by `***`, for logs.
     pub fn database_url_redacted(&self) -> String {
         redact_url(&self.database_url)
+    }
+
+    /// The server-wide retention defaults.
+    pub fn retention_defaults(&self) -> Retention {
+        Retention {
+            max_events: self.retention_max_events.filter(|&n| n > 0),
+            max_age: self.retention_max_age.filter(|d| !d.is_zero()),
+            ttl: self.retention_ttl.filter(|d| !d.is_zero()),
+        }
     }
 
     /// Storage options.

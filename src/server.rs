@@ -181,6 +181,12 @@ impl Application {
             config.health_check_interval,
             shutdown.clone(),
         ));
+        tokio::spawn(crate::log::retention::run(
+            log.clone(),
+            config.retention_defaults(),
+            config.retention_interval,
+            shutdown.clone(),
+        ));
         tokio::spawn(sample_groups(
             log.clone(),
             metrics.clone(),

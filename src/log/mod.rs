@@ -13,6 +13,7 @@ pub mod groups;
 pub mod hub;
 pub mod model;
 pub mod names;
+pub mod retention;
 pub mod subscription;
 mod tailer;
 pub mod writer;

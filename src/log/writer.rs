@@ -81,6 +81,8 @@ enum Command {
     Append(AppendRequest, Reply<Vec<Appended>>),
     Create(StreamName, Retention, Reply<StreamInfo>),
     Delete(StreamName, Reply<u64>),
+    /// Deletes the stream if nothing was appended since the cutoff.
+    Expire(StreamName, UnixMicros, Reply<Option<u64>>),
     Trim(StreamName, TrimUntil, Reply<u64>),
     Take(StreamName, TakeEnd, u32, usize, Reply<Vec<StoredEvent>>),
     Group(GroupCommand),
@@ -102,6 +104,7 @@ impl Command {
         match self {
             Self::Append(_, r) => send(r, error),
             Self::Create(_, _, r) => send(r, error),
+            Self::Expire(_, _, r) => send(r, error),
             Self::Delete(_, r) | Self::Trim(_, _, r) => send(r, error),
             Self::Take(_, _, _, _, r) => send(r, error),
             Self::Group(g) => g.fail(error),
@@ -150,6 +153,17 @@ impl WriterHandle {
     /// Deletes a stream; returns the number of events deleted.
     pub async fn delete_stream(&self, stream: StreamName) -> Result<u64, LogError> {
         self.call(|r| Command::Delete(stream, r)).await
+    }
+
+    /// Deletes a stream idle since before `cutoff` (no appends, or created
+    /// before it when it never had any); returns the events removed, or
+    /// `None` when the stream is gone or no longer idle.
+    pub async fn expire(
+        &self,
+        stream: StreamName,
+        cutoff: UnixMicros,
+    ) -> Result<Option<u64>, LogError> {
+        self.call(|r| Command::Expire(stream, cutoff, r)).await
     }
 
     /// Trims a stream; returns the number of events removed.
@@ -508,6 +522,9 @@ impl Transaction {
                 settle(reply, self.create(&name, &retention).await, answers)
             }
             Command::Delete(name, reply) => settle(reply, self.delete(&name).await, answers),
+            Command::Expire(name, cutoff, reply) => {
+                settle(reply, self.expire(&name, cutoff).await, answers)
+            }
             Command::Trim(name, until, reply) => {
                 settle(reply, self.trim(&name, until).await, answers)
             }
@@ -702,6 +719,23 @@ impl Transaction {
             retention: retention.clone(),
             group_count: 0,
         }))
+    }
+
+    async fn expire(
+        &mut self,
+        name: &StreamName,
+        cutoff: UnixMicros,
+    ) -> Result<Result<Option<u64>, LogError>, StorageError> {
+        // Read in the transaction: an append earlier in this very batch
+        // counts as activity.
+        let idle = match self.head(name).await? {
+            None => false,
+            Some(head) => head.last_appended_at.unwrap_or(head.created_at) < cutoff,
+        };
+        if !idle {
+            return Ok(Ok(None));
+        }
+        Ok(self.delete(name).await?.map(Some))
     }
 
     async fn delete(&mut self, name: &StreamName) -> Result<Result<u64, LogError>, StorageError> {

@@ -13,6 +13,7 @@ mod postgres;
 mod publish;
 mod read;
 mod restart;
+mod retention;
 mod streams;
 mod subscribe;
 mod tracing;

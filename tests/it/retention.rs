@@ -1,0 +1,179 @@
+//! Retention in the background: max events, max age and idle TTL, per
+//! stream or from the server defaults.
+
+use std::time::Duration;
+
+use riverlog::proto::v1;
+use tonic::Code;
+
+use crate::common::*;
+
+const TICK: Duration = Duration::from_millis(25);
+
+async fn create(client: &mut EventLogClient, stream: &str, retention: v1::Retention) {
+    client
+        .create_stream(v1::CreateStreamRequest {
+            stream: stream.into(),
+            retention: Some(retention),
+        })
+        .await
+        .expect("created");
+}
+
+type EventLogClient = v1::event_log_client::EventLogClient<tonic::transport::Channel>;
+
+async fn info(client: &mut EventLogClient, stream: &str) -> Result<v1::StreamInfo, tonic::Status> {
+    client
+        .get_stream(v1::GetStreamRequest {
+            stream: stream.into(),
+        })
+        .await
+        .map(|r| r.into_inner().info.expect("info"))
+}
+
+/// Polls `stream` until `done` says the background work happened.
+async fn until(
+    client: &mut EventLogClient,
+    stream: &str,
+    done: impl Fn(&Result<v1::StreamInfo, tonic::Status>) -> bool,
+) -> Result<v1::StreamInfo, tonic::Status> {
+    within(async {
+        loop {
+            let got = info(client, stream).await;
+            if done(&got) {
+                return got;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn max_events_trims_the_oldest_per_stream_and_by_default() {
+    let server = TestServer::start_with(|c| {
+        c.retention_interval = TICK;
+        c.retention_max_events = Some(10);
+    })
+    .await;
+    let mut client = server.client().await;
+    create(
+        &mut client,
+        "own",
+        v1::Retention {
+            max_events: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    publish(&mut client, "own", events("e", 0..5)).await;
+    publish(&mut client, "defaulted", events("e", 0..12)).await;
+    publish(&mut client, "small", events("e", 0..5)).await;
+
+    let own = until(&mut client, "own", |i| i.as_ref().unwrap().event_count == 3)
+        .await
+        .unwrap();
+    assert_eq!((own.first_sequence, own.last_sequence), (3, 5));
+    let defaulted = until(&mut client, "defaulted", |i| {
+        i.as_ref().unwrap().event_count == 10
+    })
+    .await
+    .unwrap();
+    assert_eq!(defaulted.first_sequence, 3);
+    // A few passes later the small stream is still whole.
+    tokio::time::sleep(TICK * 4).await;
+    assert_eq!(info(&mut client, "small").await.unwrap().event_count, 5);
+    let metrics = http_get(&server.http_addr.to_string(), "/metrics").await.1;
+    assert_eq!(
+        metric(
+            &metrics,
+            "riverlog_retention_removed_total",
+            &[("rule", "max_events")]
+        ),
+        Some(4.0)
+    );
+}
+
+#[tokio::test]
+async fn max_age_removes_events_once_they_are_old_enough() {
+    let server = TestServer::start_with(|c| c.retention_interval = TICK).await;
+    let mut client = server.client().await;
+    create(
+        &mut client,
+        "aging",
+        v1::Retention {
+            max_age: Some(millis(1000)),
+            ..Default::default()
+        },
+    )
+    .await;
+    publish(&mut client, "aging", events("old", 0..3)).await;
+    publish(&mut client, "kept", events("e", 0..3)).await;
+    // Young events stay a while...
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(info(&mut client, "aging").await.unwrap().event_count, 3);
+    publish(&mut client, "aging", vec![event("young")]).await;
+    // ...then go, oldest first, the stream itself staying.
+    let aging = until(&mut client, "aging", |i| {
+        i.as_ref().unwrap().event_count == 1
+    })
+    .await
+    .unwrap();
+    assert_eq!(aging.first_sequence, 4);
+    until(&mut client, "aging", |i| {
+        i.as_ref().unwrap().event_count == 0
+    })
+    .await
+    .unwrap();
+    assert_eq!(info(&mut client, "kept").await.unwrap().event_count, 3);
+}
+
+#[tokio::test]
+async fn an_idle_stream_expires_with_its_groups_while_an_active_one_lives() {
+    let server = TestServer::start_with(|c| {
+        c.retention_interval = TICK;
+        c.retention_ttl = Some(Duration::from_millis(400));
+    })
+    .await;
+    let mut client = server.client().await;
+    publish(&mut client, "idle", vec![event("a")]).await;
+    let mut groups = server.groups().await;
+    create_group(&mut groups, "idle", "g", 0, 0).await;
+    create(
+        &mut client,
+        "own-ttl",
+        v1::Retention {
+            ttl: Some(millis(3_600_000)),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    // Appending keeps a stream alive past its TTL.
+    for i in 0..8 {
+        publish(&mut client, "active", vec![event(&format!("e{i}"))]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(info(&mut client, "active").await.is_ok(), "still in use");
+
+    let gone = until(&mut client, "idle", |i| i.is_err())
+        .await
+        .unwrap_err();
+    assert_error(&gone, Code::NotFound, "STREAM_NOT_FOUND");
+    let err = groups
+        .get_group(v1::GetGroupRequest {
+            stream: "idle".into(),
+            group: "g".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    until(&mut client, "active", |i| i.is_err())
+        .await
+        .unwrap_err();
+    // Its own, longer TTL protects the empty stream created above.
+    assert!(info(&mut client, "own-ttl").await.is_ok());
+    // A name that expired can be used again from scratch.
+    let positions = publish(&mut client, "idle", vec![event("a")]).await;
+    assert_eq!((positions[0].sequence, positions[0].duplicate), (1, false));
+}
