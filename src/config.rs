@@ -339,6 +339,14 @@ settings! {
     health_check_interval: Duration = Duration::from_secs(1), env "RIVERLOG_HEALTH_CHECK_INTERVAL";
     /// How long shutdown waits for open calls and queued writes.
     shutdown_grace: Duration = Duration::from_secs(10), env "RIVERLOG_SHUTDOWN_GRACE";
+    /// PEM certificate chain: serve gRPC and HTTP over TLS (needs tls_key).
+    tls_cert: Option<String> = None, env "RIVERLOG_TLS_CERT";
+    /// PEM private key of tls_cert.
+    tls_key: Option<String> = None, env "RIVERLOG_TLS_KEY";
+    /// PEM CA bundle: clients must present a certificate it signed.
+    tls_client_ca: Option<String> = None, env "RIVERLOG_TLS_CLIENT_CA";
+    /// With tls_client_ca: let clients without a certificate in too.
+    tls_client_auth_optional: bool = false, env "RIVERLOG_TLS_CLIENT_AUTH_OPTIONAL";
     /// Log format: `text` or `json`.
     log_format: LogFormat = LogFormat::Text, env "RIVERLOG_LOG_FORMAT";
     /// Log filter like `info` or `riverlog=debug`; unset: `RUST_LOG`, else `info`.
@@ -545,6 +553,17 @@ impl Config {
                     "{} is larger than max_batch_bytes ({}): such an event could never be published",
                     self.max_event_size, self.max_batch_bytes
                 ),
+            ));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(self.invalid("tls_key", "tls_cert needs tls_key")),
+            (None, Some(_)) => return Err(self.invalid("tls_cert", "tls_key needs tls_cert")),
+            _ => {}
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(self.invalid(
+                "tls_client_ca",
+                "client certificates need TLS: set tls_cert and tls_key",
             ));
         }
         if let Some(level) = &self.log_level {

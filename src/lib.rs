@@ -22,3 +22,4 @@ pub mod proto;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;

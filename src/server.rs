@@ -24,6 +24,7 @@ use crate::log::{EventLog, LogError, WriterTask};
 use crate::metrics::{Metrics, MetricsError};
 use crate::proto::{self, v1};
 use crate::storage::{self, Storage, StorageError};
+use crate::tls::{TlsError, TlsMaterial};
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,9 @@ pub enum ServerError {
     /// Metrics could not be set up.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// TLS files are missing or unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A built, bound, not yet running riverlog server.
@@ -58,6 +62,7 @@ pub struct Application {
     config: Config,
     listener: TcpListener,
     http_listener: TcpListener,
+    tls: Option<TlsMaterial>,
     metrics: Arc<Metrics>,
     storage: Arc<dyn Storage>,
     log: EventLog,
@@ -111,6 +116,7 @@ impl Application {
         config: Config,
         storage: Arc<dyn Storage>,
     ) -> Result<Self, ServerError> {
+        let tls = tls_material(&config)?;
         let metrics = Arc::new(match &config.otlp_endpoint {
             Some(endpoint) => Metrics::with_otlp(endpoint, config.otlp_metrics_interval)?,
             None => Metrics::new()?,
@@ -129,6 +135,7 @@ impl Application {
             config,
             listener,
             http_listener,
+            tls,
             metrics,
             storage,
             log,
@@ -162,6 +169,7 @@ impl Application {
             config,
             listener,
             http_listener,
+            tls,
             metrics,
             storage,
             log,
@@ -256,18 +264,12 @@ impl Application {
             .local_addr()
             .map_or_else(|_| config.http_listen.clone(), |a| a.to_string());
         let http_stop = CancellationToken::new();
-        let http = tokio::spawn({
-            let router = crate::http::router(metrics.clone());
-            let stop = http_stop.clone();
-            async move {
-                let served = axum::serve(http_listener, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    warn!(error = %e, "HTTP server failed");
-                }
-            }
-        });
+        let http = tokio::spawn(serve_http(
+            http_listener,
+            crate::http::router(metrics.clone()),
+            tls.as_ref().map(TlsMaterial::http),
+            http_stop.clone(),
+        ));
 
         info!(grpc = %addr, http = %http_addr, database = %config.database_url_redacted(), "riverlog serving");
         let observe = ObserveLayer::new(
@@ -279,7 +281,11 @@ impl Application {
                 tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
             ],
         );
-        let serve = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &tls {
+            builder = builder.tls_config(tls.grpc())?;
+        }
+        let serve = builder
             .layer(observe)
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -324,6 +330,59 @@ impl Application {
         metrics.shutdown();
         info!("stopped");
         served.map_err(ServerError::from)
+    }
+}
+
+fn tls_material(config: &Config) -> Result<Option<TlsMaterial>, TlsError> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => TlsMaterial::load(
+            cert.as_ref(),
+            key.as_ref(),
+            config.tls_client_ca.as_deref().map(std::path::Path::new),
+            config.tls_client_auth_optional,
+        )
+        .map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Serves the HTTP side until `stop`, over TLS when configured.
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: CancellationToken,
+) {
+    let served = match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                stopper.graceful_shutdown(Some(Duration::from_secs(1)));
+            });
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+            match listener
+                .into_std()
+                .and_then(|l| axum_server::from_tcp_rustls(l, config))
+            {
+                Ok(server) => {
+                    server
+                        .handle(handle)
+                        .serve(router.into_make_service())
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    if let Err(e) = served {
+        warn!(error = %e, "HTTP server failed");
     }
 }
 

@@ -16,5 +16,6 @@ mod restart;
 mod retention;
 mod streams;
 mod subscribe;
+mod tls;
 mod tracing;
 mod trim_take;
