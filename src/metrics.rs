@@ -143,7 +143,7 @@ impl Metrics {
             })
             .build();
 
-        Ok(Self {
+        let metrics = Self {
             rpc_duration: meter
                 .f64_histogram("rpc.server.call.duration")
                 .with_unit("s")
@@ -192,7 +192,15 @@ impl Metrics {
             provider,
             registry,
             observed,
-        })
+        };
+        // Series appear on first use; start the unlabelled ones at zero so
+        // dashboards and alerts see them from the first scrape.
+        metrics.events_appended.add(0, &[]);
+        metrics.events_redelivered.add(0, &[]);
+        metrics.events_dead_lettered.add(0, &[]);
+        metrics.subscriptions_active.add(0, &[]);
+        metrics.consumers_active.add(0, &[]);
+        Ok(metrics)
     }
 
     /// Records whether storage answered the last health probe.
