@@ -38,8 +38,14 @@ async fn metrics_move_under_traffic() {
     .await;
     let mut client = server.client().await;
     let before = scrape(&server).await;
-    assert_eq!(metric(&before, "riverlog_events_appended_total", &[]), Some(0.0));
-    assert_eq!(metric(&before, "riverlog_subscriptions_active", &[]), Some(0.0));
+    assert_eq!(
+        metric(&before, "riverlog_events_appended_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&before, "riverlog_subscriptions_active", &[]),
+        Some(0.0)
+    );
     assert_eq!(metric(&before, "riverlog_storage_up", &[]), Some(1.0));
 
     publish(&mut client, "orders", events("e", 0..3)).await;
