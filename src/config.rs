@@ -530,6 +530,11 @@ impl Config {
             ("max_event_size", self.max_event_size),
             ("max_batch_events", self.max_batch_events),
             ("max_batch_bytes", self.max_batch_bytes),
+            ("max_subscriptions", self.max_subscriptions),
+            (
+                "max_subscriptions_per_connection",
+                self.max_subscriptions_per_connection,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -559,6 +564,12 @@ impl Config {
             (Some(_), None) => return Err(self.invalid("tls_key", "tls_cert needs tls_key")),
             (None, Some(_)) => return Err(self.invalid("tls_cert", "tls_key needs tls_cert")),
             _ => {}
+        }
+        if self.tls_client_auth_optional && self.tls_client_ca.is_none() {
+            return Err(self.invalid(
+                "tls_client_auth_optional",
+                "only means something with tls_client_ca",
+            ));
         }
         if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
             return Err(self.invalid(

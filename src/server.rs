@@ -222,6 +222,7 @@ impl Application {
                 config.max_subscriptions_per_connection,
             ),
             publish_rate: PublishRate::new(config.publish_rate_limit, burst),
+            max_event_size: config.max_event_size,
         });
         let consumer_groups = InterceptedService::new(
             v1::consumer_groups_server::ConsumerGroupsServer::new(ConsumerGroupsApi::new(

@@ -79,19 +79,20 @@ impl event_log_server::EventLog for EventLogApi {
         request: Request<v1::ListStreamsRequest>,
     ) -> Result<Response<v1::ListStreamsResponse>, Status> {
         let principal = guard::principal(&request)?;
+        principal.require_some(Permission::Subscribe)?;
         let req = request.get_ref();
+        let readable = principal.readable();
         let (streams, next_page_token) = self
             .log
-            .list_streams(&req.pattern, req.page_size, &req.page_token)
+            .list_streams(
+                &req.pattern,
+                req.page_size,
+                &req.page_token,
+                readable.as_deref(),
+            )
             .await?;
         Ok(Response::new(v1::ListStreamsResponse {
-            // Pages may come out short; the token still continues after
-            // the last stream examined.
-            streams: streams
-                .iter()
-                .filter(|s| principal.may_read(s.name.as_str()))
-                .map(convert::stream_info)
-                .collect(),
+            streams: streams.iter().map(convert::stream_info).collect(),
             next_page_token,
         }))
     }
@@ -145,7 +146,7 @@ impl event_log_server::EventLog for EventLogApi {
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(trace) = &trace {
             for event in &mut events {
-                trace.attach(event);
+                trace.attach(event, self.limits.max_event_size);
             }
         }
         let appended = self.log.publish(&req.stream, events, expected).await?;

@@ -12,6 +12,7 @@ use tonic::Status;
 
 use super::status::exhausted;
 use crate::auth::Principal;
+use crate::log::LogError;
 
 /// Counts open Subscribe and Consume streams against their limits.
 #[derive(Debug)]
@@ -137,15 +138,13 @@ impl PublishRate {
                     Some(wait),
                 ))
             }
-            Err(capacity) => Err(exhausted(
-                &format!(
-                    "{events} events in one publish exceed the burst of {} that token {:?} may publish at once",
-                    capacity.0, principal.name
-                ),
-                "RATE_LIMITED",
-                metadata(),
-                None,
-            )),
+            // Waiting would never help: the batch is too large for the
+            // token's burst, like one over max_batch_events.
+            Err(capacity) => Err(LogError::BatchTooLarge(format!(
+                "{events} events in one publish exceed the burst of {} that token {:?} may publish at once",
+                capacity.0, principal.name
+            ))
+            .into()),
         }
     }
 }
@@ -156,4 +155,7 @@ pub struct CallLimits {
     pub slots: Arc<SubscriptionSlots>,
     /// Publish rates.
     pub publish_rate: PublishRate,
+    /// Largest encoded event, which added trace context must not push
+    /// an event past.
+    pub max_event_size: usize,
 }

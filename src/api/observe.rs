@@ -142,6 +142,7 @@ where
             method,
             started: Instant::now(),
             span: span.clone(),
+            done: false,
         };
         Box::pin(
             async move {
@@ -152,7 +153,7 @@ where
                 Ok(response.map(|body| ObservedBody {
                     inner: body,
                     status: header_status,
-                    recorder: Some(recorder),
+                    recorder,
                 }))
             }
             .instrument(span),
@@ -167,17 +168,23 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Records a call once, when its response body ends or is dropped.
+/// Records a call once: when its response body ends, or as CANCELLED when
+/// it is dropped first (the client went away, even before the handler
+/// answered).
 struct Recorder {
     metrics: Arc<Metrics>,
     service: Arc<str>,
     method: Arc<str>,
     started: Instant,
     span: tracing::Span,
+    done: bool,
 }
 
 impl Recorder {
-    fn finish(self, status: i64) {
+    fn finish(&mut self, status: i64) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
         self.span.record("rpc.grpc.status_code", status);
         let attributes = [
             KeyValue::new("rpc.system", "grpc"),
@@ -191,12 +198,18 @@ impl Recorder {
     }
 }
 
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.finish(CANCELLED);
+    }
+}
+
 /// A response body that reports its call's status and duration when it
 /// ends.
 pub struct ObservedBody<B> {
     inner: B,
     status: Option<i64>,
-    recorder: Option<Recorder>,
+    recorder: Recorder,
 }
 
 /// `CANCELLED`: the client went away before the call ended.
@@ -206,9 +219,7 @@ const UNKNOWN: i64 = 2;
 
 impl<B> ObservedBody<B> {
     fn finish(&mut self, status: i64) {
-        if let Some(recorder) = self.recorder.take() {
-            recorder.finish(status);
-        }
+        self.recorder.finish(status);
     }
 }
 

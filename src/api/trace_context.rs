@@ -52,32 +52,29 @@ impl TraceContext {
         })
     }
 
-    /// Adds the context to an event that does not carry its own: a
-    /// producer that set `traceparent` on the event itself knows best.
-    pub fn attach(&self, (attrs, payload): &mut (EventAttributes, Bytes)) {
-        if attrs
-            .extensions
-            .iter()
-            .any(|(name, _)| name == "traceparent")
-        {
+    /// Adds the context to an event that does not carry its own (a
+    /// producer that set `traceparent` on the event itself knows best), as
+    /// long as the event stays within `max_size` bytes: tracing never makes
+    /// a publish fail.
+    pub fn attach(&self, (attrs, payload): &mut (EventAttributes, Bytes), max_size: usize) {
+        let has = |name: &str| attrs.extensions.iter().any(|(n, _)| n == name);
+        if has("traceparent") {
             return;
         }
-        *payload = append_string_attribute(payload, "traceparent", &self.traceparent);
-        attrs.extensions.push((
-            "traceparent".into(),
-            AttributeValue::String(self.traceparent.clone()),
-        ));
-        if let Some(state) = &self.tracestate {
-            if !attrs
+        let mut extended = append_string_attribute(payload, "traceparent", &self.traceparent);
+        let mut added = vec![("traceparent", &self.traceparent)];
+        if let Some(state) = self.tracestate.as_ref().filter(|_| !has("tracestate")) {
+            extended = append_string_attribute(&extended, "tracestate", state);
+            added.push(("tracestate", state));
+        }
+        if extended.len() > max_size {
+            return;
+        }
+        *payload = extended;
+        for (name, value) in added {
+            attrs
                 .extensions
-                .iter()
-                .any(|(name, _)| name == "tracestate")
-            {
-                *payload = append_string_attribute(payload, "tracestate", state);
-                attrs
-                    .extensions
-                    .push(("tracestate".into(), AttributeValue::String(state.clone())));
-            }
+                .push((name.into(), AttributeValue::String(value.clone())));
         }
     }
 }

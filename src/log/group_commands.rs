@@ -316,13 +316,22 @@ impl Transaction {
         let mut events = self.events_of(head, &entries).await?;
         let until = self.deadline(group.ack_timeout);
         let mut reassigned = Vec::new();
+        let mut deferred = Vec::new();
         let mut finished = Vec::new();
         for entry in entries {
             match events.remove(&entry.sequence) {
                 None => finished.push(entry.sequence),
                 Some(event) if entry.delivery_count >= group.max_deliveries => {
-                    self.dead_letter(group, &entry, &event).await?;
-                    finished.push(entry.sequence);
+                    if self.dead_letter(group, &entry, &event).await? {
+                        finished.push(entry.sequence);
+                    } else {
+                        // Keep it pending rather than lose it; try again
+                        // after an ack timeout.
+                        deferred.push(PendingEntry {
+                            deliverable_at: until,
+                            ..entry
+                        });
+                    }
                 }
                 Some(event) => {
                     let next = PendingEntry {
@@ -341,6 +350,9 @@ impl Transaction {
             }
         }
         self.tx.save_pending(group.id, &reassigned).await?;
+        if !deferred.is_empty() {
+            self.tx.save_pending(group.id, &deferred).await?;
+        }
         if !finished.is_empty() {
             self.tx.remove_pending(group.id, &finished).await?;
         }
@@ -348,13 +360,15 @@ impl Transaction {
     }
 
     /// Appends a copy of `event` to the group's dead-letter stream, with
-    /// extension attributes saying where it came from and why.
+    /// extension attributes saying where it came from and why. Returns
+    /// whether the dead-letter stream has it (it may refuse: full, or no
+    /// room for a new stream).
     async fn dead_letter(
         &mut self,
         group: &GroupRecord,
         entry: &PendingEntry,
         event: &StoredEvent,
-    ) -> Result<(), StorageError> {
+    ) -> Result<bool, StorageError> {
         // Positions are never reused and a group's creation time tells apart
         // groups of the same name over time, so the id is unique per (event,
         // group): groups sharing a dead-letter stream never collide, and a
@@ -402,10 +416,9 @@ impl Transaction {
             auto_create: true,
         };
         match self.append(&request).await? {
-            // Nothing a valid group can cause; keep the entry out of the way
-            // rather than redelivering a poison event forever.
             Err(e) => {
-                error!(error = %e, stream = %group.stream, sequence = event.sequence, "dead-lettering failed");
+                error!(error = %e, stream = %group.stream, sequence = event.sequence, "dead-lettering failed; the event stays pending");
+                return Ok(false);
             }
             Ok(appended) if appended.iter().any(|a| a.duplicate) => {
                 warn!(stream = %group.stream, group = %group.name, sequence = event.sequence, "event was already dead-lettered");
@@ -415,7 +428,7 @@ impl Transaction {
                 warn!(stream = %group.stream, group = %group.name, sequence = event.sequence, deliveries = entry.delivery_count, "event dead-lettered");
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Acks (`nack` is `None`) or nacks pending entries; a nack may be

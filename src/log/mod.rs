@@ -225,12 +225,14 @@ impl EventLog {
     }
 
     /// Lists streams in name order; returns the page and the next page token
-    /// (empty on the last page).
+    /// (empty on the last page). With `readable`, only streams matching one
+    /// of those patterns are listed, and page tokens never name others.
     pub async fn list_streams(
         &self,
         pattern: &str,
         page_size_requested: u32,
         page_token: &str,
+        readable: Option<&[StreamPattern]>,
     ) -> Result<(Vec<StreamInfo>, String), LogError> {
         let pattern = match pattern {
             "" => None,
@@ -249,14 +251,23 @@ impl EventLog {
                 })?),
             };
         let size = page_size(page_size_requested, DEFAULT_PAGE_SIZE);
-        let mut streams = self
-            .storage
-            .list_streams(
-                pattern.as_ref(),
-                after.as_ref().map(StreamName::as_str),
-                size + 1,
-            )
-            .await?;
+        let visible =
+            |s: &StreamInfo| readable.is_none_or(|r| r.iter().any(|p| p.matches(s.name.as_str())));
+        let mut streams = Vec::new();
+        let mut cursor = after.map(|a| a.to_string());
+        // One extra stream tells whether another page exists.
+        while streams.len() <= size as usize {
+            let page = self
+                .storage
+                .list_streams(pattern.as_ref(), cursor.as_deref(), size + 1)
+                .await?;
+            let end = page.len() <= size as usize;
+            cursor = page.last().map(|s| s.name.to_string());
+            streams.extend(page.into_iter().filter(visible));
+            if end {
+                break;
+            }
+        }
         let next = if streams.len() > size as usize {
             streams.truncate(size as usize);
             streams

@@ -28,6 +28,7 @@ async fn server() -> TestServer {
             token("ingest", &["orders:*"], &["orders:*"], false),
             token("reader", &[], &["orders:*"], false),
             token("writer", &["orders:*"], &[], false),
+            token("orders-admin", &["orders:*"], &["orders:*"], true),
         ];
     })
     .await
@@ -288,6 +289,35 @@ async fn listings_and_pattern_subscriptions_only_show_readable_streams() {
         .streams;
     let names: Vec<_> = listed.iter().map(|s| s.stream.as_str()).collect();
     assert_eq!(names, ["orders:1", "orders:2"]);
+    // Page by page, neither the pages nor their tokens name other streams.
+    let mut token = String::new();
+    let mut paged = Vec::new();
+    loop {
+        let page = client
+            .list_streams(as_token(
+                "reader",
+                v1::ListStreamsRequest {
+                    page_size: 1,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("paged")
+            .into_inner();
+        assert!(!page.next_page_token.starts_with("billing"), "{page:?}");
+        paged.extend(page.streams.into_iter().map(|s| s.stream));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, ["orders:1", "orders:2"]);
+    let err = client
+        .list_streams(as_token("writer", v1::ListStreamsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
 
     // A subscription to everything gets only what the token may read, in
     // history and live alike.
@@ -366,6 +396,21 @@ async fn consumer_groups_and_checkpoints_follow_the_same_rules() {
         &groups.create_group(create("ingest")).await.unwrap_err(),
         "admin",
     );
+    // A group writes dead letters: its creator must be allowed to.
+    let mut elsewhere = create("orders-admin");
+    elsewhere.get_mut().dead_letter_stream = "billing:dlq".into();
+    let err = groups.create_group(elsewhere).await.unwrap_err();
+    assert_denied(&err, "publish");
+    assert_eq!(
+        err.get_details_error_info().unwrap().metadata["stream"],
+        "billing:dlq"
+    );
+    let mut own = create("orders-admin");
+    own.get_mut().group = "g0".into();
+    groups
+        .create_group(own)
+        .await
+        .expect("default dead letters go to orders:1:dlq");
     groups
         .create_group(create("admin"))
         .await

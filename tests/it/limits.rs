@@ -212,11 +212,7 @@ async fn each_token_has_its_own_publish_rate() {
         .publish(as_token("fast", publish_request("t", events("d", 0..6))))
         .await
         .unwrap_err();
-    assert_error(&err, Code::ResourceExhausted, "RATE_LIMITED");
-    assert!(
-        err.get_details_retry_info().is_none(),
-        "waiting would not help"
-    );
+    assert_error(&err, Code::InvalidArgument, "BATCH_TOO_LARGE");
 }
 
 #[tokio::test]
@@ -250,4 +246,66 @@ fn cloud_event_with_data(id: &str, bytes: usize) -> riverlog::proto::EventPayloa
         vec![7u8; bytes],
     ));
     e.into()
+}
+
+#[tokio::test]
+async fn a_dead_letter_stream_that_is_full_keeps_the_event_pending_instead_of_losing_it() {
+    let server = TestServer::start_with(|c| c.max_stream_events = 2).await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..2)).await;
+    publish(&mut client, "s:dlq", events("old", 0..2)).await;
+    create_group(&mut groups, "s", "g", 200, 1).await;
+    let first = fetch(&mut groups, "s", "g", "c", 1, 0).await;
+    assert_eq!(seq_of(&first[0]), 1);
+    groups
+        .nack(v1::NackRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            sequences: vec![1],
+            delay: None,
+            consumer: String::new(),
+        })
+        .await
+        .expect("nack");
+    // Its one delivery is used up, but the dead-letter stream is full.
+    let next = fetch(&mut groups, "s", "g", "c", 1, 0).await;
+    assert_eq!(seq_of(&next[0]), 2);
+    let pending = groups
+        .list_pending(v1::ListPendingRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("pending")
+        .into_inner();
+    let held: Vec<u64> = pending.entries.iter().map(|e| e.sequence).collect();
+    assert_eq!(held, [1, 2], "the undead-letterable event stays pending");
+
+    // Once there is room it moves on the next attempt.
+    client
+        .trim(v1::TrimRequest {
+            stream: "s:dlq".into(),
+            until: Some(v1::trim_request::Until::MaxEvents(0)),
+        })
+        .await
+        .expect("trimmed");
+    within(async {
+        loop {
+            fetch(&mut groups, "s", "g", "c", 1, 0).await;
+            if !read_all(&mut client, "s:dlq").await.is_empty() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // Sequence 2, never acked, may have followed it by now.
+    let moved = read_all(&mut client, "s:dlq").await;
+    assert!(
+        event_id(&moved[0]).starts_with("dlq-1-"),
+        "{}",
+        event_id(&moved[0])
+    );
 }

@@ -201,6 +201,28 @@ async fn metrics_move_under_traffic() {
 }
 
 #[tokio::test]
+async fn calls_the_client_gives_up_on_count_as_cancelled() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "s", vec![event("a")]).await;
+    let mut groups = server.groups().await;
+    create_group(&mut groups, "s", "g", 0, 0).await;
+    fetch(&mut groups, "s", "g", "c", 1, 0).await;
+    // Nothing more to deliver: the fetch blocks until the client leaves.
+    let blocked = groups.fetch(fetch_request("s", "g", "c", 1, 60_000));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), blocked)
+            .await
+            .is_err()
+    );
+    let cancelled = [("rpc_method", "Fetch"), ("rpc_grpc_status_code", "1")];
+    scrape_until(&server, "a cancelled Fetch", |t| {
+        metric(t, "rpc_server_call_duration_seconds_count", &cancelled) == Some(1.0)
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn unknown_methods_share_one_label() {
     let server = TestServer::start().await;
     let channel = server.channel().await;

@@ -218,3 +218,26 @@ async fn the_callers_trace_context_is_stored_with_events_that_have_none() {
         Some(traceparent())
     );
 }
+
+#[tokio::test]
+async fn trace_context_never_pushes_an_event_over_the_size_limit() {
+    let server = TestServer::start_with(|c| c.max_event_size = 1024).await;
+    let mut client = server.client().await;
+    let mut big = cloud_event("big", "test.created", None);
+    big.data = Some(riverlog::proto::cloudevent::cloud_event::Data::TextData(
+        String::new(),
+    ));
+    // Fill the event up to just under the limit.
+    let base = riverlog::proto::EventPayload::from(big.clone())
+        .encoded()
+        .len();
+    big.data = Some(riverlog::proto::cloudevent::cloud_event::Data::TextData(
+        "x".repeat(1024 - base - 8),
+    ));
+    client
+        .publish(with_traceparent(publish_request("s", vec![big.into()])))
+        .await
+        .expect("tracing never fails a publish");
+    let stored = read_all(&mut client, "s").await;
+    assert_eq!(string_attribute(&stored[0], "traceparent"), None);
+}
