@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::guard::Guard;
 use crate::api::limits::{CallLimits, PublishRate, SubscriptionSlots};
+use crate::api::message_size::MessageSizeLayer;
 use crate::api::observe::ObserveLayer;
 use crate::api::{CheckpointsApi, ConsumerGroupsApi, EventLogApi};
 use crate::auth::Authenticator;
@@ -288,6 +289,7 @@ impl Application {
         }
         let serve = builder
             .layer(observe)
+            .layer(MessageSizeLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

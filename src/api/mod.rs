@@ -7,6 +7,7 @@ pub mod convert;
 pub mod event_log;
 pub mod guard;
 pub mod limits;
+pub mod message_size;
 pub mod observe;
 pub mod status;
 pub mod trace_context;
