@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod log;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use riverlog::cli;
 use riverlog::config::{Config, ConfigArgs};
 use riverlog::server::Application;
 use riverlog::telemetry;
@@ -31,6 +32,16 @@ enum Command {
     /// Read a token on stdin and print the SHA-256 that `[[auth.tokens]]`
     /// wants for it.
     HashToken,
+    /// Publish events to a stream.
+    Publish(cli::PublishArgs),
+    /// Follow streams live.
+    Tail(cli::TailArgs),
+    /// List, describe, create, delete and trim streams.
+    #[command(subcommand)]
+    Streams(cli::StreamsCommand),
+    /// List, describe, create and delete consumer groups; show pending.
+    #[command(subcommand)]
+    Groups(cli::GroupsCommand),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +67,10 @@ fn main() -> ExitCode {
             };
         }
         Command::HashToken => return hash_token(),
+        Command::Publish(args) => return client(cli::run(args.run())),
+        Command::Tail(args) => return client(cli::run(args.run())),
+        Command::Streams(command) => return client(cli::run(command.run())),
+        Command::Groups(command) => return client(cli::run(command.run())),
     };
     let config = match Config::load(&args) {
         Ok(config) => config,
@@ -72,6 +87,20 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(serve(config))
+}
+
+/// Runs a client command on a small runtime of its own.
+fn client(command: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(command),
+        Err(e) => {
+            eprintln!("riverlog: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn hash_token() -> ExitCode {

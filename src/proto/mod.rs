@@ -1,5 +1,6 @@
 //! Generated protobuf and gRPC code for package `riverlog.v1`.
 
+pub mod json;
 mod payload;
 
 pub use payload::{EventPayload, Extension, append_string_attribute, rewrite_event};

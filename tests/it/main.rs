@@ -3,6 +3,7 @@
 
 mod auth;
 mod checkpoints;
+mod cli;
 mod common;
 mod config;
 mod groups;

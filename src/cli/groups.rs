@@ -1,0 +1,217 @@
+//! `riverlog groups ls|info|create|delete|pending`.
+
+use clap::Subcommand;
+
+use super::output::{group_json, group_line, pending_json, pending_line};
+use super::{CliError, Connection, duration, emit};
+use crate::proto::v1::{self, group_start::Start};
+
+/// Consumer-group administration.
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// List a stream's groups.
+    Ls {
+        /// The stream.
+        stream: String,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Describe a group: pending, lag, consumers.
+    Info {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Create a group.
+    Create {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// First event: `earliest`, `latest` (only new ones) or a sequence.
+        #[arg(long, default_value = "earliest", value_parser = parse_start)]
+        start: Start,
+        /// Redelivery after this long without an ack (`30s`).
+        #[arg(long, value_parser = duration)]
+        ack_timeout: Option<prost_types::Duration>,
+        /// Deliveries before an event is dead-lettered.
+        #[arg(long, default_value_t = 0)]
+        max_deliveries: u32,
+        /// Dead-letter stream (default `<stream>:dlq`).
+        #[arg(long, default_value = "")]
+        dead_letter_stream: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Delete a group with its pending entries.
+    Delete {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List pending (delivered, unacked) entries.
+    Pending {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// Only this consumer's entries.
+        #[arg(long, default_value = "")]
+        consumer: String,
+        /// Most entries shown.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+fn parse_start(s: &str) -> Result<Start, String> {
+    match s {
+        "earliest" => Ok(Start::Earliest(())),
+        "latest" => Ok(Start::Latest(())),
+        n => n
+            .parse()
+            .map(Start::Sequence)
+            .map_err(|_| format!("{s:?}: use earliest, latest or a sequence number")),
+    }
+}
+
+impl GroupsCommand {
+    /// Runs the command.
+    pub async fn run(self) -> Result<(), CliError> {
+        match self {
+            Self::Ls {
+                stream,
+                json,
+                connection,
+            } => {
+                let groups = connection
+                    .groups()
+                    .await?
+                    .list_groups(v1::ListGroupsRequest { stream })
+                    .await?
+                    .into_inner()
+                    .groups;
+                for g in &groups {
+                    emit(&if json {
+                        group_json(g).to_string()
+                    } else {
+                        group_line(g)
+                    })?;
+                }
+                Ok(())
+            }
+            Self::Info {
+                stream,
+                group,
+                json,
+                connection,
+            } => {
+                let info = connection
+                    .groups()
+                    .await?
+                    .get_group(v1::GetGroupRequest { stream, group })
+                    .await?
+                    .into_inner()
+                    .info
+                    .unwrap_or_default();
+                let value = group_json(&info);
+                emit(&if json {
+                    value.to_string()
+                } else {
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                })
+            }
+            Self::Create {
+                stream,
+                group,
+                start,
+                ack_timeout,
+                max_deliveries,
+                dead_letter_stream,
+                connection,
+            } => {
+                let info = connection
+                    .groups()
+                    .await?
+                    .create_group(v1::CreateGroupRequest {
+                        stream,
+                        group,
+                        start: Some(v1::GroupStart { start: Some(start) }),
+                        ack_timeout,
+                        max_deliveries,
+                        dead_letter_stream,
+                    })
+                    .await?
+                    .into_inner()
+                    .info
+                    .unwrap_or_default();
+                emit(&format!(
+                    "created {}/{} (dead letters to {})",
+                    info.stream, info.group, info.dead_letter_stream
+                ))
+            }
+            Self::Delete {
+                stream,
+                group,
+                connection,
+            } => {
+                connection
+                    .groups()
+                    .await?
+                    .delete_group(v1::DeleteGroupRequest {
+                        stream: stream.clone(),
+                        group: group.clone(),
+                    })
+                    .await?;
+                emit(&format!("deleted {stream}/{group}"))
+            }
+            Self::Pending {
+                stream,
+                group,
+                consumer,
+                limit,
+                json,
+                connection,
+            } => {
+                let pending = connection
+                    .groups()
+                    .await?
+                    .list_pending(v1::ListPendingRequest {
+                        stream,
+                        group,
+                        consumer,
+                        min_idle: None,
+                        limit,
+                        after_sequence: 0,
+                    })
+                    .await?
+                    .into_inner();
+                for p in &pending.entries {
+                    emit(&if json {
+                        pending_json(p).to_string()
+                    } else {
+                        pending_line(p)
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

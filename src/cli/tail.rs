@@ -1,0 +1,127 @@
+//! `riverlog tail PATTERN...`: print events as they arrive.
+
+use clap::Args;
+
+use super::output::{event_json, event_line};
+use super::{CliError, Connection, emit, timestamp};
+use crate::proto::v1::subscribe_response::Message;
+use crate::proto::v1::{EventFilter, StartPosition, SubscribeRequest, start_position::Start};
+
+/// Follow streams (names or `*` patterns) live, like `tail -f`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Stream names or patterns (`orders:*`).
+    #[arg(required = true)]
+    pub streams: Vec<String>,
+    /// Where to start: `latest` (only new events), `earliest`, a sequence
+    /// (`seq:N`, one stream only), a global position (`pos:N`), a time
+    /// (`time:2026-11-24T10:00:00Z`) or a checkpoint (`checkpoint:NAME`).
+    #[arg(long, default_value = "latest", value_parser = parse_start)]
+    pub from: Start,
+    /// Only events of these types (`*` wildcards); repeatable.
+    #[arg(long = "type")]
+    pub types: Vec<String>,
+    /// Only events from these sources; repeatable.
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// Only events about these subjects; repeatable.
+    #[arg(long = "subject")]
+    pub subjects: Vec<String>,
+    /// Exit after this many events.
+    #[arg(long, short = 'n')]
+    pub count: Option<u64>,
+    /// Exit once history is delivered instead of waiting for new events.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// Print CloudEvents JSON, one object per line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+fn parse_start(s: &str) -> Result<Start, String> {
+    let number = |n: &str| n.parse::<u64>().map_err(|e| format!("{s:?}: {e}"));
+    Ok(match s.split_once(':') {
+        None if s == "latest" => Start::Latest(()),
+        None if s == "earliest" => Start::Earliest(()),
+        Some(("seq", n)) => Start::Sequence(number(n)?),
+        Some(("pos", n)) => Start::Position(number(n)?),
+        Some(("time", t)) => Start::Time(timestamp(t)?),
+        Some(("checkpoint", name)) => Start::Checkpoint(name.to_owned()),
+        _ => {
+            return Err(format!(
+                "{s:?}: use latest, earliest, seq:N, pos:N, time:RFC3339 or checkpoint:NAME"
+            ));
+        }
+    })
+}
+
+impl TailArgs {
+    /// Runs the command until interrupted, `--count` events, or the end of
+    /// history with `--no-follow`.
+    pub async fn run(self) -> Result<(), CliError> {
+        if self.count == Some(0) {
+            return Ok(());
+        }
+        let mut client = self.connection.event_log().await?;
+        let filter = EventFilter {
+            types: self.types.clone(),
+            sources: self.sources.clone(),
+            subjects: self.subjects.clone(),
+        };
+        let mut stream = client
+            .subscribe(SubscribeRequest {
+                streams: self.streams.clone(),
+                start: Some(StartPosition {
+                    start: Some(self.from.clone()),
+                }),
+                filter: Some(filter),
+                heartbeat_interval: None,
+            })
+            .await?
+            .into_inner();
+        let mut seen = 0;
+        while let Some(response) = stream.message().await? {
+            match response.message {
+                Some(Message::Event(e)) => {
+                    let line = if self.json {
+                        event_json(&e).to_string()
+                    } else {
+                        event_line(&e)
+                    };
+                    emit(&line)?;
+                    seen += 1;
+                    if self.count.is_some_and(|n| seen >= n) {
+                        return Ok(());
+                    }
+                }
+                Some(Message::CaughtUp(_)) if self.no_follow => return Ok(()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_parse_and_bad_ones_say_what_is_accepted() {
+        assert_eq!(parse_start("latest"), Ok(Start::Latest(())));
+        assert_eq!(parse_start("seq:5"), Ok(Start::Sequence(5)));
+        assert_eq!(parse_start("pos:9"), Ok(Start::Position(9)));
+        assert_eq!(
+            parse_start("checkpoint:billing"),
+            Ok(Start::Checkpoint("billing".into()))
+        );
+        assert!(matches!(
+            parse_start("time:2026-11-24T10:00:00Z"),
+            Ok(Start::Time(_))
+        ));
+        assert!(parse_start("seq:x").is_err());
+        assert!(parse_start("tomorrow").unwrap_err().contains("use latest"));
+    }
+}

@@ -1,0 +1,355 @@
+//! The `riverlog` CLI against a real server: output, stdin, exit codes.
+
+use std::process::Stdio;
+
+use riverlog::auth::{TokenConfig, token_digest};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use crate::common::*;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `riverlog ARGS` against `server`, feeding `stdin`.
+async fn riverlog(server: &str, args: &[&str], envs: &[(&str, &str)], stdin: &str) -> Run {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_riverlog"))
+        .args(args)
+        .env("RIVERLOG_SERVER", server)
+        .env_remove("RIVERLOG_TOKEN")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cli starts");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = within(child.wait_with_output()).await.unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn publish_and_tail_round_trip_as_cloudevents_json() {
+    let server = TestServer::start().await;
+    let url = server.url();
+
+    let one = riverlog(
+        &url,
+        &[
+            "publish",
+            "orders",
+            "--type",
+            "order.created",
+            "--id",
+            "o-1",
+            "--data",
+            r#"{"total":12}"#,
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert_eq!(one.stdout.trim(), "orders#1 @1 o-1");
+
+    // Many from stdin: a full CloudEvent, a JSON value, a text line.
+    let lines = concat!(
+        r#"{"specversion":"1.0","id":"o-2","source":"/shop","type":"order.paid","subject":"order-2","data":{"paid":true}}"#,
+        "\n",
+        r#"{"total":30}"#,
+        "\n\n",
+        "plain words\n",
+    );
+    let many = riverlog(
+        &url,
+        &["publish", "orders", "--data", "-", "--batch", "2", "--json"],
+        &[],
+        lines,
+    )
+    .await;
+    assert_eq!(many.code, 0, "{}", many.stderr);
+    let published = json_lines(&many.stdout);
+    let sequences: Vec<_> = published
+        .iter()
+        .map(|p| p["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequences, [2, 3, 4]);
+    assert_eq!(published[0]["id"], "o-2");
+
+    let tail = riverlog(
+        &url,
+        &[
+            "tail",
+            "orders",
+            "--from",
+            "earliest",
+            "--no-follow",
+            "--json",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(tail.code, 0, "{}", tail.stderr);
+    let events = json_lines(&tail.stdout);
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0]["data"]["total"], 12);
+    assert_eq!(events[0]["type"], "order.created");
+    assert_eq!(events[0]["datacontenttype"], "application/json");
+    assert_eq!(events[1]["subject"], "order-2");
+    assert_eq!(events[1]["data"]["paid"], true);
+    assert_eq!(events[1]["rlstream"], "orders");
+    assert_eq!(events[1]["rlsequence"], 2);
+    assert_eq!(events[3]["data"], "plain words");
+    assert_eq!(events[3]["datacontenttype"], "text/plain");
+
+    let human = riverlog(
+        &url,
+        &["tail", "orders", "--from", "seq:4", "--no-follow"],
+        &[],
+        "",
+    )
+    .await;
+    assert!(
+        human.stdout.contains("orders#4 @4 riverlog.cli"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.trim_end().ends_with("plain words"),
+        "{}",
+        human.stdout
+    );
+
+    // A duplicate id is reported, not appended twice.
+    let again = riverlog(
+        &url,
+        &["publish", "orders", "--id", "o-1", "--data", "x"],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(again.stdout.trim(), "orders#1 @1 o-1 duplicate");
+}
+
+#[tokio::test]
+async fn tail_follows_new_events_across_a_pattern() {
+    let server = TestServer::start().await;
+    let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_riverlog"))
+        .args([
+            "tail",
+            "orders:*",
+            "--count",
+            "2",
+            "--server",
+            &server.url(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(tail.stdout.take().unwrap()).lines();
+    let mut client = server.client().await;
+    // The tail starts at `latest`: keep publishing until it has seen two.
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(line);
+        }
+        seen
+    });
+    let mut i = 0;
+    while !reader.is_finished() {
+        publish(
+            &mut client,
+            &format!("orders:{}", i % 2),
+            vec![event(&format!("e{i}"))],
+        )
+        .await;
+        publish(&mut client, "billing", vec![event(&format!("b{i}"))]).await;
+        i += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(i < 400, "tail never printed two events");
+    }
+    let seen = within(reader).await.unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.iter().all(|l| l.contains(" orders:")), "{seen:?}");
+    assert!(within(tail.wait()).await.unwrap().success());
+}
+
+#[tokio::test]
+async fn streams_and_groups_administration() {
+    let server = TestServer::start().await;
+    let url = server.url();
+    let run = |args: &'static [&'static str]| {
+        let url = url.clone();
+        async move {
+            let r = riverlog(&url, args, &[], "").await;
+            assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+            r.stdout
+        }
+    };
+    assert_eq!(
+        run(&[
+            "streams",
+            "create",
+            "jobs",
+            "--max-events",
+            "100",
+            "--ttl",
+            "1h"
+        ])
+        .await
+        .trim(),
+        "created jobs"
+    );
+    riverlog(&url, &["publish", "jobs", "--data", "-"], &[], "a\nb\nc\n").await;
+    let info: Value =
+        serde_json::from_str(&run(&["streams", "info", "jobs", "--json"]).await).unwrap();
+    assert_eq!(info["event_count"], 3);
+    assert_eq!(info["retention"]["max_events"], 100);
+    assert_eq!(info["retention"]["ttl_seconds"], 3600.0);
+    assert!(run(&["streams", "ls"]).await.starts_with("jobs\tevents=3"));
+
+    assert_eq!(
+        run(&[
+            "groups",
+            "create",
+            "jobs",
+            "workers",
+            "--ack-timeout",
+            "30s",
+            "--max-deliveries",
+            "3"
+        ])
+        .await
+        .trim(),
+        "created jobs/workers (dead letters to jobs:dlq)"
+    );
+    fetch(&mut server.groups().await, "jobs", "workers", "w1", 2, 0).await;
+    let pending = json_lines(&run(&["groups", "pending", "jobs", "workers", "--json"]).await);
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0]["consumer"], "w1");
+    let group: Value =
+        serde_json::from_str(&run(&["groups", "info", "jobs", "workers", "--json"]).await).unwrap();
+    assert_eq!(
+        (group["pending"].as_u64(), group["lag"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(
+        run(&["groups", "ls", "jobs"])
+            .await
+            .starts_with("jobs/workers\tpending=2")
+    );
+    assert_eq!(
+        run(&["groups", "delete", "jobs", "workers"]).await.trim(),
+        "deleted jobs/workers"
+    );
+
+    let trimmed: Value =
+        serde_json::from_str(&run(&["streams", "trim", "jobs", "--keep", "1"]).await).unwrap();
+    assert_eq!(trimmed["removed"], 2);
+    assert_eq!(
+        run(&["streams", "delete", "jobs"]).await.trim(),
+        "deleted jobs (1 events)"
+    );
+    assert_eq!(run(&["streams", "ls"]).await, "");
+}
+
+#[tokio::test]
+async fn failures_have_clear_messages_and_exit_codes() {
+    let server = TestServer::start_with(|c| {
+        c.auth.tokens = vec![TokenConfig {
+            name: "cli".into(),
+            sha256: token_digest("cli-secret"),
+            publish: vec!["*".into()],
+            subscribe: vec!["*".into()],
+            admin: true,
+        }];
+    })
+    .await;
+    let url = server.url();
+    let token = [("RIVERLOG_TOKEN", "cli-secret")];
+
+    let missing = riverlog(&url, &["streams", "info", "nope"], &token, "").await;
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("NotFound (STREAM_NOT_FOUND)"),
+        "{}",
+        missing.stderr
+    );
+
+    let anonymous = riverlog(&url, &["streams", "ls"], &[], "").await;
+    assert_eq!(anonymous.code, 1);
+    assert!(
+        anonymous.stderr.contains("(UNAUTHENTICATED)"),
+        "{}",
+        anonymous.stderr
+    );
+
+    let conflict = riverlog(
+        &url,
+        &["publish", "s", "--data", "x", "--expect-last-sequence", "5"],
+        &token,
+        "",
+    )
+    .await;
+    assert_eq!(conflict.code, 1);
+    assert!(
+        conflict.stderr.contains("WRONG_EXPECTED_SEQUENCE"),
+        "{}",
+        conflict.stderr
+    );
+
+    let bad_line = riverlog(
+        &url,
+        &["publish", "s", "--data", "-"],
+        &token,
+        "{\"specversion\":\"1.0\",\"id\":\"x\"}\n",
+    )
+    .await;
+    assert_eq!(bad_line.code, 2);
+    assert!(
+        bad_line
+            .stderr
+            .contains("stdin line 1: `source` is required"),
+        "{}",
+        bad_line.stderr
+    );
+
+    let usage = riverlog(&url, &["tail", "s", "--from", "tomorrow"], &token, "").await;
+    assert_eq!(usage.code, 2);
+    assert!(
+        usage.stderr.contains("use latest, earliest"),
+        "{}",
+        usage.stderr
+    );
+    let no_data = riverlog(&url, &["publish", "s"], &token, "").await;
+    assert_eq!(no_data.code, 2);
+
+    let unreachable = riverlog("http://127.0.0.1:1", &["streams", "ls"], &token, "").await;
+    assert_eq!(unreachable.code, 3);
+    assert!(
+        unreachable
+            .stderr
+            .contains("cannot reach http://127.0.0.1:1"),
+        "{}",
+        unreachable.stderr
+    );
+}
