@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every riverlog test: unit tests and the black-box integration tests
 # against real servers on SQLite, the integration tests again on
-# PostgreSQL, buf lint, and the README's grpcurl and CLI walkthrough.
+# PostgreSQL, buf lint, the README's grpcurl and CLI walkthrough, and the
+# Python, TypeScript and Go clients against live servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,3 +44,26 @@ buf lint
 # shell, against a fresh server.
 echo "=== README walkthrough (grpcurl by reflection, the riverlog CLI)"
 python3 scripts/check_walkthrough.py
+
+# The generated clients, against real servers started by their tests.
+# Python and TypeScript install their pinned tools into ignored folders of
+# their own; Go builds offline from Debian's packages (.ci/run installs them).
+cargo build --quiet
+RIVERLOG_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/riverlog"
+export RIVERLOG_BIN
+
+echo "=== generated client code is up to date"
+scripts/generate_clients.sh --check
+
+echo "=== clients/python"
+clients/python/test.sh
+echo "=== clients/typescript"
+clients/typescript/test.sh
+if command -v go >/dev/null 2>&1 && command -v protoc-gen-go >/dev/null 2>&1; then
+  echo "=== clients/go"
+  clients/go/test.sh
+else
+  loud "Go or protoc-gen-go not found: the Go client was NOT built or tested." \
+       "Install Debian's packages as .ci/run does."
+  [ -z "${CI:-}" ] || exit 1
+fi

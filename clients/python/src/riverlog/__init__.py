@@ -1,0 +1,57 @@
+"""Python client for riverlog, a gRPC event log of CloudEvents.
+
+Quick use::
+
+    import riverlog
+
+    with riverlog.Client("localhost:50051") as client:
+        client.publish("orders:1", {"type": "order.created", "source": "/shop", "data": {"n": 1}})
+        for event in client.subscribe("orders:*"):
+            print(event.stream, event.sequence, event.json())
+
+The generated protobuf messages and gRPC stubs live in :mod:`riverlog.v1`.
+"""
+
+from ._client import Client, Consumer, Delivery, Subscription
+from ._errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    RiverlogError,
+    UnauthenticatedError,
+    UnavailableError,
+    WrongExpectedSequenceError,
+    error_info,
+    error_reason,
+)
+from ._events import CloudEvent, Event, EventLike, Published, cloud_event, to_cloud_event
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "Subscription",
+    "Consumer",
+    "Delivery",
+    "Event",
+    "Published",
+    "CloudEvent",
+    "EventLike",
+    "cloud_event",
+    "to_cloud_event",
+    "RiverlogError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "InvalidArgumentError",
+    "FailedPreconditionError",
+    "WrongExpectedSequenceError",
+    "UnauthenticatedError",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "UnavailableError",
+    "error_info",
+    "error_reason",
+]
