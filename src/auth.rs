@@ -241,6 +241,24 @@ impl Principal {
         }
     }
 
+    /// Requires that a subscription to `pattern` could deliver something:
+    /// some stream matching it must be readable. (What it then delivers is
+    /// limited by [`Principal::readable`].)
+    pub fn require_pattern(&self, pattern: &str) -> Result<(), AuthError> {
+        let readable = match self.readable() {
+            None => return Ok(()),
+            Some(list) => list,
+        };
+        if readable
+            .iter()
+            .any(|p| crate::log::names::globs_intersect(p.as_str(), pattern))
+        {
+            Ok(())
+        } else {
+            Err(self.denied(Permission::Subscribe, Some(pattern)))
+        }
+    }
+
     /// The streams this caller may read; `None`: all of them.
     pub fn readable(&self) -> Option<Arc<[StreamPattern]>> {
         if self.restricted {

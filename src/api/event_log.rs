@@ -218,7 +218,7 @@ impl event_log_server::EventLog for EventLogApi {
         for entry in &req.streams {
             if entry.contains('*') {
                 // Events of streams the caller may not read are left out.
-                principal.require_some(Permission::Subscribe)?;
+                principal.require_pattern(entry)?;
             } else {
                 guard::require(&principal, Permission::Subscribe, entry)?;
             }

@@ -172,9 +172,64 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
+/// Whether some text matches both patterns (`*` matching any run).
+///
+/// Dynamic programming over both patterns from their ends: `can[i][j]` says
+/// whether `a[i..]` and `b[j..]` match a common text. A star may match
+/// nothing, or take the other side's next character (or its whole star).
+pub fn globs_intersect(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (n, m) = (a.len(), b.len());
+    let mut can = vec![vec![false; m + 1]; n + 1];
+    can[n][m] = true;
+    for i in (0..=n).rev() {
+        for j in (0..=m).rev() {
+            if i == n && j == m {
+                continue;
+            }
+            let mut ok = false;
+            if i < n && a[i] == b'*' {
+                ok |= can[i + 1][j] || (j < m && can[i][j + 1]);
+            }
+            if j < m && b[j] == b'*' {
+                ok |= can[i][j + 1] || (i < n && can[i + 1][j]);
+            }
+            if i < n && j < m && a[i] != b'*' && b[j] != b'*' && a[i] == b[j] {
+                ok |= can[i + 1][j + 1];
+            }
+            can[i][j] = ok;
+        }
+    }
+    can[0][0]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_intersect_when_some_name_matches_both() {
+        for (a, b) in [
+            ("orders:*", "*"),
+            ("orders:*", "orders:eu:*"),
+            ("*:dlq", "orders:*"),
+            ("orders:eu", "orders:*"),
+            ("a*c", "ab*"),
+            ("*", "*"),
+        ] {
+            assert!(globs_intersect(a, b), "{a} / {b}");
+            assert!(globs_intersect(b, a), "{b} / {a}");
+        }
+        for (a, b) in [
+            ("orders:*", "payments:*"),
+            ("orders:*", "orders"),
+            ("a*b", "a*c"),
+            ("x", "y"),
+        ] {
+            assert!(!globs_intersect(a, b), "{a} / {b}");
+            assert!(!globs_intersect(b, a), "{b} / {a}");
+        }
+    }
 
     #[test]
     fn accepts_the_documented_alphabet() {

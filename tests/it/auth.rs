@@ -355,6 +355,12 @@ async fn listings_and_pattern_subscriptions_only_show_readable_streams() {
         .await
         .unwrap_err();
     assert_denied(&err, "subscribe");
+    // Nor is a pattern no readable stream can match.
+    let err = client
+        .subscribe(as_token("reader", subscribe_request(&["billing:*"], None)))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
     // A token that may read nothing may not subscribe to patterns either.
     let err = client
         .subscribe(as_token("writer", subscribe_request(&["orders:*"], None)))
