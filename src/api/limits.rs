@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use tonic::Status;
 
-use super::status::exhausted;
+use super::status::{Failure, exhausted};
 use crate::auth::Principal;
 use crate::log::LogError;
 
@@ -52,7 +51,7 @@ impl SubscriptionSlots {
 
     /// Takes a slot for a stream on `connection` (its peer address, which
     /// tells connections apart), or says which limit is reached.
-    pub fn acquire(self: &Arc<Self>, connection: Option<SocketAddr>) -> Result<Slot, Status> {
+    pub fn acquire(self: &Arc<Self>, connection: Option<SocketAddr>) -> Result<Slot, Failure> {
         let mut open = self.lock();
         let refuse = |scope: &str, limit: usize| {
             let metadata = HashMap::from([
@@ -116,7 +115,7 @@ impl PublishRate {
     }
 
     /// Spends `events` of the caller's allowance, or says when to retry.
-    pub fn check(&self, principal: &Principal, events: usize) -> Result<(), Status> {
+    pub fn check(&self, principal: &Principal, events: usize) -> Result<(), Failure> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };

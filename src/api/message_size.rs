@@ -65,7 +65,7 @@ where
                 headers.remove("grpc-status-details-bin");
                 // Only fails for messages that cannot be headers; keep
                 // tonic's answer then.
-                let _ = status.add_header(headers);
+                let _ = tonic::Status::from(status).add_header(headers);
             }
             Ok(response)
         })

@@ -1,9 +1,10 @@
-//! The one place domain errors become gRPC statuses.
-//!
-//! Every status carries a `google.rpc.ErrorInfo` whose `reason` is a stable
-//! code clients may switch on; messages are for humans and may change.
+//! The one place errors are classified: each becomes a [`Failure`] with a
+//! gRPC code and a stable `reason`, which the gRPC side sends as a status
+//! with a `google.rpc.ErrorInfo` and the HTTP side as problem+json.
+//! Messages are for humans and may change; reasons are for code.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -16,8 +17,61 @@ use crate::storage::StorageError;
 /// `ErrorInfo.domain` of every riverlog error.
 pub const ERROR_DOMAIN: &str = "riverlog.dev";
 
+/// An error, classified for any transport.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The gRPC code (the HTTP side derives its status from it).
+    pub code: Code,
+    /// The stable reason code.
+    pub reason: &'static str,
+    /// For humans.
+    pub message: String,
+    /// Facts about the error (`stream`, `limit`, ...).
+    pub metadata: HashMap<String, String>,
+    /// When waiting helps, how long.
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// A failure without retry advice.
+    pub fn new(
+        code: Code,
+        reason: &'static str,
+        message: impl Into<String>,
+        metadata: HashMap<String, String>,
+    ) -> Self {
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            metadata,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<Failure> for Status {
+    fn from(f: Failure) -> Self {
+        let mut details = ErrorDetails::with_error_info(f.reason, ERROR_DOMAIN, f.metadata);
+        if let Some(delay) = f.retry_after {
+            details.set_retry_info(Some(delay));
+        }
+        Status::with_error_details(f.code, f.message, details)
+    }
+}
+
 /// Maps a domain error to its gRPC status.
 pub fn to_status(err: LogError) -> Status {
+    Failure::from(err).into()
+}
+
+impl From<LogError> for Failure {
+    fn from(err: LogError) -> Self {
+        classify(err)
+    }
+}
+
+fn classify(err: LogError) -> Failure {
     let mut metadata = HashMap::new();
     let (code, reason) = match &err {
         LogError::StreamNotFound(stream) => {
@@ -101,42 +155,34 @@ pub fn to_status(err: LogError) -> Status {
         }
         LogError::Storage(StorageError::Unavailable(detail)) => {
             warn!(%detail, "storage unavailable");
-            return with_info(
+            return Failure::new(
                 Code::Unavailable,
-                "storage is unavailable; retry later",
                 "STORAGE_UNAVAILABLE",
+                "storage is unavailable; retry later",
                 metadata,
             );
         }
         LogError::Storage(StorageError::Failure(detail)) => {
             error!(%detail, "storage failure");
-            return with_info(
+            return Failure::new(
                 Code::Internal,
-                "internal storage error",
                 "STORAGE_FAILURE",
+                "internal storage error",
                 metadata,
             );
         }
     };
-    with_info(code, &err.to_string(), reason, metadata)
+    Failure::new(code, reason, err.to_string(), metadata)
 }
 
-fn with_info(code: Code, message: &str, reason: &str, metadata: HashMap<String, String>) -> Status {
-    Status::with_error_details(
-        code,
-        message,
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
-    )
-}
-
-impl From<AuthError> for Status {
+impl From<AuthError> for Failure {
     fn from(err: AuthError) -> Self {
         let mut metadata = HashMap::new();
         match &err {
-            AuthError::Unauthenticated(_) => with_info(
+            AuthError::Unauthenticated(_) => Failure::new(
                 Code::Unauthenticated,
-                &err.to_string(),
                 "UNAUTHENTICATED",
+                err.to_string(),
                 metadata,
             ),
             AuthError::PermissionDenied {
@@ -149,10 +195,10 @@ impl From<AuthError> for Status {
                 if let Some(s) = stream {
                     metadata.insert("stream".to_owned(), s.clone());
                 }
-                with_info(
+                Failure::new(
                     Code::PermissionDenied,
-                    &err.to_string(),
                     "PERMISSION_DENIED",
+                    err.to_string(),
                     metadata,
                 )
             }
@@ -160,18 +206,23 @@ impl From<AuthError> for Status {
     }
 }
 
-/// RESOURCE_EXHAUSTED with `reason`, and a `RetryInfo` when waiting helps.
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        Failure::from(err).into()
+    }
+}
+
+/// RESOURCE_EXHAUSTED with `reason`, and retry advice when waiting helps.
 pub fn exhausted(
     message: &str,
-    reason: &str,
+    reason: &'static str,
     metadata: HashMap<String, String>,
-    retry_after: Option<std::time::Duration>,
-) -> Status {
-    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
-    if let Some(delay) = retry_after {
-        details.set_retry_info(Some(delay));
+    retry_after: Option<Duration>,
+) -> Failure {
+    Failure {
+        retry_after,
+        ..Failure::new(Code::ResourceExhausted, reason, message, metadata)
     }
-    Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
 impl From<LogError> for Status {
