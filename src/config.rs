@@ -337,6 +337,8 @@ settings! {
     publish_burst: u32 = 0, env "RIVERLOG_PUBLISH_BURST";
     /// How often storage is probed for the health service.
     health_check_interval: Duration = Duration::from_secs(1), env "RIVERLOG_HEALTH_CHECK_INTERVAL";
+    /// Server-Sent Events: heartbeat comment interval when idle.
+    sse_heartbeat: Duration = Duration::from_secs(15), env "RIVERLOG_SSE_HEARTBEAT";
     /// How long shutdown waits for open calls and queued writes.
     shutdown_grace: Duration = Duration::from_secs(10), env "RIVERLOG_SHUTDOWN_GRACE";
     /// PEM certificate chain: serve gRPC and HTTP over TLS (needs tls_key).
@@ -546,6 +548,7 @@ impl Config {
             ("otlp_metrics_interval", self.otlp_metrics_interval),
             ("group_metrics_interval", self.group_metrics_interval),
             ("retention_interval", self.retention_interval),
+            ("sse_heartbeat", self.sse_heartbeat),
         ] {
             if value.is_zero() {
                 return Err(self.invalid(key, "must be above zero"));

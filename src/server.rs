@@ -210,7 +210,8 @@ impl Application {
         // pages stop at max_batch_bytes but always hold one event.
         let max_request = config.max_batch_bytes.saturating_add(1 << 20);
         let max_response = max_request.saturating_add(config.max_event_size);
-        let guard = Guard::new(Arc::new(Authenticator::new(&config.auth)));
+        let authenticator = Arc::new(Authenticator::new(&config.auth));
+        let guard = Guard::new(authenticator.clone());
         let burst = match config.publish_burst {
             0 => config
                 .publish_rate_limit
@@ -237,6 +238,13 @@ impl Application {
             v1::checkpoints_server::CheckpointsServer::new(CheckpointsApi::new(log.clone())),
             guard.clone(),
         );
+        let http_state = Arc::new(crate::http::HttpState {
+            log: log.clone(),
+            auth: authenticator,
+            limits: limits.clone(),
+            metrics: metrics.clone(),
+            sse_heartbeat: config.sse_heartbeat,
+        });
         let event_log = InterceptedService::new(
             v1::event_log_server::EventLogServer::new(EventLogApi::new(log, limits))
                 .max_decoding_message_size(max_request)
@@ -268,7 +276,8 @@ impl Application {
         let http_stop = CancellationToken::new();
         let http = tokio::spawn(serve_http(
             http_listener,
-            crate::http::router(metrics.clone()),
+            crate::http::router(http_state)
+                .layer(axum::extract::DefaultBodyLimit::max(max_request)),
             tls.as_ref().map(TlsMaterial::http),
             http_stop.clone(),
         ));
@@ -358,9 +367,12 @@ async fn serve_http(
 ) {
     let served = match tls {
         None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
         }
         Some(tls) => {
             let handle = axum_server::Handle::new();
@@ -377,7 +389,7 @@ async fn serve_http(
                 Ok(server) => {
                     server
                         .handle(handle)
-                        .serve(router.into_make_service())
+                        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
                         .await
                 }
                 Err(e) => Err(e),

@@ -28,7 +28,7 @@ fn require_checkpoint(principal: &Principal, stream: &str) -> Result<(), Status>
         principal.require_some(Permission::Subscribe)?;
         Ok(())
     } else {
-        guard::require(principal, Permission::Subscribe, stream)
+        Ok(guard::require(principal, Permission::Subscribe, stream)?)
     }
 }
 

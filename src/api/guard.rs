@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
+use super::status::Failure;
 use crate::auth::{Authenticator, Permission, Principal};
 use crate::log::{LogError, StreamName};
 
@@ -49,7 +50,7 @@ pub fn principal<T>(request: &Request<T>) -> Result<Arc<Principal>, Status> {
 
 /// Requires `permission` on `stream` (validated first, so a bad name is
 /// INVALID_ARGUMENT whoever asks).
-pub fn require(principal: &Principal, permission: Permission, stream: &str) -> Result<(), Status> {
+pub fn require(principal: &Principal, permission: Permission, stream: &str) -> Result<(), Failure> {
     let name = StreamName::parse(stream).map_err(|reason| LogError::InvalidStreamName {
         name: stream.to_owned(),
         reason,

@@ -1,28 +1,79 @@
-//! The HTTP side: `/metrics` in the Prometheus text format.
+//! The HTTP side: the JSON API and CloudEvents over HTTP under `/api/v1`,
+//! Server-Sent Events, and `/metrics`. It calls the same domain, checks
+//! the same permissions and limits as gRPC, and never touches storage.
+
+mod caller;
+mod problem;
+mod publish;
+mod rest;
+mod sse;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 
+use crate::api::limits::CallLimits;
+use crate::auth::Authenticator;
+use crate::log::EventLog;
 use crate::metrics::Metrics;
 
-/// Everything served over HTTP.
-pub fn router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/metrics", get(prometheus))
-        .with_state(metrics)
+pub use problem::{Problem, http_status};
+
+/// What the HTTP handlers share.
+pub struct HttpState {
+    /// The log.
+    pub log: EventLog,
+    /// Tokens.
+    pub auth: Arc<Authenticator>,
+    /// Open streams and publish rates, shared with gRPC.
+    pub limits: Arc<CallLimits>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// SSE heartbeat comments when idle.
+    pub sse_heartbeat: Duration,
 }
 
-async fn prometheus(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+/// Everything served over HTTP.
+pub fn router(state: Arc<HttpState>) -> Router {
+    let api = Router::new()
+        .route(
+            "/streams",
+            get(rest::list_streams).post(rest::create_stream),
+        )
+        .route(
+            "/streams/{stream}",
+            get(rest::get_stream).delete(rest::delete_stream),
+        )
+        .route("/streams/{stream}/trim", post(rest::trim))
+        .route(
+            "/streams/{stream}/events",
+            get(rest::read).post(publish::publish),
+        )
+        .route("/streams/{stream}/groups", get(rest::list_groups))
+        .route(
+            "/streams/{stream}/groups/{group}/pending",
+            get(rest::list_pending),
+        )
+        .route("/streams/{stream}/groups/{group}/ack", post(rest::ack))
+        .route("/subscribe", get(sse::subscribe))
+        .route("/groups/{group}/consume", get(sse::consume));
+    Router::new()
+        .route("/metrics", get(prometheus))
+        .nest("/api/v1", api)
+        .with_state(state)
+}
+
+async fn prometheus(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics.render(),
+        state.metrics.render(),
     )
 }

@@ -2,6 +2,7 @@
 
 pub mod json;
 mod payload;
+pub mod views;
 
 pub use payload::{EventPayload, Extension, append_string_attribute, rewrite_event};
 

@@ -8,6 +8,7 @@ mod common;
 mod config;
 mod groups;
 mod health;
+mod http;
 mod limits;
 mod metrics;
 mod postgres;

@@ -1,0 +1,84 @@
+//! Errors over HTTP: `application/problem+json` (RFC 9457) carrying the
+//! same stable `reason` as the gRPC `ErrorInfo`, with a fitting status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use tonic::Code;
+
+use crate::api::status::Failure;
+
+/// A failure as an HTTP response.
+#[derive(Debug)]
+pub struct Problem(pub Failure);
+
+impl<E: Into<Failure>> From<E> for Problem {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+/// The HTTP status that fits a failure.
+pub fn http_status(f: &Failure) -> StatusCode {
+    match (f.code, f.reason) {
+        (_, "EVENT_TOO_LARGE" | "BATCH_TOO_LARGE" | "MESSAGE_TOO_LARGE") => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        (Code::InvalidArgument | Code::OutOfRange, _) => StatusCode::BAD_REQUEST,
+        (Code::Unauthenticated, _) => StatusCode::UNAUTHORIZED,
+        (Code::PermissionDenied, _) => StatusCode::FORBIDDEN,
+        (Code::NotFound, _) => StatusCode::NOT_FOUND,
+        (Code::AlreadyExists | Code::Aborted, _) => StatusCode::CONFLICT,
+        (Code::FailedPrecondition, _) => StatusCode::PRECONDITION_FAILED,
+        (Code::ResourceExhausted, _) => StatusCode::TOO_MANY_REQUESTS,
+        (Code::Unavailable, _) => StatusCode::SERVICE_UNAVAILABLE,
+        (Code::Unimplemented, _) => StatusCode::NOT_IMPLEMENTED,
+        (Code::DeadlineExceeded, _) => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let f = self.0;
+        let status = http_status(&f);
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            json!(format!(
+                "https://riverlog.dev/problems/{}",
+                f.reason.to_ascii_lowercase().replace('_', "-")
+            )),
+        );
+        body.insert(
+            "title".into(),
+            json!(status.canonical_reason().unwrap_or("Error")),
+        );
+        body.insert("status".into(), json!(status.as_u16()));
+        body.insert("detail".into(), json!(f.message));
+        body.insert("reason".into(), json!(f.reason));
+        if !f.metadata.is_empty() {
+            body.insert("metadata".into(), json!(f.metadata));
+        }
+        let mut response = (status, Value::Object(body).to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(wait) = f.retry_after {
+            // Whole seconds, rounded up: never invite an early retry.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A 400 for a malformed HTTP request (query, headers, body).
+pub fn bad_request(field: &'static str, message: impl Into<String>) -> Problem {
+    Problem::from(crate::log::LogError::invalid(field, message))
+}

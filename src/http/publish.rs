@@ -1,0 +1,258 @@
+//! `POST /api/v1/streams/{stream}/events`: the CloudEvents HTTP protocol
+//! binding. Structured mode (`application/cloudevents+json`), batched mode
+//! (`application/cloudevents-batch+json`, atomic like gRPC Publish) and
+//! binary mode (`ce-*` headers, the body is the data).
+//!
+//! Optimistic concurrency: the `expected_last_sequence` query parameter
+//! (or the `Riverlog-Expected-Last-Sequence` header) works as on gRPC.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum_extra::extract::Query;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::HttpState;
+use super::caller::Caller;
+use super::problem::{Problem, bad_request};
+use crate::api::convert;
+use crate::api::guard;
+use crate::api::status::Failure;
+use crate::api::trace_context::TraceContext;
+use crate::auth::Permission;
+use crate::log::Expectation;
+use crate::proto::cloudevent::cloud_event::Data;
+use crate::proto::json::from_json;
+use crate::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPayload};
+
+/// Header alternative to the `expected_last_sequence` query parameter.
+pub const EXPECTED_HEADER: &str = "riverlog-expected-last-sequence";
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PublishParams {
+    expected_last_sequence: Option<u64>,
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn is_text(essence: &str) -> bool {
+    essence.starts_with("text/")
+        || essence == "application/json"
+        || essence.ends_with("+json")
+        || essence == "application/xml"
+        || essence.ends_with("+xml")
+}
+
+/// A binary-mode event: attributes in `ce-*` headers, data in the body.
+fn binary_event(headers: &HeaderMap, body: Bytes) -> Result<CloudEvent, Problem> {
+    let mut event = CloudEvent::default();
+    for (name, value) in headers {
+        let Some(attr) = name.as_str().strip_prefix("ce-") else {
+            continue;
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| bad_request("headers", format!("{name} is not text")))?;
+        // Header values are percent-encoded per the binding's rules.
+        let value = percent_decode(value);
+        match attr {
+            "id" => event.id = value,
+            "source" => event.source = value,
+            "specversion" => event.spec_version = value,
+            "type" => event.r#type = value,
+            _ => {
+                let attr_value = if attr == "time" {
+                    let t = super::rest::parse_time("ce-time", &value)?;
+                    let (seconds, nanos) = t.to_parts();
+                    AttributeValue::CeTimestamp(prost_types::Timestamp { seconds, nanos })
+                } else {
+                    AttributeValue::CeString(value)
+                };
+                event.attributes.insert(
+                    attr.to_owned(),
+                    CloudEventAttributeValue {
+                        attr: Some(attr_value),
+                    },
+                );
+            }
+        }
+    }
+    for (field, value) in [
+        ("ce-id", &event.id),
+        ("ce-source", &event.source),
+        ("ce-specversion", &event.spec_version),
+        ("ce-type", &event.r#type),
+    ] {
+        if value.is_empty() {
+            return Err(bad_request(
+                "headers",
+                format!(
+                    "binary mode needs the {field} header (or send application/cloudevents+json)"
+                ),
+            ));
+        }
+    }
+    let content_type = content_type(headers);
+    if !content_type.is_empty() {
+        event.attributes.insert(
+            "datacontenttype".into(),
+            CloudEventAttributeValue {
+                attr: Some(AttributeValue::CeString(content_type.clone())),
+            },
+        );
+    }
+    if !body.is_empty() {
+        event.data = Some(if is_text(&essence(&content_type)) {
+            Data::TextData(
+                String::from_utf8(body.to_vec())
+                    .map_err(|_| bad_request("body", "text data must be UTF-8"))?,
+            )
+        } else {
+            Data::BinaryData(body.to_vec())
+        });
+    }
+    Ok(event)
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&value[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| value.to_owned())
+}
+
+fn structured(value: &Value, index: Option<usize>) -> Result<CloudEvent, Problem> {
+    from_json(value).map_err(|e| {
+        let at = index.map(|i| format!("event {i}: ")).unwrap_or_default();
+        Problem::from(crate::log::LogError::InvalidEvent {
+            index: index.unwrap_or(0),
+            reason: format!("{at}{e}"),
+        })
+    })
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, Problem> {
+    serde_json::from_slice(body).map_err(|e| bad_request("body", format!("not JSON: {e}")))
+}
+
+pub(super) async fn publish(
+    State(state): State<Arc<HttpState>>,
+    Caller(caller): Caller,
+    Path(stream): Path<String>,
+    Query(params): Query<PublishParams>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::response::Response, Problem> {
+    guard::require(&caller, Permission::Publish, &stream)?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem(Failure::new(
+                tonic::Code::ResourceExhausted,
+                "MESSAGE_TOO_LARGE",
+                e.body_text(),
+                Default::default(),
+            ))
+        } else {
+            bad_request("body", e.body_text())
+        }
+    })?;
+    let header_expected = headers
+        .get(EXPECTED_HEADER)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| bad_request("expected_last_sequence", "must be a whole number"))
+        })
+        .transpose()?;
+    let expected = match (params.expected_last_sequence, header_expected) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(bad_request(
+                "expected_last_sequence",
+                "the query parameter and the header disagree",
+            ));
+        }
+        (Some(s), _) | (None, Some(s)) => Expectation::LastSequence(s),
+        (None, None) => Expectation::Any,
+    };
+    let events = match essence(&content_type(&headers)).as_str() {
+        "application/cloudevents+json" => vec![structured(&parse_json(&body)?, None)?],
+        "application/cloudevents-batch+json" => match parse_json(&body)? {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| structured(v, Some(i)))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => {
+                return Err(bad_request(
+                    "body",
+                    "a batch is a JSON array of CloudEvents",
+                ));
+            }
+        },
+        _ => vec![binary_event(&headers, body)?],
+    };
+    state.limits.publish_rate.check(&caller, events.len())?;
+    let trace =
+        TraceContext::from_metadata(&tonic::metadata::MetadataMap::from_headers(headers.clone()));
+    let mut checked = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| convert::event_attributes(EventPayload::from_event(e), i))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(trace) = &trace {
+        for event in &mut checked {
+            trace.attach(event, state.limits.max_event_size);
+        }
+    }
+    let appended = state.log.publish(&stream, checked, expected).await?;
+    let positions: Vec<Value> = appended
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "sequence": a.sequence,
+                "position": a.position,
+                "duplicate": a.duplicate,
+                "recorded_at": crate::proto::json::rfc3339(a.recorded_at),
+            })
+        })
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"stream": stream, "positions": positions})),
+    )
+        .into_response())
+}

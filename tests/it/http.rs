@@ -1,0 +1,532 @@
+//! The HTTP side: the JSON API, CloudEvents over HTTP in its three modes,
+//! problem+json errors, and Server-Sent Events with Last-Event-ID resume.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use riverlog::auth::{TokenConfig, token_digest};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn api(server: &TestServer) -> String {
+    format!("http://{}/api/v1", server.http_addr)
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// Asserts a problem+json response with this status and reason.
+async fn assert_problem(response: reqwest::Response, status: u16, reason: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["reason"], reason, "{body}");
+    assert_eq!(body["status"], status);
+    body
+}
+
+fn ce(id: &str, kind: &str) -> Value {
+    json!({"specversion": "1.0", "id": id, "source": "/shop", "type": kind, "data": {"id": id}})
+}
+
+#[tokio::test]
+async fn publish_in_all_three_modes_and_read_back() {
+    let server = TestServer::start().await;
+    let url = format!("{}/streams/orders/events", api(&server));
+    let structured = http()
+        .post(&url)
+        .header("content-type", "application/cloudevents+json")
+        .body(ce("o1", "order.created").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(structured.status().as_u16(), 201);
+    let body: Value = structured.json().await.unwrap();
+    assert_eq!(body["positions"][0]["sequence"], 1);
+
+    let batch = http()
+        .post(&url)
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(json!([ce("o2", "order.created"), ce("o3", "order.paid")]).to_string())
+        .send()
+        .await
+        .unwrap();
+    let body: Value = batch.json().await.unwrap();
+    assert_eq!(body["positions"][1]["sequence"], 3);
+
+    let binary = http()
+        .post(format!("{url}?expected_last_sequence=3"))
+        .header("ce-id", "o4")
+        .header("ce-source", "/shop")
+        .header("ce-specversion", "1.0")
+        .header("ce-type", "order.shipped")
+        .header("ce-subject", "order%2F4")
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8, 1, 2, 255])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(binary.status().as_u16(), 201);
+
+    // Retrying is idempotent.
+    let again = http()
+        .post(&url)
+        .header("content-type", "application/cloudevents+json")
+        .body(ce("o1", "order.created").to_string())
+        .send()
+        .await
+        .unwrap();
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["positions"][0]["duplicate"], true);
+
+    let page: Value = http()
+        .get(format!("{url}?limit=10"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0]["data"]["id"], "o1");
+    assert_eq!(events[0]["rlstream"], "orders");
+    assert_eq!(events[0]["rlsequence"], 1);
+    assert_eq!(events[3]["data_base64"], "AAEC/w==");
+    assert_eq!(events[3]["subject"], "order/4");
+    assert_eq!(page["end_of_stream"], true);
+
+    // Filters, direction and paging.
+    let paid: Value = http()
+        .get(format!(
+            "{url}?type=order.paid&type=order.shipped&direction=backward"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<_> = paid["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("o4"), json!("o3")]);
+
+    // The gRPC side sees the same log.
+    let mut client = server.client().await;
+    assert_eq!(read_all(&mut client, "orders").await.len(), 4);
+}
+
+#[tokio::test]
+async fn every_error_is_problem_json_with_the_grpc_reason() {
+    let server = TestServer::start_with(|c| c.max_event_size = 512).await;
+    let base = api(&server);
+    let url = format!("{base}/streams/orders/events");
+    let post = |body: Value| {
+        http()
+            .post(&url)
+            .header("content-type", "application/cloudevents-batch+json")
+            .body(body.to_string())
+            .send()
+    };
+    // One bad event: nothing of the batch is written.
+    let bad = post(json!([ce("a", "t"), {"specversion": "1.0", "id": "b", "type": "t"}]))
+        .await
+        .unwrap();
+    let body = assert_problem(bad, 400, "INVALID_EVENT").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("event 1"),
+        "{body}"
+    );
+    let missing = http()
+        .get(format!("{base}/streams/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(missing, 404, "STREAM_NOT_FOUND").await;
+
+    let big = json!([{"specversion": "1.0", "id": "x", "source": "/s", "type": "t", "data": "y".repeat(600)}]);
+    assert_problem(post(big).await.unwrap(), 413, "EVENT_TOO_LARGE").await;
+
+    post(json!([ce("a", "t")])).await.unwrap();
+    let conflict = http()
+        .post(format!("{url}?expected_last_sequence=7"))
+        .header("content-type", "application/cloudevents+json")
+        .body(ce("b", "t").to_string())
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(conflict, 412, "WRONG_EXPECTED_SEQUENCE").await;
+    assert_eq!(body["metadata"]["actual_last_sequence"], "1");
+    let by_header = http()
+        .post(&url)
+        .header("riverlog-expected-last-sequence", "0")
+        .header("content-type", "application/cloudevents+json")
+        .body(ce("b", "t").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(by_header, 412, "WRONG_EXPECTED_SEQUENCE").await;
+
+    let exists = http()
+        .post(format!("{base}/streams"))
+        .json(&json!({"stream": "orders"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(exists, 409, "STREAM_ALREADY_EXISTS").await;
+    let bad_name = http()
+        .get(format!("{base}/streams/bad%20name"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad_name, 400, "INVALID_STREAM_NAME").await;
+    let no_headers = http().post(&url).body("data").send().await.unwrap();
+    let body = assert_problem(no_headers, 400, "INVALID_ARGUMENT").await;
+    assert!(body["detail"].as_str().unwrap().contains("ce-id"), "{body}");
+    let bad_query = http()
+        .get(format!("{url}?direction=sideways"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad_query, 400, "INVALID_ARGUMENT").await;
+}
+
+#[tokio::test]
+async fn streams_groups_pending_and_ack_over_rest() {
+    let server = TestServer::start().await;
+    let base = api(&server);
+    let created = http()
+        .post(format!("{base}/streams"))
+        .json(&json!({"stream": "jobs", "retention": {"max_events": 10, "ttl": "1h"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let info: Value = created.json().await.unwrap();
+    assert_eq!(info["retention"]["ttl_seconds"], 3600.0);
+
+    let mut client = server.client().await;
+    publish(&mut client, "jobs", events("j", 0..3)).await;
+    let mut groups = server.groups().await;
+    create_group(&mut groups, "jobs", "workers", 0, 0).await;
+    fetch(&mut groups, "jobs", "workers", "w1", 2, 0).await;
+
+    let listed: Value = http()
+        .get(format!("{base}/streams/jobs/groups"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["groups"][0]["pending"], 2);
+    assert_eq!(listed["groups"][0]["lag"], 1);
+    let pending: Value = http()
+        .get(format!("{base}/streams/jobs/groups/workers/pending"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["count"], 2);
+    assert_eq!(pending["entries"][0]["consumer"], "w1");
+    let acked: Value = http()
+        .post(format!("{base}/streams/jobs/groups/workers/ack"))
+        .json(&json!({"sequences": [1, 2, 3]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acked["acked"], 2);
+    assert_eq!(acked["not_pending"], json!([3]));
+
+    let trimmed: Value = http()
+        .post(format!("{base}/streams/jobs/trim"))
+        .json(&json!({"max_events": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trimmed["removed"], 2);
+    let deleted = http()
+        .delete(format!("{base}/streams/jobs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 200);
+    let listed: Value = http()
+        .get(format!("{base}/streams"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["streams"], json!([]));
+}
+
+/// One parsed SSE message.
+#[derive(Debug, Default, Clone)]
+struct Sse {
+    id: Option<String>,
+    event: Option<String>,
+    data: Option<String>,
+    comment: Option<String>,
+}
+
+/// Reads SSE messages from a streaming response.
+struct SseReader {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseReader {
+    fn new(response: reqwest::Response) -> Self {
+        Self {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Sse {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut message = Sse::default();
+                for line in block.lines() {
+                    if let Some(c) = line.strip_prefix(':') {
+                        message.comment = Some(c.trim().to_owned());
+                    } else if let Some((field, value)) = line.split_once(':') {
+                        let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
+                        match field {
+                            "id" => message.id = Some(value),
+                            "event" => message.event = Some(value),
+                            "data" => message.data = Some(value),
+                            _ => {}
+                        }
+                    }
+                }
+                return message;
+            }
+            let chunk = within(self.body.next())
+                .await
+                .expect("stream open")
+                .expect("chunk");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// The next message with data, as JSON.
+    async fn next_event(&mut self) -> (u64, String, Value) {
+        loop {
+            let m = self.next().await;
+            if let Some(data) = m.data {
+                let id = m.id.expect("events carry an id").parse().unwrap();
+                return (
+                    id,
+                    m.event.unwrap_or_default(),
+                    serde_json::from_str(&data).unwrap(),
+                );
+            }
+        }
+    }
+}
+
+async fn sse(url: &str, last_event_id: Option<u64>) -> SseReader {
+    let mut request = http().get(url);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    SseReader::new(response)
+}
+
+#[tokio::test]
+async fn sse_delivers_in_order_with_ids_types_heartbeats_and_filters() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let kinds = |prefix: &str, n: usize| -> Vec<riverlog::proto::EventPayload> {
+        (0..n)
+            .map(|i| {
+                let kind = if i % 2 == 0 {
+                    "order.created"
+                } else {
+                    "order.paid"
+                };
+                cloud_event(&format!("{prefix}{i}"), kind, None).into()
+            })
+            .collect()
+    };
+    publish(&mut client, "orders:eu", kinds("a", 4)).await;
+    publish(&mut client, "billing", kinds("b", 2)).await;
+    let url = format!(
+        "{}/subscribe?pattern=orders:*&type=order.created&from=earliest&heartbeat=200ms",
+        api(&server)
+    );
+    let mut sub = sse(&url, None).await;
+    let first = sub.next().await;
+    assert_eq!(first.comment.as_deref(), Some("riverlog"));
+    let (id, kind, data) = sub.next_event().await;
+    assert_eq!(
+        (id, kind.as_str(), data["id"].as_str()),
+        (1, "order.created", Some("a0"))
+    );
+    let (id, _, data) = sub.next_event().await;
+    assert_eq!((id, data["id"].as_str()), (3, Some("a2")));
+    // Caught up, then heartbeats while idle.
+    let mut heartbeat = None;
+    for _ in 0..5 {
+        let m = sub.next().await;
+        if m.comment.as_deref() == Some("heartbeat") {
+            heartbeat = Some(m);
+            break;
+        }
+    }
+    assert!(
+        heartbeat.expect("a heartbeat").id.is_some(),
+        "heartbeats advance Last-Event-ID"
+    );
+    publish(&mut client, "orders:us", kinds("c", 2)).await;
+    let (id, _, data) = sub.next_event().await;
+    assert_eq!(
+        (id, data["id"].as_str(), data["rlstream"].as_str()),
+        (7, Some("c0"), Some("orders:us"))
+    );
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_without_gap_or_duplicate_under_concurrent_publishing() {
+    let server = TestServer::start().await;
+    let url = format!("{}/subscribe?stream=load&heartbeat=100ms", api(&server));
+    let client = server.client().await;
+    let total = 300usize;
+    let publisher = tokio::spawn(async move {
+        let mut client = client;
+        for i in 0..total {
+            publish(&mut client, "load", vec![event(&format!("e{i}"))]).await;
+            if i % 20 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let mut last = None;
+    // Drop the connection every 40 events and reconnect the way a browser
+    // does: with the last id it saw.
+    while seen.len() < total {
+        let mut sub = sse(&url, last).await;
+        for _ in 0..40 {
+            if seen.len() == total {
+                break;
+            }
+            let (id, _, data) = sub.next_event().await;
+            last = Some(id);
+            seen.push(data["id"].as_str().unwrap().to_owned());
+        }
+    }
+    within(publisher).await.unwrap();
+    let expected: Vec<String> = (0..total).map(|i| format!("e{i}")).collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn tokens_apply_over_http_too() {
+    let server = TestServer::start_with(|c| {
+        c.auth.tokens = vec![TokenConfig {
+            name: "reader".into(),
+            sha256: token_digest("reader-secret"),
+            publish: vec!["orders:*".into()],
+            subscribe: vec!["orders:*".into()],
+            admin: false,
+        }];
+    })
+    .await;
+    let base = api(&server);
+    let anonymous = http().get(format!("{base}/streams")).send().await.unwrap();
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    assert_problem(anonymous, 401, "UNAUTHENTICATED").await;
+    let denied = http()
+        .post(format!("{base}/streams/billing/events"))
+        .bearer_auth("reader-secret")
+        .header("content-type", "application/cloudevents+json")
+        .body(ce("x", "t").to_string())
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(denied, 403, "PERMISSION_DENIED").await;
+    assert_eq!(body["metadata"]["permission"], "publish");
+    let sse_denied = http()
+        .get(format!(
+            "{base}/subscribe?stream=billing&access_token=reader-secret"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(sse_denied, 403, "PERMISSION_DENIED").await;
+    // EventSource cannot set headers: the token may come as a parameter.
+    let ok = http()
+        .post(format!("{base}/streams/orders:eu/events"))
+        .bearer_auth("reader-secret")
+        .header("content-type", "application/cloudevents+json")
+        .body(ce("o", "t").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 201);
+    let mut sub = sse(
+        &format!("{base}/subscribe?pattern=*&access_token=reader-secret"),
+        None,
+    )
+    .await;
+    let (_, _, data) = sub.next_event().await;
+    assert_eq!(data["rlstream"], "orders:eu");
+}
+
+#[tokio::test]
+async fn a_consumer_group_member_over_sse_acks_over_rest() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "jobs", events("j", 0..3)).await;
+    let mut groups = server.groups().await;
+    create_group(&mut groups, "jobs", "workers", 0, 0).await;
+    let base = api(&server);
+    let mut member = sse(
+        &format!("{base}/groups/workers/consume?stream=jobs&consumer=web-1&max_in_flight=2"),
+        None,
+    )
+    .await;
+    let (seq1, _, first) = member.next_event().await;
+    let (seq2, _, _) = member.next_event().await;
+    assert_eq!((seq1, seq2), (1, 2));
+    assert_eq!(first["rldeliverycount"], 1);
+    // Credit is 2: the third comes only after an ack.
+    http()
+        .post(format!("{base}/streams/jobs/groups/workers/ack"))
+        .json(&json!({"sequences": [seq1]}))
+        .send()
+        .await
+        .unwrap();
+    let (seq3, _, _) = member.next_event().await;
+    assert_eq!(seq3, 3);
+}
