@@ -18,12 +18,20 @@ import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README_ADDR = "127.0.0.1:50051"
+README_HTTP_ADDR = "127.0.0.1:8080"
 
 # (substring identifying the block, exit status ok? (None: runs until stopped),
 #  substrings the output must hold, substrings it must not hold)
-SECTIONS = ["## grpcurl walkthrough", "## The riverlog CLI"]
+SECTIONS = ["## grpcurl walkthrough", "## The riverlog CLI", "## HTTP"]
 
 EXPECTATIONS = [
+    ("cloudevents-batch+json", True,
+     ['"id":"order-3"', '"sequence":3', '"id":"order-4"', '"id":"order-5"', '"sequence":5',
+      '"id":"order-6"', '"sequence":6'], ['"duplicate":true']),
+    ("/events?limit", True,
+     ['"rlsequence":6', '"data_base64"', '"end_of_stream":true', '"data":{"total":12}'], []),
+    ("curl -sN", None, ["id: 1", "event: com.example.order.created", '"rlstream":"orders:eu"'], []),
+    ("api/v1/streams/nope", True, ['"status":404', '"reason":"STREAM_NOT_FOUND"'], []),
     ("riverlog publish jobs", True, ["jobs#1 @", "jobs#2 @", "jobs#3 @"], ["duplicate"]),
     ("riverlog tail", True,
      ['jobs#1 @', 'com.example.job.queued', '{"job":1}', '"rlsequence":2', '"data":{"job":2}'],
@@ -64,11 +72,11 @@ def start_server(data_dir):
         env={**os.environ, "RUST_LOG": "info", "RIVERLOG_LOG_FORMAT": "text"},
     )
     for line in server.stderr:
-        match = re.search(r"grpc=(\S+)", line)
+        match = re.search(r"grpc=(\S+) http=(\S+)", line)
         if match:
             # Keep draining the log so the server never blocks on the pipe.
             threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
-            return server, match.group(1)
+            return server, match.group(1), match.group(2)
     raise SystemExit("walkthrough: the server exited before serving")
 
 
@@ -78,7 +86,7 @@ def main():
         raise SystemExit("walkthrough: no ```sh blocks found in the README section")
     failures = []
     with tempfile.TemporaryDirectory() as data_dir:
-        server, addr = start_server(data_dir)
+        server, addr, http_addr = start_server(data_dir)
         target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
         env = {**os.environ, "RIVERLOG_SERVER": f"http://{addr}",
                "PATH": os.path.join(target, "debug") + os.pathsep + os.environ["PATH"]}
@@ -90,7 +98,7 @@ def main():
                     failures.append(f"no expectation covers this block:\n{block}")
                     continue
                 key, ok_expected, needles, forbidden = rule
-                script = block.replace(README_ADDR, addr)
+                script = block.replace(README_ADDR, addr).replace(README_HTTP_ADDR, http_addr)
                 try:
                     # Subscribe runs until interrupted; give it a moment.
                     run = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
