@@ -337,6 +337,8 @@ settings! {
     publish_burst: u32 = 0, env "RIVERLOG_PUBLISH_BURST";
     /// How often storage is probed for the health service.
     health_check_interval: Duration = Duration::from_secs(1), env "RIVERLOG_HEALTH_CHECK_INTERVAL";
+    /// Origins browsers may call from (grpc-web and the HTTP API), comma-separated; `*` for any; unset: none.
+    cors_allowed_origins: Option<String> = None, env "RIVERLOG_CORS_ALLOWED_ORIGINS";
     /// Server-Sent Events: heartbeat comment interval when idle.
     sse_heartbeat: Duration = Duration::from_secs(15), env "RIVERLOG_SSE_HEARTBEAT";
     /// How long shutdown waits for open calls and queued writes.

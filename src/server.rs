@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
@@ -226,16 +227,30 @@ impl Application {
             publish_rate: PublishRate::new(config.publish_rate_limit, burst),
             max_event_size: config.max_event_size,
         });
+        // gzip and zstd both ways, whenever the client asks for them.
+        macro_rules! compressed {
+            ($server:expr) => {
+                $server
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Zstd)
+                    .send_compressed(CompressionEncoding::Gzip)
+                    .send_compressed(CompressionEncoding::Zstd)
+            };
+        }
         let consumer_groups = InterceptedService::new(
-            v1::consumer_groups_server::ConsumerGroupsServer::new(ConsumerGroupsApi::new(
-                log.clone(),
-                limits.clone(),
-            ))
-            .max_encoding_message_size(max_response),
+            compressed!(
+                v1::consumer_groups_server::ConsumerGroupsServer::new(ConsumerGroupsApi::new(
+                    log.clone(),
+                    limits.clone(),
+                ))
+                .max_encoding_message_size(max_response)
+            ),
             guard.clone(),
         );
         let checkpoints = InterceptedService::new(
-            v1::checkpoints_server::CheckpointsServer::new(CheckpointsApi::new(log.clone())),
+            compressed!(v1::checkpoints_server::CheckpointsServer::new(
+                CheckpointsApi::new(log.clone())
+            )),
             guard.clone(),
         );
         let http_state = Arc::new(crate::http::HttpState {
@@ -246,9 +261,11 @@ impl Application {
             sse_heartbeat: config.sse_heartbeat,
         });
         let event_log = InterceptedService::new(
-            v1::event_log_server::EventLogServer::new(EventLogApi::new(log, limits))
-                .max_decoding_message_size(max_request)
-                .max_encoding_message_size(max_response),
+            compressed!(
+                v1::event_log_server::EventLogServer::new(EventLogApi::new(log, limits))
+                    .max_decoding_message_size(max_request)
+                    .max_encoding_message_size(max_response)
+            ),
             guard,
         );
 
@@ -277,7 +294,11 @@ impl Application {
         let http = tokio::spawn(serve_http(
             http_listener,
             crate::http::router(http_state)
-                .layer(axum::extract::DefaultBodyLimit::max(max_request)),
+                .layer(axum::extract::DefaultBodyLimit::max(max_request))
+                // SSE is left out by the default predicate: it compresses
+                // itself, flushing per event (http/sse.rs).
+                .layer(tower_http::compression::CompressionLayer::new())
+                .layer(cors(&config)),
             tls.as_ref().map(TlsMaterial::http),
             http_stop.clone(),
         ));
@@ -297,7 +318,11 @@ impl Application {
             builder = builder.tls_config(tls.grpc())?;
         }
         let serve = builder
+            // grpc-web rides on HTTP/1.1 too.
+            .accept_http1(true)
             .layer(observe)
+            .layer(cors(&config))
+            .layer(tonic_web::GrpcWebLayer::new())
             .layer(MessageSizeLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -343,6 +368,35 @@ impl Application {
         info!("stopped");
         served.map_err(ServerError::from)
     }
+}
+
+/// CORS for browsers on other origins (grpc-web and the HTTP API): only
+/// the configured origins; none by default.
+fn cors(config: &Config) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    let origins: Vec<&str> = config
+        .cors_allowed_origins
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
+    let allow = if origins.contains(&"*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers([
+            http::HeaderName::from_static("grpc-status"),
+            http::HeaderName::from_static("grpc-message"),
+            http::HeaderName::from_static("grpc-status-details-bin"),
+            http::HeaderName::from_static("retry-after"),
+        ])
 }
 
 fn tls_material(config: &Config) -> Result<Option<TlsMaterial>, TlsError> {

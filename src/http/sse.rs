@@ -14,11 +14,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, Sse};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::Query;
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
@@ -34,6 +35,139 @@ use crate::proto::views::event_json;
 
 /// How long a browser waits before reconnecting.
 const RETRY: Duration = Duration::from_secs(2);
+
+/// One SSE message.
+#[derive(Debug, Default)]
+struct Event {
+    id: Option<String>,
+    event: Option<String>,
+    data: Option<String>,
+    comment: Option<&'static str>,
+    retry: Option<Duration>,
+}
+
+impl Event {
+    fn id(self, id: String) -> Self {
+        Self {
+            id: Some(id),
+            ..self
+        }
+    }
+    fn event(self, event: String) -> Self {
+        Self {
+            event: Some(event),
+            ..self
+        }
+    }
+    fn data(self, data: String) -> Self {
+        Self {
+            data: Some(data),
+            ..self
+        }
+    }
+    fn comment(self, comment: &'static str) -> Self {
+        Self {
+            comment: Some(comment),
+            ..self
+        }
+    }
+    fn retry(self, retry: Duration) -> Self {
+        Self {
+            retry: Some(retry),
+            ..self
+        }
+    }
+
+    /// The message in the `text/event-stream` format. Data and names are
+    /// single-line (compact JSON, CloudEvent types), so one `data:` line
+    /// suffices.
+    fn frame(&self) -> String {
+        let mut out = String::new();
+        if let Some(c) = self.comment {
+            out.push_str(&format!(": {c}\n"));
+        }
+        if let Some(r) = self.retry {
+            out.push_str(&format!("retry: {}\n", r.as_millis()));
+        }
+        if let Some(id) = &self.id {
+            out.push_str(&format!("id: {id}\n"));
+        }
+        if let Some(e) = &self.event {
+            out.push_str(&format!("event: {e}\n"));
+        }
+        if let Some(d) = &self.data {
+            out.push_str(&format!("data: {d}\n"));
+        }
+        out.push('\n');
+        out
+    }
+}
+
+/// Compresses a stream of messages, flushing after each one so a live
+/// event is never held back in the compressor (general-purpose response
+/// compression would buffer it, which is why it leaves SSE alone).
+enum Encoder {
+    Identity,
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Encoder {
+    /// The encoding the client accepts, preferring zstd, then gzip.
+    fn negotiate(headers: &HeaderMap) -> Self {
+        let accepted: Vec<String> = headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|e| {
+                let mut parts = e.split(';');
+                let name = parts.next()?.trim().to_ascii_lowercase();
+                let refused = parts.any(|p| p.trim().replace(' ', "") == "q=0");
+                (!refused).then_some(name)
+            })
+            .collect();
+        if accepted.iter().any(|e| e == "zstd") {
+            if let Ok(encoder) = zstd::stream::write::Encoder::new(Vec::new(), 3) {
+                return Self::Zstd(encoder);
+            }
+        }
+        if accepted.iter().any(|e| e == "gzip") {
+            return Self::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::fast(),
+            ));
+        }
+        Self::Identity
+    }
+
+    fn content_encoding(&self) -> Option<&'static str> {
+        match self {
+            Self::Identity => None,
+            Self::Gzip(_) => Some("gzip"),
+            Self::Zstd(_) => Some("zstd"),
+        }
+    }
+
+    fn chunk(&mut self, message: &Event) -> Bytes {
+        use std::io::Write;
+        let frame = message.frame();
+        // Writing into a Vec cannot fail; if it did, this message's bytes
+        // would be lost, never the stream blocked.
+        let out = match self {
+            Self::Identity => return Bytes::from(frame),
+            Self::Gzip(e) => {
+                let _ = e.write_all(frame.as_bytes()).and_then(|()| e.flush());
+                std::mem::take(e.get_mut())
+            }
+            Self::Zstd(e) => {
+                let _ = e.write_all(frame.as_bytes()).and_then(|()| e.flush());
+                std::mem::take(e.get_mut())
+            }
+        };
+        Bytes::from(out)
+    }
+}
 
 /// Query parameters of `/api/v1/subscribe`.
 #[derive(Debug, Deserialize)]
@@ -91,10 +225,28 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
         .transpose()
 }
 
-fn sse(stream: impl Stream<Item = Event> + Send + 'static) -> Response {
+fn sse(headers: &HeaderMap, stream: impl Stream<Item = Event> + Send + 'static) -> Response {
+    let mut encoder = Encoder::negotiate(headers);
+    let encoding = encoder.content_encoding();
     let opening =
         futures::stream::once(async { Event::default().retry(RETRY).comment("riverlog") });
-    Sse::new(opening.chain(stream).map(Ok::<_, Infallible>)).into_response()
+    let body = opening
+        .chain(stream)
+        .map(move |message| Ok::<_, Infallible>(encoder.chunk(&message)));
+    let mut response = Body::from_stream(body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Proxies such as nginx must not buffer a live stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Some(e) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    response
 }
 
 pub(super) async fn subscribe(
@@ -160,7 +312,7 @@ pub(super) async fn subscribe(
                 }
             }))
         });
-    Ok(sse(events))
+    Ok(sse(&headers, events))
 }
 
 /// Query parameters of `/api/v1/groups/{group}/consume`.
@@ -177,6 +329,7 @@ pub(super) async fn consume(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     ConnectInfo(connection): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path(group): Path<String>,
     Query(q): Query<ConsumeParams>,
 ) -> Result<Response, Problem> {
@@ -212,5 +365,5 @@ pub(super) async fn consume(
                 ConsumeItem::Heartbeat(_) => Event::default().comment("heartbeat"),
             }))
         });
-    Ok(sse(events))
+    Ok(sse(&headers, events))
 }

@@ -20,4 +20,5 @@ mod streams;
 mod subscribe;
 mod tls;
 mod tracing;
+mod transport;
 mod trim_take;
