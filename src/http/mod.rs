@@ -1,8 +1,9 @@
 //! The HTTP side: the JSON API and CloudEvents over HTTP under `/api/v1`,
-//! Server-Sent Events, and `/metrics`. It calls the same domain, checks
+//! Server-Sent Events, the web console at `/`, and `/metrics`. It calls the same domain, checks
 //! the same permissions and limits as gRPC, and never touches storage.
 
 mod caller;
+mod console;
 mod problem;
 mod publish;
 mod rest;
@@ -63,6 +64,9 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/subscribe", get(sse::subscribe))
         .route("/groups/{group}/consume", get(sse::consume));
     Router::new()
+        .route("/", get(console::index))
+        .route("/console/app.js", get(console::app_js))
+        .route("/console/app.css", get(console::app_css))
         .route("/metrics", get(prometheus))
         .nest("/api/v1", api)
         .with_state(state)

@@ -1,0 +1,1 @@
+// riverlog console
