@@ -339,6 +339,8 @@ settings! {
     health_check_interval: Duration = Duration::from_secs(1), env "RIVERLOG_HEALTH_CHECK_INTERVAL";
     /// Origins browsers may call from (grpc-web and the HTTP API), comma-separated; `*` for any; unset: none.
     cors_allowed_origins: Option<String> = None, env "RIVERLOG_CORS_ALLOWED_ORIGINS";
+    /// Serve the web console from this folder instead of the built-in copy (for working on it).
+    console_dir: Option<String> = None, env "RIVERLOG_CONSOLE_DIR";
     /// Server-Sent Events: heartbeat comment interval when idle.
     sse_heartbeat: Duration = Duration::from_secs(15), env "RIVERLOG_SSE_HEARTBEAT";
     /// How long shutdown waits for open calls and queued writes.

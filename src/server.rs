@@ -259,6 +259,7 @@ impl Application {
             limits: limits.clone(),
             metrics: metrics.clone(),
             sse_heartbeat: config.sse_heartbeat,
+            console_dir: config.console_dir.as_ref().map(Into::into),
         });
         let event_log = InterceptedService::new(
             compressed!(

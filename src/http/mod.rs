@@ -37,6 +37,8 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     /// SSE heartbeat comments when idle.
     pub sse_heartbeat: Duration,
+    /// Serve the console from this folder instead of the built-in copy.
+    pub console_dir: Option<std::path::PathBuf>,
 }
 
 /// Everything served over HTTP.
