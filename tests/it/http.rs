@@ -530,3 +530,50 @@ async fn a_consumer_group_member_over_sse_acks_over_rest() {
     let (seq3, _, _) = member.next_event().await;
     assert_eq!(seq3, 3);
 }
+
+#[tokio::test]
+async fn a_thousand_concurrent_sse_clients_each_receive_every_event() {
+    let server = TestServer::start().await;
+    let url = format!(
+        "{}/subscribe?stream=fanout&from=earliest&heartbeat=1h",
+        api(&server)
+    );
+    const CLIENTS: usize = 1000;
+    const EVENTS: usize = 5;
+    let connected = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let mut readers = Vec::with_capacity(CLIENTS);
+    let client = http();
+    for _ in 0..CLIENTS {
+        let (client, url, connected) = (client.clone(), url.clone(), connected.clone());
+        readers.push(tokio::spawn(async move {
+            let response = client.get(&url).send().await.expect("connects");
+            let mut sub = SseReader::new(response);
+            let mut ids = Vec::with_capacity(EVENTS);
+            loop {
+                let m = sub.next().await;
+                if m.comment.as_deref() == Some("caught-up") {
+                    connected.add_permits(1);
+                }
+                if let Some(data) = m.data {
+                    let v: Value = serde_json::from_str(&data).unwrap();
+                    ids.push(v["id"].as_str().unwrap().to_owned());
+                    if ids.len() == EVENTS {
+                        return ids;
+                    }
+                }
+            }
+        }));
+    }
+    // Every client is live before the first event, so all must see all.
+    let _all = within(connected.acquire_many(CLIENTS as u32))
+        .await
+        .unwrap();
+    let mut grpc = server.client().await;
+    for i in 0..EVENTS {
+        publish(&mut grpc, "fanout", vec![event(&format!("f{i}"))]).await;
+    }
+    let expected: Vec<String> = (0..EVENTS).map(|i| format!("f{i}")).collect();
+    for reader in readers {
+        assert_eq!(within(reader).await.unwrap(), expected);
+    }
+}
