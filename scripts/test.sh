@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every riverlog test: unit tests and the black-box integration tests
 # against real servers on SQLite, the integration tests again on
-# PostgreSQL, buf lint, the README's grpcurl and CLI walkthrough, and the
-# Python, TypeScript and Go clients against live servers.
+# PostgreSQL, buf lint, the README's grpcurl, CLI and HTTP walkthrough, the
+# web console in headless Chromium, and the Python, TypeScript and Go
+# clients against live servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,6 +60,16 @@ echo "=== clients/python"
 clients/python/test.sh
 echo "=== clients/typescript"
 clients/typescript/test.sh
+# The web console in headless Chromium (Debian's; .ci/run installs it).
+if [ -x /usr/bin/chromium ]; then
+  echo "=== web console in headless Chromium"
+  tests/browser/run.sh
+else
+  loud "Chromium not found: the web console was NOT tested in a browser." \
+       "Install it with: apt-get install -y chromium"
+  [ -z "${CI:-}" ] || exit 1
+fi
+
 if command -v go >/dev/null 2>&1 && command -v protoc-gen-go >/dev/null 2>&1; then
   echo "=== clients/go"
   clients/go/test.sh

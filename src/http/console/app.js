@@ -1,1 +1,1068 @@
-// riverlog console
+// riverlog console: plain ES module, no dependencies. It talks to the same
+// /api/v1 endpoints as any other client: polls the stream list every 2 s
+// (publish rates come from sequence deltas), reads a stream's recent events
+// and groups, follows /api/v1/subscribe (Server-Sent Events read with fetch,
+// so the token goes in a header), and publishes CloudEvents over HTTP.
+
+const API = '/api/v1';
+const TOKEN_KEY = 'riverlog.console.token';
+const POLL_MS = 2000;
+const SPARK_POINTS = 30;
+const TAIL_MAX = 500;
+const RECENT_LIMIT = 50;
+
+// ---------------------------------------------------------------- helpers
+
+const $ = (id) => document.getElementById(id);
+
+/** Creates an element: h('td', {class: 'num', dataset: {x: 1}, onclick}, child…). */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'text') el.textContent = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const enc = encodeURIComponent;
+const splitList = (s) => s.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+
+const numberFormat = new Intl.NumberFormat();
+function fmtCount(n) {
+  if (n === null || n === undefined) return '–';
+  if (n < 10000) return numberFormat.format(n);
+  if (n < 1e6) return (n / 1e3).toFixed(n < 1e5 ? 1 : 0) + 'k';
+  if (n < 1e9) return (n / 1e6).toFixed(n < 1e7 ? 2 : 1) + 'M';
+  return (n / 1e9).toFixed(2) + 'G';
+}
+function fmtRate(r) {
+  if (r === null || r === undefined) return '–';
+  if (r === 0) return '0/s';
+  if (r < 10) return r.toFixed(1) + '/s';
+  return fmtCount(Math.round(r)) + '/s';
+}
+function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined) return '–';
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return s + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm' + (s % 60 ? ' ' + (s % 60) + 's' : '');
+  if (s < 86400) return Math.floor(s / 3600) + 'h' + (s % 3600 >= 60 ? ' ' + Math.floor((s % 3600) / 60) + 'm' : '');
+  return Math.floor(s / 86400) + 'd' + (s % 86400 >= 3600 ? ' ' + Math.floor((s % 86400) / 3600) + 'h' : '');
+}
+function fmtAgo(iso) {
+  if (!iso) return 'never';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const s = (Date.now() - t) / 1000;
+  if (s < 2) return 'just now';
+  return fmtDuration(s) + ' ago';
+}
+function fmtTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const p = (n, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+function fmtDateTime(iso) {
+  if (!iso) return '–';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+/** A stable colour class for an event type. */
+function hueClass(s) {
+  let x = 0;
+  for (let i = 0; i < s.length; i++) x = (x * 31 + s.charCodeAt(i)) >>> 0;
+  return 'hue-' + (x % 8);
+}
+
+function newId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const x = [...b].map((v) => v.toString(16).padStart(2, '0')).join('');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+function toast(message, kind = 'error') {
+  const el = h('div', { class: 'toast ' + kind, role: kind === 'error' ? 'alert' : 'status', dataset: { testid: 'toast' } }, message);
+  $('toasts').append(el);
+  setTimeout(() => el.classList.add('leaving'), 4500);
+  setTimeout(() => el.remove(), 5000);
+}
+
+// ---------------------------------------------------------------- state
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY) || '',
+  streams: new Map(), // name -> stream info
+  rates: new Map(), // name -> {seq, t, rate, spark: []}
+  selected: null,
+  selectedInfo: null,
+  events: [],
+  eventsKey: '',
+  viewing: null, // {event, origin}
+  filter: '',
+  online: null,
+};
+
+// ---------------------------------------------------------------- API and auth
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.reason = problem.reason || '';
+    this.problem = problem;
+  }
+}
+
+function authHeaders(extra = {}) {
+  const headers = { ...extra };
+  if (state.token) headers.Authorization = 'Bearer ' + state.token;
+  return headers;
+}
+
+async function problemOf(res) {
+  try {
+    const body = await res.json();
+    if (body && typeof body === 'object') return body;
+  } catch {
+    /* not JSON */
+  }
+  return { detail: `${res.status} ${res.statusText}`.trim() };
+}
+
+/** Calls the JSON API; on 401 asks for a token and tries again. */
+async function api(path, { method = 'GET', body, contentType = 'application/json' } = {}) {
+  for (;;) {
+    const headers = authHeaders({ Accept: 'application/json' });
+    if (body !== undefined) headers['Content-Type'] = contentType;
+    let res;
+    try {
+      res = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+    } catch {
+      setOnline(false);
+      throw new ApiError(0, { reason: 'UNAVAILABLE', detail: 'The server cannot be reached.' });
+    }
+    setOnline(true);
+    if (res.status === 401) {
+      const problem = await problemOf(res);
+      await askToken(state.token ? 'The token was not accepted: ' + (problem.detail || 'unauthenticated') : '');
+      continue;
+    }
+    if (!res.ok) throw new ApiError(res.status, await problemOf(res));
+    if (res.status === 204) return null;
+    return res.json();
+  }
+}
+
+let tokenPrompt = null;
+
+/** Shows the token dialog (once, however many calls wait) until a token works. */
+function askToken(message) {
+  if (tokenPrompt) return tokenPrompt;
+  state.token = '';
+  sessionStorage.removeItem(TOKEN_KEY);
+  $('signout').hidden = true;
+  setConn('locked', 'token needed');
+  const dialog = $('token-dialog');
+  const input = $('token-input');
+  const error = $('token-error');
+  error.hidden = !message;
+  error.textContent = message || '';
+  input.value = '';
+  tokenPrompt = new Promise((resolve) => {
+    const form = $('token-form');
+    const onSubmit = async (ev) => {
+      ev.preventDefault();
+      const candidate = input.value.trim();
+      if (!candidate) return;
+      $('token-submit').disabled = true;
+      try {
+        const res = await fetch(API + '/streams?page_size=1', { headers: { Accept: 'application/json', Authorization: 'Bearer ' + candidate }, cache: 'no-store' });
+        if (res.status === 401) {
+          const p = await problemOf(res);
+          error.textContent = 'That token was not accepted' + (p.detail ? ': ' + p.detail : '.');
+          error.hidden = false;
+          input.select();
+          return;
+        }
+        state.token = candidate;
+        sessionStorage.setItem(TOKEN_KEY, candidate);
+        $('signout').hidden = false;
+        form.removeEventListener('submit', onSubmit);
+        dialog.removeEventListener('cancel', onCancel);
+        dialog.close();
+        tokenPrompt = null;
+        resolve();
+      } catch {
+        error.textContent = 'The server cannot be reached.';
+        error.hidden = false;
+      } finally {
+        $('token-submit').disabled = false;
+      }
+    };
+    const onCancel = (ev) => ev.preventDefault(); // Escape must not leave the page unusable
+    form.addEventListener('submit', onSubmit);
+    dialog.addEventListener('cancel', onCancel);
+  });
+  if (!dialog.open) dialog.showModal();
+  input.focus();
+  return tokenPrompt;
+}
+
+function setOnline(online) {
+  if (state.online === online) return;
+  state.online = online;
+  if (online) setConn('ok', 'connected');
+  else setConn('down', 'server unreachable');
+}
+
+function setConn(kind, text) {
+  $('conn').dataset.state = kind;
+  $('conn-text').textContent = text;
+}
+
+// ---------------------------------------------------------------- streams and rates
+
+async function fetchAllStreams() {
+  const all = [];
+  let page = '';
+  for (let i = 0; i < 100; i++) {
+    const r = await api(`/streams?page_size=1000${page ? '&page_token=' + enc(page) : ''}`);
+    all.push(...(r.streams || []));
+    page = r.next_page_token;
+    if (!page) break;
+  }
+  return all;
+}
+
+function updateRates(list) {
+  const now = performance.now();
+  const seen = new Set();
+  for (const s of list) {
+    seen.add(s.stream);
+    const prev = state.rates.get(s.stream);
+    if (!prev) {
+      state.rates.set(s.stream, { seq: s.last_sequence, t: now, rate: null, spark: [] });
+      continue;
+    }
+    const dt = (now - prev.t) / 1000;
+    if (dt < 0.5) continue;
+    const delta = Math.max(0, s.last_sequence - prev.seq);
+    prev.rate = delta / dt;
+    prev.seq = s.last_sequence;
+    prev.t = now;
+    prev.spark.push(prev.rate);
+    if (prev.spark.length > SPARK_POINTS) prev.spark.shift();
+  }
+  for (const name of [...state.rates.keys()]) if (!seen.has(name)) state.rates.delete(name);
+}
+
+function sparkline(values) {
+  const w = 64;
+  const hgt = 18;
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${w} ${hgt}`);
+  svg.setAttribute('class', 'spark');
+  svg.setAttribute('aria-hidden', 'true');
+  if (values.length < 2) return svg;
+  const max = Math.max(...values, 0.0001);
+  const step = w / (SPARK_POINTS - 1);
+  const x0 = w - (values.length - 1) * step;
+  const pts = values.map((v, i) => `${(x0 + i * step).toFixed(1)},${(hgt - 1.5 - (v / max) * (hgt - 3)).toFixed(1)}`);
+  const area = document.createElementNS(SVG_NS, 'polygon');
+  area.setAttribute('points', `${x0.toFixed(1)},${hgt} ${pts.join(' ')} ${w},${hgt}`);
+  area.setAttribute('class', 'spark-area');
+  const line = document.createElementNS(SVG_NS, 'polyline');
+  line.setAttribute('points', pts.join(' '));
+  line.setAttribute('class', 'spark-line');
+  svg.append(area, line);
+  return svg;
+}
+
+/** Dead-letter streams are named `<stream>:dlq` by default. */
+const isDlq = (name) => /:dlq$/.test(name);
+
+function renderStreams() {
+  const list = $('stream-list');
+  const filter = state.filter.toLowerCase();
+  const names = [...state.streams.keys()].sort((a, b) => a.localeCompare(b));
+  const shown = names.filter((n) => !filter || n.toLowerCase().includes(filter));
+  const rows = shown.map((name) => {
+    const s = state.streams.get(name);
+    const r = state.rates.get(name);
+    const rate = r ? r.rate : null;
+    return h(
+      'li',
+      {
+        class: 'stream-row' + (name === state.selected ? ' selected' : '') + (rate ? ' active' : ''),
+        dataset: { testid: 'stream-row', stream: name },
+        tabindex: 0,
+        title: name,
+        onclick: () => selectStream(name),
+        onkeydown: (e) => {
+          if (e.key === 'Enter' || e.key === ' ') {
+            e.preventDefault();
+            selectStream(name);
+          }
+        },
+      },
+      h(
+        'div',
+        { class: 'stream-main' },
+        h('span', { class: 'stream-name', dataset: { testid: 'stream-name' } }, name),
+        isDlq(name) ? h('span', { class: 'badge dlq tiny' }, 'dlq') : null,
+        s.group_count ? h('span', { class: 'badge tiny', title: `${s.group_count} consumer group(s)` }, `${s.group_count} grp`) : null,
+      ),
+      h(
+        'div',
+        { class: 'stream-sub' },
+        h('span', { class: 'stream-count', dataset: { testid: 'stream-count', value: s.event_count }, title: `${numberFormat.format(s.event_count)} events` }, fmtCount(s.event_count), h('span', { class: 'unit' }, ' ev')),
+        sparkline(r ? r.spark : []),
+        h('span', { class: 'stream-rate' + (rate ? ' hot' : ''), dataset: { testid: 'stream-rate' } }, fmtRate(rate)),
+      ),
+    );
+  });
+  const focused = document.activeElement && document.activeElement.closest ? document.activeElement.closest('.stream-row') : null;
+  list.replaceChildren(...rows);
+  if (focused) {
+    const again = rows.find((r) => r.dataset.stream === focused.dataset.stream);
+    if (again) again.focus({ preventScroll: true });
+  }
+  $('streams-empty').hidden = names.length > 0;
+  if (names.length && !shown.length) list.append(h('li', { class: 'empty small' }, 'No stream matches the filter.'));
+
+  let total = 0;
+  let totalRate = 0;
+  let anyRate = false;
+  for (const s of state.streams.values()) total += s.event_count;
+  for (const r of state.rates.values()) if (r.rate !== null) ((totalRate += r.rate), (anyRate = true));
+  $('total-streams').textContent = numberFormat.format(state.streams.size);
+  $('total-events').textContent = fmtCount(total);
+  $('total-rate').textContent = anyRate ? fmtRate(totalRate) : '–';
+
+  const dl = $('stream-names');
+  dl.replaceChildren(...names.map((n) => h('option', { value: n })));
+}
+
+let pollTimer = null;
+async function poll() {
+  clearTimeout(pollTimer);
+  try {
+    const list = await fetchAllStreams();
+    state.streams = new Map(list.map((s) => [s.stream, s]));
+    updateRates(list);
+    renderStreams();
+    if (!state.selected && !location.hash && list.length) {
+      const first = list.map((s) => s.stream).filter((n) => !isDlq(n)).sort()[0] || list[0].stream;
+      selectStream(first, { replace: true });
+    } else if (state.selected) {
+      await refreshDetail();
+    }
+  } catch (e) {
+    if (e.status) toast('Listing streams failed: ' + e.message);
+  }
+  clearTimeout(pollTimer); // a poll started by hand (after a publish) must not fork a second loop
+  pollTimer = setTimeout(poll, document.hidden ? POLL_MS * 3 : POLL_MS);
+}
+
+// ---------------------------------------------------------------- the selected stream
+
+function selectStream(name, { replace = false } = {}) {
+  const changed = name !== state.selected;
+  state.selected = name;
+  const hash = '#/stream/' + enc(name);
+  if (location.hash !== hash) {
+    if (replace) history.replaceState(null, '', hash);
+    else history.pushState(null, '', hash);
+  }
+  if (changed) {
+    state.events = [];
+    state.eventsKey = '';
+    state.viewing = null;
+    $('events-body').replaceChildren();
+    $('groups-body').replaceChildren();
+    renderViewer();
+  }
+  if (!$('pub-stream').value || changed) $('pub-stream').value = name;
+  renderStreams();
+  refreshDetail();
+}
+
+function streamFromHash() {
+  const m = location.hash.match(/^#\/stream\/(.+)$/);
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return null;
+  }
+}
+
+let detailBusy = false;
+let detailAgain = null;
+async function refreshDetail({ forceEvents = false } = {}) {
+  const name = state.selected;
+  if (!name) return;
+  if (detailBusy) {
+    // One more refresh once this one is done (a new selection, say).
+    detailAgain = { forceEvents: forceEvents || (detailAgain && detailAgain.forceEvents) };
+    return;
+  }
+  detailBusy = true;
+  try {
+    let info = state.streams.get(name);
+    if (!info) {
+      try {
+        info = await api('/streams/' + enc(name));
+      } catch (e) {
+        if (e.status === 404) {
+          showMissing(name);
+          return;
+        }
+        throw e;
+      }
+    }
+    if (name !== state.selected) return;
+    state.selectedInfo = info;
+    renderDetail(info);
+    const typeFilter = $('events-type').value.trim();
+    const key = `${info.last_sequence}|${info.first_sequence}|${typeFilter}`;
+    const [events, groups] = await Promise.all([
+      forceEvents || key !== state.eventsKey ? api(`/streams/${enc(name)}/events?direction=backward&limit=${RECENT_LIMIT}${typeFilter ? '&type=' + enc(typeFilter) : ''}`) : null,
+      api(`/streams/${enc(name)}/groups`),
+    ]);
+    if (name !== state.selected) return;
+    if (events) {
+      state.eventsKey = key;
+      state.events = events.events || [];
+      renderEvents();
+    }
+    renderGroups(groups.groups || []);
+  } catch (e) {
+    if (e.status === 404) showMissing(name);
+    else if (e.status) toast(`Loading ${name} failed: ${e.message}`);
+  } finally {
+    detailBusy = false;
+    if (detailAgain) {
+      const again = detailAgain;
+      detailAgain = null;
+      refreshDetail(again);
+    }
+  }
+}
+
+function showMissing(name) {
+  $('detail').hidden = false;
+  $('detail-name').textContent = name;
+  $('detail-stats').replaceChildren(h('div', { class: 'stat wide' }, h('dt', {}, 'status'), h('dd', {}, 'This stream does not exist (any more).')));
+  $('groups-card').hidden = true;
+  $('events-card').hidden = true;
+  $('welcome').hidden = true;
+}
+
+function stat(label, value, opts = {}) {
+  return h('div', { class: 'stat' + (opts.class ? ' ' + opts.class : ''), title: opts.title }, h('dt', {}, label), h('dd', { dataset: opts.testid ? { testid: opts.testid } : undefined }, value));
+}
+
+function renderDetail(info) {
+  $('welcome').hidden = true;
+  $('detail').hidden = false;
+  $('groups-card').hidden = false;
+  $('events-card').hidden = false;
+  $('detail-name').textContent = info.stream;
+  $('detail-dlq').hidden = !isDlq(info.stream);
+  const r = state.rates.get(info.stream);
+  const ret = info.retention || {};
+  const retention = [
+    ret.max_events ? `${numberFormat.format(ret.max_events)} ev` : null,
+    ret.max_age_seconds ? `${fmtDuration(ret.max_age_seconds)} age` : null,
+    ret.ttl_seconds ? `ttl ${fmtDuration(ret.ttl_seconds)}` : null,
+  ].filter(Boolean);
+  $('detail-stats').replaceChildren(
+    stat('events', fmtCount(info.event_count), { testid: 'detail-event-count', title: numberFormat.format(info.event_count) }),
+    stat('rate', fmtRate(r ? r.rate : null), { testid: 'detail-rate', title: 'events appended per second, over the last poll' }),
+    stat('sequences', info.event_count ? `${info.first_sequence} – ${info.last_sequence}` : `– (last ${info.last_sequence})`),
+    stat('groups', String(info.group_count ?? 0)),
+    stat('updated', fmtAgo(info.last_appended_at), { title: fmtDateTime(info.last_appended_at) }),
+    stat('retention', retention.length ? retention.join(' · ') : 'default', { title: retention.length ? retention.join(', ') : 'the server-wide retention applies' }),
+  );
+}
+
+function renderEvents() {
+  const body = $('events-body');
+  const rows = state.events.map((ev) =>
+    h(
+      'tr',
+      {
+        class: state.viewing && state.viewing.event.rlsequence === ev.rlsequence && state.viewing.event.rlstream === ev.rlstream ? 'selected' : '',
+        dataset: { testid: 'event-row', sequence: ev.rlsequence },
+        tabindex: 0,
+        onclick: () => viewEvent(ev, 'recent'),
+        onkeydown: (e) => {
+          if (e.key === 'Enter') viewEvent(ev, 'recent');
+        },
+      },
+      h('td', { class: 'num mono' }, ev.rlsequence),
+      h('td', {}, h('span', { class: 'type ' + hueClass(ev.type || '') }, ev.type)),
+      h('td', { class: 'mono muted nowrap', title: fmtDateTime(ev.rlrecordedtime) }, fmtTime(ev.rlrecordedtime).slice(0, 8)),
+    ),
+  );
+  body.replaceChildren(...rows);
+  $('events-empty').hidden = rows.length > 0;
+  const info = state.selectedInfo;
+  $('events-note').textContent = info && info.event_count > state.events.length ? `latest ${state.events.length} of ${fmtCount(info.event_count)}` : '';
+  if (!state.viewing && state.events.length) viewEvent(state.events[0], 'recent');
+}
+
+function deadLetterCount(dlq) {
+  if (!dlq) return null;
+  const s = state.streams.get(dlq);
+  return s ? s.event_count : 0; // the stream list is complete, so missing means none yet
+}
+
+function renderGroups(groups) {
+  $('groups-note').textContent = groups.length ? `${groups.length} group${groups.length > 1 ? 's' : ''}` : '';
+  $('groups-empty').hidden = groups.length > 0;
+  $('groups-table').hidden = groups.length === 0;
+  const rows = [];
+  for (const g of groups) {
+    const dead = deadLetterCount(g.dead_letter_stream);
+    const connected = (g.consumers || []).filter((c) => c.connected).length;
+    rows.push(
+      h(
+        'tr',
+        { class: 'group-row', dataset: { testid: 'group-row', group: g.group } },
+        h(
+          'td',
+          {},
+          h('div', { class: 'group-name' }, g.group),
+          h('div', { class: 'muted small nowrap' }, g.max_deliveries ? `max ${g.max_deliveries} deliveries` : 'unlimited deliveries', g.ack_timeout_seconds ? ` · ack ${fmtDuration(g.ack_timeout_seconds)}` : ''),
+        ),
+        h('td', { class: 'nowrap', dataset: { testid: 'group-consumers', value: (g.consumers || []).length } }, `${(g.consumers || []).length}`, h('span', { class: 'muted small' }, ` · ${connected} live`)),
+        h('td', { class: 'num mono' + (g.pending ? ' warn' : ''), dataset: { testid: 'group-pending', value: g.pending } }, fmtCount(g.pending)),
+        h('td', { class: 'num mono' + (g.lag ? ' warn' : ''), dataset: { testid: 'group-lag', value: g.lag } }, fmtCount(g.lag)),
+        h('td', { class: 'num mono nowrap col-pos', title: `acknowledged up to #${g.ack_floor}, delivered up to #${g.last_delivered_sequence}` }, `${g.ack_floor} / ${g.last_delivered_sequence}`),
+        h(
+          'td',
+          { class: 'num mono' + (dead ? ' bad' : ' quiet'), dataset: { testid: 'group-dead-letters', value: dead ?? 0 } },
+          g.dead_letter_stream
+            ? h('a', { href: '#/stream/' + enc(g.dead_letter_stream), title: `dead-letter stream ${g.dead_letter_stream}`, onclick: (e) => (e.preventDefault(), selectStream(g.dead_letter_stream)) }, fmtCount(dead))
+            : '–',
+        ),
+      ),
+    );
+    for (const c of g.consumers || []) {
+      rows.push(
+        h(
+          'tr',
+          { class: 'consumer-row', dataset: { testid: 'consumer-row', consumer: c.consumer } },
+          h('td', { colspan: 2 }, h('span', { class: 'conn-dot ' + (c.connected ? 'on' : 'off'), title: c.connected ? 'connected' : 'disconnected' }), h('span', { class: 'mono' }, c.consumer), h('span', { class: 'muted small' }, ` idle ${fmtDuration(c.idle_seconds)}`)),
+          h('td', { class: 'num mono' }, fmtCount(c.pending)),
+          h('td', { colspan: 2 }),
+          h('td', { class: 'col-pos' }),
+        ),
+      );
+    }
+  }
+  $('groups-body').replaceChildren(...rows);
+}
+
+// ---------------------------------------------------------------- JSON viewer
+
+function jsonNode(value, key, last) {
+  const comma = last ? '' : ',';
+  const keyEl = key === undefined ? null : [h('span', { class: 'j-key' }, JSON.stringify(key)), h('span', { class: 'j-punct' }, ': ')];
+  if (value !== null && typeof value === 'object') {
+    const isArray = Array.isArray(value);
+    const entries = isArray ? value.map((v, i) => [undefined, v, i]) : Object.entries(value).map(([k, v], i) => [k, v, i]);
+    const [open, close] = isArray ? ['[', ']'] : ['{', '}'];
+    if (!entries.length) return h('div', { class: 'j-row' }, keyEl, h('span', { class: 'j-punct' }, open + close + comma));
+    const count = isArray ? `${entries.length} item${entries.length > 1 ? 's' : ''}` : `${entries.length} key${entries.length > 1 ? 's' : ''}`;
+    return h(
+      'details',
+      { class: 'j-node', open: true },
+      h('summary', { class: 'j-row' }, keyEl, h('span', { class: 'j-punct' }, open), h('span', { class: 'j-fold' }, ` … ${close}${comma} `, h('span', { class: 'j-count' }, count))),
+      h('div', { class: 'j-children' }, entries.map(([k, v, i]) => jsonNode(v, k, i === entries.length - 1))),
+      h('div', { class: 'j-row j-close' }, h('span', { class: 'j-punct' }, close + comma)),
+    );
+  }
+  let cls = 'j-null';
+  if (typeof value === 'string') cls = 'j-str';
+  else if (typeof value === 'number') cls = 'j-num';
+  else if (typeof value === 'boolean') cls = 'j-bool';
+  return h('div', { class: 'j-row' }, keyEl, h('span', { class: cls }, JSON.stringify(value)), h('span', { class: 'j-punct' }, comma));
+}
+
+function viewEvent(ev, origin) {
+  state.viewing = { event: ev, origin };
+  renderViewer();
+  for (const tr of $('events-body').children) {
+    tr.classList.toggle('selected', origin === 'recent' && String(ev.rlsequence) === tr.dataset.sequence && ev.rlstream === state.selected);
+  }
+}
+
+function renderViewer() {
+  const v = state.viewing;
+  const body = $('viewer-body');
+  if (!v) {
+    $('viewer-title').textContent = 'Select an event';
+    $('viewer-meta').replaceChildren();
+    body.replaceChildren(h('p', { class: 'empty small' }, 'Click an event in the list or in the live tail to inspect it.'));
+    return;
+  }
+  const ev = v.event;
+  $('viewer-title').replaceChildren(
+    ...[
+    h('span', { class: 'mono' }, `${ev.rlstream ?? ''}#${ev.rlsequence ?? '?'}`),
+    ' ',
+    h('span', { class: 'type ' + hueClass(ev.type || '') }, ev.type),
+    v.origin === 'tail' ? h('span', { class: 'badge tiny' }, 'from live tail') : null,
+    ].filter(Boolean),
+  );
+  $('viewer-meta').replaceChildren(
+    ...[
+    h('span', {}, h('b', {}, 'id '), h('span', { class: 'mono' }, ev.id)),
+    h('span', {}, h('b', {}, 'source '), h('span', { class: 'mono' }, ev.source)),
+    ev.subject ? h('span', {}, h('b', {}, 'subject '), h('span', { class: 'mono' }, ev.subject)) : null,
+    h('span', {}, h('b', {}, 'position '), h('span', { class: 'mono' }, ev.rlposition)),
+    h('span', { title: ev.rlrecordedtime }, h('b', {}, 'recorded '), fmtDateTime(ev.rlrecordedtime)),
+    ].filter(Boolean),
+  );
+  body.replaceChildren(jsonNode(ev, undefined, true));
+  $('viewer-fold').textContent = 'Collapse';
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const ta = h('textarea', { class: 'offscreen' });
+    ta.value = text;
+    document.body.append(ta);
+    ta.select();
+    document.execCommand('copy');
+    ta.remove();
+  }
+}
+
+// ---------------------------------------------------------------- live tail (SSE over fetch)
+
+const tail = { gen: 0, ctrl: null, running: false, paused: false, held: [], lastId: null, count: 0, times: [] };
+
+function setTail(kind, text) {
+  $('tail-status').dataset.state = kind;
+  $('tail-status-text').textContent = text;
+}
+
+function tailParams() {
+  const p = new URLSearchParams();
+  const selectors = splitList($('tail-pattern').value);
+  for (const s of selectors.length ? selectors : ['*']) p.append(s.includes('*') ? 'pattern' : 'stream', s);
+  for (const t of splitList($('tail-types').value)) p.append('type', t);
+  p.set('from', $('tail-from').value);
+  return p;
+}
+
+function startTail() {
+  stopTail();
+  tail.running = true;
+  tail.lastId = null;
+  const gen = ++tail.gen;
+  tailLoop(gen);
+}
+
+function stopTail() {
+  tail.running = false;
+  tail.gen++;
+  if (tail.ctrl) tail.ctrl.abort();
+  tail.ctrl = null;
+}
+
+async function tailLoop(gen) {
+  let delay = 2000;
+  while (tail.running && gen === tail.gen) {
+    const ctrl = new AbortController();
+    tail.ctrl = ctrl;
+    setTail('connecting', tail.lastId === null ? 'connecting' : 'reconnecting');
+    try {
+      const headers = authHeaders({ Accept: 'text/event-stream' });
+      if (tail.lastId !== null) headers['Last-Event-ID'] = tail.lastId;
+      const res = await fetch(`${API}/subscribe?${tailParams()}`, { headers, signal: ctrl.signal, cache: 'no-store' });
+      if (gen !== tail.gen) return;
+      if (res.status === 401) {
+        setTail('locked', 'token needed');
+        await askToken(state.token ? 'The token was not accepted.' : '');
+        continue;
+      }
+      if (!res.ok) {
+        const p = await problemOf(res);
+        setTail('error', p.detail || `error ${res.status}`);
+        tail.running = false;
+        if (res.status < 500 && res.status !== 429) return;
+        tail.running = true;
+      } else {
+        setTail('live', 'live');
+        await readSse(res.body, gen, (ms) => (delay = ms));
+      }
+    } catch (e) {
+      if (e.name === 'AbortError' || gen !== tail.gen) return;
+    }
+    if (!tail.running || gen !== tail.gen) return;
+    setTail('connecting', `reconnecting in ${Math.round(delay / 1000)}s`);
+    await sleep(delay);
+  }
+}
+
+async function readSse(body, gen, setRetry) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done || gen !== tail.gen) return;
+    buf += value.replace(/\r\n?/g, '\n');
+    let at;
+    while ((at = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, at);
+      buf = buf.slice(at + 2);
+      sseBlock(block, setRetry);
+    }
+  }
+}
+
+function sseBlock(block, setRetry) {
+  const data = [];
+  let type = null;
+  for (const line of block.split('\n')) {
+    if (!line) continue;
+    if (line.startsWith(':')) {
+      const comment = line.slice(1).trim();
+      if (comment === 'caught-up') {
+        setTail('live', 'live');
+        $('tail-status').title = 'caught up: every past event matching the filters was delivered';
+      }
+      continue;
+    }
+    const i = line.indexOf(':');
+    const field = i < 0 ? line : line.slice(0, i);
+    let v = i < 0 ? '' : line.slice(i + 1);
+    if (v.startsWith(' ')) v = v.slice(1);
+    if (field === 'id') tail.lastId = v;
+    else if (field === 'event') type = v;
+    else if (field === 'data') data.push(v);
+    else if (field === 'retry' && /^\d+$/.test(v)) setRetry(Number(v));
+  }
+  if (!data.length) return;
+  let ev;
+  try {
+    ev = JSON.parse(data.join('\n'));
+  } catch {
+    ev = { type: type || 'message', data: data.join('\n') };
+  }
+  addTailEvent(ev);
+}
+
+function tailRow(ev) {
+  let preview = '';
+  if (ev.data !== undefined) preview = typeof ev.data === 'string' ? ev.data : JSON.stringify(ev.data);
+  else if (ev.data_base64 !== undefined) preview = `<${Math.floor((ev.data_base64.length * 3) / 4)} bytes>`;
+  if (preview.length > 160) preview = preview.slice(0, 160) + '…';
+  return h(
+    'li',
+    {
+      class: 'tail-row fresh',
+      dataset: { testid: 'tail-event', stream: ev.rlstream ?? '', sequence: ev.rlsequence ?? '', type: ev.type ?? '', id: ev.id ?? '' },
+      tabindex: 0,
+      onclick: (e) => {
+        for (const li of $('tail-list').querySelectorAll('.selected')) li.classList.remove('selected');
+        e.currentTarget.classList.add('selected');
+        viewEvent(ev, 'tail');
+      },
+    },
+    h(
+      'div',
+      { class: 'tail-line' },
+      h('span', { class: 'mono muted' }, fmtTime(ev.rlrecordedtime || ev.time)),
+      h(
+        'a',
+        { class: 'tail-stream mono', href: '#/stream/' + enc(ev.rlstream ?? ''), onclick: (e) => (e.preventDefault(), e.stopPropagation(), selectStream(ev.rlstream)) },
+        `${ev.rlstream}#${ev.rlsequence}`,
+      ),
+      h('span', { class: 'type ' + hueClass(ev.type || '') }, ev.type),
+    ),
+    preview ? h('div', { class: 'tail-data mono' }, preview) : null,
+  );
+}
+
+function addTailEvent(ev) {
+  tail.count++;
+  const now = performance.now();
+  tail.times.push(now);
+  while (tail.times.length && now - tail.times[0] > 10000) tail.times.shift();
+  if (tail.paused) {
+    tail.held.push(ev);
+    if (tail.held.length > TAIL_MAX) tail.held.shift();
+    $('tail-pause').textContent = `Resume (${tail.held.length})`;
+  } else {
+    insertTail([ev]);
+  }
+  updateTailCount();
+}
+
+function insertTail(events) {
+  const list = $('tail-list');
+  const frag = document.createDocumentFragment();
+  for (let i = events.length - 1; i >= 0; i--) frag.append(tailRow(events[i]));
+  list.prepend(frag);
+  while (list.children.length > TAIL_MAX) list.lastElementChild.remove();
+  $('tail-empty').hidden = list.children.length > 0;
+  setTimeout(() => {
+    for (const li of list.querySelectorAll('.fresh')) li.classList.remove('fresh');
+  }, 1200);
+}
+
+function updateTailCount() {
+  const rate = tail.times.length > 1 ? (tail.times.length - 1) / Math.max(1, (tail.times[tail.times.length - 1] - tail.times[0]) / 1000) : 0;
+  $('tail-count').textContent = tail.count ? `${numberFormat.format(tail.count)} ev${rate ? ' · ' + fmtRate(rate) : ''}` : '';
+}
+
+// ---------------------------------------------------------------- publish
+
+async function publish(ev) {
+  ev.preventDefault();
+  const form = ev.currentTarget;
+  const out = $('publish-result');
+  const stream = $('pub-stream').value.trim();
+  const text = $('pub-data').value;
+  const ce = { specversion: '1.0', id: newId(), source: $('pub-source').value.trim(), type: $('pub-type').value.trim(), time: new Date().toISOString() };
+  const subject = $('pub-subject').value.trim();
+  if (subject) ce.subject = subject;
+  const trimmed = text.trim();
+  if (trimmed) {
+    try {
+      ce.data = JSON.parse(trimmed);
+      ce.datacontenttype = 'application/json';
+    } catch (e) {
+      if (/^[[{"]/.test(trimmed)) {
+        out.className = 'publish-result error';
+        out.textContent = 'Data looks like JSON but does not parse: ' + e.message;
+        return;
+      }
+      ce.data = text;
+      ce.datacontenttype = 'text/plain';
+    }
+  }
+  const button = $('pub-submit');
+  button.disabled = true;
+  out.className = 'publish-result';
+  out.textContent = 'Publishing…';
+  try {
+    const r = await api(`/streams/${enc(stream)}/events`, { method: 'POST', body: ce, contentType: 'application/cloudevents+json' });
+    const p = (r.positions || [])[0] || {};
+    out.className = 'publish-result ok';
+    out.dataset.sequence = p.sequence ?? '';
+    out.dataset.id = p.id ?? ce.id;
+    out.replaceChildren(p.duplicate ? 'Duplicate of ' : 'Appended ', h('a', { href: '#/stream/' + enc(stream), onclick: (e) => (e.preventDefault(), selectStream(stream)) }, `${stream}#${p.sequence}`), ` at position ${p.position}`);
+    form.dataset.published = String(Number(form.dataset.published || 0) + 1);
+    poll();
+  } catch (e) {
+    out.className = 'publish-result error';
+    out.textContent = `${e.reason ? e.reason + ': ' : ''}${e.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- streams: create and delete
+
+async function createStream(ev) {
+  ev.preventDefault();
+  const f = ev.currentTarget.elements;
+  const body = { stream: f.stream.value.trim() };
+  const retention = {};
+  if (f.max_events.value.trim()) retention.max_events = Number(f.max_events.value.trim());
+  if (f.max_age.value.trim()) retention.max_age = f.max_age.value.trim();
+  if (f.ttl.value.trim()) retention.ttl = f.ttl.value.trim();
+  if (Object.keys(retention).length) body.retention = retention;
+  try {
+    await api('/streams', { method: 'POST', body });
+    toast(`Created stream ${body.stream}`, 'ok');
+    ev.currentTarget.reset();
+    $('new-stream-form').hidden = true;
+    await poll();
+    selectStream(body.stream);
+  } catch (e) {
+    toast(`Creating ${body.stream} failed: ${e.message}`);
+  }
+}
+
+let deleteArmed = null;
+async function deleteSelected() {
+  const name = state.selected;
+  const btn = $('detail-delete');
+  if (!name) return;
+  if (deleteArmed !== name) {
+    deleteArmed = name;
+    btn.textContent = 'Click again to delete';
+    btn.classList.add('armed');
+    setTimeout(() => {
+      if (deleteArmed === name) {
+        deleteArmed = null;
+        btn.textContent = 'Delete';
+        btn.classList.remove('armed');
+      }
+    }, 3500);
+    return;
+  }
+  deleteArmed = null;
+  btn.textContent = 'Delete';
+  btn.classList.remove('armed');
+  try {
+    await api('/streams/' + enc(name), { method: 'DELETE' });
+    toast(`Deleted stream ${name}`, 'ok');
+    state.selected = null;
+    history.replaceState(null, '', location.pathname);
+    for (const id of ['detail', 'groups-card', 'events-card']) $(id).hidden = true;
+    $('welcome').hidden = false;
+    poll();
+  } catch (e) {
+    toast(`Deleting ${name} failed: ${e.message}`);
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+function wire() {
+  $('stream-filter').addEventListener('input', (e) => {
+    state.filter = e.target.value;
+    renderStreams();
+  });
+  $('new-stream-toggle').addEventListener('click', () => {
+    const f = $('new-stream-form');
+    f.hidden = !f.hidden;
+    if (!f.hidden) f.elements.stream.focus();
+  });
+  $('new-stream-cancel').addEventListener('click', () => ($('new-stream-form').hidden = true));
+  $('new-stream-form').addEventListener('submit', createStream);
+
+  $('detail-delete').addEventListener('click', deleteSelected);
+  $('detail-tail').addEventListener('click', () => {
+    if (!state.selected) return;
+    $('tail-pattern').value = state.selected;
+    startTail();
+  });
+  $('detail-publish').addEventListener('click', () => {
+    if (!state.selected) return;
+    $('pub-stream').value = state.selected;
+    $('pub-data').focus();
+  });
+  let typeTimer = null;
+  $('events-type').addEventListener('input', () => {
+    clearTimeout(typeTimer);
+    typeTimer = setTimeout(() => {
+      state.viewing = null;
+      refreshDetail({ forceEvents: true });
+    }, 300);
+  });
+
+  $('viewer-fold').addEventListener('click', () => {
+    const nodes = [...$('viewer-body').querySelectorAll('details')];
+    const folding = nodes.slice(1).some((d) => d.open);
+    nodes.forEach((d, i) => (d.open = !folding || i === 0));
+    $('viewer-fold').textContent = folding ? 'Expand' : 'Collapse';
+  });
+  $('viewer-copy').addEventListener('click', async () => {
+    if (!state.viewing) return;
+    await copyText(JSON.stringify(state.viewing.event, null, 2));
+    toast('Event JSON copied', 'ok');
+  });
+
+  $('tail-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    startTail();
+  });
+  $('tail-from').addEventListener('change', startTail);
+  $('tail-pause').addEventListener('click', () => {
+    tail.paused = !tail.paused;
+    $('tail-pause').textContent = tail.paused ? 'Resume' : 'Pause';
+    $('tail-pause').classList.toggle('armed', tail.paused);
+    if (!tail.paused && tail.held.length) {
+      insertTail(tail.held);
+      tail.held = [];
+    }
+  });
+  $('tail-clear').addEventListener('click', () => {
+    $('tail-list').replaceChildren();
+    tail.held = [];
+    tail.count = 0;
+    tail.times = [];
+    $('tail-empty').hidden = false;
+    $('tail-count').textContent = '';
+    if (tail.paused) $('tail-pause').textContent = 'Resume';
+  });
+
+  $('publish-form').addEventListener('submit', publish);
+  $('pub-data').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      $('publish-form').requestSubmit();
+    }
+  });
+
+  $('signout').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.token = '';
+    stopTail();
+    location.reload();
+  });
+
+  document.addEventListener('keydown', (e) => {
+    if (e.key === '/' && !/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement?.tagName || '')) {
+      e.preventDefault();
+      $('stream-filter').focus();
+    }
+  });
+  window.addEventListener('popstate', () => {
+    const name = streamFromHash();
+    if (name && name !== state.selected) selectStream(name, { replace: true });
+  });
+  // Relative times ("3s ago") stay fresh between polls.
+  setInterval(() => {
+    if (state.selectedInfo && !$('detail').hidden && state.streams.has(state.selected)) renderDetail(state.streams.get(state.selected));
+    updateTailCount();
+  }, 1000);
+}
+
+async function main() {
+  wire();
+  renderViewer();
+  if (state.token) $('signout').hidden = false;
+  // One call first, so a token prompt (if any) comes before the rest starts.
+  try {
+    await api('/streams?page_size=1');
+  } catch {
+    /* poll() reports */
+  }
+  const fromHash = streamFromHash();
+  if (fromHash) selectStream(fromHash, { replace: true });
+  startTail();
+  poll();
+}
+
+main();
