@@ -46,6 +46,9 @@ buf lint
 echo "=== README walkthrough (grpcurl by reflection, the riverlog CLI)"
 python3 scripts/check_walkthrough.py
 
+echo "=== OpenAPI: schemathesis against the HTTP API's own document"
+scripts/check_openapi.sh
+
 # The generated clients, against real servers started by their tests.
 # Python and TypeScript install their pinned tools into ignored folders of
 # their own; Go builds offline from Debian's packages (.ci/run installs them).

@@ -7,6 +7,7 @@ mod console;
 mod problem;
 mod publish;
 mod rest;
+pub mod schema;
 mod sse;
 
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
             get(rest::list_pending),
         )
         .route("/streams/{stream}/groups/{group}/ack", post(rest::ack))
+        .route("/openapi.json", get(openapi))
         .route("/subscribe", get(sse::subscribe))
         .route("/groups/{group}/consume", get(sse::consume));
     Router::new()
@@ -72,6 +74,13 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(prometheus))
         .nest("/api/v1", api)
         .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        schema::openapi_json(),
+    )
 }
 
 async fn prometheus(State(state): State<Arc<HttpState>>) -> impl IntoResponse {

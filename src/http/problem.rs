@@ -82,3 +82,24 @@ impl IntoResponse for Problem {
 pub fn bad_request(field: &'static str, message: impl Into<String>) -> Problem {
     Problem::from(crate::log::LogError::invalid(field, message))
 }
+
+/// Query parameters (repeatable keys allowed), refused as problem+json.
+pub struct Params<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum_extra::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum_extra::extract::Query(q)| Self(q))
+            .map_err(|e| bad_request("query", e.to_string()))
+    }
+}

@@ -14,13 +14,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum_extra::extract::Query;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::HttpState;
 use super::caller::Caller;
-use super::problem::{Problem, bad_request};
+use super::problem::{Params, Problem, bad_request};
 use crate::api::convert;
 use crate::api::guard;
 use crate::api::status::Failure;
@@ -34,8 +33,13 @@ use crate::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPa
 /// Header alternative to the `expected_last_sequence` query parameter.
 pub const EXPECTED_HEADER: &str = "riverlog-expected-last-sequence";
 
-#[derive(Debug, Deserialize)]
+/// Query of a publish.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct PublishParams {
+    /// Fail with 412 unless the stream's last sequence is this (0: no
+    /// event yet); the `Riverlog-Expected-Last-Sequence` header does the
+    /// same.
     expected_last_sequence: Option<u64>,
 }
 
@@ -167,11 +171,23 @@ fn parse_json(body: &Bytes) -> Result<Value, Problem> {
     serde_json::from_slice(body).map_err(|e| bad_request("body", format!("not JSON: {e}")))
 }
 
+/// Publish events with the CloudEvents HTTP binding: structured
+/// (`application/cloudevents+json`), batched (`application/cloudevents-batch+json`,
+/// atomic) or binary (`ce-*` headers; the body is the data).
+#[utoipa::path(post, path = "/api/v1/streams/{stream}/events", tag = "events",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded"), PublishParams),
+    request_body(content(
+        (super::schema::CloudEventJson = "application/cloudevents+json"),
+        (Vec<super::schema::CloudEventJson> = "application/cloudevents-batch+json"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    responses((status = 201, body = super::schema::PublishResult),
+              (status = "default", body = super::schema::ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn publish(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     Path(stream): Path<String>,
-    Query(params): Query<PublishParams>,
+    Params(params): Params<PublishParams>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::response::Response, Problem> {
@@ -238,21 +254,19 @@ pub(super) async fn publish(
         }
     }
     let appended = state.log.publish(&stream, checked, expected).await?;
-    let positions: Vec<Value> = appended
+    let positions = appended
         .iter()
-        .map(|a| {
-            json!({
-                "id": a.id,
-                "sequence": a.sequence,
-                "position": a.position,
-                "duplicate": a.duplicate,
-                "recorded_at": crate::proto::json::rfc3339(a.recorded_at),
-            })
+        .map(|a| super::schema::PositionView {
+            id: a.id.clone(),
+            sequence: a.sequence,
+            position: a.position,
+            duplicate: a.duplicate,
+            recorded_at: crate::proto::json::rfc3339(a.recorded_at),
         })
         .collect();
     Ok((
         StatusCode::CREATED,
-        Json(json!({"stream": stream, "positions": positions})),
+        Json(super::schema::PublishResult { stream, positions }),
     )
         .into_response())
 }

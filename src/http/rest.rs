@@ -9,18 +9,21 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum_extra::extract::Query;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::HttpState;
 use super::caller::Caller;
-use super::problem::{Problem, bad_request};
+use super::problem::{Params, Problem, bad_request};
+use super::schema::{
+    AckResult, ConsumerPending, DeleteResult, EventsPage, GroupsList, PendingPage, ProblemJson,
+    StreamsPage, TrimResult,
+};
 use crate::api::convert;
 use crate::api::guard;
 use crate::auth::Permission;
 use crate::log::{EventFilter, ReadQuery, Retention, UnixMicros};
-use crate::proto::views::{event_json, group_json, pending_json, stream_json};
+use crate::proto::views::{GroupView, PendingView, StreamView, event_json};
 use crate::storage::{Direction, ReadFrom, TrimUntil};
 
 type Reply = Result<axum::response::Response, Problem>;
@@ -41,20 +44,33 @@ pub fn parse_time(field: &'static str, s: &str) -> Result<UnixMicros, Problem> {
     ))
 }
 
-#[derive(Debug, Deserialize)]
+fn stream_view(info: &crate::log::StreamInfo) -> StreamView {
+    StreamView::from(&convert::stream_info(info))
+}
+
+/// Query of a stream listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListStreams {
+    /// Only names matching this pattern (`*` matches any run).
     #[serde(default)]
     pattern: String,
+    /// Streams per page (default 100, at most 1000).
     #[serde(default)]
     page_size: u32,
+    /// `next_page_token` of the previous page.
     #[serde(default)]
     page_token: String,
 }
 
+/// List streams.
+#[utoipa::path(get, path = "/api/v1/streams", params(ListStreams), tag = "streams",
+    responses((status = 200, body = StreamsPage),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn list_streams(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
-    Query(q): Query<ListStreams>,
+    Params(q): Params<ListStreams>,
 ) -> Reply {
     caller.require_some(Permission::Subscribe)?;
     let readable = caller.readable();
@@ -62,29 +78,40 @@ pub(super) async fn list_streams(
         .log
         .list_streams(&q.pattern, q.page_size, &q.page_token, readable.as_deref())
         .await?;
-    let streams: Vec<Value> = streams
-        .iter()
-        .map(|s| stream_json(&convert::stream_info(s)))
-        .collect();
-    Ok(Json(json!({"streams": streams, "next_page_token": next})).into_response())
+    Ok(Json(StreamsPage {
+        streams: streams.iter().map(stream_view).collect(),
+        next_page_token: next,
+    })
+    .into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Retention rules of a new stream; absent means no limit.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RetentionBody {
+    /// Keep at most this many events.
     max_events: Option<u64>,
+    /// Remove events older than this, like `7d`.
     max_age: Option<String>,
+    /// Delete the stream after this long without appends.
     ttl: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A stream to create.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateStream {
+    /// The name: 1-256 of `A-Z a-z 0-9 _ - . : /`.
     stream: String,
+    /// Retention rules.
     #[serde(default)]
     retention: RetentionBody,
 }
 
+/// Create an empty stream.
+#[utoipa::path(post, path = "/api/v1/streams", request_body = CreateStream, tag = "streams",
+    responses((status = 201, body = StreamView),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn create_stream(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
@@ -107,13 +134,14 @@ pub(super) async fn create_stream(
             .transpose()?,
     };
     let info = state.log.create_stream(&body.stream, retention).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(stream_json(&convert::stream_info(&info))),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(stream_view(&info))).into_response())
 }
 
+/// Describe a stream.
+#[utoipa::path(get, path = "/api/v1/streams/{stream}", tag = "streams",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded")),
+    responses((status = 200, body = StreamView),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn get_stream(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
@@ -121,27 +149,45 @@ pub(super) async fn get_stream(
 ) -> Reply {
     guard::require(&caller, Permission::Subscribe, &stream)?;
     let info = state.log.get_stream(&stream).await?;
-    Ok(Json(stream_json(&convert::stream_info(&info))).into_response())
+    Ok(Json(stream_view(&info)).into_response())
 }
 
+/// Delete a stream with its events, groups and checkpoints.
+#[utoipa::path(delete, path = "/api/v1/streams/{stream}", tag = "streams",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded")),
+    responses((status = 200, body = DeleteResult),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn delete_stream(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     Path(stream): Path<String>,
 ) -> Reply {
     guard::require(&caller, Permission::Admin, &stream)?;
-    let deleted = state.log.delete_stream(&stream).await?;
-    Ok(Json(json!({"stream": stream, "events_deleted": deleted})).into_response())
+    let events_deleted = state.log.delete_stream(&stream).await?;
+    Ok(Json(DeleteResult {
+        stream,
+        events_deleted,
+    })
+    .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// What to trim: exactly one rule.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Trim {
+    /// Keep only the newest N events.
     max_events: Option<u64>,
+    /// Remove events below this sequence.
     before_sequence: Option<u64>,
+    /// Remove events recorded before this RFC 3339 time.
     before_time: Option<String>,
 }
 
+/// Remove old events.
+#[utoipa::path(post, path = "/api/v1/streams/{stream}/trim", request_body = Trim, tag = "streams",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded")),
+    responses((status = 200, body = TrimResult),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn trim(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
@@ -162,34 +208,47 @@ pub(super) async fn trim(
         }
     };
     let removed = state.log.trim(&stream, until).await?;
-    Ok(Json(json!({"stream": stream, "removed": removed})).into_response())
+    Ok(Json(TrimResult { stream, removed }).into_response())
 }
 
-/// Query parameters of a history read.
-#[derive(Debug, Deserialize)]
+/// Query of a history read.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ReadParams {
     /// First sequence (forward) or last (backward); default: the start or
     /// the end.
     from: Option<u64>,
     /// Start at the first event recorded at or after this RFC 3339 time.
     from_time: Option<String>,
+    /// Events per page (default 100, at most 1000).
     #[serde(default)]
     limit: u32,
     /// `forward` (default) or `backward`.
     direction: Option<String>,
+    /// Only these CloudEvent types (`*` wildcards); repeatable.
     #[serde(default, rename = "type")]
+    #[param(rename = "type")]
     types: Vec<String>,
+    /// Only these sources; repeatable.
     #[serde(default, rename = "source")]
+    #[param(rename = "source")]
     sources: Vec<String>,
+    /// Only these subjects; repeatable.
     #[serde(default, rename = "subject")]
+    #[param(rename = "subject")]
     subjects: Vec<String>,
 }
 
+/// Read a page of a stream's history as CloudEvents JSON.
+#[utoipa::path(get, path = "/api/v1/streams/{stream}/events", tag = "events",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded"), ReadParams),
+    responses((status = 200, body = EventsPage),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn read(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     Path(stream): Path<String>,
-    Query(q): Query<ReadParams>,
+    Params(q): Params<ReadParams>,
 ) -> Reply {
     guard::require(&caller, Permission::Subscribe, &stream)?;
     let from = match (q.from, &q.from_time) {
@@ -218,51 +277,66 @@ pub(super) async fn read(
             filter: EventFilter::new(q.types, q.sources, q.subjects)?,
         })
         .await?;
-    let events: Vec<Value> = page
-        .events
-        .iter()
-        .map(|e| event_json(&convert::recorded_event(e)))
-        .collect();
-    Ok(Json(json!({
-        "stream": stream,
-        "events": events,
-        "next_sequence": page.next_sequence,
-        "end_of_stream": page.end_of_stream,
-    }))
+    Ok(Json(EventsPage {
+        stream,
+        events: page
+            .events
+            .iter()
+            .map(|e| event_json(&convert::recorded_event(e)))
+            .collect(),
+        next_sequence: page.next_sequence,
+        end_of_stream: page.end_of_stream,
+    })
     .into_response())
 }
 
+/// List a stream's consumer groups.
+#[utoipa::path(get, path = "/api/v1/streams/{stream}/groups", tag = "groups",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded")),
+    responses((status = 200, body = GroupsList),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn list_groups(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     Path(stream): Path<String>,
 ) -> Reply {
     guard::require(&caller, Permission::Subscribe, &stream)?;
-    let groups: Vec<Value> = state
-        .log
-        .list_groups(&stream)
-        .await?
-        .iter()
-        .map(|g| group_json(&convert::group_info(g)))
-        .collect();
-    Ok(Json(json!({"groups": groups})).into_response())
+    let groups = state.log.list_groups(&stream).await?;
+    Ok(Json(GroupsList {
+        groups: groups
+            .iter()
+            .map(|g| GroupView::from(&convert::group_info(g)))
+            .collect(),
+    })
+    .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of a pending listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct PendingParams {
+    /// Only this consumer's entries.
     #[serde(default)]
     consumer: String,
+    /// Entries per page (default 100, at most 1000).
     #[serde(default)]
     limit: u32,
+    /// Entries after this sequence (paging).
     #[serde(default)]
     after_sequence: u64,
 }
 
+/// List a group's pending entries.
+#[utoipa::path(get, path = "/api/v1/streams/{stream}/groups/{group}/pending", tag = "groups",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded"),
+           ("group" = String, Path, description = "Group name"), PendingParams),
+    responses((status = 200, body = PendingPage),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn list_pending(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     Path((stream, group)): Path<(String, String)>,
-    Query(q): Query<PendingParams>,
+    Params(q): Params<PendingParams>,
 ) -> Reply {
     guard::require(&caller, Permission::Subscribe, &stream)?;
     let (summary, entries) = state
@@ -277,26 +351,37 @@ pub(super) async fn list_pending(
         )
         .await?;
     let now = UnixMicros::now();
-    let entries: Vec<Value> = entries
-        .iter()
-        .map(|e| pending_json(&convert::pending_entry(e, now)))
-        .collect();
-    Ok(Json(json!({
-        "count": summary.count,
-        "lowest_sequence": summary.lowest,
-        "highest_sequence": summary.highest,
-        "consumers": summary.consumers.into_iter().map(|(c, n)| json!({"consumer": c, "count": n})).collect::<Vec<_>>(),
-        "entries": entries,
-    }))
+    Ok(Json(PendingPage {
+        count: summary.count,
+        lowest_sequence: summary.lowest,
+        highest_sequence: summary.highest,
+        consumers: summary
+            .consumers
+            .into_iter()
+            .map(|(consumer, count)| ConsumerPending { consumer, count })
+            .collect(),
+        entries: entries
+            .iter()
+            .map(|e| PendingView::from(&convert::pending_entry(e, now)))
+            .collect(),
+    })
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Sequences to acknowledge.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Ack {
+    /// Delivered sequences.
     sequences: Vec<u64>,
 }
 
+/// Acknowledge deliveries of a group.
+#[utoipa::path(post, path = "/api/v1/streams/{stream}/groups/{group}/ack", request_body = Ack, tag = "groups",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded"),
+           ("group" = String, Path, description = "Group name")),
+    responses((status = 200, body = AckResult),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn ack(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
@@ -306,5 +391,9 @@ pub(super) async fn ack(
     let Json(body) = body.map_err(|e| bad_request("body", e.body_text()))?;
     guard::require(&caller, Permission::Subscribe, &stream)?;
     let settled = state.log.ack(&stream, &group, body.sequences).await?;
-    Ok(Json(json!({"acked": settled.settled, "not_pending": settled.not_pending})).into_response())
+    Ok(Json(AckResult {
+        acked: settled.settled,
+        not_pending: settled.not_pending,
+    })
+    .into_response())
 }

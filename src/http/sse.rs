@@ -18,7 +18,6 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::Query;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
@@ -26,7 +25,7 @@ use serde_json::Value;
 
 use super::HttpState;
 use super::caller::Caller;
-use super::problem::{Problem, bad_request};
+use super::problem::{Params, Problem, bad_request};
 use crate::api::convert;
 use crate::api::guard;
 use crate::auth::Permission;
@@ -170,17 +169,26 @@ impl Encoder {
 }
 
 /// Query parameters of `/api/v1/subscribe`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct SubscribeParams {
+    /// Stream names; repeatable.
     #[serde(default)]
     stream: Vec<String>,
+    /// Stream patterns (`*` matches any run); repeatable.
     #[serde(default)]
     pattern: Vec<String>,
+    /// Only these CloudEvent types; repeatable.
     #[serde(default, rename = "type")]
+    #[param(rename = "type")]
     types: Vec<String>,
+    /// Only these sources; repeatable.
     #[serde(default, rename = "source")]
+    #[param(rename = "source")]
     sources: Vec<String>,
+    /// Only these subjects; repeatable.
     #[serde(default, rename = "subject")]
+    #[param(rename = "subject")]
     subjects: Vec<String>,
     /// `earliest` (default), `latest`, `seq:N`, `pos:N`, `time:RFC3339`,
     /// `checkpoint:NAME`; `Last-Event-ID` wins over it.
@@ -249,12 +257,19 @@ fn sse(headers: &HeaderMap, stream: impl Stream<Item = Event> + Send + 'static) 
     response
 }
 
+/// Follow streams live as Server-Sent Events: `id:` is the global
+/// position (send it back as `Last-Event-ID` to resume), `event:` the
+/// CloudEvent type, `data:` the CloudEvent JSON.
+#[utoipa::path(get, path = "/api/v1/subscribe", tag = "events", params(SubscribeParams,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position")),
+    responses((status = 200, content_type = "text/event-stream", body = String),
+              (status = "default", body = super::schema::ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn subscribe(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     ConnectInfo(connection): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(q): Query<SubscribeParams>,
+    Params(q): Params<SubscribeParams>,
 ) -> Result<Response, Problem> {
     for name in &q.stream {
         guard::require(&caller, Permission::Subscribe, name)?;
@@ -316,22 +331,33 @@ pub(super) async fn subscribe(
 }
 
 /// Query parameters of `/api/v1/groups/{group}/consume`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ConsumeParams {
+    /// The group's stream.
     stream: String,
+    /// This member's name.
     consumer: String,
+    /// Most unacked deliveries at once (default 100).
     #[serde(default)]
     max_in_flight: u32,
+    /// Heartbeat interval like `15s`.
     heartbeat: Option<String>,
 }
 
+/// Be a consumer-group member over Server-Sent Events: `id:` is the
+/// event's sequence; ack with `POST .../groups/{group}/ack`.
+#[utoipa::path(get, path = "/api/v1/groups/{group}/consume", tag = "groups",
+    params(("group" = String, Path, description = "Group name"), ConsumeParams),
+    responses((status = 200, content_type = "text/event-stream", body = String),
+              (status = "default", body = super::schema::ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn consume(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     ConnectInfo(connection): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(group): Path<String>,
-    Query(q): Query<ConsumeParams>,
+    Params(q): Params<ConsumeParams>,
 ) -> Result<Response, Problem> {
     guard::require(&caller, Permission::Subscribe, &q.stream)?;
     let slot = state.limits.slots.acquire(Some(connection))?;

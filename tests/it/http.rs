@@ -577,3 +577,40 @@ async fn a_thousand_concurrent_sse_clients_each_receive_every_event() {
         assert_eq!(within(reader).await.unwrap(), expected);
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint() {
+    let server = TestServer::start().await;
+    let doc: Value = http()
+        .get(format!("{}/openapi.json", api(&server)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/v1/streams",
+        "/api/v1/streams/{stream}",
+        "/api/v1/streams/{stream}/trim",
+        "/api/v1/streams/{stream}/events",
+        "/api/v1/streams/{stream}/groups",
+        "/api/v1/streams/{stream}/groups/{group}/pending",
+        "/api/v1/streams/{stream}/groups/{group}/ack",
+        "/api/v1/subscribe",
+        "/api/v1/groups/{group}/consume",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is not documented");
+    }
+    let publish =
+        &doc["paths"]["/api/v1/streams/{stream}/events"]["post"]["requestBody"]["content"];
+    for mode in [
+        "application/cloudevents+json",
+        "application/cloudevents-batch+json",
+        "application/octet-stream",
+    ] {
+        assert!(publish[mode].is_object(), "{mode}");
+    }
+    assert!(doc["components"]["schemas"]["ProblemJson"].is_object());
+}

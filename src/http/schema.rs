@@ -1,0 +1,214 @@
+//! The shapes of the HTTP API's responses, and the OpenAPI 3.1 document
+//! generated from them and from the handlers' annotations
+//! (`/api/v1/openapi.json`).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::proto::views::{ConsumerView, GroupView, PendingView, RetentionView, StreamView};
+
+/// A page of streams.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamsPage {
+    /// Streams in name order.
+    pub streams: Vec<StreamView>,
+    /// Pass back as `page_token` for the next page; empty on the last.
+    pub next_page_token: String,
+}
+
+/// A CloudEvent in the JSON format, with what the log assigned as
+/// extension attributes. Other attributes (`subject`, `time`, extensions)
+/// appear as further properties.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct CloudEventJson {
+    /// CloudEvents version, `1.0`.
+    specversion: String,
+    /// Event id, unique within its stream.
+    id: String,
+    /// Event source.
+    source: String,
+    /// Event type.
+    #[schema(rename = "type")]
+    kind: String,
+    /// The stream (recorded events only).
+    rlstream: Option<String>,
+    /// Sequence in the stream (recorded events only).
+    rlsequence: Option<u64>,
+    /// Global position (recorded events only).
+    rlposition: Option<u64>,
+    /// When the log recorded it, RFC 3339 (recorded events only).
+    rlrecordedtime: Option<String>,
+    /// JSON or text data.
+    data: Option<Value>,
+    /// Binary data, base64.
+    data_base64: Option<String>,
+}
+
+/// A page of a stream's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsPage {
+    /// The stream.
+    pub stream: String,
+    /// Events in reading order.
+    #[schema(value_type = Vec<CloudEventJson>)]
+    pub events: Vec<Value>,
+    /// Where the next page starts (`from`).
+    pub next_sequence: u64,
+    /// No further event exists in this direction now.
+    pub end_of_stream: bool,
+}
+
+/// Where a published event went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PositionView {
+    /// Event id.
+    pub id: String,
+    /// Sequence in the stream.
+    pub sequence: u64,
+    /// Global position.
+    pub position: u64,
+    /// The id was already in the stream: this is the original.
+    pub duplicate: bool,
+    /// Recording time, RFC 3339.
+    pub recorded_at: String,
+}
+
+/// The result of a publish.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishResult {
+    /// The stream.
+    pub stream: String,
+    /// One per event, in order.
+    pub positions: Vec<PositionView>,
+}
+
+/// A stream's consumer groups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupsList {
+    /// Groups in name order.
+    pub groups: Vec<GroupView>,
+}
+
+/// Pending entries held by one consumer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsumerPending {
+    /// The consumer.
+    pub consumer: String,
+    /// Entries it holds.
+    pub count: u64,
+}
+
+/// A group's pending entries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingPage {
+    /// All pending entries of the group.
+    pub count: u64,
+    /// Lowest pending sequence.
+    pub lowest_sequence: Option<u64>,
+    /// Highest pending sequence.
+    pub highest_sequence: Option<u64>,
+    /// Per consumer.
+    pub consumers: Vec<ConsumerPending>,
+    /// A page of entries, in sequence order.
+    pub entries: Vec<PendingView>,
+}
+
+/// The result of an ack.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AckResult {
+    /// Entries acked.
+    pub acked: u64,
+    /// Sequences that were not pending.
+    pub not_pending: Vec<u64>,
+}
+
+/// The result of a trim.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrimResult {
+    /// The stream.
+    pub stream: String,
+    /// Events removed.
+    pub removed: u64,
+}
+
+/// The result of a delete.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeleteResult {
+    /// The stream.
+    pub stream: String,
+    /// Events removed with it.
+    pub events_deleted: u64,
+}
+
+/// An error (RFC 9457 problem details).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ProblemJson {
+    /// A URI naming the kind of problem.
+    #[schema(rename = "type")]
+    kind: String,
+    /// The HTTP status's phrase.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong, for humans.
+    detail: String,
+    /// Stable code, the same as gRPC's `ErrorInfo.reason`.
+    reason: String,
+    /// Facts about the error (`stream`, `limit`, ...).
+    metadata: Option<HashMap<String, String>>,
+}
+
+/// The OpenAPI document of the HTTP API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "riverlog HTTP API",
+        description = "CloudEvents in named streams over HTTP: history, publishing (the CloudEvents HTTP binding), Server-Sent Events, consumer groups.",
+    ),
+    paths(
+        super::rest::list_streams,
+        super::rest::create_stream,
+        super::rest::get_stream,
+        super::rest::delete_stream,
+        super::rest::trim,
+        super::rest::read,
+        super::publish::publish,
+        super::rest::list_groups,
+        super::rest::list_pending,
+        super::rest::ack,
+        super::sse::subscribe,
+        super::sse::consume,
+    ),
+    components(schemas(
+        StreamsPage, StreamView, RetentionView, CloudEventJson, EventsPage, PositionView,
+        PublishResult, GroupsList, GroupView, ConsumerView, PendingPage, PendingView,
+        ConsumerPending, AckResult, TrimResult, DeleteResult, ProblemJson
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer-token scheme.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document as JSON.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".into())
+}
