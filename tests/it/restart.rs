@@ -38,52 +38,69 @@ async fn connect(url: &str) -> v1::event_log_client::EventLogClient<tonic::trans
         .unwrap()
 }
 
-#[tokio::test]
-async fn acknowledged_publishes_survive_kill_9() {
-    let db = TestDb::new().await;
-    let (mut child, url) = spawn_binary(&db).await;
-    let client = connect(&url).await;
-    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
-    let publishers: Vec<_> = (0..8)
-        .map(|w| {
-            let mut c = client.clone();
-            let acked = acked_tx.clone();
-            tokio::spawn(async move {
-                for i in 0.. {
-                    let id = format!("w{w}-{i}");
-                    match c.publish(publish_request("crash", vec![event(&id)])).await {
-                        Ok(r) => {
-                            let _ = acked.send((id, r.into_inner().positions[0].sequence));
+/// Publishers that publish one event at a time until the server goes
+/// away, reporting every acknowledged (id, sequence).
+struct Load {
+    publishers: Vec<tokio::task::JoinHandle<()>>,
+    acked: tokio::sync::mpsc::UnboundedReceiver<(String, u64)>,
+}
+
+impl Load {
+    fn start(
+        client: &v1::event_log_client::EventLogClient<tonic::transport::Channel>,
+        stream: &'static str,
+    ) -> Self {
+        let (acked_tx, acked) = tokio::sync::mpsc::unbounded_channel();
+        let publishers = (0..8)
+            .map(|w| {
+                let mut c = client.clone();
+                let acked = acked_tx.clone();
+                tokio::spawn(async move {
+                    for i in 0.. {
+                        let id = format!("w{w}-{i}");
+                        match c.publish(publish_request(stream, vec![event(&id)])).await {
+                            Ok(r) => {
+                                let _ = acked.send((id, r.into_inner().positions[0].sequence));
+                            }
+                            Err(_) => return,
                         }
-                        Err(_) => return,
                     }
-                }
+                })
             })
-        })
-        .collect();
-    drop(acked_tx);
-    // Kill the server in the middle of the stream of publishes.
-    let mut acked = Vec::new();
-    while acked.len() < 300 {
-        acked.push(within(acked_rx.recv()).await.expect("publishers running"));
-    }
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    for p in publishers {
-        within(p).await.unwrap();
-    }
-    while let Some(a) = acked_rx.recv().await {
-        acked.push(a);
+            .collect();
+        Self { publishers, acked }
     }
 
+    /// Waits for `n` acknowledgements.
+    async fn until_acked(&mut self, n: usize, seen: &mut Vec<(String, u64)>) {
+        while seen.len() < n {
+            seen.push(within(self.acked.recv()).await.expect("publishers running"));
+        }
+    }
+
+    /// Waits for the publishers to stop; returns every acknowledgement.
+    async fn finish(mut self, mut seen: Vec<(String, u64)>) -> Vec<(String, u64)> {
+        for p in self.publishers {
+            within(p).await.unwrap();
+        }
+        while let Some(a) = self.acked.recv().await {
+            seen.push(a);
+        }
+        seen
+    }
+}
+
+/// Asserts that a server on `db` holds every acknowledged event at its
+/// acknowledged sequence; returns the stored sequences, sorted.
+async fn assert_acked_stored(db: TestDb, stream: &str, acked: &[(String, u64)]) -> Vec<u64> {
     let server = TestServer::start_in(db, |_| {}).await;
     let mut client = server.client().await;
-    let stored: std::collections::HashMap<String, u64> = read_all(&mut client, "crash")
+    let stored: std::collections::HashMap<String, u64> = read_all(&mut client, stream)
         .await
         .iter()
         .map(|e| (event_id(e), e.sequence))
         .collect();
-    for (id, sequence) in &acked {
+    for (id, sequence) in acked {
         assert_eq!(
             stored.get(id),
             Some(sequence),
@@ -92,6 +109,22 @@ async fn acknowledged_publishes_survive_kill_9() {
     }
     let mut sequences: Vec<_> = stored.values().copied().collect();
     sequences.sort_unstable();
+    sequences
+}
+
+#[tokio::test]
+async fn acknowledged_publishes_survive_kill_9() {
+    let db = TestDb::new().await;
+    let (mut child, url) = spawn_binary(&db).await;
+    let mut load = Load::start(&connect(&url).await, "crash");
+    // Kill the server in the middle of the stream of publishes.
+    let mut acked = Vec::new();
+    load.until_acked(300, &mut acked).await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let acked = load.finish(acked).await;
+
+    let sequences = assert_acked_stored(db, "crash", &acked).await;
     assert_eq!(
         sequences,
         (1..=sequences.len() as u64).collect::<Vec<_>>(),
@@ -138,29 +171,9 @@ async fn sigterm_under_load_answers_what_it_accepted_and_loses_none_of_it() {
     assert_eq!(next_status(&mut watch).await, 1, "SERVING");
     let mut sub = subscribe(&mut client.clone(), subscribe_request(&["load"], None)).await;
 
-    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
-    let publishers: Vec<_> = (0..8)
-        .map(|w| {
-            let mut c = client.clone();
-            let acked = acked_tx.clone();
-            tokio::spawn(async move {
-                for i in 0.. {
-                    let id = format!("w{w}-{i}");
-                    match c.publish(publish_request("load", vec![event(&id)])).await {
-                        Ok(r) => {
-                            let _ = acked.send((id, r.into_inner().positions[0].sequence));
-                        }
-                        Err(_) => return,
-                    }
-                }
-            })
-        })
-        .collect();
-    drop(acked_tx);
+    let mut load = Load::start(&client, "load");
     let mut acked = Vec::new();
-    while acked.len() < 200 {
-        acked.push(within(acked_rx.recv()).await.expect("publishers running"));
-    }
+    load.until_acked(200, &mut acked).await;
     let pid = child.id().unwrap().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -184,27 +197,9 @@ async fn sigterm_under_load_answers_what_it_accepted_and_loses_none_of_it() {
     })
     .await;
     assert_error(&ended, tonic::Code::Unavailable, "SHUTTING_DOWN");
-    for p in publishers {
-        within(p).await.unwrap();
-    }
-    while let Some(a) = acked_rx.recv().await {
-        acked.push(a);
-    }
+    let acked = load.finish(acked).await;
     let exit = within(child.wait()).await.unwrap();
     assert!(exit.success(), "exit status {exit:?}");
 
-    let server = TestServer::start_in(db, |_| {}).await;
-    let mut client = server.client().await;
-    let stored: std::collections::HashMap<String, u64> = read_all(&mut client, "load")
-        .await
-        .iter()
-        .map(|e| (event_id(e), e.sequence))
-        .collect();
-    for (id, sequence) in &acked {
-        assert_eq!(
-            stored.get(id),
-            Some(sequence),
-            "acknowledged event {id} lost"
-        );
-    }
+    assert_acked_stored(db, "load", &acked).await;
 }
