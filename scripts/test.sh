@@ -2,8 +2,9 @@
 # Runs every riverlog test: unit tests and the black-box integration tests
 # against real servers on SQLite, the integration tests again on
 # PostgreSQL, buf lint, the README's grpcurl, CLI and HTTP walkthrough, the
-# web console in headless Chromium, and the Python, TypeScript and Go
-# clients against live servers.
+# web console in headless Chromium, the Helm chart (rendered by the real
+# Helm engine, validated, and driving the real binary), and the Python,
+# TypeScript and Go clients against live servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +56,9 @@ scripts/check_openapi.sh
 cargo build --quiet
 RIVERLOG_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/riverlog"
 export RIVERLOG_BIN
+
+echo "=== Helm chart: render, lint, Kubernetes 1.30 schemas, and the real binary from the pod spec"
+tests/helm/run.sh -q
 
 echo "=== generated client code is up to date"
 scripts/generate_clients.sh --check

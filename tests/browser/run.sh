@@ -5,7 +5,7 @@
 #
 # Needs Node.js 20+ with npm, and Debian's Chromium (apt-get install -y chromium).
 # Environment:
-#   RIVERLOG_BIN          the riverlog binary to test (default /tmp/riverlog-bin2/riverlog)
+#   RIVERLOG_BIN          the riverlog binary to test (default: target/debug/riverlog)
 #   RIVERLOG_CONSOLE_DIR  serve the console from this folder (--console-dir) instead of
 #                         the copy embedded in the binary; for working on the console only
 #   CHROMIUM_PATH         the browser (default /usr/bin/chromium)
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-export RIVERLOG_BIN="${RIVERLOG_BIN:-/tmp/riverlog-bin2/riverlog}"
+export RIVERLOG_BIN="${RIVERLOG_BIN:-${CARGO_TARGET_DIR:-$(cd ../.. && pwd)/target}/debug/riverlog}"
 CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
 export CHROMIUM_PATH
 

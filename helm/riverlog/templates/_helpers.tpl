@@ -1,0 +1,200 @@
+{{/* Chart name. */}}
+{{- define "riverlog.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name. */}}
+{{- define "riverlog.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart label. */}}
+{{- define "riverlog.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Standard labels. */}}
+{{- define "riverlog.labels" -}}
+helm.sh/chart: {{ include "riverlog.chart" . }}
+{{ include "riverlog.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: event-log
+app.kubernetes.io/part-of: riverlog
+{{- end }}
+
+{{/* Selector labels. */}}
+{{- define "riverlog.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "riverlog.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* ServiceAccount name. */}}
+{{- define "riverlog.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "riverlog.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Secret holding the PostgreSQL URL. */}}
+{{- define "riverlog.databaseSecretName" -}}
+{{- if .Values.storage.postgres.existingSecret }}
+{{- .Values.storage.postgres.existingSecret }}
+{{- else }}
+{{- printf "%s-database" (include "riverlog.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Pod grace period: above the server's shutdown grace. */}}
+{{- define "riverlog.terminationGracePeriodSeconds" -}}
+{{- $grace := int .Values.config.shutdownGraceSeconds }}
+{{- $term := int .Values.terminationGracePeriodSeconds }}
+{{- if eq $term 0 }}
+{{- add $grace 15 }}
+{{- else if le $term $grace }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed config.shutdownGraceSeconds (%d)" $term $grace) }}
+{{- else }}
+{{- $term }}
+{{- end }}
+{{- end }}
+
+{{/* Checks the schema cannot express across keys. */}}
+{{- define "riverlog.validate" -}}
+{{- if and (eq .Values.storage.mode "postgres") (not .Values.storage.postgres.existingSecret) (not .Values.storage.postgres.url) }}
+{{- fail "storage.mode=postgres needs storage.postgres.existingSecret (recommended) or storage.postgres.url" }}
+{{- end }}
+{{- end }}
+
+{{/* The pod template, shared by the StatefulSet (sqlite) and the Deployment (postgres). */}}
+{{- define "riverlog.podTemplate" -}}
+metadata:
+  labels:
+    {{- include "riverlog.labels" . | nindent 4 }}
+    {{- with .Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    {{- if not .Values.auth.existingSecret }}
+    checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+    {{- end }}
+    {{- with .Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "riverlog.serviceAccountName" . }}
+  automountServiceAccountToken: {{ .Values.serviceAccount.automount }}
+  terminationGracePeriodSeconds: {{ include "riverlog.terminationGracePeriodSeconds" . }}
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+  containers:
+    - name: riverlog
+      image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      command: ["/usr/local/bin/riverlog", "serve"]
+      args: ["--config", "/etc/riverlog/config.toml"]
+      env:
+        - name: RIVERLOG_LISTEN
+          value: "0.0.0.0:{{ .Values.ports.grpc }}"
+        - name: RIVERLOG_HTTP_LISTEN
+          value: "0.0.0.0:{{ .Values.ports.http }}"
+        - name: RIVERLOG_SHUTDOWN_GRACE
+          value: "{{ .Values.config.shutdownGraceSeconds }}s"
+        {{- if eq .Values.storage.mode "postgres" }}
+        - name: RIVERLOG_DATABASE_URL
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "riverlog.databaseSecretName" . }}
+              key: {{ .Values.storage.postgres.existingSecretKey }}
+        {{- else }}
+        - name: RIVERLOG_DATABASE_URL
+          value: "sqlite:///data/riverlog.db"
+        {{- end }}
+        {{- with .Values.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        - name: grpc
+          containerPort: {{ .Values.ports.grpc }}
+          protocol: TCP
+        - name: http
+          containerPort: {{ .Values.ports.http }}
+          protocol: TCP
+      startupProbe:
+        grpc:
+          port: {{ .Values.ports.grpc }}
+        periodSeconds: {{ .Values.probes.startup.periodSeconds }}
+        failureThreshold: {{ .Values.probes.startup.failureThreshold }}
+      livenessProbe:
+        grpc:
+          port: {{ .Values.ports.grpc }}
+        periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
+        failureThreshold: {{ .Values.probes.liveness.failureThreshold }}
+        timeoutSeconds: {{ .Values.probes.liveness.timeoutSeconds }}
+      readinessProbe:
+        grpc:
+          port: {{ .Values.ports.grpc }}
+          service: riverlog.v1.EventLog
+        periodSeconds: {{ .Values.probes.readiness.periodSeconds }}
+        failureThreshold: {{ .Values.probes.readiness.failureThreshold }}
+        timeoutSeconds: {{ .Values.probes.readiness.timeoutSeconds }}
+      securityContext:
+        {{- toYaml .Values.securityContext | nindent 8 }}
+      resources:
+        {{- toYaml .Values.resources | nindent 8 }}
+      volumeMounts:
+        - name: config
+          mountPath: /etc/riverlog
+          readOnly: true
+        - name: tmp
+          mountPath: /tmp
+        {{- if eq .Values.storage.mode "sqlite" }}
+        - name: data
+          mountPath: /data
+        {{- end }}
+  volumes:
+    - name: config
+      {{- if .Values.auth.existingSecret }}
+      secret:
+        secretName: {{ .Values.auth.existingSecret }}
+        items:
+          - key: {{ .Values.auth.existingSecretKey }}
+            path: config.toml
+      {{- else }}
+      configMap:
+        name: {{ include "riverlog.fullname" . }}
+      {{- end }}
+    - name: tmp
+      emptyDir:
+        sizeLimit: {{ .Values.tmpSizeLimit }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.topologySpreadConstraints }}
+  topologySpreadConstraints:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}

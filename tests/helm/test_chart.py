@@ -1,0 +1,646 @@
+"""Tests of the riverlog Helm chart and Dockerfile.
+
+The chart is rendered and linted by the real Helm engine (helm-python-sdk binds
+Helm's Go SDK), each rendered document is validated against the Kubernetes 1.30
+schemas (kubernetes-validate, strict), and the rendered pod spec drives the real
+riverlog binary, probed the way the kubelet would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "riverlog"
+HERE = Path(__file__).resolve().parent
+PG_VALUES = yaml.safe_load((HERE / "values-postgres.yaml").read_text())
+BIN = os.environ.get("RIVERLOG_BIN", str(ROOT / "target" / "debug" / "riverlog"))
+PG_URL = os.environ.get("RIVERLOG_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
+KUBE_VERSION = "1.30"
+LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "helm.sh/chart",
+)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="session")
+def chart():
+    with helm.Chart.load(CHART) as c:
+        yield c
+
+
+def render(chart, values=None, name="rl"):
+    out = chart.render(values=values or {}, name=name, namespace="riverlog")
+    docs = []
+    for path, text in sorted(out.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+def notes(chart, values=None):
+    out = chart.render(values=values or {}, name="rl", namespace="riverlog")
+    return next(v for k, v in out.items() if k.endswith("NOTES.txt"))
+
+
+def kinds(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs, kind):
+    found = kinds(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def workload(docs):
+    found = [d for d in docs if d["kind"] in ("StatefulSet", "Deployment")]
+    assert len(found) == 1
+    return found[0]
+
+
+def container(docs):
+    (c,) = workload(docs)["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def env_of(c):
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def config_toml(docs):
+    return one(docs, "ConfigMap")["data"]["config.toml"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def merge(a, b):
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@pytest.fixture(scope="session")
+def default_docs(chart):
+    return render(chart)
+
+
+@pytest.fixture(scope="session")
+def pg_docs(chart):
+    return render(chart, PG_VALUES)
+
+
+# ---------------------------------------------------------------- chart files
+
+
+def test_chart_metadata_matches_the_crate(chart):
+    meta = chart.metadata
+    crate = re.search(r'^version = "([^"]+)"', (ROOT / "Cargo.toml").read_text(), re.M).group(1)
+    assert meta["apiVersion"] == "v2"
+    assert meta["appVersion"] == crate
+    assert chart.schema is not None
+
+
+@pytest.mark.parametrize("values", [None, PG_VALUES], ids=["defaults", "postgres"])
+def test_lint_strict(values):
+    report = helm.lint(CHART, values, strict=True, kube_version="v1.30.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not problems and not report["errors"], report
+
+
+def test_every_value_has_a_comment():
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    key = re.compile(r"^(\s*)([A-Za-z0-9_]+):(.*)$")
+    missing = []
+    for i, line in enumerate(lines):
+        m = key.match(line)
+        if not m:
+            continue
+        indent, name, rest = m.groups()
+        nxt = next((l for l in lines[i + 1 :] if l.strip()), "")
+        is_parent = not rest.strip() and not nxt.lstrip().startswith("-") and (
+            len(nxt) - len(nxt.lstrip()) > len(indent)
+        )
+        if is_parent:
+            continue
+        prev = lines[i - 1].strip() if i else ""
+        if not prev.startswith("#"):
+            missing.append(name)
+    assert not missing, f"values without a comment: {missing}"
+
+
+def leaf_keys(d, prefix=""):
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            yield from leaf_keys(v, path + ".")
+        else:
+            yield path
+
+
+def test_readme_kubernetes_section_lists_every_value():
+    readme = (HERE.parent.parent / "README.md").read_text()
+    section = readme.split("\n## Kubernetes\n", 1)[1].split("\n## ", 1)[0]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    missing = [k for k in leaf_keys(values) if f"`{k}`" not in section]
+    assert not missing, f"values missing from the README's Kubernetes table: {missing}"
+
+
+# ---------------------------------------------------------------- kubernetes schemas
+
+SERVICE_MONITOR_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string"}, "labels": {"type": "object"}},
+        },
+        "spec": {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "selector": {
+                    "type": "object",
+                    "properties": {"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}},
+                },
+                "namespaceSelector": {
+                    "type": "object",
+                    "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                            "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [None, PG_VALUES, merge(PG_VALUES, {"autoscaling": {"enabled": True}, "auth": {"existingSecret": "cfg"}})],
+    ids=["defaults", "postgres", "postgres-hpa-existing-config"],
+)
+def test_documents_are_valid_kubernetes_1_30(chart, values):
+    docs = render(chart, values)
+    assert docs
+    for doc in docs:
+        if doc["kind"] == "ServiceMonitor":
+            # A CRD: not in the Kubernetes schemas; checked against a small hand-written one.
+            jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
+        else:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+# ---------------------------------------------------------------- what operators rely on
+
+
+@pytest.mark.parametrize("mode", ["defaults", "postgres"])
+def test_native_grpc_probes(default_docs, pg_docs, mode):
+    c = container(default_docs if mode == "defaults" else pg_docs)
+    grpc_port = next(p["containerPort"] for p in c["ports"] if p["name"] == "grpc")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert set(c[probe]) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}, probe
+        assert c[probe]["grpc"]["port"] == grpc_port
+    assert c["readinessProbe"]["grpc"]["service"] == "riverlog.v1.EventLog"
+    assert "service" not in c["livenessProbe"]["grpc"]
+    assert "service" not in c["startupProbe"]["grpc"]
+
+
+def test_sqlite_mode_is_one_replica_statefulset_with_a_claim(default_docs):
+    sts = one(default_docs, "StatefulSet")
+    assert sts["spec"]["replicas"] == 1
+    assert not kinds(default_docs, "Deployment")
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in container(default_docs)["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == "/data"
+    assert env_of(container(default_docs))["RIVERLOG_DATABASE_URL"]["value"] == "sqlite:///data/riverlog.db"
+    assert not kinds(default_docs, "PodDisruptionBudget")
+    assert not kinds(default_docs, "HorizontalPodAutoscaler")
+    svc = {s["metadata"]["name"]: s for s in kinds(default_docs, "Service")}
+    assert sts["spec"]["serviceName"] in svc
+
+
+def test_postgres_mode_is_a_deployment_without_claims(pg_docs, chart):
+    dep = one(pg_docs, "Deployment")
+    assert dep["spec"]["replicas"] == 3
+    assert not kinds(pg_docs, "StatefulSet")
+    assert not kinds(pg_docs, "PersistentVolumeClaim")
+    assert "volumeClaimTemplates" not in dep["spec"]
+    assert all(v["name"] != "data" for v in dep["spec"]["template"]["spec"]["volumes"])
+    hpa_docs = render(chart, merge(PG_VALUES, {"autoscaling": {"enabled": True, "maxReplicas": 7}}))
+    hpa = one(hpa_docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
+    assert hpa["spec"]["maxReplicas"] == 7
+    assert "replicas" not in one(hpa_docs, "Deployment")["spec"]
+    assert not kinds(pg_docs, "HorizontalPodAutoscaler")
+
+
+def test_pdb_selects_the_pods(pg_docs):
+    pdb = one(pg_docs, "PodDisruptionBudget")
+    dep = one(pg_docs, "Deployment")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    sel = pdb["spec"]["selector"]["matchLabels"]
+    assert sel and all(pod_labels.get(k) == v for k, v in sel.items())
+    assert sel == dep["spec"]["selector"]["matchLabels"]
+
+
+def _secret_free(docs, secret):
+    for cm in kinds(docs, "ConfigMap"):
+        assert secret not in json.dumps(cm), "secret value in a ConfigMap"
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet"):
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                for e in c.get("env", []):
+                    assert secret not in str(e.get("value", "")), f"secret value in env {e['name']}"
+                    assert "postgres" not in str(e.get("value", "")), f"database URL inline in env {e['name']}"
+
+
+def test_database_url_only_through_a_secret(chart, pg_docs):
+    ref = env_of(container(pg_docs))["RIVERLOG_DATABASE_URL"]
+    assert "value" not in ref
+    assert ref["valueFrom"]["secretKeyRef"] == {"name": "riverlog-database", "key": "url"}
+    assert not kinds(pg_docs, "Secret"), "existingSecret given: the chart creates none"
+    _secret_free(pg_docs, "riverlog-database-password")
+
+    url = "postgres://riverlog:s3cr3t-pw@db.internal:5432/riverlog"
+    vals = merge(PG_VALUES, {"storage": {"postgres": {"existingSecret": "", "url": url}}})
+    docs = render(chart, vals)
+    secret = one(docs, "Secret")
+    key = env_of(container(docs))["RIVERLOG_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert key["name"] == secret["metadata"]["name"]
+    import base64
+
+    assert base64.b64decode(secret["data"][key["key"]]).decode() == url
+    _secret_free(docs, "s3cr3t-pw")
+    assert "s3cr3t-pw" not in notes(chart, vals)
+
+
+def test_postgres_without_a_url_fails(chart):
+    with pytest.raises(helm.HelmError, match="existingSecret"):
+        render(chart, {"storage": {"mode": "postgres"}})
+
+
+@pytest.mark.parametrize("mode", ["defaults", "postgres"])
+def test_security_context(default_docs, pg_docs, mode):
+    docs = default_docs if mode == "defaults" else pg_docs
+    pod = workload(docs)["spec"]["template"]["spec"]
+    c = container(docs)
+    psc, sc = pod["securityContext"], c["securityContext"]
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] != 0
+    assert psc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in sc["capabilities"]
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert "/tmp" in mounts
+    if mode == "defaults":
+        assert "/data" in mounts
+    res = c["resources"]
+    assert res["requests"]["cpu"] and res["requests"]["memory"] and res["limits"]["memory"]
+    assert pod["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("mode", ["defaults", "postgres"])
+def test_standard_labels(default_docs, pg_docs, mode):
+    docs = default_docs if mode == "defaults" else pg_docs
+    for d in docs:
+        labels = d["metadata"].get("labels", {})
+        for label in LABELS:
+            assert label in labels, f"{d['kind']} {d['metadata']['name']} lacks {label}"
+        assert labels["app.kubernetes.io/instance"] == "rl"
+        assert labels["app.kubernetes.io/version"] == "0.1.0"
+    pod_labels = workload(docs)["spec"]["template"]["metadata"]["labels"]
+    for svc in kinds(docs, "Service"):
+        assert all(pod_labels[k] == v for k, v in svc["spec"]["selector"].items())
+
+
+def test_service_ports(default_docs):
+    svc = next(s for s in kinds(default_docs, "Service") if s["spec"].get("clusterIP") != "None")
+    ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    assert ports["grpc"]["appProtocol"] == "grpc" and ports["grpc"]["port"] == 50051
+    assert ports["http"]["port"] == 8080
+    cports = {p["name"] for p in container(default_docs)["ports"]}
+    assert {p["targetPort"] for p in ports.values()} <= cports
+
+
+def test_ingress_keeps_sse_unbuffered(pg_docs):
+    ing = one(pg_docs, "Ingress")
+    ann = ing["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["port"]["number"] == 8080
+    assert ing["spec"]["tls"][0]["secretName"] == "riverlog-tls"
+
+
+def test_service_monitor_and_network_policy(pg_docs, default_docs):
+    sm = one(pg_docs, "ServiceMonitor")
+    (ep,) = sm["spec"]["endpoints"]
+    assert ep["port"] == "http" and ep["path"] == "/metrics"
+    assert sm["metadata"]["labels"]["release"] == "prometheus"
+    np = one(pg_docs, "NetworkPolicy")
+    ports = {p["port"] for p in np["spec"]["ingress"][0]["ports"]}
+    assert ports == {"grpc", "http"}
+    assert np["spec"]["ingress"][0]["from"][0]["namespaceSelector"]
+    assert not kinds(default_docs, "ServiceMonitor") and not kinds(default_docs, "NetworkPolicy")
+    assert not kinds(default_docs, "Ingress")
+
+
+def _grace_seconds(c):
+    return int(env_of(c)["RIVERLOG_SHUTDOWN_GRACE"]["value"].rstrip("s"))
+
+
+@pytest.mark.parametrize("mode", ["defaults", "postgres"])
+def test_termination_grace_exceeds_shutdown_grace(default_docs, pg_docs, mode):
+    docs = default_docs if mode == "defaults" else pg_docs
+    pod = workload(docs)["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > _grace_seconds(container(docs))
+
+
+def test_too_short_termination_grace_is_refused(chart):
+    with pytest.raises(helm.HelmError, match="terminationGracePeriodSeconds"):
+        render(chart, {"terminationGracePeriodSeconds": 5, "config": {"shutdownGraceSeconds": 10}})
+
+
+def test_config_toml_carries_the_values(pg_docs):
+    toml = config_toml(pg_docs)
+    assert 'otlp_endpoint = "http://otel-collector.observability:4317"' in toml
+    assert 'log_format = "json"' in toml
+    assert "max_event_size = 262144" in toml
+    assert "retention_max_events = 100000" in toml
+    assert 'retention_max_age = "7d"' in toml
+    assert toml.count("[[auth.tokens]]") == 2
+    assert "database_url" not in toml
+
+
+def test_existing_secret_config_replaces_the_configmap(chart):
+    docs = render(chart, {"auth": {"existingSecret": "my-config", "existingSecretKey": "riverlog.toml"}})
+    assert not kinds(docs, "ConfigMap")
+    vol = next(v for v in workload(docs)["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
+    assert vol["secret"] == {"secretName": "my-config", "items": [{"key": "riverlog.toml", "path": "config.toml"}]}
+
+
+# ---------------------------------------------------------------- values.schema.json
+
+BAD_VALUES = {
+    "replicas>1-in-sqlite": {"replicas": 3},
+    "unknown-storage-mode": {"storage": {"mode": "mysql"}},
+    "replicas-wrong-type": {"replicas": "three"},
+    "port-out-of-range": {"ports": {"grpc": 70000}},
+    "bad-log-format": {"config": {"logFormat": "xml"}},
+    "token-hash-not-sha256": {"auth": {"tokens": [{"name": "x", "sha256": "secret-token-in-clear"}]}},
+    "unknown-top-level-key": {"replica": 2},
+    "autoscaling-in-sqlite": {"autoscaling": {"enabled": True}},
+    "negative-limit": {"config": {"limits": {"maxEventSize": -1}}},
+    "bool-as-string": {"ingress": {"enabled": "yes"}},
+    "bad-duration": {"config": {"retention": {"interval": "often"}}},
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_VALUES), ids=list(BAD_VALUES))
+def test_schema_rejects(chart, bad):
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(chart.merge_values(BAD_VALUES[bad]))
+    with pytest.raises(helm.HelmError):
+        render(chart, BAD_VALUES[bad])
+
+
+def test_schema_accepts_postgres_with_replicas(chart):
+    chart.validate_schema(chart.merge_values(PG_VALUES))
+
+
+# ---------------------------------------------------------------- the Dockerfile
+
+
+def dockerfile():
+    text = (ROOT / "Dockerfile").read_text()
+    return text, re.sub(r"\\\n", " ", text)
+
+
+def test_dockerfile_matches_the_chart(default_docs):
+    text, joined = dockerfile()
+    assert len(re.findall(r"^FROM ", text, re.M)) >= 2, "multi-stage"
+    assert re.search(r"cargo build[^\n]*--locked[^\n]*--release", joined)
+    entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M).group(1))
+    c = container(default_docs)
+    assert c["command"] == entry
+    exposed = {int(p) for p in re.search(r"^EXPOSE (.*)$", text, re.M).group(1).split()}
+    assert exposed == {p["containerPort"] for p in c["ports"]}
+    volumes = json.loads(re.search(r"^VOLUME (\[.*\])$", text, re.M).group(1))
+    data_mount = next(m["mountPath"] for m in c["volumeMounts"] if m["name"] == "data")
+    assert volumes == [data_mount]
+    user = re.search(r"^USER (\d+)(?::(\d+))?$", text, re.M)
+    psc = workload(default_docs)["spec"]["template"]["spec"]["securityContext"]
+    assert int(user.group(1)) == psc["runAsUser"] != 0
+    assert user.group(2) is None or int(user.group(2)) == psc["runAsGroup"]
+    # The image's own defaults listen on the exposed ports, like the chart's env.
+    env = env_of(c)
+    for var in ("RIVERLOG_LISTEN", "RIVERLOG_HTTP_LISTEN", "RIVERLOG_DATABASE_URL"):
+        assert re.search(rf"\b{var}={re.escape(env[var]['value'])}(\s|$)", joined), var
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore and "!src/" in ignore and "!Cargo.lock" in ignore
+
+
+# ---------------------------------------------------------------- the chart drives the binary
+
+
+def _health(port, service, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+                last = resp.status
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return resp.status
+            except grpc.RpcError as e:
+                last = e.code()
+            time.sleep(0.2)
+    return last
+
+
+def _map_path(value, mapping):
+    """Map container paths to host paths in one pass (longest first), so a mapped path is not mapped again."""
+    keys = sorted(mapping, key=len, reverse=True)
+    pattern = "|".join(re.escape(k) + r"(?=/|$|\b)" for k in keys)
+    return re.sub(pattern, lambda m: str(mapping[m.group(0)]), value)
+
+
+def run_pod(docs, tmp_path, secrets):
+    """Start riverlog as the kubelet would: the container's command, args, env and mounts."""
+    pod = workload(docs)["spec"]["template"]["spec"]
+    c = container(docs)
+    mounts = {m["mountPath"]: tmp_path / m["mountPath"].strip("/").replace("/", "_") for m in c["volumeMounts"]}
+    for path in mounts.values():
+        path.mkdir(parents=True, exist_ok=True)
+    # The config volume: the rendered ConfigMap's keys become files.
+    cfg_mount = next(m["mountPath"] for m in c["volumeMounts"] if m["name"] == "config")
+    for key, text in one(docs, "ConfigMap")["data"].items():
+        (mounts[cfg_mount] / key).write_text(text)
+    mapping = dict(sorted(mounts.items(), key=lambda kv: -len(kv[0])))
+    mapping[c["command"][0]] = BIN
+    argv = [_map_path(a, mapping) for a in c["command"] + c.get("args", [])]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "TMPDIR": str(mounts["/tmp"])}
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = _map_path(e["value"], mapping)
+        else:
+            ref = e["valueFrom"]["secretKeyRef"]
+            env[e["name"]] = secrets[(ref["name"], ref["key"])]
+    cwd = mounts.get("/data", tmp_path)
+    log = open(tmp_path / "riverlog.log", "w+")
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    return proc, log, pod, c
+
+
+def stop_pod(proc, log, pod):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=pod["terminationGracePeriodSeconds"])
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("riverlog outlived terminationGracePeriodSeconds")
+    else:
+        rc = proc.returncode
+    log.seek(0)
+    return rc, log.read()
+
+
+def probe_like_kubelet(c, proc, log):
+    for name in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = c[name]["grpc"]
+        status = _health(probe["port"], probe.get("service", ""))
+        if status != health_pb2.HealthCheckResponse.SERVING:
+            log.seek(0)
+            raise AssertionError(f"{name} on port {probe['port']}: {status}; rc={proc.poll()}\n{log.read()}")
+
+
+def serving_addrs(out):
+    """The grpc= and http= addresses of the 'serving' log line, text or JSON."""
+    for line in out.splitlines():
+        if line.startswith("{"):
+            rec = json.loads(line)
+            fields = rec.get("fields", {})
+            if "serving" in fields.get("message", "") and "grpc" in fields:
+                return fields["grpc"], fields["http"]
+        else:
+            m = re.search(r"grpc=(\S+) http=(\S+)", line)
+            if m:
+                return m.group(1), m.group(2)
+    raise AssertionError("no serving line in:\n" + out)
+
+
+def test_config_toml_parses_with_the_binary(default_docs, pg_docs, tmp_path):
+    for name, docs in (("defaults", default_docs), ("postgres", pg_docs)):
+        f = tmp_path / f"{name}.toml"
+        f.write_text(config_toml(docs))
+        r = subprocess.run([BIN, "config", "--config", str(f)], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+        assert r.returncode == 0, r.stderr
+        if name == "postgres":
+            assert 'name = "ingest"' in r.stdout and "publish_rate_limit = 500" in r.stdout
+
+
+def test_sqlite_pod_runs_and_passes_its_probes(chart, tmp_path):
+    gport, hport = free_port(), free_port()
+    docs = render(chart, {"ports": {"grpc": gport, "http": hport}, "config": {"shutdownGraceSeconds": 3}})
+    proc, log, pod, c = run_pod(docs, tmp_path, {})
+    try:
+        probe_like_kubelet(c, proc, log)
+        assert c["readinessProbe"]["grpc"]["port"] == gport
+    finally:
+        rc, out = stop_pod(proc, log, pod)
+    assert rc == 0, out
+    assert serving_addrs(out) == (f"0.0.0.0:{gport}", f"0.0.0.0:{hport}")
+    assert (tmp_path / "data" / "riverlog.db").exists(), "the database lives on the data volume"
+
+
+def _psql(sql):
+    subprocess.run(["psql", PG_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True)
+
+
+@pytest.fixture
+def pg_schema():
+    try:
+        subprocess.run(["psql", PG_URL, "-qc", "select 1"], check=True, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("no local PostgreSQL at " + PG_URL)
+    schema = "rl_helm_" + uuid.uuid4().hex[:10]
+    _psql(f"CREATE SCHEMA {schema}")
+    yield schema
+    _psql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_postgres_pod_runs_and_passes_its_probes(chart, tmp_path, pg_schema):
+    gport, hport = free_port(), free_port()
+    # The OTLP endpoint goes to a closed loopback port: wired, but no traffic leaves the machine.
+    values = merge(
+        PG_VALUES,
+        {
+            "ports": {"grpc": gport, "http": hport},
+            "config": {"shutdownGraceSeconds": 3},
+            "telemetry": {"otlpEndpoint": f"http://127.0.0.1:{free_port()}"},
+        },
+    )
+    docs = render(chart, values)
+    sep = "&" if "?" in PG_URL else "?"
+    secrets = {("riverlog-database", "url"): f"{PG_URL}{sep}options=-csearch_path%3D{pg_schema}"}
+    proc, log, pod, c = run_pod(docs, tmp_path, secrets)
+    try:
+        probe_like_kubelet(c, proc, log)
+    finally:
+        rc, out = stop_pod(proc, log, pod)
+    assert rc == 0, out
+    assert serving_addrs(out) == (f"0.0.0.0:{gport}", f"0.0.0.0:{hport}")
+    assert all(json.loads(l) for l in out.splitlines() if l.strip()), "log_format json from the ConfigMap"
