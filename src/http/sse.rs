@@ -91,7 +91,10 @@ impl Event {
         if let Some(id) = &self.id {
             out.push_str(&format!("id: {id}\n"));
         }
-        if let Some(e) = &self.event {
+        // A CloudEvent type may hold line breaks; written out they would
+        // let a publisher forge fields (an `id:`, say) in everyone's
+        // stream. Such an event goes out unnamed (a plain "message").
+        if let Some(e) = self.event.as_ref().filter(|e| !e.contains(['\r', '\n'])) {
             out.push_str(&format!("event: {e}\n"));
         }
         if let Some(d) = &self.data {
@@ -392,4 +395,24 @@ pub(super) async fn consume(
             }))
         });
     Ok(sse(&headers, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_breaks_in_an_event_type_cannot_forge_fields() {
+        let frame = Event::default()
+            .id("7".into())
+            .event("order.created\nid: 999\ndata: forged".into())
+            .data("{\"a\":1}".into())
+            .frame();
+        assert_eq!(frame, "id: 7\ndata: {\"a\":1}\n\n");
+        let plain = Event::default()
+            .id("8".into())
+            .event("order.paid".into())
+            .frame();
+        assert_eq!(plain, "id: 8\nevent: order.paid\n\n");
+    }
 }
