@@ -391,7 +391,9 @@ fn cors(config: &Config) -> tower_http::cors::CorsLayer {
     CorsLayer::new()
         .allow_origin(allow)
         .allow_methods(Any)
-        .allow_headers(Any)
+        // A `*` never covers Authorization, and ce-* headers cannot be
+        // listed ahead: echo what the preflight asks for.
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
         .expose_headers([
             http::HeaderName::from_static("grpc-status"),
             http::HeaderName::from_static("grpc-message"),

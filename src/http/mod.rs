@@ -68,12 +68,23 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/subscribe", get(sse::subscribe))
         .route("/groups/{group}/consume", get(sse::consume));
     Router::new()
+        .fallback(not_found)
         .route("/", get(console::index))
         .route("/console/app.js", get(console::app_js))
         .route("/console/app.css", get(console::app_css))
         .route("/metrics", get(prometheus))
         .nest("/api/v1", api)
         .with_state(state)
+}
+
+/// Unknown paths get problem+json like every other error.
+async fn not_found(uri: axum::http::Uri) -> Problem {
+    Problem(crate::api::status::Failure::new(
+        tonic::Code::NotFound,
+        "NOT_FOUND",
+        format!("no such endpoint: {}", uri.path()),
+        Default::default(),
+    ))
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -32,16 +32,12 @@ fn parse_duration(field: &'static str, s: &str) -> Result<std::time::Duration, P
     humantime::parse_duration(s).map_err(|e| bad_request(field, format!("{s:?}: {e}")))
 }
 
-/// An RFC 3339 time as a log time.
+/// An RFC 3339 time (any offset) as a log time.
 pub fn parse_time(field: &'static str, s: &str) -> Result<UnixMicros, Problem> {
-    let t =
-        humantime::parse_rfc3339_weak(s).map_err(|e| bad_request(field, format!("{s:?}: {e}")))?;
-    let since = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| bad_request(field, "before 1970"))?;
-    Ok(UnixMicros(
-        i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
-    ))
+    let t: prost_types::Timestamp = s
+        .parse()
+        .map_err(|_| bad_request(field, format!("{s:?} is not an RFC 3339 time")))?;
+    Ok(UnixMicros::from_parts(t.seconds, t.nanos))
 }
 
 fn stream_view(info: &crate::log::StreamInfo) -> StreamView {

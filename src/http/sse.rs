@@ -169,6 +169,23 @@ impl Encoder {
         };
         Bytes::from(out)
     }
+
+    /// Ends the compressed stream (gzip trailer, zstd end of frame), so a
+    /// stream the server ends reads as complete, not truncated.
+    fn finish(&mut self) -> Bytes {
+        let out = match self {
+            Self::Identity => return Bytes::new(),
+            Self::Gzip(e) => {
+                let _ = e.try_finish();
+                std::mem::take(e.get_mut())
+            }
+            Self::Zstd(e) => {
+                let _ = e.do_finish();
+                std::mem::take(e.get_mut())
+            }
+        };
+        Bytes::from(out)
+    }
 }
 
 /// Query parameters of `/api/v1/subscribe`.
@@ -237,13 +254,25 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
 }
 
 fn sse(headers: &HeaderMap, stream: impl Stream<Item = Event> + Send + 'static) -> Response {
-    let mut encoder = Encoder::negotiate(headers);
+    let encoder = Encoder::negotiate(headers);
     let encoding = encoder.content_encoding();
     let opening =
         futures::stream::once(async { Event::default().retry(RETRY).comment("riverlog") });
-    let body = opening
-        .chain(stream)
-        .map(move |message| Ok::<_, Infallible>(encoder.chunk(&message)));
+    // The encoder goes through the messages, then ends the compressed
+    // stream once they are done.
+    let body = futures::stream::unfold(
+        (opening.chain(stream).boxed(), Some(encoder)),
+        |(mut messages, encoder)| async move {
+            let mut encoder = encoder?;
+            match messages.next().await {
+                Some(message) => {
+                    let bytes = encoder.chunk(&message);
+                    Some((Ok::<_, Infallible>(bytes), (messages, Some(encoder))))
+                }
+                None => Some((Ok(encoder.finish()), (messages, None))),
+            }
+        },
+    );
     let mut response = Body::from_stream(body).into_response();
     let h = response.headers_mut();
     h.insert(

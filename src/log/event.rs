@@ -68,6 +68,10 @@ impl NewEvent {
     /// Checks a CloudEvent against the CloudEvents 1.0 rules riverlog relies
     /// on; `payload` is its protobuf encoding.
     pub fn validate(attrs: EventAttributes, payload: Bytes) -> Result<Self, String> {
+        fn has_control(s: &str) -> bool {
+            // U+0000-001F and U+007F-009F, the ranges CloudEvents excludes.
+            s.chars().any(char::is_control)
+        }
         if attrs.spec_version != SPEC_VERSION {
             return Err(format!(
                 "spec_version must be {SPEC_VERSION:?}, got {:?}",
@@ -83,17 +87,18 @@ impl NewEvent {
                 return Err(format!("{field} is required"));
             }
         }
-        // SQLite compares text only up to a NUL: an indexed attribute with one
-        // would match filters differently in history and live.
+        // CloudEvents forbids control characters in strings, and they hurt
+        // here too: SQLite compares text only up to a NUL, and a line break
+        // in a type would break SSE framing.
         if let Some(field) = [
             ("id", &attrs.id),
             ("source", &attrs.source),
             ("type", &attrs.event_type),
         ]
         .iter()
-        .find_map(|(f, v)| v.contains('\0').then_some(*f))
+        .find_map(|(f, v)| has_control(v).then_some(*f))
         {
-            return Err(format!("{field} must not contain NUL characters"));
+            return Err(format!("{field} must not contain control characters"));
         }
         let mut subject = None;
         for (name, value) in attrs.extensions {
@@ -102,8 +107,8 @@ impl NewEvent {
                 (_, AttributeValue::Missing) => {
                     return Err(format!("attribute {name:?} has no value"));
                 }
-                ("subject", AttributeValue::String(s)) if s.contains('\0') => {
-                    return Err("subject must not contain NUL characters".into());
+                ("subject", AttributeValue::String(s)) if has_control(&s) => {
+                    return Err("subject must not contain control characters".into());
                 }
                 ("subject", AttributeValue::String(s)) => subject = Some(s),
                 ("subject", _) => return Err("attribute \"subject\" must be a string".into()),
@@ -232,5 +237,11 @@ mod tests {
             ..attrs()
         };
         assert!(NewEvent::validate(nul_type, Bytes::new()).is_err());
+        let broken_type = EventAttributes {
+            event_type: "a\nid: 9".into(),
+            ..attrs()
+        };
+        assert!(NewEvent::validate(broken_type, Bytes::new()).is_err());
+        assert!(NewEvent::validate(with("subject", s("a\tb")), Bytes::new()).is_err());
     }
 }

@@ -66,6 +66,7 @@ async fn publish_in_all_three_modes_and_read_back() {
         .header("ce-specversion", "1.0")
         .header("ce-type", "order.shipped")
         .header("ce-subject", "order%2F4")
+        .header("ce-time", "2026-11-24T12:00:00.5+02:00")
         .header("content-type", "application/octet-stream")
         .body(vec![0u8, 1, 2, 255])
         .send()
@@ -99,6 +100,7 @@ async fn publish_in_all_three_modes_and_read_back() {
     assert_eq!(events[0]["rlsequence"], 1);
     assert_eq!(events[3]["data_base64"], "AAEC/w==");
     assert_eq!(events[3]["subject"], "order/4");
+    assert_eq!(events[3]["time"], "2026-11-24T10:00:00.500000Z");
     assert_eq!(page["end_of_stream"], true);
 
     // Filters, direction and paging.
@@ -198,6 +200,8 @@ async fn every_error_is_problem_json_with_the_grpc_reason() {
         .await
         .unwrap();
     assert_problem(bad_query, 400, "INVALID_ARGUMENT").await;
+    let nowhere = http().get(format!("{base}/nowhere")).send().await.unwrap();
+    assert_problem(nowhere, 404, "NOT_FOUND").await;
 }
 
 #[tokio::test]

@@ -250,3 +250,59 @@ async fn cors_admits_only_the_configured_origins() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_compressed_sse_stream_the_server_ends_is_complete() {
+    use std::io::Read;
+    let mut server = TestServer::start().await;
+    let url = format!(
+        "http://{}/api/v1/subscribe?stream=s&from=earliest&heartbeat=1h",
+        server.http_addr
+    );
+    let mut client = server.client().await;
+    publish(&mut client, "s", vec![event("a")]).await;
+    let response = reqwest::Client::new()
+        .get(url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let body = tokio::spawn(async move { response.bytes().await });
+    // Give the stream time to start, then stop the server: the stream ends.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    server.shutdown().await;
+    let compressed = within(body).await.unwrap().unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(compressed.as_ref())
+        .read_to_string(&mut text)
+        .expect("a complete gzip stream, trailer included");
+    assert!(text.contains("\"id\":\"a\""), "{text}");
+}
+
+#[tokio::test]
+async fn cors_preflights_may_ask_for_authorization() {
+    let server = TestServer::start_with(|c| {
+        c.cors_allowed_origins = Some("https://console.example".into());
+    })
+    .await;
+    let response = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("http://{}/api/v1/streams", server.http_addr),
+        )
+        .header("origin", "https://console.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization,ce-id")
+        .send()
+        .await
+        .unwrap();
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("ce-id"),
+        "{allowed}"
+    );
+}
