@@ -321,9 +321,11 @@ impl Application {
         let serve = builder
             // grpc-web rides on HTTP/1.1 too.
             .accept_http1(true)
-            .layer(observe)
             .layer(cors(&config))
             .layer(tonic_web::GrpcWebLayer::new())
+            // Inside grpc-web: every call looks like plain gRPC here, so its
+            // status is read from real trailers.
+            .layer(observe)
             .layer(MessageSizeLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
