@@ -201,8 +201,8 @@ fn duration(s: &str) -> Result<prost_types::Duration, String> {
     prost_types::Duration::try_from(d).map_err(|e| e.to_string())
 }
 
-/// Parses an RFC 3339 time flag.
+/// Parses an RFC 3339 time flag (any offset).
 fn timestamp(s: &str) -> Result<prost_types::Timestamp, String> {
-    let t = humantime::parse_rfc3339_weak(s).map_err(|e| e.to_string())?;
-    Ok(prost_types::Timestamp::from(t))
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an RFC 3339 time like 2026-11-24T10:00:00Z"))
 }

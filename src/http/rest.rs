@@ -34,10 +34,8 @@ fn parse_duration(field: &'static str, s: &str) -> Result<std::time::Duration, P
 
 /// An RFC 3339 time (any offset) as a log time.
 pub fn parse_time(field: &'static str, s: &str) -> Result<UnixMicros, Problem> {
-    let t: prost_types::Timestamp = s
-        .parse()
-        .map_err(|_| bad_request(field, format!("{s:?} is not an RFC 3339 time")))?;
-    Ok(UnixMicros::from_parts(t.seconds, t.nanos))
+    UnixMicros::parse_rfc3339(s)
+        .ok_or_else(|| bad_request(field, format!("{s:?} is not an RFC 3339 time")))
 }
 
 fn stream_view(info: &crate::log::StreamInfo) -> StreamView {

@@ -159,7 +159,7 @@ fn check_attribute_name(name: &str) -> Result<(), String> {
 }
 
 fn is_rfc3339(s: &str) -> bool {
-    s.parse::<prost_types::Timestamp>().is_ok()
+    UnixMicros::parse_rfc3339(s).is_some()
 }
 
 #[cfg(test)]

@@ -16,6 +16,12 @@ pub type Position = u64;
 pub struct UnixMicros(pub i64);
 
 impl UnixMicros {
+    /// Parses an RFC 3339 time with any UTC offset (`Z`, `+02:00`).
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let t: prost_types::Timestamp = s.parse().ok()?;
+        Some(Self::from_parts(t.seconds, t.nanos))
+    }
+
     /// The current wall-clock time.
     pub fn now() -> Self {
         let micros = match SystemTime::now().duration_since(UNIX_EPOCH) {

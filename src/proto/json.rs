@@ -134,15 +134,10 @@ pub fn from_json(value: &Value) -> Result<CloudEvent, JsonEventError> {
         let attr = match (name.as_str(), value) {
             ("id" | "source" | "specversion" | "type" | "data" | "data_base64", _) => continue,
             ("time", Value::String(s)) => {
-                let t = humantime::parse_rfc3339(s)
-                    .map_err(|e| JsonEventError(format!("`time`: {e}")))?;
-                let since = t
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_err(|_| JsonEventError("`time` is before 1970".into()))?;
-                AttributeValue::CeTimestamp(prost_types::Timestamp {
-                    seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
-                    nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
-                })
+                // prost's parser takes any offset and keeps nanoseconds.
+                AttributeValue::CeTimestamp(s.parse().map_err(|_| {
+                    JsonEventError(format!("`time`: {s:?} is not an RFC 3339 time"))
+                })?)
             }
             (_, Value::String(s)) => AttributeValue::CeString(s.clone()),
             (_, Value::Bool(b)) => AttributeValue::CeBoolean(*b),
@@ -208,6 +203,12 @@ mod tests {
             "subject": "order-7", "time": "2026-11-24T10:00:00.123456Z", "priority": 3,
             "urgent": true, "data": {"total": 12.5}
         });
+        let offset = from_json(&json!({
+            "specversion": "1.0", "id": "o", "source": "/s", "type": "t",
+            "time": "2026-11-24T12:00:00+02:00"
+        }))
+        .unwrap();
+        assert_eq!(to_json(&offset, &[])["time"], "2026-11-24T10:00:00.000000Z");
         let event = from_json(&input).unwrap();
         assert_eq!(event.id, "e-1");
         assert!(matches!(event.data, Some(Data::TextData(ref t)) if t == "{\"total\":12.5}"));
