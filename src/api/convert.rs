@@ -148,6 +148,19 @@ pub fn start(s: Option<v1::StartPosition>) -> Result<Start, LogError> {
     })
 }
 
+/// A domain start as the wire's `StartPosition.start`.
+pub fn start_position(s: &Start) -> v1::start_position::Start {
+    use v1::start_position::Start as S;
+    match s {
+        Start::Earliest => S::Earliest(()),
+        Start::Latest => S::Latest(()),
+        Start::Sequence(n) => S::Sequence(*n),
+        Start::Position(p) => S::Position(*p),
+        Start::Time(t) => S::Time(timestamp(*t)),
+        Start::Checkpoint(name) => S::Checkpoint(name.clone()),
+    }
+}
+
 /// Time since `t`, never negative.
 pub fn idle_since(t: UnixMicros, now: UnixMicros) -> prost_types::Duration {
     duration(Duration::from_micros(

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::output::{event_json, event_line};
-use super::{CliError, Connection, emit, timestamp};
+use super::{CliError, Connection, emit};
 use crate::proto::v1::subscribe_response::Message;
 use crate::proto::v1::{EventFilter, StartPosition, SubscribeRequest, start_position::Start};
 
@@ -41,20 +41,7 @@ pub struct TailArgs {
 }
 
 fn parse_start(s: &str) -> Result<Start, String> {
-    let number = |n: &str| n.parse::<u64>().map_err(|e| format!("{s:?}: {e}"));
-    Ok(match s.split_once(':') {
-        None if s == "latest" => Start::Latest(()),
-        None if s == "earliest" => Start::Earliest(()),
-        Some(("seq", n)) => Start::Sequence(number(n)?),
-        Some(("pos", n)) => Start::Position(number(n)?),
-        Some(("time", t)) => Start::Time(timestamp(t)?),
-        Some(("checkpoint", name)) => Start::Checkpoint(name.to_owned()),
-        _ => {
-            return Err(format!(
-                "{s:?}: use latest, earliest, seq:N, pos:N, time:RFC3339 or checkpoint:NAME"
-            ));
-        }
-    })
+    crate::log::Start::parse(s).map(|start| crate::api::convert::start_position(&start))
 }
 
 impl TailArgs {

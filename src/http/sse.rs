@@ -217,29 +217,6 @@ pub(super) struct SubscribeParams {
     heartbeat: Option<String>,
 }
 
-fn parse_from(s: &str) -> Result<Start, Problem> {
-    let number = |n: &str| {
-        n.parse::<u64>()
-            .map_err(|_| bad_request("from", format!("{s:?}: not a whole number")))
-    };
-    Ok(match s.split_once(':') {
-        None if s == "earliest" => Start::Earliest,
-        None if s == "latest" => Start::Latest,
-        Some(("seq", n)) => Start::Sequence(number(n)?),
-        Some(("pos", n)) => Start::Position(number(n)?),
-        Some(("time", t)) => Start::Time(super::rest::parse_time("from", t)?),
-        Some(("checkpoint", name)) => Start::Checkpoint(name.to_owned()),
-        _ => {
-            return Err(bad_request(
-                "from",
-                format!(
-                    "{s:?}: use earliest, latest, seq:N, pos:N, time:RFC3339 or checkpoint:NAME"
-                ),
-            ));
-        }
-    })
-}
-
 /// Where a reconnecting `EventSource` left off.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
     headers
@@ -315,7 +292,7 @@ pub(super) async fn subscribe(
         None => q
             .from
             .as_deref()
-            .map(parse_from)
+            .map(|s| Start::parse(s).map_err(|e| bad_request("from", e)))
             .transpose()?
             .unwrap_or_default(),
     };

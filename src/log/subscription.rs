@@ -45,6 +45,33 @@ pub enum Start {
     Checkpoint(String),
 }
 
+impl Start {
+    /// Parses the textual form the CLI and the HTTP API share: `latest`,
+    /// `earliest`, `seq:N`, `pos:N`, `time:RFC3339` or `checkpoint:NAME`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let number = |n: &str| {
+            n.parse::<u64>()
+                .map_err(|_| format!("{s:?}: {n:?} is not a whole number"))
+        };
+        Ok(match s.split_once(':') {
+            None if s == "latest" => Self::Latest,
+            None if s == "earliest" => Self::Earliest,
+            Some(("seq", n)) => Self::Sequence(number(n)?),
+            Some(("pos", n)) => Self::Position(number(n)?),
+            Some(("time", t)) => Self::Time(
+                UnixMicros::parse_rfc3339(t)
+                    .ok_or_else(|| format!("{s:?}: {t:?} is not an RFC 3339 time"))?,
+            ),
+            Some(("checkpoint", name)) => Self::Checkpoint(name.to_owned()),
+            _ => {
+                return Err(format!(
+                    "{s:?}: use latest, earliest, seq:N, pos:N, time:RFC3339 or checkpoint:NAME"
+                ));
+            }
+        })
+    }
+}
+
 /// One item of a subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscriptionItem {
