@@ -6,10 +6,16 @@ use tonic::{Request, Response, Status};
 use super::trace_context::TraceContext;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::limits::CallLimits;
+use super::status::Failure;
 use super::{convert, guard};
-use crate::auth::Permission;
-use crate::log::{EventLog, Expectation, LogError, ReadQuery, SubscribeQuery, SubscriptionItem};
+use crate::auth::{Permission, Principal};
+use crate::log::{
+    EventAttributes, EventLog, Expectation, LogError, ReadQuery, SubscribeQuery, SubscriptionItem,
+};
+use crate::proto::EventPayload;
 use crate::proto::v1::{self, event_log_server, publish_request, read_request, subscribe_response};
 use crate::storage::{Direction, ReadFrom, TakeEnd, TrimUntil};
 
@@ -44,6 +50,29 @@ fn subscribe_message(
     Ok(v1::SubscribeResponse {
         message: Some(message),
     })
+}
+
+/// Admits a publish's events the same way on every transport: within the
+/// caller's publish rate, each a valid CloudEvent encoding, with the call's
+/// trace context added where an event has none and it fits.
+pub fn admit_events(
+    limits: &CallLimits,
+    principal: &Principal,
+    events: Vec<EventPayload>,
+    trace: Option<&TraceContext>,
+) -> Result<Vec<(EventAttributes, Bytes)>, Failure> {
+    limits.publish_rate.check(principal, events.len())?;
+    let mut admitted = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| convert::event_attributes(e, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(trace) = trace {
+        for event in &mut admitted {
+            trace.attach(event, limits.max_event_size);
+        }
+    }
+    Ok(admitted)
 }
 
 #[tonic::async_trait]
@@ -112,12 +141,9 @@ impl event_log_server::EventLog for EventLogApi {
         request: Request<v1::PublishRequest>,
     ) -> Result<Response<v1::PublishResponse>, Status> {
         let principal = guard::principal(&request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
+        let trace = TraceContext::from_headers(request.metadata().as_ref());
         let req = request.into_inner();
         guard::require(&principal, Permission::Publish, &req.stream)?;
-        self.limits
-            .publish_rate
-            .check(&principal, req.events.len())?;
         let expected = match req.expected {
             None => Expectation::Any,
             Some(publish_request::Expected::ExpectedLastSequence(s)) => {
@@ -138,17 +164,7 @@ impl event_log_server::EventLog for EventLogApi {
                 }
             }
         };
-        let mut events = req
-            .events
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| convert::event_attributes(e, i))
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(trace) = &trace {
-            for event in &mut events {
-                trace.attach(event, self.limits.max_event_size);
-            }
-        }
+        let events = admit_events(&self.limits, &principal, req.events, trace.as_ref())?;
         let appended = self.log.publish(&req.stream, events, expected).await?;
         Ok(Response::new(v1::PublishResponse {
             positions: appended
@@ -215,14 +231,7 @@ impl event_log_server::EventLog for EventLogApi {
         let principal = guard::principal(&request)?;
         let slot = self.limits.slots.acquire(request.remote_addr())?;
         let req = request.into_inner();
-        for entry in &req.streams {
-            if entry.contains('*') {
-                // Events of streams the caller may not read are left out.
-                principal.require_pattern(entry)?;
-            } else {
-                guard::require(&principal, Permission::Subscribe, entry)?;
-            }
-        }
+        guard::require_subscription(&principal, &req.streams)?;
         let heartbeat = req
             .heartbeat_interval
             .map(|d| convert::from_duration(&d, "heartbeat_interval"))

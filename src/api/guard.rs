@@ -59,6 +59,23 @@ pub fn require(principal: &Principal, permission: Permission, stream: &str) -> R
     Ok(())
 }
 
+/// Requires what a subscription to `entries` needs, on any transport:
+/// subscribe on each stream name, and for each pattern some readable
+/// stream it can match (events of others are then left out).
+pub fn require_subscription<'a>(
+    principal: &Principal,
+    entries: impl IntoIterator<Item = &'a String>,
+) -> Result<(), Failure> {
+    for entry in entries {
+        if entry.contains('*') {
+            principal.require_pattern(entry)?;
+        } else {
+            require(principal, Permission::Subscribe, entry)?;
+        }
+    }
+    Ok(())
+}
+
 /// The caller of `request`, once it holds `permission` on the request's
 /// stream.
 pub fn authorize<T>(

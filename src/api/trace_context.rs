@@ -3,7 +3,7 @@
 //! consumer can continue the producer's trace.
 
 use bytes::Bytes;
-use tonic::metadata::MetadataMap;
+use http::HeaderMap;
 
 use crate::log::{AttributeValue, EventAttributes};
 use crate::proto::append_string_attribute;
@@ -35,7 +35,7 @@ fn valid_traceparent(value: &str) -> bool {
 impl TraceContext {
     /// The call's trace context; malformed headers are ignored, as
     /// tracing must never fail a publish.
-    pub fn from_metadata(metadata: &MetadataMap) -> Option<Self> {
+    pub fn from_headers(metadata: &HeaderMap) -> Option<Self> {
         let traceparent = metadata.get("traceparent")?.to_str().ok()?.trim();
         if !valid_traceparent(traceparent) {
             return None;

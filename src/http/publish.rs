@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::HttpState;
 use super::caller::Caller;
 use super::problem::{Params, Problem, bad_request};
-use crate::api::convert;
+use crate::api::event_log::admit_events;
 use crate::api::guard;
 use crate::api::status::Failure;
 use crate::api::trace_context::TraceContext;
@@ -240,19 +240,12 @@ pub(super) async fn publish(
         },
         _ => vec![binary_event(&headers, body)?],
     };
-    state.limits.publish_rate.check(&caller, events.len())?;
-    let trace =
-        TraceContext::from_metadata(&tonic::metadata::MetadataMap::from_headers(headers.clone()));
-    let mut checked = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| convert::event_attributes(EventPayload::from_event(e), i))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(trace) = &trace {
-        for event in &mut checked {
-            trace.attach(event, state.limits.max_event_size);
-        }
-    }
+    let checked = admit_events(
+        &state.limits,
+        &caller,
+        events.iter().map(EventPayload::from_event).collect(),
+        TraceContext::from_headers(&headers).as_ref(),
+    )?;
     let appended = state.log.publish(&stream, checked, expected).await?;
     let positions = appended
         .iter()

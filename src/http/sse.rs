@@ -280,12 +280,7 @@ pub(super) async fn subscribe(
     headers: HeaderMap,
     Params(q): Params<SubscribeParams>,
 ) -> Result<Response, Problem> {
-    for name in &q.stream {
-        guard::require(&caller, Permission::Subscribe, name)?;
-    }
-    for pattern in &q.pattern {
-        caller.require_pattern(pattern)?;
-    }
+    guard::require_subscription(&caller, q.stream.iter().chain(&q.pattern))?;
     let slot = state.limits.slots.acquire(Some(connection))?;
     let start = match last_event_id(&headers)? {
         Some(id) => Start::Position(id.saturating_add(1)),
