@@ -103,3 +103,36 @@ where
             .map_err(|e| bad_request("query", e.to_string()))
     }
 }
+
+/// A refused request body: over the size limit (413, `MESSAGE_TOO_LARGE`,
+/// as on gRPC) or malformed (400).
+pub fn body_problem(status: StatusCode, text: String) -> Problem {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem(Failure::new(
+            Code::ResourceExhausted,
+            "MESSAGE_TOO_LARGE",
+            text,
+            Default::default(),
+        ))
+    } else {
+        bad_request("body", text)
+    }
+}
+
+/// A JSON request body, refused as problem+json.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Problem> {
+        axum::Json::<T>::from_request(request, state)
+            .await
+            .map(|axum::Json(body)| Self(body))
+            .map_err(|e| body_problem(e.status(), e.body_text()))
+    }
+}

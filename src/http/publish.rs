@@ -19,10 +19,9 @@ use serde_json::Value;
 
 use super::HttpState;
 use super::caller::Caller;
-use super::problem::{Params, Problem, bad_request};
+use super::problem::{Params, Problem, bad_request, body_problem};
 use crate::api::event_log::admit_events;
 use crate::api::guard;
-use crate::api::status::Failure;
 use crate::api::trace_context::TraceContext;
 use crate::auth::Permission;
 use crate::log::Expectation;
@@ -79,7 +78,7 @@ fn binary_event(headers: &HeaderMap, body: Bytes) -> Result<CloudEvent, Problem>
             .to_str()
             .map_err(|_| bad_request("headers", format!("{name} is not text")))?;
         // Header values are percent-encoded per the binding's rules.
-        let value = percent_decode(value);
+        let value = percent_decode(name.as_str(), value)?;
         match attr {
             "id" => event.id = value,
             "source" => event.source = value,
@@ -139,22 +138,13 @@ fn binary_event(headers: &HeaderMap, body: Bytes) -> Result<CloudEvent, Problem>
     Ok(event)
 }
 
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&value[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| value.to_owned())
+/// Decodes a percent-encoded header value; one that does not decode to
+/// UTF-8 is refused rather than kept raw.
+fn percent_decode(field: &str, value: &str) -> Result<String, Problem> {
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map(|v| v.into_owned())
+        .map_err(|_| bad_request("headers", format!("{field} is not percent-encoded UTF-8")))
 }
 
 fn structured(value: &Value, index: Option<usize>) -> Result<CloudEvent, Problem> {
@@ -192,18 +182,7 @@ pub(super) async fn publish(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::response::Response, Problem> {
     guard::require(&caller, Permission::Publish, &stream)?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem(Failure::new(
-                tonic::Code::ResourceExhausted,
-                "MESSAGE_TOO_LARGE",
-                e.body_text(),
-                Default::default(),
-            ))
-        } else {
-            bad_request("body", e.body_text())
-        }
-    })?;
+    let body = body.map_err(|e| body_problem(e.status(), e.body_text()))?;
     let header_expected = headers
         .get(EXPECTED_HEADER)
         .map(|v| {

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::HttpState;
 use super::caller::Caller;
-use super::problem::{Params, Problem, bad_request};
+use super::problem::{JsonBody, Params, Problem, bad_request};
 use super::schema::{
     AckResult, ConsumerPending, DeleteResult, EventsPage, GroupsList, PendingPage, ProblemJson,
     StreamsPage, TrimResult,
@@ -109,9 +109,8 @@ pub(super) struct CreateStream {
 pub(super) async fn create_stream(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
-    body: Result<Json<CreateStream>, axum::extract::rejection::JsonRejection>,
+    JsonBody(body): JsonBody<CreateStream>,
 ) -> Reply {
-    let Json(body) = body.map_err(|e| bad_request("body", e.body_text()))?;
     guard::require(&caller, Permission::Admin, &body.stream)?;
     let r = &body.retention;
     let retention = Retention {
@@ -186,9 +185,8 @@ pub(super) async fn trim(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     Path(stream): Path<String>,
-    body: Result<Json<Trim>, axum::extract::rejection::JsonRejection>,
+    JsonBody(body): JsonBody<Trim>,
 ) -> Reply {
-    let Json(body) = body.map_err(|e| bad_request("body", e.body_text()))?;
     guard::require(&caller, Permission::Admin, &stream)?;
     let until = match (body.max_events, body.before_sequence, body.before_time) {
         (Some(n), None, None) => TrimUntil::MaxEvents(n),
@@ -380,9 +378,8 @@ pub(super) async fn ack(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     Path((stream, group)): Path<(String, String)>,
-    body: Result<Json<Ack>, axum::extract::rejection::JsonRejection>,
+    JsonBody(body): JsonBody<Ack>,
 ) -> Reply {
-    let Json(body) = body.map_err(|e| bad_request("body", e.body_text()))?;
     guard::require(&caller, Permission::Subscribe, &stream)?;
     let settled = state.log.ack(&stream, &group, body.sequences).await?;
     Ok(Json(AckResult {

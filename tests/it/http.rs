@@ -129,7 +129,12 @@ async fn publish_in_all_three_modes_and_read_back() {
 
 #[tokio::test]
 async fn every_error_is_problem_json_with_the_grpc_reason() {
-    let server = TestServer::start_with(|c| c.max_event_size = 512).await;
+    let server = TestServer::start_with(|c| {
+        c.max_event_size = 512;
+        // Requests may then be about 1 MiB.
+        c.max_batch_bytes = 4096;
+    })
+    .await;
     let base = api(&server);
     let url = format!("{base}/streams/orders/events");
     let post = |body: Value| {
@@ -202,6 +207,29 @@ async fn every_error_is_problem_json_with_the_grpc_reason() {
     assert_problem(bad_query, 400, "INVALID_ARGUMENT").await;
     let nowhere = http().get(format!("{base}/nowhere")).send().await.unwrap();
     assert_problem(nowhere, 404, "NOT_FOUND").await;
+    // A header that does not percent-decode to UTF-8 is refused, not kept raw.
+    let bad_header = http()
+        .post(&url)
+        .header("ce-id", "x")
+        .header("ce-source", "/s")
+        .header("ce-specversion", "1.0")
+        .header("ce-type", "t")
+        .header("ce-subject", "%FF")
+        .body("data")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad_header, 400, "INVALID_ARGUMENT").await;
+    // JSON bodies over the request limit get 413 like a publish does.
+    let huge = format!("{{\"sequences\": [{}1]}}", "1,".repeat(600_000));
+    let too_big = http()
+        .post(format!("{base}/streams/orders/groups/g/ack"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(too_big, 413, "MESSAGE_TOO_LARGE").await;
 }
 
 #[tokio::test]
