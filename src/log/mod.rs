@@ -466,6 +466,7 @@ impl EventLog {
         let subscription = Subscription {
             active: crate::metrics::Active::new(&self.metrics.subscriptions_active),
             delivered: self.metrics.events_delivered.clone(),
+            unreported: 0,
             storage: self.storage.clone(),
             live,
             selectors,

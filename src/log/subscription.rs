@@ -98,6 +98,9 @@ pub(crate) struct Subscription {
     pub(crate) active: crate::metrics::Active,
     /// `riverlog.events.delivered`.
     pub(crate) delivered: opentelemetry::metrics::Counter<u64>,
+    /// Events sent but not yet added to `delivered`: counted once per
+    /// drained batch, not per event on the fan-out path.
+    pub(crate) unreported: u64,
     pub(crate) storage: Arc<dyn Storage>,
     /// Registered with the hub before the first storage read.
     pub(crate) live: HubReceiver,
@@ -119,7 +122,22 @@ pub(crate) struct Subscription {
     pub(crate) done: bool,
 }
 
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.report_delivered();
+    }
+}
+
 impl Subscription {
+    fn report_delivered(&mut self) {
+        if self.unreported > 0 {
+            self.delivered.add(
+                std::mem::take(&mut self.unreported),
+                &[opentelemetry::KeyValue::new("via", "subscription")],
+            );
+        }
+    }
+
     /// Turns the subscription into a stream of items that ends after an
     /// error (storage failure or shutdown).
     pub(crate) fn into_stream(
@@ -155,10 +173,10 @@ impl Subscription {
         }
         loop {
             if let Some(event) = self.ready.pop_front() {
-                self.delivered
-                    .add(1, &[opentelemetry::KeyValue::new("via", "subscription")]);
+                self.unreported += 1;
                 return self.sent(SubscriptionItem::Event(event));
             }
+            self.report_delivered();
             if self.shutdown.is_cancelled() {
                 return self.end(LogError::ShuttingDown);
             }
