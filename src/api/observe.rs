@@ -25,7 +25,26 @@ use crate::metrics::Metrics;
 /// The methods the server knows, by request path; any other path is
 /// labelled `unknown` so clients cannot grow label sets.
 #[derive(Debug, Default)]
-struct KnownMethods(HashMap<String, (Arc<str>, Arc<str>)>);
+struct KnownMethods(HashMap<String, Method>);
+
+/// A method's labels, built once rather than per call.
+#[derive(Debug, Clone)]
+struct Method {
+    service: Arc<str>,
+    method: Arc<str>,
+    /// `service/method`, the span name.
+    name: Arc<str>,
+}
+
+impl Method {
+    fn new(service: Arc<str>, method: &str) -> Self {
+        Self {
+            name: format!("{service}/{method}").into(),
+            service,
+            method: method.into(),
+        }
+    }
+}
 
 impl KnownMethods {
     fn from_descriptor_sets(sets: &[&[u8]]) -> Self {
@@ -40,7 +59,7 @@ impl KnownMethods {
                     let full: Arc<str> = format!("{package}.{}", service.name()).into();
                     for method in &service.method {
                         let path = format!("/{full}/{}", method.name());
-                        known.insert(path, (full.clone(), Arc::from(method.name())));
+                        known.insert(path, Method::new(full.clone(), method.name()));
                     }
                 }
             }
@@ -48,11 +67,11 @@ impl KnownMethods {
         Self(known)
     }
 
-    fn lookup(&self, path: &str) -> (Arc<str>, Arc<str>) {
+    fn lookup(&self, path: &str) -> Method {
         self.0
             .get(path)
             .cloned()
-            .unwrap_or_else(|| (Arc::from("unknown"), Arc::from("unknown")))
+            .unwrap_or_else(|| Method::new("unknown".into(), "unknown"))
     }
 }
 
@@ -121,10 +140,14 @@ where
         // The clone that was polled ready serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (service, method) = self.layer.methods.lookup(request.uri().path());
+        let Method {
+            service,
+            method,
+            name,
+        } = self.layer.methods.lookup(request.uri().path());
         let span = tracing::info_span!(
             "rpc",
-            otel.name = format!("{service}/{method}"),
+            otel.name = &*name,
             otel.kind = "server",
             rpc.system = "grpc",
             rpc.service = &*service,
@@ -188,8 +211,8 @@ impl Recorder {
         self.span.record("rpc.grpc.status_code", status);
         let attributes = [
             KeyValue::new("rpc.system", "grpc"),
-            KeyValue::new("rpc.service", self.service.to_string()),
-            KeyValue::new("rpc.method", self.method.to_string()),
+            KeyValue::new("rpc.service", self.service.clone()),
+            KeyValue::new("rpc.method", self.method.clone()),
             KeyValue::new("rpc.grpc.status_code", status),
         ];
         self.metrics
