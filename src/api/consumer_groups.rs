@@ -10,8 +10,7 @@ use tonic::{Request, Response, Status};
 use super::limits::CallLimits;
 use super::{convert, guard};
 use crate::auth::Permission;
-use crate::log::StreamName;
-use crate::log::groups::{DEAD_LETTER_SUFFIX, GroupStart};
+use crate::log::groups::GroupStart;
 use crate::log::{ConsumeItem, CreateGroup, EventLog, LogError, UnixMicros};
 use crate::proto::v1::{self, consume_response, consumer_groups_server, group_start};
 
@@ -60,32 +59,25 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
     ) -> Result<Response<v1::CreateGroupResponse>, Status> {
         let principal = guard::authorize(&request, Permission::Admin, |r| &r.stream)?;
         let req = request.into_inner();
-        // The group will write dead letters there: its creator must be
-        // allowed to.
-        let dead_letters = match req.dead_letter_stream.as_str() {
-            "" => format!("{}{DEAD_LETTER_SUFFIX}", req.stream),
-            named => named.to_owned(),
-        };
-        // A malformed name is reported by the domain, as the field it is.
-        if let Ok(name) = StreamName::parse(&dead_letters) {
-            principal.require(Permission::Publish, &name)?;
-        }
         let start = match req.start.and_then(|s| s.start) {
             None | Some(group_start::Start::Earliest(())) => GroupStart::Earliest,
             Some(group_start::Start::Latest(())) => GroupStart::Latest,
             Some(group_start::Start::Sequence(s)) => GroupStart::Sequence(s),
         };
-        let info = self
-            .log
-            .create_group(CreateGroup {
-                stream: req.stream,
-                group: req.group,
-                start,
-                ack_timeout: optional_duration(req.ack_timeout, "ack_timeout")?,
-                max_deliveries: req.max_deliveries,
-                dead_letter_stream: req.dead_letter_stream,
-            })
-            .await?;
+        let create = CreateGroup {
+            stream: req.stream,
+            group: req.group,
+            start,
+            ack_timeout: optional_duration(req.ack_timeout, "ack_timeout")?,
+            max_deliveries: req.max_deliveries,
+            dead_letter_stream: req.dead_letter_stream,
+        };
+        // The group will write dead letters there: its creator must be
+        // allowed to. A malformed name is reported by the domain below.
+        if let Ok(name) = create.dead_letter_stream() {
+            principal.require(Permission::Publish, &name)?;
+        }
+        let info = self.log.create_group(create).await?;
         Ok(Response::new(v1::CreateGroupResponse {
             info: Some(convert::group_info(&info)),
         }))

@@ -202,6 +202,23 @@ fn instant_at(t: UnixMicros) -> Instant {
     Instant::now() + Duration::from_micros(u64::try_from(wait).unwrap_or(0))
 }
 
+impl CreateGroup {
+    /// Where the group's dead letters go: the named stream, or
+    /// `<stream>:dlq` by default.
+    pub fn dead_letter_stream(&self) -> Result<StreamName, LogError> {
+        match self.dead_letter_stream.as_str() {
+            "" => StreamName::parse(&format!("{}{DEAD_LETTER_SUFFIX}", self.stream)).map_err(|e| {
+                LogError::invalid(
+                    "dead_letter_stream",
+                    format!("the default `<stream>{DEAD_LETTER_SUFFIX}` is not a valid name ({e}); name one"),
+                )
+            }),
+            name => StreamName::parse(name)
+                .map_err(|e| LogError::invalid("dead_letter_stream", e.to_string())),
+        }
+    }
+}
+
 impl EventLog {
     /// Creates a consumer group on an existing stream.
     pub async fn create_group(&self, request: CreateGroup) -> Result<GroupInfo, LogError> {
@@ -218,16 +235,7 @@ impl EventLog {
             0 => DEFAULT_MAX_DELIVERIES,
             n => n,
         };
-        let dead_letter_stream = match request.dead_letter_stream.as_str() {
-            "" => StreamName::parse(&format!("{stream}{DEAD_LETTER_SUFFIX}")).map_err(|e| {
-                LogError::invalid(
-                    "dead_letter_stream",
-                    format!("the default `<stream>{DEAD_LETTER_SUFFIX}` is not a valid name ({e}); name one"),
-                )
-            })?,
-            name => StreamName::parse(name)
-                .map_err(|e| LogError::invalid("dead_letter_stream", e.to_string()))?,
-        };
+        let dead_letter_stream = request.dead_letter_stream()?;
         if dead_letter_stream == stream {
             return Err(LogError::invalid(
                 "dead_letter_stream",
