@@ -142,6 +142,13 @@ async fn invalid_cloudevents_are_rejected_with_invalid_event() {
     e.attributes
         .insert("ext".into(), CloudEventAttributeValue { attr: None });
     cases.push(("attribute without value", e.into()));
+    let mut e = base.clone();
+    e.r#type = "order.created\nid: 999".into();
+    cases.push(("line break in type", e.into()));
+    let mut e = base.clone();
+    e.attributes
+        .insert("subject".into(), string_attr("a\u{7}b"));
+    cases.push(("control character in subject", e.into()));
     // Well-framed bytes that are not a CloudEvent: an id that is not UTF-8,
     // and an id sent as a number.
     cases.push((
