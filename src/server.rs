@@ -83,6 +83,12 @@ fn service_names() -> [&'static str; 3] {
     ]
 }
 
+/// The health service name Kubernetes liveness probes ask: SERVING while
+/// the process runs, whatever the storage does. Restarting a replica cannot
+/// bring a database back, so liveness must not follow storage the way
+/// readiness (any service name above) does.
+pub const LIVENESS_SERVICE: &str = "liveness";
+
 async fn set_health(reporter: &HealthReporter, serving: bool) {
     use tonic_health::ServingStatus;
     let status = if serving {
@@ -183,6 +189,9 @@ impl Application {
             .map_or_else(|_| config.listen.clone(), |a| a.to_string());
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status(LIVENESS_SERVICE, tonic_health::ServingStatus::Serving)
+            .await;
         set_health(&reporter, true).await;
         let probe = tokio::spawn(probe_storage(
             storage.clone(),

@@ -292,6 +292,17 @@ async fn while_storage_is_down_health_is_not_serving_and_publishes_fail_unavaila
         next_status(&mut watch).await,
         ServingStatus::NotServing as i32
     );
+    // Liveness follows the process, not the storage: restarting cannot
+    // bring a database back.
+    let liveness = HealthClient::new(server_channel(addr).await)
+        .check(HealthCheckRequest {
+            service: riverlog::server::LIVENESS_SERVICE.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(liveness, ServingStatus::Serving as i32);
     let err = client
         .publish(publish_request("s", vec![event("during")]))
         .await
@@ -323,4 +334,12 @@ async fn while_storage_is_down_health_is_not_serving_and_publishes_fail_unavaila
     drop(watch);
     stop.send(()).unwrap();
     within(running).await.unwrap().unwrap();
+}
+
+async fn server_channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
