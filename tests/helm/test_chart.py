@@ -3,7 +3,8 @@
 The chart is rendered and linted by the real Helm engine (helm-python-sdk binds
 Helm's Go SDK), each rendered document is validated against the Kubernetes 1.30
 schemas (kubernetes-validate, strict), and the rendered pod spec drives the real
-riverlog binary, probed the way the kubelet would.
+riverlog binary, probed the way the kubelet would, in PostgreSQL mode through a
+database outage (a TCP proxy the test cuts).
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import socket
+import struct
 import subprocess
+import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -33,6 +38,10 @@ PG_VALUES = yaml.safe_load((HERE / "values-postgres.yaml").read_text())
 BIN = os.environ.get("RIVERLOG_BIN", str(ROOT / "target" / "debug" / "riverlog"))
 PG_URL = os.environ.get("RIVERLOG_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
 KUBE_VERSION = "1.30"
+# The health service name that stays SERVING while the process runs (src/server.rs).
+LIVENESS_SERVICE = re.search(
+    r'pub const LIVENESS_SERVICE: &str = "([^"]*)";', (ROOT / "src" / "server.rs").read_text()
+).group(1)
 LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -248,9 +257,12 @@ def test_native_grpc_probes(default_docs, pg_docs, mode):
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert set(c[probe]) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}, probe
         assert c[probe]["grpc"]["port"] == grpc_port
+    # Liveness asks whether the process is alive (a name the server keeps SERVING
+    # whatever storage does); readiness whether storage is. Start-up ends when
+    # the process serves gRPC (see the comment in _helpers.tpl).
+    assert c["livenessProbe"]["grpc"]["service"] == "liveness" == LIVENESS_SERVICE
+    assert c["startupProbe"]["grpc"]["service"] == "liveness"
     assert c["readinessProbe"]["grpc"]["service"] == "riverlog.v1.EventLog"
-    assert "service" not in c["livenessProbe"]["grpc"]
-    assert "service" not in c["startupProbe"]["grpc"]
 
 
 def test_sqlite_mode_is_one_replica_statefulset_with_a_claim(default_docs):
@@ -492,21 +504,47 @@ def test_dockerfile_matches_the_chart(default_docs):
 # ---------------------------------------------------------------- the chart drives the binary
 
 
-def _health(port, service, timeout=30.0):
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def kubelet_probe(c, name):
+    """One run of the container's gRPC probe `name`, as the kubelet runs it: a new
+    connection to its port, grpc.health.v1.Health/Check for its `service` ("" when
+    unset) within its timeoutSeconds (default 1). The probe passes on SERVING only.
+    Returns the status, or the code of a failed call."""
+    probe = c[name]
+    request = health_pb2.HealthCheckRequest(service=probe["grpc"].get("service", ""))
+    with grpc.insecure_channel(f"127.0.0.1:{probe['grpc']['port']}") as ch:
+        try:
+            return health_pb2_grpc.HealthStub(ch).Check(request, timeout=probe.get("timeoutSeconds", 1)).status
+        except grpc.RpcError as e:
+            return e.code()
+
+
+def log_text(log):
+    # By path: reading through `log` would move the offset the server writes at.
+    return Path(log.name).read_text()
+
+
+def await_probe(c, name, want, proc, log, timeout=30.0):
+    """Runs probe `name` until it returns `want`."""
     deadline = time.monotonic() + timeout
-    last = None
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while time.monotonic() < deadline:
-            try:
-                resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
-                last = resp.status
-                if resp.status == health_pb2.HealthCheckResponse.SERVING:
-                    return resp.status
-            except grpc.RpcError as e:
-                last = e.code()
-            time.sleep(0.2)
-    return last
+    while True:
+        got = kubelet_probe(c, name)
+        if got == want:
+            return
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise AssertionError(f"{name} {c[name]['grpc']}: {got}, not {want}; rc={proc.poll()}\n{log_text(log)}")
+        time.sleep(0.2)
+
+
+def await_log(log, text, proc, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while text not in log_text(log):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise AssertionError(f"no {text!r} in the log; rc={proc.poll()}\n{log_text(log)}")
+        time.sleep(0.05)
 
 
 def _map_path(value, mapping):
@@ -560,11 +598,7 @@ def stop_pod(proc, log, pod):
 
 def probe_like_kubelet(c, proc, log):
     for name in ("startupProbe", "readinessProbe", "livenessProbe"):
-        probe = c[name]["grpc"]
-        status = _health(probe["port"], probe.get("service", ""))
-        if status != health_pb2.HealthCheckResponse.SERVING:
-            log.seek(0)
-            raise AssertionError(f"{name} on port {probe['port']}: {status}; rc={proc.poll()}\n{log.read()}")
+        await_probe(c, name, SERVING, proc, log)
 
 
 def serving_addrs(out):
@@ -622,7 +656,103 @@ def pg_schema():
     _psql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-def test_postgres_pod_runs_and_passes_its_probes(chart, tmp_path, pg_schema):
+class CuttableProxy:
+    """A TCP proxy in front of PostgreSQL that a test cuts like a network outage:
+    cut() drops every open connection and resets new ones, restore() lets them
+    through again."""
+
+    def __init__(self, target):
+        self.target = target
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)
+        self.port = self.server.getsockname()[1]
+        self.up = True
+        self.stopped = False
+        self.lock = threading.Lock()
+        self.pairs = set()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _reset(sock):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                client, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            if not self.up:
+                self._reset(client)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                self._reset(client)
+                continue
+            with self.lock:
+                self.pairs.add((client, upstream))
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+
+    def _pipe(self, a, b):
+        peer = {a: b, b: a}
+        try:
+            while True:
+                readable, _, _ = select.select([a, b], [], [])
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peer[sock].sendall(data)
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self.lock:
+                self.pairs.discard((a, b))
+                a.close()
+                b.close()
+
+    def cut(self):
+        self.up = False
+        with self.lock:
+            for pair in self.pairs:
+                for sock in pair:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+    def restore(self):
+        self.up = True
+
+    def close(self):
+        self.stopped = True
+        self.cut()
+        self.thread.join()
+        self.server.close()
+
+
+@pytest.fixture
+def pg_proxy(pg_schema):
+    u = urllib.parse.urlsplit(PG_URL)
+    if not u.hostname or "host=" in u.query:
+        pytest.skip("the outage proxy needs a host:port PostgreSQL URL, not " + PG_URL)
+    proxy = CuttableProxy((u.hostname, u.port or 5432))
+    user = u.netloc.rpartition("@")[0]
+    proxy.url = urllib.parse.urlunsplit(u._replace(netloc=f"{user}@127.0.0.1:{proxy.port}" if user else f"127.0.0.1:{proxy.port}"))
+    yield proxy
+    proxy.close()
+
+
+def test_postgres_pod_probes_through_a_database_outage(chart, tmp_path, pg_schema, pg_proxy):
+    """Liveness asks whether the process is alive, readiness whether storage is:
+    a database outage takes the pod out of the Service and never restarts it."""
     gport, hport = free_port(), free_port()
     # The OTLP endpoint goes to a closed loopback port: wired, but no traffic leaves the machine.
     values = merge(
@@ -634,13 +764,42 @@ def test_postgres_pod_runs_and_passes_its_probes(chart, tmp_path, pg_schema):
         },
     )
     docs = render(chart, values)
-    sep = "&" if "?" in PG_URL else "?"
-    secrets = {("riverlog-database", "url"): f"{PG_URL}{sep}options=-csearch_path%3D{pg_schema}"}
+    sep = "&" if "?" in pg_proxy.url else "?"
+    secrets = {("riverlog-database", "url"): f"{pg_proxy.url}{sep}options=-csearch_path%3D{pg_schema}"}
+    # The database is away at start: the server retries it before binding, so
+    # start-up has not passed yet; it passes once the database is back.
+    pg_proxy.cut()
     proc, log, pod, c = run_pod(docs, tmp_path, secrets)
     try:
+        await_log(log, "PostgreSQL not reachable yet", proc)
+        assert kubelet_probe(c, "startupProbe") == grpc.StatusCode.UNAVAILABLE
+        pg_proxy.restore()
         probe_like_kubelet(c, proc, log)
+
+        # The database goes away while the server runs.
+        pg_proxy.cut()
+        await_probe(c, "readinessProbe", NOT_SERVING, proc, log)
+        # What the chart's liveness probe asked before, overall health, fails here.
+        overall = {"probe": {"grpc": {"port": c["livenessProbe"]["grpc"]["port"]}}}
+        assert kubelet_probe(overall, "probe") == NOT_SERVING
+        # Liveness (and start-up, which asks the same) pass through the outage:
+        # several storage health checks (config.healthCheckInterval) long.
+        until = time.monotonic() + 2.5
+        while time.monotonic() < until:
+            for name in ("livenessProbe", "startupProbe"):
+                got = kubelet_probe(c, name)
+                assert got == SERVING, f"{name} {c[name]['grpc']} during the outage: {got}\n{log_text(log)}"
+            time.sleep(0.2)
+        assert kubelet_probe(c, "readinessProbe") == NOT_SERVING
+        assert proc.poll() is None
+
+        # The database is back: ready again, without a restart.
+        pg_proxy.restore()
+        await_probe(c, "readinessProbe", SERVING, proc, log)
+        assert kubelet_probe(c, "livenessProbe") == SERVING
     finally:
         rc, out = stop_pod(proc, log, pod)
     assert rc == 0, out
     assert serving_addrs(out) == (f"0.0.0.0:{gport}", f"0.0.0.0:{hport}")
     assert all(json.loads(l) for l in out.splitlines() if l.strip()), "log_format json from the ConfigMap"
+    assert "storage unreachable" in out and "storage reachable again" in out

@@ -134,14 +134,40 @@ spec:
         - name: http
           containerPort: {{ .Values.ports.http }}
           protocol: TCP
+      {{- /*
+        Liveness asks whether the process is alive, readiness whether storage is.
+        A restart cannot bring a database back: had liveness followed storage, a
+        database outage longer than the liveness budget would restart every
+        replica at once and slow the recovery down.
+
+        livenessProbe: service `liveness` (riverlog::server::LIVENESS_SERVICE) is
+          SERVING while the process answers gRPC, whatever storage does.
+        readinessProbe: service `riverlog.v1.EventLog` is NOT_SERVING while
+          storage is unreachable (and during shutdown): the pod leaves the
+          Service, and comes back when storage does, without a restart.
+        startupProbe: service `liveness` too. The gRPC port only opens once
+          storage is open: in postgres mode the server first retries the
+          database (storage.postgres.connectAttempts attempts of up to 2 s,
+          with pauses growing to 6.4 s: about a minute for the default 10),
+          migrates, and only then binds. So an answer on the port already means
+          start-up is done; a database that drops out after that must not fail
+          start-up (a restart cannot help) any more than liveness, and
+          readiness holds traffic back meanwhile. A database still away after
+          the last attempt makes the server exit non-zero by itself, and the
+          kubelet restarts it with back-off; keep periodSeconds x
+          failureThreshold (120 s by default) above that retry window, so the
+          probe does not cut the retries short.
+      */}}
       startupProbe:
         grpc:
           port: {{ .Values.ports.grpc }}
+          service: liveness
         periodSeconds: {{ .Values.probes.startup.periodSeconds }}
         failureThreshold: {{ .Values.probes.startup.failureThreshold }}
       livenessProbe:
         grpc:
           port: {{ .Values.ports.grpc }}
+          service: liveness
         periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
         failureThreshold: {{ .Values.probes.liveness.failureThreshold }}
         timeoutSeconds: {{ .Values.probes.liveness.timeoutSeconds }}
