@@ -265,6 +265,13 @@ def test_native_grpc_probes(default_docs, pg_docs, mode):
     assert c["readinessProbe"]["grpc"]["service"] == "riverlog.v1.EventLog"
 
 
+def test_notes_show_what_the_probes_ask(chart, default_docs):
+    text = notes(chart)
+    c = container(default_docs)
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert f'{{"service": "{c[probe]["grpc"]["service"]}"}}' in text, probe
+
+
 def test_sqlite_mode_is_one_replica_statefulset_with_a_claim(default_docs):
     sts = one(default_docs, "StatefulSet")
     assert sts["spec"]["replicas"] == 1
