@@ -195,6 +195,7 @@ impl Application {
         set_health(&reporter, true).await;
         let probe = tokio::spawn(probe_storage(
             storage.clone(),
+            log.clone(),
             reporter.clone(),
             metrics.clone(),
             config.health_check_interval,
@@ -501,9 +502,12 @@ async fn sample_groups(
     }
 }
 
-/// Probes storage and keeps the health service's status in step with it.
+/// Probes storage and keeps the health service's status in step with it:
+/// SERVING while storage answers reads and takes writes. Reads alone do not
+/// tell: a full disk still serves them while every publish fails.
 async fn probe_storage(
     storage: Arc<dyn Storage>,
+    log: EventLog,
     reporter: HealthReporter,
     metrics: Arc<Metrics>,
     every: Duration,
@@ -517,11 +521,15 @@ async fn probe_storage(
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let healthy = match storage.ping().await {
+        let checked = match storage.ping().await {
+            Ok(()) => log.check_writes().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let healthy = match checked {
             Ok(()) => true,
             Err(e) => {
                 if serving {
-                    warn!(error = %e, "storage unreachable; health is NOT_SERVING");
+                    warn!(error = %e, "storage unreachable or not taking writes; health is NOT_SERVING");
                 }
                 false
             }
@@ -529,7 +537,7 @@ async fn probe_storage(
         metrics.set_storage_up(healthy);
         if healthy != serving && !shutdown.is_cancelled() {
             if healthy {
-                info!("storage reachable again; health is SERVING");
+                info!("storage reachable and taking writes again; health is SERVING");
             }
             set_health(&reporter, healthy).await;
             serving = healthy;

@@ -205,6 +205,19 @@ impl EventLog {
         Ok((log, task))
     }
 
+    /// Whether storage takes writes, as far as the last write transaction
+    /// showed: after one failed for want of storage (a full disk, a lost
+    /// database), commits a probe write to find out whether it does again.
+    ///
+    /// # Errors
+    /// The probe's storage error while writes still fail.
+    pub async fn check_writes(&self) -> Result<(), LogError> {
+        if self.writer.writes_failing() {
+            self.writer.probe().await?;
+        }
+        Ok(())
+    }
+
     /// Creates an empty stream.
     pub async fn create_stream(
         &self,

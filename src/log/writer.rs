@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -33,6 +34,9 @@ const MAX_BATCH_COMMANDS: usize = 1024;
 const MAX_BATCH_BYTES: usize = 32 << 20;
 /// Commands that may wait for the writer before callers are slowed down.
 const QUEUE_DEPTH: usize = 4096;
+/// Bytes a write probe writes: at least a few pages, at most enough to tell
+/// that large batches fit without allocating a whole batch's worth.
+pub const PROBE_BYTES: std::ops::RangeInclusive<usize> = (16 << 10)..=(8 << 20);
 
 /// An append of one publish request.
 #[derive(Debug)]
@@ -86,6 +90,9 @@ enum Command {
     Trim(StreamName, TrimUntil, Reply<u64>),
     Take(StreamName, TakeEnd, u32, usize, Reply<Vec<StoredEvent>>),
     Group(GroupCommand),
+    /// Replaces the probe's scratch row with this many bytes, to learn
+    /// whether a write of that size succeeds.
+    Probe(usize, Reply<()>),
 }
 
 impl Command {
@@ -108,6 +115,7 @@ impl Command {
             Self::Delete(_, r) | Self::Trim(_, _, r) => send(r, error),
             Self::Take(_, _, _, _, r) => send(r, error),
             Self::Group(g) => g.fail(error),
+            Self::Probe(_, r) => send(r, error),
         }
     }
 }
@@ -116,6 +124,17 @@ impl Command {
 #[derive(Clone)]
 pub struct WriterHandle {
     queue: mpsc::Sender<Command>,
+    outcome: Arc<WriteOutcome>,
+}
+
+/// What the last write transaction showed about storage.
+#[derive(Default)]
+struct WriteOutcome {
+    /// Set when a batch failed because storage was unavailable, cleared by
+    /// the next commit.
+    failing: AtomicBool,
+    /// Payload bytes of the last batch that failed so.
+    failed_bytes: AtomicUsize,
 }
 
 impl WriterHandle {
@@ -134,6 +153,26 @@ impl WriterHandle {
         make: impl FnOnce(Reply<T>) -> GroupCommand,
     ) -> Result<T, LogError> {
         self.call(|r| Command::Group(make(r))).await
+    }
+
+    /// Whether the last write transaction failed for want of storage (a
+    /// full disk, a lost database) and none has committed since.
+    pub fn writes_failing(&self) -> bool {
+        self.outcome.failing.load(Ordering::Acquire)
+    }
+
+    /// Commits a write as large as the last batch that failed for want of
+    /// storage (within [`PROBE_BYTES`]), then frees its space again:
+    /// succeeds only when such a batch would fit. Reads alone cannot tell,
+    /// and neither can a one-page write: a full disk serves both.
+    pub async fn probe(&self) -> Result<(), LogError> {
+        let bytes = self
+            .outcome
+            .failed_bytes
+            .load(Ordering::Acquire)
+            .clamp(*PROBE_BYTES.start(), *PROBE_BYTES.end());
+        self.call(|r| Command::Probe(bytes, r)).await?;
+        self.call(|r| Command::Probe(0, r)).await
     }
 
     /// Appends a publish request's events.
@@ -214,78 +253,100 @@ pub fn spawn(
 ) -> (WriterHandle, WriterTask) {
     let (queue, commands) = mpsc::channel(QUEUE_DEPTH);
     let stop = CancellationToken::new();
-    let handle = tokio::spawn(run(
+    let outcome = Arc::new(WriteOutcome::default());
+    let writer = Writer {
         storage,
         hub,
-        commands,
-        clock_floor.unwrap_or_default(),
-        stop.clone(),
         limits,
         metrics,
-    ));
-    (WriterHandle { queue }, WriterTask { handle, stop })
+        outcome: outcome.clone(),
+    };
+    let handle = tokio::spawn(writer.run(commands, clock_floor.unwrap_or_default(), stop.clone()));
+    (WriterHandle { queue, outcome }, WriterTask { handle, stop })
 }
 
-async fn run(
+/// What the writer task owns.
+struct Writer {
     storage: Arc<dyn Storage>,
     hub: Option<Hub>,
-    mut commands: mpsc::Receiver<Command>,
-    mut clock: UnixMicros,
-    stop: CancellationToken,
     limits: StreamLimits,
     metrics: Arc<Metrics>,
-) {
-    loop {
-        let next = tokio::select! {
-            biased;
-            cmd = commands.recv() => cmd,
-            () = stop.cancelled() => {
-                // Refuse new commands; what is queued still commits.
-                commands.close();
-                commands.recv().await
-            }
-        };
-        let Some(first) = next else { break };
-        let mut bytes = first.bytes();
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
-            match commands.try_recv() {
-                Ok(cmd) => {
-                    bytes += cmd.bytes();
-                    batch.push(cmd);
+    outcome: Arc<WriteOutcome>,
+}
+
+impl Writer {
+    async fn run(
+        self,
+        mut commands: mpsc::Receiver<Command>,
+        mut clock: UnixMicros,
+        stop: CancellationToken,
+    ) {
+        let Self {
+            storage,
+            hub,
+            limits,
+            metrics,
+            outcome,
+        } = self;
+        loop {
+            let next = tokio::select! {
+                biased;
+                cmd = commands.recv() => cmd,
+                () = stop.cancelled() => {
+                    // Refuse new commands; what is queued still commits.
+                    commands.close();
+                    commands.recv().await
                 }
-                Err(_) => break,
+            };
+            let Some(first) = next else { break };
+            let mut bytes = first.bytes();
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
+                match commands.try_recv() {
+                    Ok(cmd) => {
+                        bytes += cmd.bytes();
+                        batch.push(cmd);
+                    }
+                    Err(_) => break,
+                }
+            }
+            // recorded_at never goes backwards, even if the wall clock does, so
+            // time-based starts can rely on it growing with position.
+            clock = clock.max(UnixMicros::now());
+            let size = batch.len();
+            let started = std::time::Instant::now();
+            match commit_batch(storage.as_ref(), batch, clock, limits).await {
+                Ok(Committed {
+                    events,
+                    dead_lettered,
+                }) => {
+                    outcome.failing.store(false, Ordering::Release);
+                    debug!(commands = size, events = events.len(), "committed");
+                    metrics
+                        .commit_duration
+                        .record(started.elapsed().as_secs_f64(), &[]);
+                    if !events.is_empty() {
+                        metrics.events_appended.add(events.len() as u64, &[]);
+                        metrics.append_batch_size.record(events.len() as u64, &[]);
+                    }
+                    if dead_lettered > 0 {
+                        metrics.events_dead_lettered.add(dead_lettered, &[]);
+                    }
+                    if let Some(hub) = hub.as_ref().filter(|_| !events.is_empty()) {
+                        hub.publish(Arc::new(events.into_iter().map(Arc::new).collect()));
+                    }
+                }
+                Err(e) => {
+                    if matches!(e, StorageError::Unavailable(_)) {
+                        outcome.failed_bytes.store(bytes, Ordering::Release);
+                        outcome.failing.store(true, Ordering::Release);
+                    }
+                    warn!(commands = size, error = %e, "write batch rolled back");
+                }
             }
         }
-        // recorded_at never goes backwards, even if the wall clock does, so
-        // time-based starts can rely on it growing with position.
-        clock = clock.max(UnixMicros::now());
-        let size = batch.len();
-        let started = std::time::Instant::now();
-        match commit_batch(storage.as_ref(), batch, clock, limits).await {
-            Ok(Committed {
-                events,
-                dead_lettered,
-            }) => {
-                debug!(commands = size, events = events.len(), "committed");
-                metrics
-                    .commit_duration
-                    .record(started.elapsed().as_secs_f64(), &[]);
-                if !events.is_empty() {
-                    metrics.events_appended.add(events.len() as u64, &[]);
-                    metrics.append_batch_size.record(events.len() as u64, &[]);
-                }
-                if dead_lettered > 0 {
-                    metrics.events_dead_lettered.add(dead_lettered, &[]);
-                }
-                if let Some(hub) = hub.as_ref().filter(|_| !events.is_empty()) {
-                    hub.publish(Arc::new(events.into_iter().map(Arc::new).collect()));
-                }
-            }
-            Err(e) => warn!(commands = size, error = %e, "write batch rolled back"),
-        }
+        debug!("writer stopped");
     }
-    debug!("writer stopped");
 }
 
 /// What a committed batch did.
@@ -304,13 +365,17 @@ async fn commit_batch(
     now: UnixMicros,
     limits: StreamLimits,
 ) -> Result<Committed, StorageError> {
-    let began = match storage.begin_write().await {
-        Ok(mut tx) => tx.recorded_floor().await.map(|floor| (tx, floor)),
-        Err(e) => Err(e),
-    };
-    let (tx, floor) = match began {
-        Ok(began) => began,
+    let mut tx = match storage.begin_write().await {
+        Ok(tx) => tx,
         Err(e) => {
+            batch.into_iter().for_each(|c| c.fail(&e));
+            return Err(e);
+        }
+    };
+    let floor = match tx.recorded_floor().await {
+        Ok(floor) => floor,
+        Err(e) => {
+            tx.rollback().await;
             batch.into_iter().for_each(|c| c.fail(&e));
             return Err(e);
         }
@@ -318,6 +383,7 @@ async fn commit_batch(
     // Other writers of a shared database may have recorded later times.
     let mut work = Transaction::new(tx, now.max(floor), limits);
     if let Err(e) = work.prefetch(&batch).await {
+        work.tx.rollback().await;
         batch.into_iter().for_each(|c| c.fail(&e));
         return Err(e);
     }
@@ -327,6 +393,7 @@ async fn commit_batch(
     let mut commands = batch.into_iter();
     while let Some(cmd) = commands.next() {
         if let Err(e) = work.apply(cmd, &mut answers).await {
+            work.tx.rollback().await;
             answers.into_iter().for_each(|a| a.fail(&e));
             commands.for_each(|c| c.fail(&e));
             return Err(e);
@@ -534,7 +601,18 @@ impl Transaction {
                 answers,
             ),
             Command::Group(cmd) => self.apply_group(cmd, answers).await,
+            Command::Probe(bytes, reply) => settle(reply, self.probe(bytes).await.map(Ok), answers),
         }
+    }
+
+    /// Writes what every append writes (the log head, rewritten as it is
+    /// unless this batch moves it anyway) plus `bytes` of scratch data.
+    async fn probe(&mut self, bytes: usize) -> Result<(), StorageError> {
+        if self.log_head.is_none() {
+            self.log_head = Some(self.tx.log_head().await?);
+        }
+        self.log_head_dirty = true;
+        self.tx.write_probe(&filler(bytes)).await
     }
 
     pub(super) async fn append(
@@ -815,14 +893,34 @@ impl Transaction {
         Ok(())
     }
 
+    /// Writes what is pending and commits; on any error the transaction is
+    /// rolled back (by `commit` itself when the commit fails).
     async fn finish(mut self) -> Result<Committed, StorageError> {
-        self.flush().await?;
+        if let Err(e) = self.flush().await {
+            self.tx.rollback().await;
+            return Err(e);
+        }
         self.tx.commit().await?;
         Ok(Committed {
             events: self.appended,
             dead_lettered: self.dead_lettered,
         })
     }
+}
+
+/// `len` bytes that no storage engine compresses to nothing (xorshift; not
+/// for anything but taking up space).
+fn filler(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 fn appended(e: &StoredEvent, duplicate: bool) -> Appended {

@@ -25,9 +25,11 @@ use crate::log::groups::{
 use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
 
+pub mod errors;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod transaction;
 
 /// Wake-ups from [`Storage::commit_feed`]: each message means "new events may
 /// have been committed"; several commits may share one.
@@ -230,8 +232,9 @@ pub trait Storage: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// One write transaction. Dropping it without [`WriteTx::commit`] rolls
-/// everything back.
+/// One write transaction. It ends with [`WriteTx::commit`] or
+/// [`WriteTx::rollback`]; dropping it without either also rolls everything
+/// back, but by closing its connection, which then has to be reopened.
 #[async_trait]
 pub trait WriteTx: Send {
     /// The highest position assigned so far; takes the log-head lock.
@@ -426,11 +429,23 @@ pub trait WriteTx: Send {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StorageError>;
 
+    /// Replaces the health probe's scratch row with `filler` (empty to
+    /// free its space): a write of that many bytes that changes nothing
+    /// else.
+    async fn write_probe(&mut self, filler: &[u8]) -> Result<(), StorageError>;
+
     /// Stores a checkpoint, replacing the previous one of that name.
     async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StorageError>;
 
-    /// Makes everything durable and visible.
+    /// Makes everything durable and visible. When it fails, nothing of the
+    /// transaction is visible and the connection was rolled back or
+    /// replaced, so the next transaction starts clean.
     async fn commit(self: Box<Self>) -> Result<(), StorageError>;
+
+    /// Abandons the transaction after an error: rolls back, or replaces the
+    /// connection when even that fails. Never fails itself; the next
+    /// transaction starts on a connection outside any transaction.
+    async fn rollback(self: Box<Self>);
 }
 
 /// Backend-independent options.

@@ -11,11 +11,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Postgres, QueryBuilder, Row};
 use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::rows::*;
+use super::transaction::PooledTx;
 use super::{
     CommitFeed, Direction, EventRow, ExistingEvent, ReadFrom, Storage, StorageError,
     StorageOptions, StreamHead, TakeEnd, TrimUntil, WriteTx,
@@ -113,38 +114,10 @@ const COMMIT_CHANNEL: &str = "riverlog_commits";
 /// while its connection was being re-established are lost.
 const COMMIT_POLL: Duration = Duration::from_secs(1);
 
-/// Translates sqlx errors at the boundary: lost connections and the
-/// SQLSTATEs retrying can fix become `Unavailable`, the rest `Failure`.
+/// Translates sqlx errors at the boundary, by the one table in
+/// [`super::errors`].
 fn map_err(e: sqlx::Error) -> StorageError {
-    match &e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StorageError::Unavailable(e.to_string()),
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // 08: connection exceptions; 53: insufficient resources; 57P:
-            // operator intervention (shutdown, restart); 57014: statement
-            // timeout (e.g. waiting for another replica's log-head lock);
-            // 55P03: lock not available; 25006: read-only transaction (a
-            // replica after failover); 40001/40P01: serialization failure
-            // and deadlock.
-            if code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57P")
-                || matches!(
-                    code.as_ref(),
-                    "57014" | "55P03" | "25006" | "40001" | "40P01"
-                )
-            {
-                StorageError::Unavailable(e.to_string())
-            } else {
-                StorageError::Failure(e.to_string())
-            }
-        }
-        _ => StorageError::Failure(e.to_string()),
-    }
+    super::errors::postgres(e)
 }
 
 row_mappers!(PgRow);
@@ -253,13 +226,21 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &EventFilter) {
 #[async_trait]
 impl Storage for PostgresStorage {
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StorageError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut tx = PooledTx::begin(&self.writer, "BEGIN")
+            .await
+            .map_err(map_err)?;
         // The first lock of every write transaction (see the module doc).
         let floor: i64 =
-            sqlx::query_scalar("SELECT recorded_at FROM log_head WHERE id = 1 FOR UPDATE")
-                .fetch_one(&mut *tx)
+            match sqlx::query_scalar("SELECT recorded_at FROM log_head WHERE id = 1 FOR UPDATE")
+                .fetch_one(tx.conn())
                 .await
-                .map_err(map_err)?;
+            {
+                Ok(floor) => floor,
+                Err(e) => {
+                    tx.rollback().await;
+                    return Err(map_err(e));
+                }
+            };
         Ok(Box::new(PostgresWriteTx {
             tx,
             appended: false,
@@ -605,7 +586,7 @@ impl Storage for PostgresStorage {
 
 /// A write transaction on the single write connection.
 struct PostgresWriteTx {
-    tx: Transaction<'static, Postgres>,
+    tx: PooledTx<Postgres>,
     /// Whether events were appended, so commit must notify the replicas.
     appended: bool,
     /// `log_head.recorded_at`, read with the lock.
@@ -616,7 +597,7 @@ struct PostgresWriteTx {
 impl WriteTx for PostgresWriteTx {
     async fn log_head(&mut self) -> Result<Position, StorageError> {
         let head: i64 = sqlx::query_scalar("SELECT position FROM log_head WHERE id = 1")
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(to_u64(head))
@@ -634,7 +615,7 @@ impl WriteTx for PostgresWriteTx {
         sqlx::query("UPDATE log_head SET position = $1, recorded_at = GREATEST(recorded_at, $2) WHERE id = 1")
             .bind(to_i64(head))
             .bind(recorded_at.0)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(())
@@ -656,7 +637,11 @@ impl WriteTx for PostgresWriteTx {
             }
             // Name order: replicas lock the same rows in the same order.
             qb.push(") ORDER BY name FOR UPDATE");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             for row in rows {
                 let name: String = row.try_get(1).map_err(map_err)?;
                 heads.push(StreamHead {
@@ -678,7 +663,7 @@ impl WriteTx for PostgresWriteTx {
 
     async fn count_streams(&mut self) -> Result<u64, StorageError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM streams")
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(to_u64(n))
@@ -699,7 +684,7 @@ impl WriteTx for PostgresWriteTx {
         .bind(retention.max_events.map(to_i64))
         .bind(duration_to_micros(retention.max_age))
         .bind(duration_to_micros(retention.ttl))
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(StreamHead {
@@ -727,7 +712,7 @@ impl WriteTx for PostgresWriteTx {
                     .push_bind(h.last_appended_at.map(|t| t.0));
             });
             qb.push(") AS v (id, ls, lp, ec, la) WHERE streams.id = v.id");
-            qb.build().execute(&mut *self.tx).await.map_err(map_err)?;
+            qb.build().execute(self.tx.conn()).await.map_err(map_err)?;
         }
         Ok(())
     }
@@ -750,7 +735,11 @@ impl WriteTx for PostgresWriteTx {
                 ") AS k (stream_id, event_id) \
                  JOIN events e ON e.stream_id = k.stream_id AND e.event_id = k.event_id",
             );
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             for row in rows {
                 found.push(ExistingEvent {
                     stream_id: row.try_get(0).map_err(map_err)?,
@@ -808,7 +797,7 @@ impl WriteTx for PostgresWriteTx {
         .bind(subject)
         .bind(recorded_at)
         .bind(payload)
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await
         .map_err(map_err)?;
         self.appended = true;
@@ -824,19 +813,19 @@ impl WriteTx for PostgresWriteTx {
         ] {
             sqlx::query(sql)
                 .bind(stream_id)
-                .execute(&mut *self.tx)
+                .execute(self.tx.conn())
                 .await
                 .map_err(map_err)?;
         }
         let removed = sqlx::query("DELETE FROM events WHERE stream_id = $1")
             .bind(stream_id)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?
             .rows_affected();
         sqlx::query("DELETE FROM streams WHERE id = $1")
             .bind(stream_id)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(removed)
@@ -863,7 +852,7 @@ impl WriteTx for PostgresWriteTx {
             }
         };
         let removed = query
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?
             .rows_affected();
@@ -888,7 +877,7 @@ impl WriteTx for PostgresWriteTx {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(stream.id)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.tx.conn())
             .await
             .map_err(map_err)?;
         let mut events = stored_events(rows)?;
@@ -903,7 +892,7 @@ impl WriteTx for PostgresWriteTx {
             sqlx::query(delete)
                 .bind(stream.id)
                 .bind(to_i64(last.sequence))
-                .execute(&mut *self.tx)
+                .execute(self.tx.conn())
                 .await
                 .map_err(map_err)?;
         }
@@ -920,7 +909,7 @@ impl WriteTx for PostgresWriteTx {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(stream.id)
             .bind(name.as_str())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.tx.conn())
             .await
             .map_err(map_err)?;
         row.map(|r| group_record(&r, stream.name.clone()))
@@ -946,7 +935,7 @@ impl WriteTx for PostgresWriteTx {
         .bind(settings.dead_letter_stream.as_str())
         .bind(to_i64(cursor))
         .bind(now.0)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(GroupRecord {
@@ -970,7 +959,7 @@ impl WriteTx for PostgresWriteTx {
         ] {
             sqlx::query(sql)
                 .bind(group_id)
-                .execute(&mut *self.tx)
+                .execute(self.tx.conn())
                 .await
                 .map_err(map_err)?;
         }
@@ -985,7 +974,7 @@ impl WriteTx for PostgresWriteTx {
         sqlx::query("UPDATE groups SET cursor = $1 WHERE id = $2")
             .bind(to_i64(cursor))
             .bind(group_id)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(())
@@ -1004,7 +993,7 @@ impl WriteTx for PostgresWriteTx {
         .bind(group_id)
         .bind(consumer)
         .bind(now.0)
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(())
@@ -1022,14 +1011,14 @@ impl WriteTx for PostgresWriteTx {
         .bind(now.0)
         .bind(group_id)
         .bind(consumer)
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await
         .map_err(map_err)?
         .rows_affected();
         sqlx::query("DELETE FROM group_consumers WHERE group_id = $1 AND name = $2")
             .bind(group_id)
             .bind(consumer)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(released)
@@ -1048,7 +1037,7 @@ impl WriteTx for PostgresWriteTx {
         .bind(group_id)
         .bind(consumer)
         .bind(now.0)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(to_u64(n))
@@ -1068,7 +1057,7 @@ impl WriteTx for PostgresWriteTx {
             .bind(group_id)
             .bind(consumer)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.tx.conn())
             .await
             .map_err(map_err)?;
         rows.iter().map(pending_entry).collect()
@@ -1088,7 +1077,7 @@ impl WriteTx for PostgresWriteTx {
             .bind(group_id)
             .bind(now.0)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.tx.conn())
             .await
             .map_err(map_err)?;
         rows.iter().map(pending_entry).collect()
@@ -1108,7 +1097,7 @@ impl WriteTx for PostgresWriteTx {
             .bind(group_id)
             .bind(delivered_before.0)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.tx.conn())
             .await
             .map_err(map_err)?;
         rows.iter().map(pending_entry).collect()
@@ -1127,7 +1116,11 @@ impl WriteTx for PostgresWriteTx {
             qb.push_bind(group_id).push(" AND sequence IN ");
             push_sequences(&mut qb, chunk);
             qb.push(" ORDER BY sequence");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             for row in &rows {
                 found.push(pending_entry(row)?);
             }
@@ -1158,7 +1151,7 @@ impl WriteTx for PostgresWriteTx {
                  delivery_count = EXCLUDED.delivery_count, delivered_at = EXCLUDED.delivered_at, \
                  deliverable_at = EXCLUDED.deliverable_at",
             );
-            qb.build().execute(&mut *self.tx).await.map_err(map_err)?;
+            qb.build().execute(self.tx.conn()).await.map_err(map_err)?;
         }
         Ok(())
     }
@@ -1175,7 +1168,11 @@ impl WriteTx for PostgresWriteTx {
             qb.push_bind(group_id).push(" AND sequence IN ");
             push_sequences(&mut qb, chunk);
             qb.push(" RETURNING sequence");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             for row in &rows {
                 removed.push(to_u64(row.try_get(0).map_err(map_err)?));
             }
@@ -1203,7 +1200,11 @@ impl WriteTx for PostgresWriteTx {
             qb.push(" AND sequence IN ");
             push_sequences(&mut qb, chunk);
             qb.push(" RETURNING sequence");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             for row in &rows {
                 deferred.push(to_u64(row.try_get(0).map_err(map_err)?));
             }
@@ -1221,7 +1222,7 @@ impl WriteTx for PostgresWriteTx {
         )
         .bind(group_id)
         .bind(now.0)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(t.map(UnixMicros))
@@ -1241,7 +1242,11 @@ impl WriteTx for PostgresWriteTx {
             qb.push_bind(stream_id).push(" AND e.sequence IN ");
             push_sequences(&mut qb, chunk);
             qb.push(" ORDER BY e.sequence");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             found.extend(stored_events(rows)?);
         }
         Ok(found)
@@ -1261,10 +1266,19 @@ impl WriteTx for PostgresWriteTx {
             .bind(stream_id)
             .bind(to_i64(after))
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.tx.conn())
             .await
             .map_err(map_err)?;
         stored_events(rows)
+    }
+
+    async fn write_probe(&mut self, filler: &[u8]) -> Result<(), StorageError> {
+        sqlx::query("INSERT INTO write_probe (id, filler) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET filler = EXCLUDED.filler")
+            .bind(filler)
+            .execute(self.tx.conn())
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
@@ -1279,7 +1293,7 @@ impl WriteTx for PostgresWriteTx {
         .bind(to_i64(checkpoint.sequence))
         .bind(to_i64(checkpoint.position))
         .bind(checkpoint.committed_at.0)
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(())
@@ -1288,12 +1302,19 @@ impl WriteTx for PostgresWriteTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
         if self.appended {
             // Delivered to every listener when (and only if) this commits.
-            sqlx::query("SELECT pg_notify($1, current_schema())")
+            let notified = sqlx::query("SELECT pg_notify($1, current_schema())")
                 .bind(COMMIT_CHANNEL)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(map_err)?;
+                .execute(self.tx.conn())
+                .await;
+            if let Err(e) = notified {
+                self.tx.rollback().await;
+                return Err(map_err(e));
+            }
         }
         self.tx.commit().await.map_err(map_err)
+    }
+
+    async fn rollback(self: Box<Self>) {
+        self.tx.rollback().await;
     }
 }

@@ -11,9 +11,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rows::*;
+use super::transaction::PooledTx;
 use super::{
     Direction, EventRow, ExistingEvent, ReadFrom, Storage, StorageError, StorageOptions,
     StreamHead, TakeEnd, TrimUntil, WriteTx,
@@ -91,29 +92,10 @@ impl SqliteStorage {
     }
 }
 
-/// Translates sqlx errors at the boundary: transient ones become
-/// `Unavailable`, the rest `Failure`.
+/// Translates sqlx errors at the boundary, by the one table in
+/// [`super::errors`].
 fn map_err(e: sqlx::Error) -> StorageError {
-    match &e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StorageError::Unavailable(e.to_string()),
-        sqlx::Error::Database(db) => {
-            // SQLITE_BUSY, _LOCKED, _IOERR, _FULL, _CANTOPEN, _READONLY (5, 6,
-            // 10, 13, 14, 8) and their extended codes: the disk or another
-            // process is in the way, not the request.
-            let primary = db
-                .code()
-                .and_then(|c| c.parse::<i32>().ok())
-                .map(|c| c & 0xff);
-            match primary {
-                Some(5 | 6 | 8 | 10 | 13 | 14) => StorageError::Unavailable(e.to_string()),
-                _ => StorageError::Failure(e.to_string()),
-            }
-        }
-        _ => StorageError::Failure(e.to_string()),
-    }
+    super::errors::sqlite(e)
 }
 
 row_mappers!(SqliteRow);
@@ -216,9 +198,9 @@ fn push_filter(qb: &mut QueryBuilder<Sqlite>, filter: &EventFilter) {
 #[async_trait]
 impl Storage for SqliteStorage {
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StorageError> {
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
+        // IMMEDIATE takes the write lock now, not at the first write, so a
+        // busy database fails here rather than half-way through a batch.
+        let tx = PooledTx::begin(&self.writer, "BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
         Ok(Box::new(SqliteWriteTx { tx }))
@@ -515,14 +497,14 @@ impl Storage for SqliteStorage {
 
 /// A write transaction on the single write connection.
 struct SqliteWriteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: PooledTx<Sqlite>,
 }
 
 #[async_trait]
 impl WriteTx for SqliteWriteTx {
     async fn log_head(&mut self) -> Result<Position, StorageError> {
         let head: i64 = sqlx::query_scalar("SELECT position FROM log_head WHERE id = 1")
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(to_u64(head))
@@ -544,7 +526,7 @@ impl WriteTx for SqliteWriteTx {
         )
         .bind(to_i64(head))
         .bind(recorded_at.0)
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(())
@@ -565,7 +547,11 @@ impl WriteTx for SqliteWriteTx {
                 list.push_bind(name.as_str().to_owned());
             }
             qb.push(")");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             for row in rows {
                 let name: String = row.try_get(1).map_err(map_err)?;
                 heads.push(StreamHead {
@@ -587,7 +573,7 @@ impl WriteTx for SqliteWriteTx {
 
     async fn count_streams(&mut self) -> Result<u64, StorageError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM streams")
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(to_u64(n))
@@ -608,7 +594,7 @@ impl WriteTx for SqliteWriteTx {
         .bind(retention.max_events.map(to_i64))
         .bind(duration_to_micros(retention.max_age))
         .bind(duration_to_micros(retention.ttl))
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(StreamHead {
@@ -636,7 +622,7 @@ impl WriteTx for SqliteWriteTx {
                     .push_bind(h.last_appended_at.map(|t| t.0));
             });
             qb.push(") AS v WHERE streams.id = v.column1");
-            qb.build().execute(&mut *self.tx).await.map_err(map_err)?;
+            qb.build().execute(self.tx.conn()).await.map_err(map_err)?;
         }
         Ok(())
     }
@@ -656,7 +642,11 @@ impl WriteTx for SqliteWriteTx {
                 b.push_bind(*stream_id).push_bind((*id).to_owned());
             });
             qb.push(") AS k JOIN events e ON e.stream_id = k.column1 AND e.event_id = k.column2");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             for row in rows {
                 found.push(ExistingEvent {
                     stream_id: row.try_get(0).map_err(map_err)?,
@@ -688,7 +678,7 @@ impl WriteTx for SqliteWriteTx {
                     .push_bind(e.recorded_at.0)
                     .push_bind(e.payload.to_vec());
             });
-            qb.build().execute(&mut *self.tx).await.map_err(map_err)?;
+            qb.build().execute(self.tx.conn()).await.map_err(map_err)?;
         }
         Ok(())
     }
@@ -702,19 +692,19 @@ impl WriteTx for SqliteWriteTx {
         ] {
             sqlx::query(sql)
                 .bind(stream_id)
-                .execute(&mut *self.tx)
+                .execute(self.tx.conn())
                 .await
                 .map_err(map_err)?;
         }
         let removed = sqlx::query("DELETE FROM events WHERE stream_id = ?")
             .bind(stream_id)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?
             .rows_affected();
         sqlx::query("DELETE FROM streams WHERE id = ?")
             .bind(stream_id)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(removed)
@@ -741,7 +731,7 @@ impl WriteTx for SqliteWriteTx {
             }
         };
         let removed = query
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?
             .rows_affected();
@@ -766,7 +756,7 @@ impl WriteTx for SqliteWriteTx {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(stream.id)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.tx.conn())
             .await
             .map_err(map_err)?;
         let mut events = stored_events(rows)?;
@@ -781,7 +771,7 @@ impl WriteTx for SqliteWriteTx {
             sqlx::query(delete)
                 .bind(stream.id)
                 .bind(to_i64(last.sequence))
-                .execute(&mut *self.tx)
+                .execute(self.tx.conn())
                 .await
                 .map_err(map_err)?;
         }
@@ -798,7 +788,7 @@ impl WriteTx for SqliteWriteTx {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(stream.id)
             .bind(name.as_str())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.tx.conn())
             .await
             .map_err(map_err)?;
         row.map(|r| group_record(&r, stream.name.clone()))
@@ -824,7 +814,7 @@ impl WriteTx for SqliteWriteTx {
         .bind(settings.dead_letter_stream.as_str())
         .bind(to_i64(cursor))
         .bind(now.0)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(GroupRecord {
@@ -848,7 +838,7 @@ impl WriteTx for SqliteWriteTx {
         ] {
             sqlx::query(sql)
                 .bind(group_id)
-                .execute(&mut *self.tx)
+                .execute(self.tx.conn())
                 .await
                 .map_err(map_err)?;
         }
@@ -863,7 +853,7 @@ impl WriteTx for SqliteWriteTx {
         sqlx::query("UPDATE groups SET cursor = ? WHERE id = ?")
             .bind(to_i64(cursor))
             .bind(group_id)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(())
@@ -882,7 +872,7 @@ impl WriteTx for SqliteWriteTx {
         .bind(group_id)
         .bind(consumer)
         .bind(now.0)
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(())
@@ -900,14 +890,14 @@ impl WriteTx for SqliteWriteTx {
         .bind(now.0)
         .bind(group_id)
         .bind(consumer)
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await
         .map_err(map_err)?
         .rows_affected();
         sqlx::query("DELETE FROM group_consumers WHERE group_id = ? AND name = ?")
             .bind(group_id)
             .bind(consumer)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await
             .map_err(map_err)?;
         Ok(released)
@@ -926,7 +916,7 @@ impl WriteTx for SqliteWriteTx {
         .bind(group_id)
         .bind(consumer)
         .bind(now.0)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(to_u64(n))
@@ -946,7 +936,7 @@ impl WriteTx for SqliteWriteTx {
             .bind(group_id)
             .bind(consumer)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.tx.conn())
             .await
             .map_err(map_err)?;
         rows.iter().map(pending_entry).collect()
@@ -966,7 +956,7 @@ impl WriteTx for SqliteWriteTx {
             .bind(group_id)
             .bind(now.0)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.tx.conn())
             .await
             .map_err(map_err)?;
         rows.iter().map(pending_entry).collect()
@@ -986,7 +976,7 @@ impl WriteTx for SqliteWriteTx {
             .bind(group_id)
             .bind(delivered_before.0)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.tx.conn())
             .await
             .map_err(map_err)?;
         rows.iter().map(pending_entry).collect()
@@ -1005,7 +995,11 @@ impl WriteTx for SqliteWriteTx {
             qb.push_bind(group_id).push(" AND sequence IN ");
             push_sequences(&mut qb, chunk);
             qb.push(" ORDER BY sequence");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             for row in &rows {
                 found.push(pending_entry(row)?);
             }
@@ -1031,7 +1025,7 @@ impl WriteTx for SqliteWriteTx {
                     .push_bind(e.delivered_at.0)
                     .push_bind(e.deliverable_at.0);
             });
-            qb.build().execute(&mut *self.tx).await.map_err(map_err)?;
+            qb.build().execute(self.tx.conn()).await.map_err(map_err)?;
         }
         Ok(())
     }
@@ -1047,7 +1041,11 @@ impl WriteTx for SqliteWriteTx {
             qb.push_bind(group_id).push(" AND sequence IN ");
             push_sequences(&mut qb, chunk);
             qb.push(" RETURNING sequence");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             for row in &rows {
                 removed.push(to_u64(row.try_get(0).map_err(map_err)?));
             }
@@ -1074,7 +1072,11 @@ impl WriteTx for SqliteWriteTx {
             qb.push(" AND sequence IN ");
             push_sequences(&mut qb, chunk);
             qb.push(" RETURNING sequence");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             for row in &rows {
                 deferred.push(to_u64(row.try_get(0).map_err(map_err)?));
             }
@@ -1092,7 +1094,7 @@ impl WriteTx for SqliteWriteTx {
         )
         .bind(group_id)
         .bind(now.0)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(t.map(UnixMicros))
@@ -1112,7 +1114,11 @@ impl WriteTx for SqliteWriteTx {
             qb.push_bind(stream_id).push(" AND e.sequence IN ");
             push_sequences(&mut qb, chunk);
             qb.push(" ORDER BY e.sequence");
-            let rows = qb.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+            let rows = qb
+                .build()
+                .fetch_all(self.tx.conn())
+                .await
+                .map_err(map_err)?;
             found.extend(stored_events(rows)?);
         }
         Ok(found)
@@ -1132,10 +1138,19 @@ impl WriteTx for SqliteWriteTx {
             .bind(stream_id)
             .bind(to_i64(after))
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.tx.conn())
             .await
             .map_err(map_err)?;
         stored_events(rows)
+    }
+
+    async fn write_probe(&mut self, filler: &[u8]) -> Result<(), StorageError> {
+        sqlx::query("INSERT OR REPLACE INTO write_probe (id, filler) VALUES (1, ?)")
+            .bind(filler)
+            .execute(self.tx.conn())
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
@@ -1148,7 +1163,7 @@ impl WriteTx for SqliteWriteTx {
         .bind(to_i64(checkpoint.sequence))
         .bind(to_i64(checkpoint.position))
         .bind(checkpoint.committed_at.0)
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await
         .map_err(map_err)?;
         Ok(())
@@ -1156,5 +1171,9 @@ impl WriteTx for SqliteWriteTx {
 
     async fn commit(self: Box<Self>) -> Result<(), StorageError> {
         self.tx.commit().await.map_err(map_err)
+    }
+
+    async fn rollback(self: Box<Self>) {
+        self.tx.rollback().await;
     }
 }

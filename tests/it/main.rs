@@ -6,6 +6,8 @@ mod checkpoints;
 mod cli;
 mod common;
 mod config;
+mod disk_full;
+mod faults;
 mod groups;
 mod health;
 mod http;

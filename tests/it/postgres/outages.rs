@@ -178,3 +178,134 @@ async fn after_its_connections_are_terminated_the_server_carries_on_by_itself() 
         .collect();
     assert_eq!(ids, ["before", "after"]);
 }
+
+/// A database of its own, dropped at the end: `ALTER DATABASE` acts on the
+/// whole database, which the other tests share.
+struct OwnDatabase {
+    name: String,
+}
+
+impl OwnDatabase {
+    async fn create() -> Self {
+        use sqlx::Connection;
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("rl_t_db_{}_{n}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        Self { name }
+    }
+
+    fn url(&self) -> String {
+        let base = postgres_url();
+        let (server, _) = base.rsplit_once('/').expect("a database URL");
+        format!("{server}/{}?application_name={}", self.name, self.name)
+    }
+
+    async fn admin(&self, sql: String) {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for OwnDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop runs outside the test's runtime: a thread with its own.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    use sqlx::Connection;
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await {
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut admin)
+                            .await;
+                    }
+                });
+        })
+        .join();
+    }
+}
+
+#[tokio::test]
+async fn a_database_refusing_connections_is_unavailable_never_internal() {
+    assert!(
+        backend_is_postgres(),
+        "needs RIVERLOG_TEST_BACKEND=postgres"
+    );
+    let db = OwnDatabase::create().await;
+    let server = TestServer::start_in(TestDb::with_url(db.url()), |_| {}).await;
+    let mut client = server.client().await;
+    let mut watch = HealthClient::new(server.channel().await)
+        .watch(HealthCheckRequest {
+            service: "riverlog.v1.EventLog".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next_status(&mut watch).await, ServingStatus::Serving as i32);
+    publish(&mut client, "s", vec![event("before")]).await;
+
+    // What an operator does to take a database away: no new connections,
+    // and the open ones terminated.
+    db.admin(format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+        db.name
+    ))
+    .await;
+    db.admin(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+        db.name
+    ))
+    .await;
+    let mut refused = 0;
+    for i in 0..50 {
+        let err = client
+            .publish(publish_request("s", vec![event(&format!("during-{i}"))]))
+            .await
+            .expect_err("the database refuses connections");
+        assert_error(&err, Code::Unavailable, "STORAGE_UNAVAILABLE");
+        refused += 1;
+    }
+    assert_eq!(refused, 50);
+    let err = client
+        .read(riverlog::proto::v1::ReadRequest {
+            stream: "s".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::Unavailable, "STORAGE_UNAVAILABLE");
+    assert_eq!(
+        next_status(&mut watch).await,
+        ServingStatus::NotServing as i32
+    );
+
+    db.admin(format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name))
+        .await;
+    assert_eq!(next_status(&mut watch).await, ServingStatus::Serving as i32);
+    publish(&mut client, "s", vec![event("after")]).await;
+    let ids: Vec<_> = read_all(&mut client, "s")
+        .await
+        .iter()
+        .map(event_id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["before", "after"],
+        "the refused publishes left nothing"
+    );
+    drop(watch);
+    drop(client);
+    server.stop().await;
+}
