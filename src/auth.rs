@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::log::groups::CheckpointOwner;
 use crate::log::{StreamName, StreamPattern};
 
 /// One `[[auth.tokens]]` entry of the config file.
@@ -30,6 +31,9 @@ pub struct TokenConfig {
     /// May create and delete streams and groups, and trim.
     #[serde(default)]
     pub admin: bool,
+    /// May scrape `/metrics`, whose series name streams and groups.
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 impl TokenConfig {
@@ -44,6 +48,7 @@ impl TokenConfig {
         let _ = writeln!(out, "publish = {}", list(&self.publish));
         let _ = writeln!(out, "subscribe = {}", list(&self.subscribe));
         let _ = writeln!(out, "admin = {}", self.admin);
+        let _ = writeln!(out, "metrics = {}", self.metrics);
         out
     }
 }
@@ -117,6 +122,8 @@ pub enum Permission {
     Subscribe,
     /// Create and delete streams and groups, trim.
     Admin,
+    /// Scrape `/metrics` (not about one stream).
+    Metrics,
 }
 
 impl Permission {
@@ -126,6 +133,7 @@ impl Permission {
             Self::Publish => "publish",
             Self::Subscribe => "subscribe",
             Self::Admin => "admin",
+            Self::Metrics => "metrics",
         }
     }
 }
@@ -158,6 +166,7 @@ pub struct Principal {
     /// `None`: every stream.
     subscribe: Option<Arc<[StreamPattern]>>,
     admin: bool,
+    metrics: bool,
     /// Whether anything is restricted (auth on).
     restricted: bool,
 }
@@ -177,6 +186,7 @@ impl Principal {
             publish: Vec::new(),
             subscribe: None,
             admin: true,
+            metrics: true,
             restricted: false,
         }
     }
@@ -189,6 +199,7 @@ impl Principal {
             publish: patterns(&token.publish),
             subscribe: (!everything).then(|| subscribe.into()),
             admin: token.admin,
+            metrics: token.metrics,
             restricted: true,
         }
     }
@@ -199,6 +210,7 @@ impl Principal {
         }
         match permission {
             Permission::Admin => self.admin,
+            Permission::Metrics => self.metrics,
             Permission::Publish => self.publish.iter().any(|p| p.matches(stream)),
             Permission::Subscribe => self
                 .subscribe
@@ -231,6 +243,7 @@ impl Principal {
         let some = !self.restricted
             || match permission {
                 Permission::Admin => self.admin,
+                Permission::Metrics => self.metrics,
                 Permission::Publish => !self.publish.is_empty(),
                 Permission::Subscribe => self.subscribe.as_ref().is_none_or(|l| !l.is_empty()),
             };
@@ -265,6 +278,16 @@ impl Principal {
             self.subscribe.clone()
         } else {
             None
+        }
+    }
+
+    /// Whose checkpoints this caller reads and moves: the token's own (by
+    /// its name), or the shared ones when auth is off.
+    pub fn checkpoint_owner(&self) -> CheckpointOwner {
+        if self.restricted {
+            CheckpointOwner::token(&self.name)
+        } else {
+            CheckpointOwner::shared()
         }
     }
 
@@ -356,6 +379,7 @@ mod tests {
             publish: publish.iter().map(|s| s.to_string()).collect(),
             subscribe: subscribe.iter().map(|s| s.to_string()).collect(),
             admin,
+            metrics: false,
         }
     }
 

@@ -359,6 +359,8 @@ settings! {
     log_level: Option<String> = None, env "RIVERLOG_LOG_LEVEL";
     /// OTLP/gRPC collector for traces and metrics, like `http://otel:4317`; unset: no export.
     otlp_endpoint: Option<String> = None, env "RIVERLOG_OTLP_ENDPOINT";
+    /// Serve `/metrics` on this address, without a token, instead of on `http_listen` (where it needs a token with `metrics` when tokens are configured); keep it off public networks.
+    metrics_listen: Option<String> = None, env "RIVERLOG_METRICS_LISTEN";
     /// How often metrics are pushed over OTLP.
     otlp_metrics_interval: Duration = Duration::from_secs(10), env "RIVERLOG_OTLP_METRICS_INTERVAL";
     /// How often consumer-group lag and pending gauges are refreshed.

@@ -64,6 +64,8 @@ pub struct Application {
     config: Config,
     listener: TcpListener,
     http_listener: TcpListener,
+    /// `/metrics` on its own address (`metrics_listen`), when set.
+    metrics_listener: Option<TcpListener>,
     tls: Option<TlsMaterial>,
     metrics: Arc<Metrics>,
     storage: Arc<dyn Storage>,
@@ -139,10 +141,15 @@ impl Application {
         .await?;
         let listener = bind(&config.listen).await?;
         let http_listener = bind(&config.http_listen).await?;
+        let metrics_listener = match &config.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         Ok(Self {
             config,
             listener,
             http_listener,
+            metrics_listener,
             tls,
             metrics,
             storage,
@@ -157,6 +164,13 @@ impl Application {
         self.http_listener
             .local_addr()
             .expect("a bound TCP listener has a local address")
+    }
+
+    /// The bound `metrics_listen` address, when set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The bound gRPC address (useful with port 0).
@@ -177,6 +191,7 @@ impl Application {
             config,
             listener,
             http_listener,
+            metrics_listener,
             tls,
             metrics,
             storage,
@@ -302,9 +317,17 @@ impl Application {
             .local_addr()
             .map_or_else(|_| config.http_listen.clone(), |a| a.to_string());
         let http_stop = CancellationToken::new();
+        let metrics_http = metrics_listener.map(|listener| {
+            tokio::spawn(serve_http(
+                listener,
+                crate::http::metrics_router(http_state.clone()),
+                tls.as_ref().map(TlsMaterial::http),
+                http_stop.clone(),
+            ))
+        });
         let http = tokio::spawn(serve_http(
             http_listener,
-            crate::http::router(http_state)
+            crate::http::router(http_state, metrics_http.is_none())
                 .layer(axum::extract::DefaultBodyLimit::max(max_request))
                 // SSE is left out by the default predicate: it compresses
                 // itself, flushing per event (http/sse.rs).
@@ -377,6 +400,9 @@ impl Application {
         // /metrics answers until the end, so the last values can be read.
         http_stop.cancel();
         let _ = http.await;
+        if let Some(metrics_http) = metrics_http {
+            let _ = metrics_http.await;
+        }
         metrics.shutdown();
         info!("stopped");
         served.map_err(ServerError::from)

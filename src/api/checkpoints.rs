@@ -22,7 +22,8 @@ impl CheckpointsApi {
 }
 
 /// Checkpoints of one stream need subscribe on it; global ones (no
-/// stream) need subscribe on some stream.
+/// stream) need subscribe on some stream. Either way a token sees and moves
+/// only its own checkpoints (see `Principal::checkpoint_owner`).
 fn require_checkpoint(principal: &Principal, stream: &str) -> Result<(), Status> {
     if stream.is_empty() {
         principal.require_some(Permission::Subscribe)?;
@@ -47,7 +48,7 @@ impl checkpoints_server::Checkpoints for CheckpointsApi {
         });
         let checkpoint = self
             .log
-            .commit_checkpoint(&req.name, &req.stream, at)
+            .commit_checkpoint(&principal.checkpoint_owner(), &req.name, &req.stream, at)
             .await?;
         Ok(Response::new(v1::CommitCheckpointResponse {
             checkpoint: Some(convert::checkpoint(&checkpoint)),
@@ -61,7 +62,10 @@ impl checkpoints_server::Checkpoints for CheckpointsApi {
         let principal = guard::principal(&request)?;
         let req = request.get_ref();
         require_checkpoint(&principal, &req.stream)?;
-        let checkpoint = self.log.get_checkpoint(&req.name, &req.stream).await?;
+        let checkpoint = self
+            .log
+            .get_checkpoint(&principal.checkpoint_owner(), &req.name, &req.stream)
+            .await?;
         Ok(Response::new(v1::GetCheckpointResponse {
             checkpoint: Some(convert::checkpoint(&checkpoint)),
         }))
@@ -73,7 +77,10 @@ impl checkpoints_server::Checkpoints for CheckpointsApi {
     ) -> Result<Response<v1::ListCheckpointsResponse>, Status> {
         let principal = guard::principal(&request)?;
         principal.require_some(Permission::Subscribe)?;
-        let checkpoints = self.log.list_checkpoints(&request.get_ref().prefix).await?;
+        let checkpoints = self
+            .log
+            .list_checkpoints(&principal.checkpoint_owner(), &request.get_ref().prefix)
+            .await?;
         Ok(Response::new(v1::ListCheckpointsResponse {
             checkpoints: checkpoints
                 .iter()

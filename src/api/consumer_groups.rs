@@ -57,7 +57,10 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::CreateGroupRequest>,
     ) -> Result<Response<v1::CreateGroupResponse>, Status> {
+        // Whoever decides where a stream's events are copied (here: its
+        // dead-letter stream) must be allowed to read them.
         let principal = guard::authorize(&request, Permission::Admin, |r| &r.stream)?;
+        guard::require(&principal, Permission::Subscribe, &request.get_ref().stream)?;
         let req = request.into_inner();
         let start = match req.start.and_then(|s| s.start) {
             None | Some(group_start::Start::Earliest(())) => GroupStart::Earliest,

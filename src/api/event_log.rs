@@ -244,6 +244,7 @@ impl event_log_server::EventLog for EventLogApi {
                 filter: convert::filter(req.filter)?,
                 heartbeat,
                 readable: principal.readable(),
+                checkpoint_owner: principal.checkpoint_owner(),
             })
             .await?;
         Ok(Response::new(Box::pin(items.map(move |item| {

@@ -23,6 +23,7 @@ use crate::api::limits::CallLimits;
 use crate::auth::Authenticator;
 use crate::log::EventLog;
 use crate::metrics::Metrics;
+use caller::Caller;
 
 pub use problem::{Problem, http_status};
 
@@ -42,8 +43,9 @@ pub struct HttpState {
     pub console_dir: Option<std::path::PathBuf>,
 }
 
-/// Everything served over HTTP.
-pub fn router(state: Arc<HttpState>) -> Router {
+/// Everything served over HTTP; `/metrics` too unless `with_metrics` is
+/// false (it is then served on its own listener by [`metrics_router`]).
+pub fn router(state: Arc<HttpState>, with_metrics: bool) -> Router {
     let api = Router::new()
         .route(
             "/streams",
@@ -67,13 +69,26 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/subscribe", get(sse::subscribe))
         .route("/groups/{group}/consume", get(sse::consume));
-    Router::new()
+    let router = Router::new()
         .fallback(not_found)
         .route("/", get(console::index))
         .route("/console/app.js", get(console::app_js))
         .route("/console/app.css", get(console::app_css))
+        .nest("/api/v1", api);
+    let router = if with_metrics {
+        router.route("/metrics", get(guarded_prometheus))
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// Only `/metrics`, with no token asked: for `metrics_listen`, an address
+/// that only the scraper can reach.
+pub fn metrics_router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .fallback(not_found)
         .route("/metrics", get(prometheus))
-        .nest("/api/v1", api)
         .with_state(state)
 }
 
@@ -92,6 +107,17 @@ async fn openapi() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         schema::openapi_json(),
     )
+}
+
+/// `/metrics` beside the API: series name streams and groups, so with tokens
+/// configured only a token with the `metrics` permission may scrape
+/// (Prometheus sends it as `authorization: Bearer`).
+async fn guarded_prometheus(
+    state: State<Arc<HttpState>>,
+    Caller(caller): Caller,
+) -> Result<impl IntoResponse, Problem> {
+    caller.require_some(crate::auth::Permission::Metrics)?;
+    Ok(prometheus(state).await)
 }
 
 async fn prometheus(State(state): State<Arc<HttpState>>) -> impl IntoResponse {

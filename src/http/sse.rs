@@ -304,6 +304,7 @@ pub(super) async fn subscribe(
             filter: EventFilter::new(q.types, q.sources, q.subjects)?,
             heartbeat: Some(heartbeat),
             readable: caller.readable(),
+            checkpoint_owner: caller.checkpoint_owner(),
         })
         .await?;
     let events = items

@@ -22,10 +22,10 @@ use crate::metrics::{Active, GroupSample};
 use super::error::LogError;
 use super::group_commands::GroupCommand;
 use super::groups::{
-    Checkpoint, CheckpointAt, ClaimTarget, DEAD_LETTER_SUFFIX, DEFAULT_ACK_TIMEOUT,
-    DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_IN_FLIGHT, DeliverRequest, Delivery, GroupInfo,
-    GroupSettings, GroupStart, MAX_DELIVERY_BATCH, PendingEntry, PendingQuery, PendingSummary,
-    Settled,
+    Checkpoint, CheckpointAt, CheckpointOwner, ClaimTarget, DEAD_LETTER_SUFFIX,
+    DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_IN_FLIGHT, DeliverRequest, Delivery,
+    GroupInfo, GroupSettings, GroupStart, MAX_DELIVERY_BATCH, PendingEntry, PendingQuery,
+    PendingSummary, Settled,
 };
 use super::hub::HubReceiver;
 use super::model::{Sequence, UnixMicros};
@@ -626,9 +626,11 @@ impl EventLog {
         Ok(claimed)
     }
 
-    /// Commits a checkpoint: per stream (`stream` non-empty) or global.
+    /// Commits one of `owner`'s checkpoints: per stream (`stream`
+    /// non-empty) or global.
     pub async fn commit_checkpoint(
         &self,
+        owner: &CheckpointOwner,
         name: &str,
         stream: &str,
         at: Option<CheckpointAt>,
@@ -658,6 +660,7 @@ impl EventLog {
             (Some(CheckpointAt::Position(p)), _) => (0, p),
         };
         let checkpoint = Checkpoint {
+            owner: owner.clone(),
             name,
             stream,
             sequence,
@@ -669,15 +672,20 @@ impl EventLog {
             .await
     }
 
-    /// Reads a checkpoint.
-    pub async fn get_checkpoint(&self, name: &str, stream: &str) -> Result<Checkpoint, LogError> {
+    /// Reads one of `owner`'s checkpoints.
+    pub async fn get_checkpoint(
+        &self,
+        owner: &CheckpointOwner,
+        name: &str,
+        stream: &str,
+    ) -> Result<Checkpoint, LogError> {
         let label = parse_label("checkpoint", name)?;
         let stream_name = match stream {
             "" => None,
             s => Some(parse_stream(s)?),
         };
         self.storage
-            .checkpoint(&label, stream_name.as_ref())
+            .checkpoint(owner, &label, stream_name.as_ref())
             .await?
             .ok_or_else(|| LogError::CheckpointNotFound {
                 name: name.to_owned(),
@@ -685,9 +693,13 @@ impl EventLog {
             })
     }
 
-    /// Checkpoints whose names start with `prefix`.
-    pub async fn list_checkpoints(&self, prefix: &str) -> Result<Vec<Checkpoint>, LogError> {
-        Ok(self.storage.list_checkpoints(prefix).await?)
+    /// `owner`'s checkpoints whose names start with `prefix`.
+    pub async fn list_checkpoints(
+        &self,
+        owner: &CheckpointOwner,
+        prefix: &str,
+    ) -> Result<Vec<Checkpoint>, LogError> {
+        Ok(self.storage.list_checkpoints(owner, prefix).await?)
     }
 
     /// Where a subscription starting at checkpoint `name` begins: right
@@ -697,12 +709,13 @@ impl EventLog {
     /// event (a new reader starts from the beginning).
     pub(super) async fn checkpoint_start(
         &self,
+        owner: &CheckpointOwner,
         name: &str,
         single_stream: Option<&StreamName>,
     ) -> Result<Start, LogError> {
         let label = parse_label("checkpoint", name)?;
         if let Some(stream) = single_stream {
-            if let Some(cp) = self.storage.checkpoint(&label, Some(stream)).await? {
+            if let Some(cp) = self.storage.checkpoint(owner, &label, Some(stream)).await? {
                 return Ok(if cp.sequence > 0 {
                     Start::Sequence(cp.sequence.saturating_add(1))
                 } else {
@@ -710,7 +723,7 @@ impl EventLog {
                 });
             }
         }
-        Ok(match self.storage.checkpoint(&label, None).await? {
+        Ok(match self.storage.checkpoint(owner, &label, None).await? {
             Some(cp) => Start::Position(cp.position.saturating_add(1)),
             None => Start::Earliest,
         })

@@ -209,9 +209,34 @@ pub struct PendingSummary {
     pub consumers: Vec<(String, u64)>,
 }
 
+/// Whose checkpoints these are. Each token has its own, by its configured
+/// name, so one tenant cannot read, list or move another's resume point;
+/// with auth off every caller is the one shared owner.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct CheckpointOwner(std::sync::Arc<str>);
+
+impl CheckpointOwner {
+    /// The owner every caller shares when auth is off (stored as `''`).
+    pub fn shared() -> Self {
+        Self::default()
+    }
+
+    /// The checkpoints of the token named `name`.
+    pub fn token(name: &str) -> Self {
+        Self(std::sync::Arc::from(name))
+    }
+
+    /// The stored owner: the token's name, or `""` when shared.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A committed checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// Who may read and move it.
+    pub owner: CheckpointOwner,
     /// Its name.
     pub name: Label,
     /// Its stream; `None` for a global checkpoint.

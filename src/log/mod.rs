@@ -128,6 +128,8 @@ pub struct SubscribeQuery {
     /// Only streams matching one of these are delivered; `None`: any.
     /// (What the caller may read, for pattern subscriptions.)
     pub readable: Option<Arc<[StreamPattern]>>,
+    /// Whose checkpoint a `checkpoint:NAME` start names.
+    pub checkpoint_owner: groups::CheckpointOwner,
 }
 
 /// The event log service.
@@ -451,7 +453,8 @@ impl EventLog {
                     [StreamSelector::Name(n)] => Some(n),
                     _ => None,
                 };
-                self.checkpoint_start(&name, single).await?
+                self.checkpoint_start(&query.checkpoint_owner, &name, single)
+                    .await?
             }
             other => other,
         };

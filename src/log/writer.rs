@@ -36,7 +36,7 @@ const MAX_BATCH_BYTES: usize = 32 << 20;
 const QUEUE_DEPTH: usize = 4096;
 /// Bytes a write probe writes: at least a few pages, at most enough to tell
 /// that large batches fit without allocating a whole batch's worth.
-pub const PROBE_BYTES: std::ops::RangeInclusive<usize> = (16 << 10)..=(8 << 20);
+pub const PROBE_BYTES: std::ops::RangeInclusive<usize> = (64 << 10)..=(8 << 20);
 
 /// An append of one publish request.
 #[derive(Debug)]
@@ -161,15 +161,21 @@ impl WriterHandle {
         self.outcome.failing.load(Ordering::Acquire)
     }
 
-    /// Commits a write as large as the last batch that failed for want of
-    /// storage (within [`PROBE_BYTES`]), then frees its space again:
+    /// Commits a write twice as large as the payload of the last batch that
+    /// failed for want of storage (within [`PROBE_BYTES`]), then frees its
+    /// space again:
     /// succeeds only when such a batch would fit. Reads alone cannot tell,
     /// and neither can a one-page write: a full disk serves both.
     pub async fn probe(&self) -> Result<(), LogError> {
+        // Twice the payload: the failed batch also wrote index pages and
+        // left the space it got in the WAL file for the next writer, which
+        // a probe of the same size could squeeze into while the batch still
+        // cannot.
         let bytes = self
             .outcome
             .failed_bytes
             .load(Ordering::Acquire)
+            .saturating_mul(2)
             .clamp(*PROBE_BYTES.start(), *PROBE_BYTES.end());
         self.call(|r| Command::Probe(bytes, r)).await?;
         self.call(|r| Command::Probe(0, r)).await

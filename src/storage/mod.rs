@@ -20,7 +20,8 @@ use async_trait::async_trait;
 
 use crate::log::filter::EventFilter;
 use crate::log::groups::{
-    Checkpoint, GroupRecord, GroupSettings, GroupState, PendingEntry, PendingQuery, PendingSummary,
+    Checkpoint, CheckpointOwner, GroupRecord, GroupSettings, GroupState, PendingEntry,
+    PendingQuery, PendingSummary,
 };
 use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
@@ -210,15 +211,21 @@ pub trait Storage: Send + Sync + 'static {
         query: &PendingQuery,
     ) -> Result<Vec<PendingEntry>, StorageError>;
 
-    /// A committed checkpoint.
+    /// A committed checkpoint of `owner`.
     async fn checkpoint(
         &self,
+        owner: &CheckpointOwner,
         name: &Label,
         stream: Option<&StreamName>,
     ) -> Result<Option<Checkpoint>, StorageError>;
 
-    /// Checkpoints whose names start with `prefix`, by name then stream.
-    async fn list_checkpoints(&self, prefix: &str) -> Result<Vec<Checkpoint>, StorageError>;
+    /// `owner`'s checkpoints whose names start with `prefix`, by name then
+    /// stream.
+    async fn list_checkpoints(
+        &self,
+        owner: &CheckpointOwner,
+        prefix: &str,
+    ) -> Result<Vec<Checkpoint>, StorageError>;
 
     /// Wake-ups for commits that appended events, made by any process
     /// sharing this database, this one included; `None` when only this

@@ -23,8 +23,8 @@ use super::{
 };
 use crate::log::filter::EventFilter;
 use crate::log::groups::{
-    Checkpoint, ConsumerRecord, GroupRecord, GroupSettings, GroupState, PendingEntry, PendingQuery,
-    PendingSummary,
+    Checkpoint, CheckpointOwner, ConsumerRecord, GroupRecord, GroupSettings, GroupState,
+    PendingEntry, PendingQuery, PendingSummary,
 };
 use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
@@ -490,28 +490,35 @@ impl Storage for PostgresStorage {
 
     async fn checkpoint(
         &self,
+        owner: &CheckpointOwner,
         name: &Label,
         stream: Option<&StreamName>,
     ) -> Result<Option<Checkpoint>, StorageError> {
         let row = sqlx::query(
-            "SELECT name, stream, sequence, position, committed_at FROM checkpoints \
-             WHERE name = $1 AND stream = $2",
+            "SELECT name, stream, sequence, position, committed_at, owner FROM checkpoints \
+             WHERE owner = $3 AND name = $1 AND stream = $2",
         )
         .bind(name.as_str())
         .bind(stream.map_or("", StreamName::as_str))
+        .bind(owner.as_str())
         .fetch_optional(&self.readers)
         .await
         .map_err(map_err)?;
         row.as_ref().map(checkpoint_row).transpose()
     }
 
-    async fn list_checkpoints(&self, prefix: &str) -> Result<Vec<Checkpoint>, StorageError> {
+    async fn list_checkpoints(
+        &self,
+        owner: &CheckpointOwner,
+        prefix: &str,
+    ) -> Result<Vec<Checkpoint>, StorageError> {
         // starts_with() rather than LIKE: the prefix is matched literally.
         let rows = sqlx::query(
-            "SELECT name, stream, sequence, position, committed_at FROM checkpoints \
-             WHERE starts_with(name, $1) ORDER BY name, stream LIMIT 10000",
+            "SELECT name, stream, sequence, position, committed_at, owner FROM checkpoints \
+             WHERE owner = $2 AND starts_with(name, $1) ORDER BY name, stream LIMIT 10000",
         )
         .bind(prefix)
+        .bind(owner.as_str())
         .fetch_all(&self.readers)
         .await
         .map_err(map_err)?;
@@ -1283,8 +1290,8 @@ impl WriteTx for PostgresWriteTx {
 
     async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
         sqlx::query(
-            "INSERT INTO checkpoints (name, stream, sequence, position, committed_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name, stream) DO UPDATE SET \
+            "INSERT INTO checkpoints (name, stream, sequence, position, committed_at, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (owner, name, stream) DO UPDATE SET \
              sequence = EXCLUDED.sequence, position = EXCLUDED.position, \
              committed_at = EXCLUDED.committed_at",
         )
@@ -1293,6 +1300,7 @@ impl WriteTx for PostgresWriteTx {
         .bind(to_i64(checkpoint.sequence))
         .bind(to_i64(checkpoint.position))
         .bind(checkpoint.committed_at.0)
+        .bind(checkpoint.owner.as_str())
         .execute(self.tx.conn())
         .await
         .map_err(map_err)?;

@@ -140,7 +140,9 @@ macro_rules! row_mappers {
 
         fn checkpoint_row(row: &$row) -> Result<Checkpoint, StorageError> {
             let stream: String = row.try_get(1).map_err(map_err)?;
+            let owner: &str = row.try_get(5).map_err(map_err)?;
             Ok(Checkpoint {
+                owner: CheckpointOwner::token(owner),
                 name: parse_label(row.try_get::<&str, _>(0).map_err(map_err)?)?,
                 stream: if stream.is_empty() {
                     None

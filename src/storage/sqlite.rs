@@ -21,8 +21,8 @@ use super::{
 };
 use crate::log::filter::EventFilter;
 use crate::log::groups::{
-    Checkpoint, ConsumerRecord, GroupRecord, GroupSettings, GroupState, PendingEntry, PendingQuery,
-    PendingSummary,
+    Checkpoint, CheckpointOwner, ConsumerRecord, GroupRecord, GroupSettings, GroupState,
+    PendingEntry, PendingQuery, PendingSummary,
 };
 use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
@@ -448,13 +448,15 @@ impl Storage for SqliteStorage {
 
     async fn checkpoint(
         &self,
+        owner: &CheckpointOwner,
         name: &Label,
         stream: Option<&StreamName>,
     ) -> Result<Option<Checkpoint>, StorageError> {
         let row = sqlx::query(
-            "SELECT name, stream, sequence, position, committed_at FROM checkpoints \
-             WHERE name = ? AND stream = ?",
+            "SELECT name, stream, sequence, position, committed_at, owner FROM checkpoints \
+             WHERE owner = ? AND name = ? AND stream = ?",
         )
+        .bind(owner.as_str())
         .bind(name.as_str())
         .bind(stream.map_or("", StreamName::as_str))
         .fetch_optional(&self.readers)
@@ -463,13 +465,19 @@ impl Storage for SqliteStorage {
         row.as_ref().map(checkpoint_row).transpose()
     }
 
-    async fn list_checkpoints(&self, prefix: &str) -> Result<Vec<Checkpoint>, StorageError> {
+    async fn list_checkpoints(
+        &self,
+        owner: &CheckpointOwner,
+        prefix: &str,
+    ) -> Result<Vec<Checkpoint>, StorageError> {
         // substr() rather than LIKE/GLOB: the prefix is matched literally.
         let rows = sqlx::query(
-            "SELECT name, stream, sequence, position, committed_at FROM checkpoints \
-             WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name, stream LIMIT 10000",
+            "SELECT name, stream, sequence, position, committed_at, owner FROM checkpoints \
+             WHERE owner = ?2 AND substr(name, 1, length(?1)) = ?1 \
+             ORDER BY name, stream LIMIT 10000",
         )
         .bind(prefix)
+        .bind(owner.as_str())
         .fetch_all(&self.readers)
         .await
         .map_err(map_err)?;
@@ -1155,9 +1163,10 @@ impl WriteTx for SqliteWriteTx {
 
     async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
         sqlx::query(
-            "INSERT OR REPLACE INTO checkpoints (name, stream, sequence, position, committed_at) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO checkpoints \
+             (owner, name, stream, sequence, position, committed_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
+        .bind(checkpoint.owner.as_str())
         .bind(checkpoint.name.as_str())
         .bind(checkpoint.stream.as_ref().map_or("", StreamName::as_str))
         .bind(to_i64(checkpoint.sequence))

@@ -16,6 +16,7 @@ fn token(name: &str, publish: &[&str], subscribe: &[&str], admin: bool) -> Token
         publish: publish.iter().map(|s| s.to_string()).collect(),
         subscribe: subscribe.iter().map(|s| s.to_string()).collect(),
         admin,
+        metrics: false,
     }
 }
 
@@ -551,4 +552,225 @@ async fn consumer_groups_and_checkpoints_follow_the_same_rules() {
         [("all", ""), ("cp", "orders:1")],
         "billing's checkpoint stays hidden"
     );
+}
+
+/// Tenants: `t1` and `t2` read and write orders; `leaker` is an admin that
+/// may read and write only its own `secret2:*`; `scraper` only scrapes.
+async fn tenants() -> TestServer {
+    TestServer::start_with(|c| {
+        c.auth.tokens = vec![
+            token("admin", &["*"], &["*"], true),
+            token("t1", &["orders:*"], &["orders:*"], false),
+            token("t2", &["orders:*"], &["orders:*"], false),
+            token("leaker", &["secret2:*"], &["secret2:*"], true),
+            TokenConfig {
+                metrics: true,
+                ..token("scraper", &[], &[], false)
+            },
+        ];
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_token_cannot_send_a_stream_it_cannot_read_to_a_dead_letter_stream_it_can() {
+    let server = tenants().await;
+    let mut client = server.client().await;
+    client
+        .publish(as_token(
+            "admin",
+            publish_request("orders:eu", vec![event("order-1")]),
+        ))
+        .await
+        .unwrap();
+    let mut groups = server.groups().await;
+    // The attack: take over the group with a dead-letter stream the
+    // attacker reads, one delivery allowed, then let the delivery time out.
+    let err = groups
+        .create_group(as_token(
+            "leaker",
+            v1::CreateGroupRequest {
+                stream: "orders:eu".into(),
+                group: "billing".into(),
+                dead_letter_stream: "secret2:leak".into(),
+                max_deliveries: 1,
+                ack_timeout: Some(millis(1000)),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
+    assert_eq!(
+        err.get_details_error_info().unwrap().metadata["stream"],
+        "orders:eu"
+    );
+    let err = client
+        .read(as_token("leaker", read("secret2:leak")))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "STREAM_NOT_FOUND");
+
+    // Its own streams: allowed, dead letters included.
+    client
+        .publish(as_token(
+            "leaker",
+            publish_request("secret2:jobs", vec![event("job-1")]),
+        ))
+        .await
+        .unwrap();
+    groups
+        .create_group(as_token(
+            "leaker",
+            v1::CreateGroupRequest {
+                stream: "secret2:jobs".into(),
+                group: "workers".into(),
+                dead_letter_stream: "secret2:leak".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("a group on a stream it reads, dead-lettering where it publishes");
+}
+
+#[tokio::test]
+async fn checkpoints_belong_to_the_token_that_commits_them() {
+    let server = tenants().await;
+    let mut client = server.client().await;
+    client
+        .publish(as_token(
+            "t1",
+            publish_request("orders:1", events("o", 0..5)),
+        ))
+        .await
+        .unwrap();
+    let mut checkpoints = CheckpointsClient::new(server.channel().await);
+    let commit = |who: &str, stream: &str, at: v1::commit_checkpoint_request::At| {
+        as_token(
+            who,
+            v1::CommitCheckpointRequest {
+                name: "resume".into(),
+                stream: stream.into(),
+                at: Some(at),
+            },
+        )
+    };
+    use v1::commit_checkpoint_request::At;
+    checkpoints
+        .commit_checkpoint(commit("t1", "", At::Position(4)))
+        .await
+        .unwrap();
+    checkpoints
+        .commit_checkpoint(commit("t1", "orders:1", At::Sequence(3)))
+        .await
+        .unwrap();
+
+    // t2 reads the same streams, but neither sees nor moves t1's.
+    let listed = checkpoints
+        .list_checkpoints(as_token("t2", v1::ListCheckpointsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .checkpoints;
+    assert!(listed.is_empty(), "{listed:?}");
+    for stream in ["", "orders:1"] {
+        let err = checkpoints
+            .get_checkpoint(as_token(
+                "t2",
+                v1::GetCheckpointRequest {
+                    name: "resume".into(),
+                    stream: stream.into(),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_error(&err, Code::NotFound, "CHECKPOINT_NOT_FOUND");
+    }
+    checkpoints
+        .commit_checkpoint(commit("t2", "", At::Position(1)))
+        .await
+        .expect("t2 commits its own checkpoint of that name");
+
+    let own = checkpoints
+        .get_checkpoint(as_token(
+            "t1",
+            v1::GetCheckpointRequest {
+                name: "resume".into(),
+                stream: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .checkpoint
+        .unwrap();
+    assert_eq!(own.position, 4, "t2's commit did not move t1's checkpoint");
+    let listed: Vec<_> = checkpoints
+        .list_checkpoints(as_token("t1", v1::ListCheckpointsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .checkpoints
+        .into_iter()
+        .map(|c| (c.stream, c.position))
+        .collect();
+    assert_eq!(listed, [(String::new(), 4), ("orders:1".to_owned(), 3)]);
+
+    // A subscription resuming from "resume" resumes from the caller's own.
+    for (who, first) in [("t1", "o-4"), ("t2", "o-1")] {
+        let mut sub = client
+            .subscribe(as_token(
+                who,
+                v1::SubscribeRequest {
+                    streams: vec!["orders:*".into()],
+                    start: Some(v1::StartPosition {
+                        start: Some(v1::start_position::Start::Checkpoint("resume".into())),
+                    }),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let got = next_events(&mut sub, 1).await;
+        assert_eq!(event_id(&got[0]), first, "{who}");
+    }
+}
+
+async fn get_metrics(addr: std::net::SocketAddr, token: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(format!("http://{addr}/metrics"));
+    if let Some(token) = token {
+        request = request.bearer_auth(format!("{token}-secret"));
+    }
+    let response = within(request.send()).await.expect("HTTP answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn with_tokens_metrics_need_the_metrics_permission() {
+    let server = tenants().await;
+    let (status, _) = get_metrics(server.http_addr, None).await;
+    assert_eq!(status, 401);
+    let (status, body) = get_metrics(server.http_addr, Some("admin")).await;
+    assert_eq!(status, 403, "admin alone does not scrape: {body}");
+    assert!(body.contains("PERMISSION_DENIED"), "{body}");
+    let (status, body) = get_metrics(server.http_addr, Some("scraper")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("riverlog_"), "{body}");
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_on_their_own_address_only() {
+    let server = TestServer::start_with(|c| {
+        c.auth.tokens = vec![token("admin", &["*"], &["*"], true)];
+        c.metrics_listen = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let metrics_addr = server.metrics_addr.expect("metrics_listen bound");
+    let (status, body) = get_metrics(metrics_addr, None).await;
+    assert_eq!(status, 200, "no token on the metrics address");
+    assert!(body.contains("riverlog_"), "{body}");
+    let (status, _) = get_metrics(server.http_addr, Some("admin")).await;
+    assert_eq!(status, 404, "not beside the API any more");
 }

@@ -281,6 +281,7 @@ async fn failures_have_clear_messages_and_exit_codes() {
             publish: vec!["*".into()],
             subscribe: vec!["*".into()],
             admin: true,
+            metrics: false,
         }];
     })
     .await;

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use riverlog::config::Config;
 use riverlog::log::filter::EventFilter;
-use riverlog::log::groups::{Checkpoint, GroupState, PendingEntry, PendingQuery, PendingSummary};
+use riverlog::log::groups::{
+    Checkpoint, CheckpointOwner, GroupState, PendingEntry, PendingQuery, PendingSummary,
+};
 use riverlog::log::model::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use riverlog::log::names::{Label, StreamName, StreamPattern, StreamSelector};
 use riverlog::proto::v1;
@@ -227,15 +229,20 @@ impl Storage for SwitchableStorage {
     }
     async fn checkpoint(
         &self,
+        owner: &CheckpointOwner,
         name: &Label,
         stream: Option<&StreamName>,
     ) -> Result<Option<Checkpoint>, StorageError> {
         self.check()?;
-        self.inner.checkpoint(name, stream).await
+        self.inner.checkpoint(owner, name, stream).await
     }
-    async fn list_checkpoints(&self, prefix: &str) -> Result<Vec<Checkpoint>, StorageError> {
+    async fn list_checkpoints(
+        &self,
+        owner: &CheckpointOwner,
+        prefix: &str,
+    ) -> Result<Vec<Checkpoint>, StorageError> {
         self.check()?;
-        self.inner.list_checkpoints(prefix).await
+        self.inner.list_checkpoints(owner, prefix).await
     }
     async fn commit_feed(&self) -> Result<Option<riverlog::storage::CommitFeed>, StorageError> {
         self.check()?;

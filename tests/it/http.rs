@@ -491,6 +491,7 @@ async fn tokens_apply_over_http_too() {
             publish: vec!["orders:*".into()],
             subscribe: vec!["orders:*".into()],
             admin: false,
+            metrics: false,
         }];
     })
     .await;

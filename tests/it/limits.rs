@@ -166,6 +166,7 @@ async fn each_token_has_its_own_publish_rate() {
         publish: vec!["*".into()],
         subscribe: vec!["*".into()],
         admin: false,
+        metrics: false,
     });
     let server = TestServer::start_with(|c| {
         c.auth.tokens = tokens.to_vec();

@@ -123,6 +123,8 @@ impl TestDb {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// `/metrics` on its own listener, when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -148,6 +150,7 @@ impl TestServer {
         let app = Application::build(config).await.expect("server builds");
         let addr = app.grpc_addr();
         let http_addr = app.http_addr();
+        let metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -159,6 +162,7 @@ impl TestServer {
         Self {
             addr,
             http_addr,
+            metrics_addr,
             db,
             stop: Some(stop),
             task: Some(task),
