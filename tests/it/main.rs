@@ -6,6 +6,7 @@ mod checkpoints;
 mod cli;
 mod common;
 mod config;
+mod crash;
 mod disk_full;
 mod faults;
 mod groups;

@@ -1,8 +1,6 @@
 //! Persistence across restarts, crash durability, and the binary's
 //! signal handling.
 
-use riverlog::proto::v1;
-
 use crate::common::*;
 
 #[tokio::test]
@@ -32,91 +30,11 @@ async fn history_and_sequences_survive_a_restart() {
     assert!(after[0].recorded_at.unwrap().seconds >= before[0].recorded_at.unwrap().seconds);
 }
 
-async fn connect(url: &str) -> v1::event_log_client::EventLogClient<tonic::transport::Channel> {
-    v1::event_log_client::EventLogClient::connect(url.to_owned())
-        .await
-        .unwrap()
-}
-
-/// Publishers that publish one event at a time until the server goes
-/// away, reporting every acknowledged (id, sequence).
-struct Load {
-    publishers: Vec<tokio::task::JoinHandle<()>>,
-    acked: tokio::sync::mpsc::UnboundedReceiver<(String, u64)>,
-}
-
-impl Load {
-    fn start(
-        client: &v1::event_log_client::EventLogClient<tonic::transport::Channel>,
-        stream: &'static str,
-    ) -> Self {
-        let (acked_tx, acked) = tokio::sync::mpsc::unbounded_channel();
-        let publishers = (0..8)
-            .map(|w| {
-                let mut c = client.clone();
-                let acked = acked_tx.clone();
-                tokio::spawn(async move {
-                    for i in 0.. {
-                        let id = format!("w{w}-{i}");
-                        match c.publish(publish_request(stream, vec![event(&id)])).await {
-                            Ok(r) => {
-                                let _ = acked.send((id, r.into_inner().positions[0].sequence));
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                })
-            })
-            .collect();
-        Self { publishers, acked }
-    }
-
-    /// Waits for `n` acknowledgements.
-    async fn until_acked(&mut self, n: usize, seen: &mut Vec<(String, u64)>) {
-        while seen.len() < n {
-            seen.push(within(self.acked.recv()).await.expect("publishers running"));
-        }
-    }
-
-    /// Waits for the publishers to stop; returns every acknowledgement.
-    async fn finish(mut self, mut seen: Vec<(String, u64)>) -> Vec<(String, u64)> {
-        for p in self.publishers {
-            within(p).await.unwrap();
-        }
-        while let Some(a) = self.acked.recv().await {
-            seen.push(a);
-        }
-        seen
-    }
-}
-
-/// Asserts that a server on `db` holds every acknowledged event at its
-/// acknowledged sequence; returns the stored sequences, sorted.
-async fn assert_acked_stored(db: TestDb, stream: &str, acked: &[(String, u64)]) -> Vec<u64> {
-    let server = TestServer::start_in(db, |_| {}).await;
-    let mut client = server.client().await;
-    let stored: std::collections::HashMap<String, u64> = read_all(&mut client, stream)
-        .await
-        .iter()
-        .map(|e| (event_id(e), e.sequence))
-        .collect();
-    for (id, sequence) in acked {
-        assert_eq!(
-            stored.get(id),
-            Some(sequence),
-            "acknowledged event {id} lost"
-        );
-    }
-    let mut sequences: Vec<_> = stored.values().copied().collect();
-    sequences.sort_unstable();
-    sequences
-}
-
 #[tokio::test]
 async fn acknowledged_publishes_survive_kill_9() {
     let db = TestDb::new().await;
     let (mut child, url) = spawn_binary(&db).await;
-    let mut load = Load::start(&connect(&url).await, "crash");
+    let mut load = Load::start(&connect(&url).await, "crash", "");
     // Kill the server in the middle of the stream of publishes.
     let mut acked = Vec::new();
     load.until_acked(300, &mut acked).await;
@@ -171,7 +89,7 @@ async fn sigterm_under_load_answers_what_it_accepted_and_loses_none_of_it() {
     assert_eq!(next_status(&mut watch).await, 1, "SERVING");
     let mut sub = subscribe(&mut client.clone(), subscribe_request(&["load"], None)).await;
 
-    let mut load = Load::start(&client, "load");
+    let mut load = Load::start(&client, "load", "");
     let mut acked = Vec::new();
     load.until_acked(200, &mut acked).await;
     let pid = child.id().unwrap().to_string();

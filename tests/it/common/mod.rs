@@ -20,6 +20,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
 
+mod load;
+pub use load::*;
+
 /// How long a test waits for something that should happen promptly before
 /// it fails instead of hanging. Not a timing assertion.
 pub const PATIENCE: Duration = Duration::from_secs(20);

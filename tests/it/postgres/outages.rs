@@ -309,3 +309,106 @@ async fn a_database_refusing_connections_is_unavailable_never_internal() {
     drop(client);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_outage_under_publish_load_refuses_with_unavailable_and_loses_nothing() {
+    assert!(
+        backend_is_postgres(),
+        "needs RIVERLOG_TEST_BACKEND=postgres"
+    );
+    let db = TestDb::new().await;
+    let target = postgres_host_port();
+    let mut proxy = Proxy::start(target.clone()).await;
+    let proxied = TestDb::with_url(db.url.replacen(&target, &proxy.addr.to_string(), 1));
+    let server = TestServer::start_in(proxied, |_| {}).await;
+    let client = server.client().await;
+
+    // Publishers that carry on through refusals, reporting each outcome.
+    let stop = CancellationToken::new();
+    let (outcomes, mut results) = tokio::sync::mpsc::unbounded_channel();
+    let publishers: Vec<_> = (0..8)
+        .map(|w| {
+            let mut client = client.clone();
+            let outcomes = outcomes.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    let id = format!("w{w}-{i}");
+                    let outcome = client
+                        .publish(publish_request("load", vec![event(&id)]))
+                        .await
+                        .map(|r| (id, r.into_inner().positions[0].sequence));
+                    if outcomes.send(outcome).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(outcomes);
+    let mut seen = Outcomes {
+        results,
+        acked: Vec::new(),
+        refused: Vec::new(),
+    };
+    seen.until(200, 0).await;
+    proxy.cut();
+    seen.until(0, 16).await;
+    proxy.restore();
+    let before = seen.acked.len();
+    seen.until(before + 200, 0).await;
+    stop.cancel();
+    for p in publishers {
+        within(p).await.unwrap();
+    }
+    let Outcomes {
+        mut results,
+        mut acked,
+        mut refused,
+    } = seen;
+    while let Some(outcome) = results.recv().await {
+        match outcome {
+            Ok(ack) => acked.push(ack),
+            Err(status) => refused.push(status),
+        }
+    }
+
+    for status in &refused {
+        assert_error(status, Code::Unavailable, "STORAGE_UNAVAILABLE");
+    }
+    drop(client);
+    let db = server.stop().await;
+    let direct = TestDb::with_url(db.url.replacen(&proxy.addr.to_string(), &target, 1));
+    let sequences = assert_acked_stored(direct, "load", &acked).await;
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as u64).collect::<Vec<_>>(),
+        "no gaps"
+    );
+}
+
+/// What load publishers reported: acknowledged (id, sequence) and refusals.
+struct Outcomes {
+    results: tokio::sync::mpsc::UnboundedReceiver<Result<(String, u64), tonic::Status>>,
+    acked: Vec<(String, u64)>,
+    refused: Vec<tonic::Status>,
+}
+
+impl Outcomes {
+    /// Collects outcomes until at least `acks` acknowledgements and
+    /// `refusals` refusals were seen.
+    async fn until(&mut self, acks: usize, refusals: usize) {
+        while self.acked.len() < acks || self.refused.len() < refusals {
+            match within(self.results.recv())
+                .await
+                .expect("publishers running")
+            {
+                Ok(ack) => self.acked.push(ack),
+                Err(status) => self.refused.push(status),
+            }
+        }
+    }
+}
