@@ -325,7 +325,7 @@ async fn an_outage_under_publish_load_refuses_with_unavailable_and_loses_nothing
 
     // Publishers that carry on through refusals, reporting each outcome.
     let stop = CancellationToken::new();
-    let (outcomes, mut results) = tokio::sync::mpsc::unbounded_channel();
+    let (outcomes, results) = tokio::sync::mpsc::unbounded_channel();
     let publishers: Vec<_> = (0..8)
         .map(|w| {
             let mut client = client.clone();
