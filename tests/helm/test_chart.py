@@ -809,4 +809,4 @@ def test_postgres_pod_probes_through_a_database_outage(chart, tmp_path, pg_schem
     assert rc == 0, out
     assert serving_addrs(out) == (f"0.0.0.0:{gport}", f"0.0.0.0:{hport}")
     assert all(json.loads(l) for l in out.splitlines() if l.strip()), "log_format json from the ConfigMap"
-    assert "storage unreachable" in out and "storage reachable again" in out
+    assert "storage unreachable" in out and "storage reachable and taking writes again" in out
