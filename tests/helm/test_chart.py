@@ -19,7 +19,10 @@ import struct
 import subprocess
 import threading
 import time
+import hashlib
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -138,7 +141,11 @@ def test_chart_metadata_matches_the_crate(chart):
     assert chart.schema is not None
 
 
-@pytest.mark.parametrize("values", [None, PG_VALUES], ids=["defaults", "postgres"])
+@pytest.mark.parametrize(
+    "values",
+    [None, PG_VALUES, merge(PG_VALUES, {"serviceMonitor": {"bearerTokenSecret": {"name": "rl-scrape"}}})],
+    ids=["defaults", "postgres", "postgres-bearer-token"],
+)
 def test_lint_strict(values):
     report = helm.lint(CHART, values, strict=True, kube_version="v1.30.0")
     problems = [m for m in report["messages"] if m["severity"] >= 2]
@@ -222,6 +229,23 @@ SERVICE_MONITOR_SCHEMA = {
                             "scheme": {"enum": ["http", "https"]},
                             "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
                             "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                            "authorization": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["type", "credentials"],
+                                "properties": {
+                                    "type": {"const": "Bearer"},
+                                    "credentials": {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "required": ["name", "key"],
+                                        "properties": {
+                                            "name": {"type": "string", "minLength": 1},
+                                            "key": {"type": "string", "minLength": 1},
+                                        },
+                                    },
+                                },
+                            },
                         },
                     },
                 },
@@ -233,8 +257,15 @@ SERVICE_MONITOR_SCHEMA = {
 
 @pytest.mark.parametrize(
     "values",
-    [None, PG_VALUES, merge(PG_VALUES, {"autoscaling": {"enabled": True}, "auth": {"existingSecret": "cfg"}})],
-    ids=["defaults", "postgres", "postgres-hpa-existing-config"],
+    [
+        None,
+        PG_VALUES,
+        merge(PG_VALUES, {"autoscaling": {"enabled": True}, "auth": {"existingSecret": "cfg"}}),
+        merge(PG_VALUES, {"serviceMonitor": {"bearerTokenSecret": {"name": "rl-scrape"}}}),
+        {"serviceMonitor": {"enabled": True}, "networkPolicy": {"enabled": True, "metricsFrom": [{"podSelector": {}}]}},
+        {"metrics": {"separatePort": True}, "service": {"type": "LoadBalancer"}},
+    ],
+    ids=["defaults", "postgres", "postgres-hpa-existing-config", "postgres-bearer-token", "no-tokens-monitored", "separate-port-lb"],
 )
 def test_documents_are_valid_kubernetes_1_30(chart, values):
     docs = render(chart, values)
@@ -401,16 +432,188 @@ def test_ingress_keeps_sse_unbuffered(pg_docs):
 
 
 def test_service_monitor_and_network_policy(pg_docs, default_docs):
+    # Tokens in values-postgres.yaml: /metrics gets a port of its own (metrics.separatePort auto).
     sm = one(pg_docs, "ServiceMonitor")
     (ep,) = sm["spec"]["endpoints"]
-    assert ep["port"] == "http" and ep["path"] == "/metrics"
+    assert ep["port"] == "metrics" and ep["path"] == "/metrics"
+    assert "authorization" not in ep
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     np = one(pg_docs, "NetworkPolicy")
-    ports = {p["port"] for p in np["spec"]["ingress"][0]["ports"]}
-    assert ports == {"grpc", "http"}
-    assert np["spec"]["ingress"][0]["from"][0]["namespaceSelector"]
+    api, scrape = np["spec"]["ingress"]
+    assert {p["port"] for p in api["ports"]} == {"grpc", "http"}
+    assert api["from"] == PG_VALUES["networkPolicy"]["from"]
+    assert [p["port"] for p in scrape["ports"]] == ["metrics"]
+    assert scrape["from"] == PG_VALUES["networkPolicy"]["metricsFrom"]
     assert not kinds(default_docs, "ServiceMonitor") and not kinds(default_docs, "NetworkPolicy")
     assert not kinds(default_docs, "Ingress")
+
+
+# ---------------------------------------------------------------- where /metrics is scraped
+
+TOKEN_HASH = "4fbaa42021233ea080b6abbe50579e420981c1629c40edd0fe30bbd14438a9ad"
+TOKENS = {"auth": {"tokens": [{"name": "ingest", "sha256": TOKEN_HASH, "publish": ["*"]}]}}
+MONITORED = {
+    "serviceMonitor": {"enabled": True},
+    "networkPolicy": {
+        "enabled": True,
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}],
+        "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+    },
+}
+BEARER = {"serviceMonitor": {"bearerTokenSecret": {"name": "rl-scrape", "key": "token"}}}
+
+# id: (values, /metrics on its own port?, ServiceMonitor sends the bearer token?)
+METRICS_CASES = {
+    "no-tokens": ({}, False, False),
+    "no-tokens-separate": ({"metrics": {"separatePort": True}}, True, False),
+    "tokens": (TOKENS, True, False),
+    "tokens-loadbalancer": (merge(TOKENS, {"service": {"type": "LoadBalancer"}}), True, False),
+    "tokens-bearer": (merge(TOKENS, BEARER), False, True),
+    "tokens-bearer-not-separate": (merge(merge(TOKENS, BEARER), {"metrics": {"separatePort": False}}), False, True),
+    "tokens-bearer-but-separate": (merge(merge(TOKENS, BEARER), {"metrics": {"separatePort": True}}), True, False),
+    "existing-config": ({"auth": {"existingSecret": "cfg"}}, True, False),
+    "no-tokens-not-separate-bearer": (merge(BEARER, {"metrics": {"separatePort": False}}), False, True),
+}
+
+
+def main_services(docs):
+    return [s for s in kinds(docs, "Service") if not s["metadata"]["name"].endswith("-metrics")]
+
+
+def metrics_service(docs):
+    (svc,) = [s for s in kinds(docs, "Service") if s["metadata"]["name"].endswith("-metrics")]
+    return svc
+
+
+def scrape_target(docs):
+    """What Prometheus scrapes from the rendered ServiceMonitor: the Services its
+    selector matches (exactly one), that Service's port of the endpoint's name, its
+    targetPort resolved to the container port. Returns (endpoint, container port)."""
+    sm = one(docs, "ServiceMonitor")
+    (ep,) = sm["spec"]["endpoints"]
+    sel = sm["spec"]["selector"]["matchLabels"]
+    matched = [s for s in kinds(docs, "Service") if all(s["metadata"]["labels"].get(k) == v for k, v in sel.items())]
+    assert len(matched) == 1, f"the ServiceMonitor selects {[s['metadata']['name'] for s in matched]}"
+    (svc,) = matched
+    pod_labels = workload(docs)["spec"]["template"]["metadata"]["labels"]
+    assert all(pod_labels.get(k) == v for k, v in svc["spec"]["selector"].items())
+    (sport,) = [p for p in svc["spec"]["ports"] if p["name"] == ep["port"]]
+    (cport,) = [p for p in container(docs)["ports"] if p["name"] == sport["targetPort"]]
+    return ep, cport["containerPort"]
+
+
+@pytest.mark.parametrize("case", list(METRICS_CASES), ids=list(METRICS_CASES))
+def test_metrics_port_service_monitor_and_network_policy(chart, case):
+    values, separate, bearer = METRICS_CASES[case]
+    values = merge(MONITORED, values)
+    docs = render(chart, values)
+    c = container(docs)
+    env = env_of(c)
+    cports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    msvc = metrics_service(docs)
+    (mport,) = msvc["spec"]["ports"]
+    # The metrics Service is ClusterIP whatever service.type says: nothing on
+    # it asks for a token when the port is separate.
+    assert msvc["spec"]["type"] == "ClusterIP"
+    assert msvc["metadata"]["labels"]["app.kubernetes.io/component"] == "metrics"
+    for svc in main_services(docs):
+        assert "metrics" not in {p["name"] for p in svc["spec"]["ports"]}, svc["metadata"]["name"]
+    ep, target = scrape_target(docs)
+    assert ep["path"] == "/metrics" and ep["scheme"] == "http"
+    np = one(docs, "NetworkPolicy")
+    api, scrape = np["spec"]["ingress"]
+    assert {p["port"] for p in api["ports"]} == {"grpc", "http"}
+    assert scrape["from"] == MONITORED["networkPolicy"]["metricsFrom"]
+    if separate:
+        assert env["RIVERLOG_METRICS_LISTEN"]["value"] == "0.0.0.0:9090"
+        assert cports["metrics"] == 9090
+        assert mport == {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP", "appProtocol": "http"}
+        assert ep["port"] == "metrics" and target == 9090
+        assert [p["port"] for p in scrape["ports"]] == ["metrics"]
+    else:
+        assert "RIVERLOG_METRICS_LISTEN" not in env
+        assert "metrics" not in cports
+        assert mport["name"] == "http" and mport["targetPort"] == "http"
+        assert ep["port"] == "http" and target == 8080
+        assert [p["port"] for p in scrape["ports"]] == ["http"]
+    if bearer:
+        assert ep["authorization"] == {"type": "Bearer", "credentials": {"name": "rl-scrape", "key": "token"}}
+    else:
+        assert "authorization" not in ep
+    # The listen address comes from the environment, like the other listeners,
+    # so it also holds with a config.toml from auth.existingSecret.
+    for cm in kinds(docs, "ConfigMap"):
+        assert "metrics_listen" not in cm["data"]["config.toml"]
+
+
+def test_metrics_port_number_follows_the_values(chart):
+    docs = render(chart, merge(TOKENS, {"ports": {"metrics": 9464}, "serviceMonitor": {"enabled": True}}))
+    assert env_of(container(docs))["RIVERLOG_METRICS_LISTEN"]["value"] == "0.0.0.0:9464"
+    assert scrape_target(docs)[1] == 9464
+    assert metrics_service(docs)["spec"]["ports"][0]["port"] == 9464
+
+
+def test_metrics_service_only_when_needed(chart, default_docs):
+    assert [s["metadata"]["name"] for s in kinds(default_docs, "Service")] == ["rl-riverlog", "rl-riverlog-headless"]
+    docs = render(chart, TOKENS)
+    assert metrics_service(docs)["metadata"]["name"] == "rl-riverlog-metrics"
+    assert not kinds(docs, "ServiceMonitor")
+
+
+def test_network_policy_closes_the_metrics_port_without_metrics_from(chart):
+    docs = render(chart, merge(TOKENS, {"serviceMonitor": {"enabled": True}, "networkPolicy": {"enabled": True}}))
+    (rule,) = one(docs, "NetworkPolicy")["spec"]["ingress"]
+    # One rule, without `from` (any source) but only for the API ports: no rule
+    # names the metrics port, so nobody reaches it.
+    assert {p["port"] for p in rule["ports"]} == {"grpc", "http"}
+    text = notes(chart, merge(TOKENS, {"serviceMonitor": {"enabled": True}, "networkPolicy": {"enabled": True}}))
+    assert "networkPolicy.metricsFrom is empty" in text
+    assert "metricsFrom is empty" not in notes(chart, merge(TOKENS, MONITORED))
+    # On the HTTP port with `from` empty (any source), Prometheus gets in anyway.
+    open_http = merge(merge(TOKENS, BEARER), {"serviceMonitor": {"enabled": True}, "networkPolicy": {"enabled": True}})
+    assert "metricsFrom is empty" not in notes(chart, open_http)
+
+
+def test_notes_say_where_metrics_are(chart):
+    assert "port-forward svc/rl-riverlog-metrics 9090:9090" in notes(chart, TOKENS)
+    assert "Bearer YOUR-METRICS-TOKEN" in notes(chart, merge(TOKENS, BEARER))
+    assert "Metrics: http://127.0.0.1:8080/metrics" in notes(chart)
+
+
+def test_token_metrics_permission_is_rendered(chart, tmp_path):
+    tokens = [
+        {"name": "scraper", "sha256": "1" * 64, "metrics": True},
+        {"name": "ingest", "sha256": "2" * 64, "publish": ["orders:*"]},
+    ]
+    toml = config_toml(render(chart, {"auth": {"tokens": tokens}}))
+    blocks = toml.split("[[auth.tokens]]")[1:]
+    assert len(blocks) == 2
+    assert re.search(r"^metrics = true$", blocks[0], re.M)
+    assert re.search(r"^metrics = false$", blocks[1], re.M), "metrics defaults to false"
+    f = tmp_path / "config.toml"
+    f.write_text(toml)
+    r = subprocess.run([BIN, "config", "--config", str(f)], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("metrics = true") == 1 and r.stdout.count("metrics = false") == 1, r.stdout
+
+
+def test_tokens_without_a_way_to_scrape_fail(chart):
+    values = merge(TOKENS, {"metrics": {"separatePort": False}, "serviceMonitor": {"enabled": True}})
+    with pytest.raises(helm.HelmError, match=r"serviceMonitor.bearerTokenSecret.*metrics.separatePort"):
+        render(chart, values)
+    # Each way out renders: a bearer token, the separate port, or no ServiceMonitor.
+    render(chart, merge(values, BEARER))
+    render(chart, merge(values, {"metrics": {"separatePort": True}}))
+    render(chart, merge(values, {"serviceMonitor": {"enabled": False}}))
+    # Without tokens /metrics is open on the HTTP port: nothing to refuse.
+    render(chart, {"metrics": {"separatePort": False}, "serviceMonitor": {"enabled": True}})
+
+
+def test_metrics_port_must_not_clash(chart):
+    with pytest.raises(helm.HelmError, match=r"ports.metrics \(8080\) must differ"):
+        render(chart, merge(TOKENS, {"ports": {"metrics": 8080}}))
+    # Unused without the separate port.
+    render(chart, {"ports": {"metrics": 8080}})
 
 
 def _grace_seconds(c):
@@ -437,6 +640,7 @@ def test_config_toml_carries_the_values(pg_docs):
     assert "retention_max_events = 100000" in toml
     assert 'retention_max_age = "7d"' in toml
     assert toml.count("[[auth.tokens]]") == 2
+    assert toml.count("metrics = true") == 1 and toml.count("metrics = false") == 1
     assert "database_url" not in toml
 
 
@@ -461,6 +665,15 @@ BAD_VALUES = {
     "negative-limit": {"config": {"limits": {"maxEventSize": -1}}},
     "bool-as-string": {"ingress": {"enabled": "yes"}},
     "bad-duration": {"config": {"retention": {"interval": "often"}}},
+    "separate-port-not-a-choice": {"metrics": {"separatePort": "yes"}},
+    "separate-port-bool-as-string": {"metrics": {"separatePort": "true"}},
+    "metrics-port-out-of-range": {"ports": {"metrics": 0}},
+    "token-metrics-not-bool": {"auth": {"tokens": [{"name": "x", "sha256": "1" * 64, "metrics": "yes"}]}},
+    "bearer-secret-unknown-key": {"serviceMonitor": {"bearerTokenSecret": {"secret": "x"}}},
+    "bearer-secret-bad-name": {"serviceMonitor": {"bearerTokenSecret": {"name": "Not_A_Name"}}},
+    "bearer-secret-empty-key": {"serviceMonitor": {"bearerTokenSecret": {"name": "x", "key": ""}}},
+    "metrics-from-not-a-list": {"networkPolicy": {"metricsFrom": {"podSelector": {}}}},
+    "unknown-metrics-key": {"metrics": {"port": 9090}},
 }
 
 
@@ -474,6 +687,14 @@ def test_schema_rejects(chart, bad):
 
 def test_schema_accepts_postgres_with_replicas(chart):
     chart.validate_schema(chart.merge_values(PG_VALUES))
+
+
+@pytest.mark.parametrize("choice", ["auto", True, False])
+def test_schema_accepts_separate_port_choices(chart, choice):
+    values = {"metrics": {"separatePort": choice}, "auth": {"tokens": [{"name": "x", "sha256": "1" * 64, "metrics": True}]}}
+    values = merge(values, BEARER)
+    chart.validate_schema(chart.merge_values(values))
+    render(chart, values)
 
 
 # ---------------------------------------------------------------- the Dockerfile
@@ -647,6 +868,110 @@ def test_sqlite_pod_runs_and_passes_its_probes(chart, tmp_path):
     assert (tmp_path / "data" / "riverlog.db").exists(), "the database lives on the data volume"
 
 
+def http_get(port, path, token=None):
+    """GET http://127.0.0.1:port/path, with a bearer token if given: (status, body)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token is not None:
+        req.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def scrape_like_prometheus(docs, secrets):
+    """One scrape as Prometheus runs it from the rendered ServiceMonitor: its
+    Service's port resolved to the container port, its path, and its
+    `authorization` credentials read from the Secret."""
+    ep, port = scrape_target(docs)
+    token = None
+    if "authorization" in ep:
+        assert ep["authorization"]["type"] == "Bearer"
+        cred = ep["authorization"]["credentials"]
+        token = secrets[(cred["name"], cred["key"])]
+    return http_get(port, ep["path"], token)
+
+
+def random_token():
+    """A fresh token and its SHA-256 hex, which is what goes into values."""
+    token = os.urandom(24).hex()
+    return token, hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_sqlite_pod_serves_metrics_on_its_own_port(chart, tmp_path):
+    """Tokens and metrics.separatePort auto: /metrics answers on the metrics
+    port without a token, and no longer on the HTTP port."""
+    gport, hport, mport = free_port(), free_port(), free_port()
+    ingest, ingest_hash = random_token()
+    scraper, scraper_hash = random_token()
+    values = {
+        "ports": {"grpc": gport, "http": hport, "metrics": mport},
+        "config": {"shutdownGraceSeconds": 3},
+        "auth": {
+            "tokens": [
+                {"name": "ingest", "sha256": ingest_hash, "publish": ["*"], "subscribe": ["*"]},
+                {"name": "scraper", "sha256": scraper_hash, "metrics": True},
+            ]
+        },
+        "serviceMonitor": {"enabled": True},
+    }
+    docs = render(chart, values)
+    proc, log, pod, c = run_pod(docs, tmp_path, {})
+    try:
+        probe_like_kubelet(c, proc, log)
+        status, body = scrape_like_prometheus(docs, {})
+        assert status == 200, body
+        assert "riverlog_storage_up" in body
+        assert scrape_target(docs)[1] == mport
+        # The HTTP port has no /metrics any more, whatever the token.
+        for token in (None, ingest, scraper):
+            got = http_get(hport, "/metrics", token)[0]
+            assert got == 404, f"/metrics on the HTTP port with {token and 'a token'}: {got}"
+        # Only /metrics on the metrics port: the API is not reachable through it.
+        assert http_get(mport, "/api/v1/streams", ingest)[0] == 404
+        # The API on the HTTP port still asks for tokens.
+        assert http_get(hport, "/api/v1/streams")[0] == 401
+    finally:
+        rc, out = stop_pod(proc, log, pod)
+    assert rc == 0, out
+
+
+def test_sqlite_pod_metrics_on_the_http_port_need_a_metrics_token(chart, tmp_path):
+    """Tokens without the separate port: the ServiceMonitor's bearer token from
+    its Secret gets 200; no token 401; a token without `metrics` 403."""
+    gport, hport = free_port(), free_port()
+    ingest, ingest_hash = random_token()
+    scraper, scraper_hash = random_token()
+    values = {
+        "ports": {"grpc": gport, "http": hport},
+        "config": {"shutdownGraceSeconds": 3},
+        "auth": {
+            "tokens": [
+                {"name": "ingest", "sha256": ingest_hash, "publish": ["*"], "subscribe": ["*"]},
+                {"name": "scraper", "sha256": scraper_hash, "metrics": True},
+            ]
+        },
+        "metrics": {"separatePort": False},
+        "serviceMonitor": {"enabled": True, "bearerTokenSecret": {"name": "rl-scrape", "key": "token"}},
+    }
+    docs = render(chart, values)
+    assert "RIVERLOG_METRICS_LISTEN" not in env_of(container(docs))
+    proc, log, pod, c = run_pod(docs, tmp_path, {})
+    try:
+        probe_like_kubelet(c, proc, log)
+        status, body = scrape_like_prometheus(docs, {("rl-scrape", "token"): scraper})
+        assert status == 200, body
+        assert "riverlog_storage_up" in body
+        assert http_get(hport, "/metrics")[0] == 401
+        assert http_get(hport, "/metrics", ingest)[0] == 403
+        assert http_get(hport, "/metrics", "not-a-configured-token")[0] == 401
+        assert http_get(hport, "/metrics", scraper)[0] == 200
+    finally:
+        rc, out = stop_pod(proc, log, pod)
+    assert rc == 0, out
+
+
 def _psql(sql):
     subprocess.run(["psql", PG_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True)
 
@@ -765,7 +1090,7 @@ def test_postgres_pod_probes_through_a_database_outage(chart, tmp_path, pg_schem
     values = merge(
         PG_VALUES,
         {
-            "ports": {"grpc": gport, "http": hport},
+            "ports": {"grpc": gport, "http": hport, "metrics": free_port()},
             "config": {"shutdownGraceSeconds": 3},
             "telemetry": {"otlpEndpoint": f"http://127.0.0.1:{free_port()}"},
         },
@@ -809,4 +1134,4 @@ def test_postgres_pod_probes_through_a_database_outage(chart, tmp_path, pg_schem
     assert rc == 0, out
     assert serving_addrs(out) == (f"0.0.0.0:{gport}", f"0.0.0.0:{hport}")
     assert all(json.loads(l) for l in out.splitlines() if l.strip()), "log_format json from the ConfigMap"
-    assert "storage unreachable" in out and "storage reachable again" in out
+    assert "storage unreachable" in out and "storage reachable and taking writes again" in out

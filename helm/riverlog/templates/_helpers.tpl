@@ -24,11 +24,22 @@
 
 {{/* Standard labels. */}}
 {{- define "riverlog.labels" -}}
+{{ include "riverlog.commonLabels" . }}
+app.kubernetes.io/component: event-log
+{{- end }}
+
+{{/* Labels of the metrics Service: component `metrics`, which the ServiceMonitor selects. */}}
+{{- define "riverlog.metricsLabels" -}}
+{{ include "riverlog.commonLabels" . }}
+app.kubernetes.io/component: metrics
+{{- end }}
+
+{{/* Labels shared by every resource, component aside. */}}
+{{- define "riverlog.commonLabels" -}}
 helm.sh/chart: {{ include "riverlog.chart" . }}
 {{ include "riverlog.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/component: event-log
 app.kubernetes.io/part-of: riverlog
 {{- end }}
 
@@ -69,10 +80,41 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* Whether the server checks tokens, as far as the chart can tell: a config.toml
+from auth.existingSecret may hold tokens the chart cannot see. "true" or "". */}}
+{{- define "riverlog.mayCheckTokens" -}}
+{{- if or .Values.auth.tokens .Values.auth.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* Whether /metrics has its own port (metrics_listen): "true" or "".
+`auto` turns it on when the server may check tokens and no bearer token is
+given for the ServiceMonitor, so that scraping works out of the box. */}}
+{{- define "riverlog.metricsSeparatePort" -}}
+{{- $v := .Values.metrics.separatePort }}
+{{- if eq (toString $v) "auto" }}
+{{- if and (include "riverlog.mayCheckTokens" .) (not .Values.serviceMonitor.bearerTokenSecret.name) }}true{{ end }}
+{{- else if $v }}true{{ end }}
+{{- end }}
+
+{{/* The Service the ServiceMonitor scrapes: ClusterIP only, never the main
+Service (which may be a LoadBalancer) nor the headless one (which would
+scrape each pod twice). Present with the separate port or the ServiceMonitor. */}}
+{{- define "riverlog.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "riverlog.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/* Checks the schema cannot express across keys. */}}
 {{- define "riverlog.validate" -}}
 {{- if and (eq .Values.storage.mode "postgres") (not .Values.storage.postgres.existingSecret) (not .Values.storage.postgres.url) }}
 {{- fail "storage.mode=postgres needs storage.postgres.existingSecret (recommended) or storage.postgres.url" }}
+{{- end }}
+{{- if include "riverlog.metricsSeparatePort" . }}
+{{- $m := int .Values.ports.metrics }}
+{{- if or (eq $m (int .Values.ports.grpc)) (eq $m (int .Values.ports.http)) }}
+{{- fail (printf "ports.metrics (%d) must differ from ports.grpc and ports.http: /metrics has a listener of its own when metrics.separatePort is on" $m) }}
+{{- end }}
+{{- else if and .Values.serviceMonitor.enabled .Values.auth.tokens (not .Values.auth.existingSecret) (not .Values.serviceMonitor.bearerTokenSecret.name) }}
+{{- fail "serviceMonitor.enabled with auth.tokens and metrics.separatePort=false: /metrics on the HTTP port then needs a token with `metrics: true`, so the ServiceMonitor would get 401. Set serviceMonitor.bearerTokenSecret.name (and .key) to a Secret holding such a token, or metrics.separatePort to true or auto (a port of its own, no token)" }}
 {{- end }}
 {{- end }}
 
@@ -112,6 +154,10 @@ spec:
           value: "0.0.0.0:{{ .Values.ports.grpc }}"
         - name: RIVERLOG_HTTP_LISTEN
           value: "0.0.0.0:{{ .Values.ports.http }}"
+        {{- if include "riverlog.metricsSeparatePort" . }}
+        - name: RIVERLOG_METRICS_LISTEN
+          value: "0.0.0.0:{{ .Values.ports.metrics }}"
+        {{- end }}
         - name: RIVERLOG_SHUTDOWN_GRACE
           value: "{{ .Values.config.shutdownGraceSeconds }}s"
         {{- if eq .Values.storage.mode "postgres" }}
@@ -134,6 +180,11 @@ spec:
         - name: http
           containerPort: {{ .Values.ports.http }}
           protocol: TCP
+        {{- if include "riverlog.metricsSeparatePort" . }}
+        - name: metrics
+          containerPort: {{ .Values.ports.metrics }}
+          protocol: TCP
+        {{- end }}
       {{- /*
         Liveness asks whether the process is alive, readiness whether storage is.
         A restart cannot bring a database back: had liveness followed storage, a
