@@ -2,6 +2,7 @@
 //! and the mapping of domain errors to statuses; no business rules.
 
 pub mod checkpoints;
+pub mod codec;
 pub mod consumer_groups;
 pub mod convert;
 pub mod event_log;

@@ -48,6 +48,19 @@ impl Failure {
             retry_after: None,
         }
     }
+
+    /// A request that does not decode: a gRPC message that is not the
+    /// method's protobuf message, or an HTTP body that is not the JSON the
+    /// endpoint takes. INVALID_ARGUMENT with reason `MALFORMED_REQUEST`:
+    /// the caller's fault, never worth retrying unchanged.
+    pub fn malformed_request(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            Code::InvalidArgument,
+            "MALFORMED_REQUEST",
+            format!("malformed request: {detail}"),
+            HashMap::new(),
+        )
+    }
 }
 
 impl From<Failure> for Status {

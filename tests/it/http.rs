@@ -646,3 +646,43 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     assert!(doc["components"]["schemas"]["ProblemJson"].is_object());
 }
+
+#[tokio::test]
+async fn a_body_that_does_not_decode_is_malformed_request() {
+    let server = TestServer::start().await;
+    let base = api(&server);
+    let not_json = http()
+        .post(format!("{base}/streams/s/events"))
+        .header("content-type", "application/cloudevents+json")
+        .body("{\"specversion\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(not_json, 400, "MALFORMED_REQUEST").await;
+    let batch = http()
+        .post(format!("{base}/streams/s/events"))
+        .header("content-type", "application/cloudevents-batch+json")
+        .body("[{")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(batch, 400, "MALFORMED_REQUEST").await;
+    for body in ["{\"stream\": ", "{\"stream\": 7}", "[]"] {
+        let create = http()
+            .post(format!("{base}/streams"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(create, 400, "MALFORMED_REQUEST").await;
+    }
+    // Well-formed JSON with a bad value is still that field's error.
+    let bad_name = http()
+        .post(format!("{base}/streams"))
+        .json(&json!({"stream": "bad name"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad_name, 400, "INVALID_STREAM_NAME").await;
+}
