@@ -108,7 +108,9 @@ pub struct ReadQuery {
 pub struct ReadPage {
     /// Events in reading order.
     pub events: Vec<StoredEvent>,
-    /// Where the next page starts.
+    /// Where the next page starts: the first event not returned; at the
+    /// end, the sequence the next appended event will get (forward) or 0
+    /// (backward).
     pub next_sequence: Sequence,
     /// No further event exists in this direction now.
     pub end_of_stream: bool,
@@ -369,14 +371,15 @@ impl EventLog {
                 end_of_stream: false,
             });
         }
+        // At the end, forward: the sequence the next appended event will
+        // get, whatever `from` was. A `from` past the end must not be
+        // echoed back: a poller would skip every event appended between
+        // the end and it. (Events appended since `info` was read may be in
+        // the page already.)
         let next_sequence = match query.direction {
             Direction::Forward => {
-                let from = match query.from {
-                    ReadFrom::Sequence(s) => s,
-                    _ => 0,
-                };
                 let after_last = events.last().map_or(0, |e| e.sequence + 1);
-                from.max(after_last).max(info.last_sequence + 1)
+                after_last.max(info.last_sequence + 1)
             }
             Direction::Backward => 0,
         };

@@ -648,6 +648,35 @@ async fn the_openapi_document_describes_every_endpoint() {
 }
 
 #[tokio::test]
+async fn history_past_the_end_answers_the_sequence_the_next_event_will_get() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "s", events("e", 0..5)).await;
+    let page = |query: &str| {
+        let url = format!("{}/streams/s/events?{query}", api(&server));
+        async move {
+            let response = http().get(url).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let forward = page("from=100").await;
+    assert_eq!(forward["events"].as_array().unwrap().len(), 0);
+    assert_eq!(forward["end_of_stream"], true);
+    assert_eq!(forward["next_sequence"], 6);
+    let filtered = page("from=100&type=test.created").await;
+    assert_eq!(filtered["next_sequence"], 6);
+    let backward = page("from=100&direction=backward").await;
+    assert_eq!(backward["events"].as_array().unwrap().len(), 5);
+    assert_eq!(backward["events"][0]["rlsequence"], 5);
+    assert_eq!(backward["next_sequence"], 0);
+    // Polling from the answer picks up the next event.
+    publish(&mut client, "s", vec![event("sixth")]).await;
+    let polled = page(&format!("from={}", forward["next_sequence"])).await;
+    assert_eq!(polled["events"][0]["rlsequence"], 6);
+}
+
+#[tokio::test]
 async fn a_body_that_does_not_decode_is_malformed_request() {
     let server = TestServer::start().await;
     let base = api(&server);
