@@ -156,6 +156,25 @@ fn classify(err: LogError) -> Failure {
             metadata.insert("field".to_owned(), (*field).to_owned());
             (Code::InvalidArgument, "INVALID_ARGUMENT")
         }
+        LogError::StartBeyondHead {
+            unit,
+            requested,
+            next,
+            stream,
+            checkpoint,
+        } => {
+            metadata.insert((*unit).to_owned(), requested.to_string());
+            metadata.insert(format!("next_{unit}"), next.to_string());
+            if let Some(s) = stream {
+                metadata.insert("stream".to_owned(), s.clone());
+            }
+            if let Some(c) = checkpoint {
+                metadata.insert("checkpoint".to_owned(), c.clone());
+            }
+            // gRPC's code for "past the end", which the state may still
+            // change; HTTP answers 400.
+            (Code::OutOfRange, "START_BEYOND_HEAD")
+        }
         LogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         LogError::TooManyStreams { limit } => {
             metadata.insert("limit".to_owned(), limit.to_string());

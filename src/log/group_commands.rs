@@ -166,6 +166,17 @@ impl Transaction {
         let cursor = match settings.start {
             GroupStart::Earliest => 0,
             GroupStart::Latest => head.last_sequence,
+            // Past the next sequence, the group would skip the events
+            // appended before its start (as a subscription would).
+            GroupStart::Sequence(s) if s > head.last_sequence.saturating_add(1) => {
+                return Ok(Err(LogError::StartBeyondHead {
+                    unit: "sequence",
+                    requested: s,
+                    next: head.last_sequence.saturating_add(1),
+                    stream: Some(stream.to_string()),
+                    checkpoint: None,
+                }));
+            }
             GroupStart::Sequence(s) => s.saturating_sub(1),
         };
         let record = self

@@ -435,23 +435,42 @@ impl EventLog {
             ));
         }
 
-        let start = match query.start {
+        let (start, checkpoint) = match query.start {
             Start::Checkpoint(name) => {
                 let single = match selectors.as_slice() {
                     [StreamSelector::Name(n)] => Some(n),
                     _ => None,
                 };
-                self.checkpoint_start(&name, single).await?
+                (self.checkpoint_start(&name, single).await?, Some(name))
             }
-            other => other,
+            other => (other, None),
         };
         // Register with the hub before looking at storage: see subscription.rs.
         let live = self.hub.subscribe();
         let mut min_sequence = None;
+        // A start past what the log has assigned is refused: the cursor
+        // would sit above events not appended yet, and the subscription
+        // would skip them when they come (a resume id from before the log
+        // was reset would stall it for good). The next position or
+        // sequence itself is fine: that is "from the next event on".
+        let beyond_head =
+            |unit, requested, next, stream: Option<&StreamName>| LogError::StartBeyondHead {
+                unit,
+                requested,
+                next,
+                stream: stream.map(ToString::to_string),
+                checkpoint: checkpoint.clone(),
+            };
         let cursor = match &start {
             Start::Earliest => 0,
             Start::Latest => self.storage.head_position().await?,
-            Start::Position(p) => p.saturating_sub(1),
+            Start::Position(p) => {
+                let next = self.storage.head_position().await?.saturating_add(1);
+                if *p > next {
+                    return Err(beyond_head("position", *p, next, None));
+                }
+                p.saturating_sub(1)
+            }
             Start::Time(t) => self.storage.position_before_time(*t).await?,
             Start::Sequence(s) => {
                 let [StreamSelector::Name(name)] = selectors.as_slice() else {
@@ -461,6 +480,15 @@ impl EventLog {
                          use a position for several streams",
                     ));
                 };
+                let last = self
+                    .storage
+                    .get_stream(name)
+                    .await?
+                    .map_or(0, |info| info.last_sequence);
+                let next = last.saturating_add(1);
+                if *s > next {
+                    return Err(beyond_head("sequence", *s, next, Some(name)));
+                }
                 min_sequence = Some(*s);
                 self.storage.position_before_sequence(name, *s).await?
             }

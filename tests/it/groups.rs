@@ -939,3 +939,29 @@ async fn groups_sharing_a_dead_letter_stream_each_dead_letter_their_copy() {
     let dead = read_all(&mut client, "s:dlq").await;
     assert_eq!(dead.len(), 2);
 }
+
+#[tokio::test]
+async fn a_group_cannot_start_beyond_the_next_sequence() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..3)).await;
+    let create = |group: &str, sequence: u64| v1::CreateGroupRequest {
+        stream: "s".into(),
+        group: group.into(),
+        start: Some(v1::GroupStart {
+            start: Some(v1::group_start::Start::Sequence(sequence)),
+        }),
+        ..Default::default()
+    };
+    let err = groups.create_group(create("ahead", 5)).await.unwrap_err();
+    assert_error(&err, Code::OutOfRange, "START_BEYOND_HEAD");
+    let info = tonic_types::StatusExt::get_details_error_info(&err).unwrap();
+    assert_eq!(info.metadata["next_sequence"], "4");
+    // The next sequence is fine: the group gets the next event.
+    groups.create_group(create("next", 4)).await.unwrap();
+    assert!(fetch(&mut groups, "s", "next", "c", 10, 0).await.is_empty());
+    publish(&mut client, "s", vec![event("fourth")]).await;
+    let got = fetch(&mut groups, "s", "next", "c", 10, 0).await;
+    assert_eq!(got.iter().map(seq_of).collect::<Vec<_>>(), [4]);
+}
