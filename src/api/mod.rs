@@ -5,6 +5,7 @@ pub mod checkpoints;
 pub mod codec;
 pub mod consumer_groups;
 pub mod convert;
+pub mod deadline;
 pub mod event_log;
 pub mod guard;
 pub mod limits;

@@ -965,3 +965,39 @@ async fn a_group_cannot_start_beyond_the_next_sequence() {
     let got = fetch(&mut groups, "s", "next", "c", 10, 0).await;
     assert_eq!(got.iter().map(seq_of).collect::<Vec<_>>(), [4]);
 }
+
+#[tokio::test]
+async fn a_blocking_fetch_answers_before_the_callers_deadline() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    client
+        .create_stream(v1::CreateStreamRequest {
+            stream: "s".into(),
+            retention: None,
+        })
+        .await
+        .unwrap();
+    create_group(&mut groups, "s", "g", 3_600_000, 0).await;
+    // 10 s of blocking asked for, 300 ms allowed by the caller: the
+    // server answers within the deadline (empty: nothing came), rather
+    // than letting it pass.
+    let mut request = tonic::Request::new(fetch_request("s", "g", "c", 10, 10_000));
+    request.set_timeout(std::time::Duration::from_millis(300));
+    let answer = within(groups.fetch(request)).await;
+    let deliveries = answer
+        .expect("answered, not cut off")
+        .into_inner()
+        .deliveries;
+    assert!(deliveries.is_empty());
+    // Nothing is held for the caller, and the next event goes to whoever
+    // asks first.
+    publish(&mut client, "s", vec![event("later")]).await;
+    let got = fetch(&mut groups, "s", "g", "other", 10, 0).await;
+    assert_eq!(
+        got.iter()
+            .map(|d| (seq_of(d), d.delivery_count))
+            .collect::<Vec<_>>(),
+        [(1, 1)]
+    );
+}
