@@ -1001,3 +1001,68 @@ async fn a_blocking_fetch_answers_before_the_callers_deadline() {
         [(1, 1)]
     );
 }
+
+#[tokio::test]
+async fn a_fetch_whose_caller_is_gone_leaves_nothing_pending_to_it() {
+    let server = TestServer::start().await;
+    // One connection: the cancelled call's reset goes out before the
+    // publish.
+    let channel = server.channel().await;
+    let mut client = riverlog::proto::v1::event_log_client::EventLogClient::new(channel.clone());
+    let mut groups = Groups::new(channel);
+    client
+        .create_stream(v1::CreateStreamRequest {
+            stream: "s".into(),
+            retention: None,
+        })
+        .await
+        .unwrap();
+    // An event handed to the vanished caller would wait an hour.
+    create_group(&mut groups, "s", "g", 3_600_000, 0).await;
+    let mut g = groups.clone();
+    let gone = tokio::spawn(async move { fetch(&mut g, "s", "g", "gone", 10, 20_000).await });
+    // The server is serving the call once it has seen the consumer.
+    within(async {
+        while group_info(&mut groups, "s", "g").await.consumers.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    gone.abort();
+    assert!(gone.await.unwrap_err().is_cancelled());
+    publish(&mut client, "s", vec![event("e")]).await;
+    // Whether the server dropped the call before or after the event woke
+    // it, the event is the next consumer's, as a first delivery.
+    let got = fetch(&mut groups, "s", "g", "next", 10, 20_000).await;
+    assert_eq!(
+        got.iter()
+            .map(|d| (seq_of(d), d.delivery_count))
+            .collect::<Vec<_>>(),
+        [(1, 1)]
+    );
+    let pending = groups
+        .list_pending(v1::ListPendingRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        pending
+            .entries
+            .iter()
+            .map(|e| (e.sequence, e.consumer.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "next")]
+    );
+    let info = group_info(&mut groups, "s", "g").await;
+    let held_by_gone = info
+        .consumers
+        .iter()
+        .find(|c| c.consumer == "gone")
+        .map_or(0, |c| c.pending);
+    assert_eq!(held_by_gone, 0);
+}
