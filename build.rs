@@ -1,10 +1,15 @@
 //! Generates the gRPC code and the reflection descriptor set from `proto/`.
 //!
-//! Two views of the same files are generated:
-//! - `riverlog.v1.rs`: services and messages, with `CloudEvent` mapped to
+//! Three views of the same files are generated:
+//! - `riverlog.v1.rs`: messages and servers, with `CloudEvent` mapped to
 //!   `crate::proto::EventPayload`, which keeps an event's protobuf encoding as
 //!   bytes. The server stores and sends events without decoding and
-//!   re-encoding them; the wire format is unchanged.
+//!   re-encoding them; the wire format is unchanged. Servers use
+//!   `crate::api::codec::RequestCodec`, so a request that does not decode
+//!   is the caller's INVALID_ARGUMENT rather than INTERNAL.
+//! - `client/riverlog.v1.rs`: the clients alone, over the messages above
+//!   and tonic-prost's codec (a response that does not decode is a broken
+//!   server: INTERNAL).
 //! - `cloudevent/riverlog.v1.rs`: the decoded `CloudEvent` message, for
 //!   validation on publish and for clients that build events.
 
@@ -28,6 +33,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("riverlog_descriptor.bin"))
         .extern_path(".riverlog.v1.CloudEvent", "crate::proto::EventPayload")
+        .build_client(false)
+        .codec_path("crate::api::codec::RequestCodec")
+        .compile_protos(PROTOS, &["proto"])?;
+
+    // Every message is the one generated above; only the clients are new.
+    let client_dir = out_dir.join("client");
+    std::fs::create_dir_all(&client_dir)?;
+    tonic_prost_build::configure()
+        .out_dir(&client_dir)
+        .extern_path(".riverlog.v1", "crate::proto::v1")
+        .build_server(false)
         .compile_protos(PROTOS, &["proto"])?;
 
     let cloudevent_dir = out_dir.join("cloudevent");

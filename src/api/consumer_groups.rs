@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::limits::CallLimits;
-use super::{convert, guard};
+use super::{convert, deadline, guard};
 use crate::auth::Permission;
 use crate::log::groups::GroupStart;
 use crate::log::{ConsumeItem, CreateGroup, EventLog, LogError, UnixMicros};
@@ -166,6 +166,12 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         request: Request<v1::FetchRequest>,
     ) -> Result<Response<v1::FetchResponse>, Status> {
         guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
+        // Answer (empty-handed if need be) before the caller's deadline:
+        // past it the answer, and what it handed out, would be lost.
+        let mut block = Duration::from_millis(u64::from(request.get_ref().block_ms));
+        if let Some(timeout) = deadline::grpc_timeout(request.metadata()) {
+            block = block.min(deadline::wait_within(timeout));
+        }
         let req = request.into_inner();
         let deliveries = self
             .log
@@ -174,7 +180,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
                 &req.group,
                 &req.consumer,
                 req.count,
-                Duration::from_millis(u64::from(req.block_ms)),
+                block,
                 req.pending_only,
             )
             .await?;

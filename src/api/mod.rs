@@ -2,8 +2,10 @@
 //! and the mapping of domain errors to statuses; no business rules.
 
 pub mod checkpoints;
+pub mod codec;
 pub mod consumer_groups;
 pub mod convert;
+pub mod deadline;
 pub mod event_log;
 pub mod guard;
 pub mod limits;

@@ -48,6 +48,19 @@ impl Failure {
             retry_after: None,
         }
     }
+
+    /// A request that does not decode: a gRPC message that is not the
+    /// method's protobuf message, or an HTTP body that is not the JSON the
+    /// endpoint takes. INVALID_ARGUMENT with reason `MALFORMED_REQUEST`:
+    /// the caller's fault, never worth retrying unchanged.
+    pub fn malformed_request(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            Code::InvalidArgument,
+            "MALFORMED_REQUEST",
+            format!("malformed request: {detail}"),
+            HashMap::new(),
+        )
+    }
 }
 
 impl From<Failure> for Status {
@@ -142,6 +155,25 @@ fn classify(err: LogError) -> Failure {
         LogError::InvalidArgument { field, .. } => {
             metadata.insert("field".to_owned(), (*field).to_owned());
             (Code::InvalidArgument, "INVALID_ARGUMENT")
+        }
+        LogError::StartBeyondHead {
+            unit,
+            requested,
+            next,
+            stream,
+            checkpoint,
+        } => {
+            metadata.insert((*unit).to_owned(), requested.to_string());
+            metadata.insert(format!("next_{unit}"), next.to_string());
+            if let Some(s) = stream {
+                metadata.insert("stream".to_owned(), s.clone());
+            }
+            if let Some(c) = checkpoint {
+                metadata.insert("checkpoint".to_owned(), c.clone());
+            }
+            // gRPC's code for "past the end", which the state may still
+            // change; HTTP answers 400.
+            (Code::OutOfRange, "START_BEYOND_HEAD")
         }
         LogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         LogError::TooManyStreams { limit } => {

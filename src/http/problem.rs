@@ -130,9 +130,17 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Problem> {
+        use axum::extract::rejection::JsonRejection;
         axum::Json::<T>::from_request(request, state)
             .await
             .map(|axum::Json(body)| Self(body))
-            .map_err(|e| body_problem(e.status(), e.body_text()))
+            .map_err(|e| match e {
+                // Not JSON, or not this endpoint's JSON: as a gRPC message
+                // that does not decode.
+                JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_) => {
+                    Problem(Failure::malformed_request(e.body_text()))
+                }
+                _ => body_problem(e.status(), e.body_text()),
+            })
     }
 }

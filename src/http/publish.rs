@@ -22,6 +22,7 @@ use super::caller::Caller;
 use super::problem::{Params, Problem, bad_request, body_problem};
 use crate::api::event_log::admit_events;
 use crate::api::guard;
+use crate::api::status::Failure;
 use crate::api::trace_context::TraceContext;
 use crate::auth::Permission;
 use crate::log::Expectation;
@@ -158,7 +159,8 @@ fn structured(value: &Value, index: Option<usize>) -> Result<CloudEvent, Problem
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, Problem> {
-    serde_json::from_slice(body).map_err(|e| bad_request("body", format!("not JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Problem(Failure::malformed_request(format_args!("not JSON: {e}"))))
 }
 
 /// Publish events with the CloudEvents HTTP binding: structured

@@ -28,8 +28,9 @@ use super::caller::Caller;
 use super::problem::{Params, Problem, bad_request};
 use crate::api::convert;
 use crate::api::guard;
+use crate::api::status::Failure;
 use crate::auth::Permission;
-use crate::log::{ConsumeItem, EventFilter, Start, SubscribeQuery, SubscriptionItem};
+use crate::log::{ConsumeItem, EventFilter, LogError, Start, SubscribeQuery, SubscriptionItem};
 use crate::proto::views::event_json;
 
 /// How long a browser waits before reconnecting.
@@ -211,7 +212,8 @@ pub(super) struct SubscribeParams {
     #[param(rename = "subject")]
     subjects: Vec<String>,
     /// `earliest` (default), `latest`, `seq:N`, `pos:N`, `time:RFC3339`,
-    /// `checkpoint:NAME`; `Last-Event-ID` wins over it.
+    /// `checkpoint:NAME`; `Last-Event-ID` wins over it. `N` beyond the
+    /// next position or sequence to be assigned: 400 `START_BEYOND_HEAD`.
     from: Option<String>,
     /// Heartbeat interval like `15s`.
     heartbeat: Option<String>,
@@ -228,6 +230,28 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
                 .ok_or_else(|| bad_request("Last-Event-ID", "not an id this server sent"))
         })
         .transpose()
+}
+
+/// A refused subscription. A `Last-Event-ID` past the head is named as
+/// such: the browser sent it, not the page's `from=`, and it was never an
+/// id of this log (was the log reset?). A 400 also stops `EventSource`
+/// from reconnecting with it again and again.
+fn subscribe_problem(err: LogError, resume_after: Option<u64>) -> Problem {
+    let head = match (&err, resume_after) {
+        (LogError::StartBeyondHead { next, .. }, Some(_)) => Some(next.saturating_sub(1)),
+        _ => None,
+    };
+    let mut failure = Failure::from(err);
+    if let (Some(head), Some(id)) = (head, resume_after) {
+        failure.message = format!(
+            "Last-Event-ID {id} is beyond the head of the log (position {head}): this log \
+             never sent it; reconnect without it"
+        );
+        failure
+            .metadata
+            .insert("last_event_id".to_owned(), id.to_string());
+    }
+    Problem(failure)
 }
 
 fn sse(headers: &HeaderMap, stream: impl Stream<Item = Event> + Send + 'static) -> Response {
@@ -270,7 +294,7 @@ fn sse(headers: &HeaderMap, stream: impl Stream<Item = Event> + Send + 'static) 
 /// position (send it back as `Last-Event-ID` to resume), `event:` the
 /// CloudEvent type, `data:` the CloudEvent JSON.
 #[utoipa::path(get, path = "/api/v1/subscribe", tag = "events", params(SubscribeParams,
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position")),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position; beyond the head: 400 START_BEYOND_HEAD")),
     responses((status = 200, content_type = "text/event-stream", body = String),
               (status = "default", body = super::schema::ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn subscribe(
@@ -282,7 +306,8 @@ pub(super) async fn subscribe(
 ) -> Result<Response, Problem> {
     guard::require_subscription(&caller, q.stream.iter().chain(&q.pattern))?;
     let slot = state.limits.slots.acquire(Some(connection))?;
-    let start = match last_event_id(&headers)? {
+    let resume_after = last_event_id(&headers)?;
+    let start = match resume_after {
         Some(id) => Start::Position(id.saturating_add(1)),
         None => q
             .from
@@ -306,7 +331,8 @@ pub(super) async fn subscribe(
             readable: caller.readable(),
             checkpoint_owner: caller.checkpoint_owner(),
         })
-        .await?;
+        .await
+        .map_err(|e| subscribe_problem(e, resume_after))?;
     let events = items
         // An error (shutdown, storage) ends the stream; the browser
         // reconnects with Last-Event-ID.

@@ -16,21 +16,23 @@ use futures::Stream;
 use opentelemetry::KeyValue;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tracing::debug;
 
 use crate::metrics::{Active, GroupSample};
 
 use super::error::LogError;
-use super::group_commands::GroupCommand;
+use super::group_commands::{GiveBack, GroupCommand};
 use super::groups::{
     Checkpoint, CheckpointAt, CheckpointOwner, ClaimTarget, DEAD_LETTER_SUFFIX,
-    DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_IN_FLIGHT, DeliverRequest, Delivery,
-    GroupInfo, GroupSettings, GroupStart, MAX_DELIVERY_BATCH, PendingEntry, PendingQuery,
+    DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_IN_FLIGHT, DeliverRequest, Delivered,
+    Delivery, GroupInfo, GroupSettings, GroupStart, MAX_DELIVERY_BATCH, PendingEntry, PendingQuery,
     PendingSummary, Settled,
 };
 use super::hub::HubReceiver;
 use super::model::{Sequence, UnixMicros};
 use super::names::{Label, StreamName};
 use super::subscription::Start;
+use super::writer::Reply;
 use super::{EventLog, MAX_HEARTBEAT, MIN_HEARTBEAT, parse_stream};
 
 /// Most sequences one Ack, Nack or Claim may name.
@@ -339,6 +341,76 @@ impl EventLog {
         })
     }
 
+    /// The writer command that hands out work for `request`; deliveries
+    /// whose caller is gone by the time they are answered come back.
+    fn deliver_command(
+        &self,
+        request: DeliverRequest,
+    ) -> impl FnOnce(Reply<Delivered>) -> GroupCommand + use<> {
+        let give_back = self.give_back_to(
+            request.stream.clone(),
+            request.group.clone(),
+            request.consumer.clone(),
+        );
+        move |reply| GroupCommand::Deliver(request, reply, give_back)
+    }
+
+    /// Gives deliveries that never reached `consumer` back to the group.
+    fn give_back_to(&self, stream: StreamName, group: Label, consumer: Label) -> GiveBack {
+        let log = self.clone();
+        Box::new(move |deliveries| log.give_back(stream, group, consumer, &deliveries))
+    }
+
+    /// Releases deliveries whose caller is gone (a Fetch past its deadline
+    /// or cancelled, a closed Consume stream): due at once for the next
+    /// consumer, held by no one, the lost delivery not counted. Without
+    /// this they would wait out the group's ack timeout. Runs on a task of
+    /// its own: the writer calls this and must not wait for itself.
+    fn give_back(
+        &self,
+        stream: StreamName,
+        group: Label,
+        consumer: Label,
+        deliveries: &[Delivery],
+    ) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let handed = deliveries
+            .iter()
+            .map(|d| (d.event.sequence, d.delivery_count))
+            .collect();
+        // No runtime means the process is ending: the entries keep their
+        // ack timeout, as any unacked delivery does.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let log = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = log.release(stream, group, consumer, handed).await {
+                debug!(error = %e, "cannot give back deliveries; they wait for their ack timeout");
+            }
+        });
+    }
+
+    /// See [`EventLog::give_back`]; returns how many entries were released.
+    async fn release(
+        &self,
+        stream: StreamName,
+        group: Label,
+        consumer: Label,
+        handed: Vec<(Sequence, u32)>,
+    ) -> Result<u64, LogError> {
+        let released = self
+            .writer
+            .group(|r| GroupCommand::Release(stream.clone(), group.clone(), consumer, handed, r))
+            .await?;
+        if released > 0 {
+            self.groups.wake(&stream, &group);
+        }
+        Ok(released)
+    }
+
     /// Waits until there may be work for `request`, `until` passes or the
     /// server stops. `changed` must have been armed before the last look.
     async fn wait_for_work(
@@ -443,10 +515,7 @@ impl EventLog {
         request.pending_only = pending_only;
         let until = Instant::now() + block;
         let mut live = self.hub.subscribe();
-        let deliver = || {
-            let request = request.clone();
-            self.writer.group(|r| GroupCommand::Deliver(request, r))
-        };
+        let deliver = || self.writer.group(self.deliver_command(request.clone()));
         let out = deliver().await?;
         if !out.deliveries.is_empty() || pending_only || block.is_zero() {
             return Ok(out.deliveries);
@@ -614,10 +683,19 @@ impl EventLog {
             consumer,
             ..
         } = request;
+        let give_back = self.give_back_to(stream.clone(), group.clone(), consumer.clone());
         let claimed = self
             .writer
             .group(|r| {
-                GroupCommand::Claim(stream.clone(), group.clone(), consumer, min_idle, target, r)
+                GroupCommand::Claim(
+                    stream.clone(),
+                    group.clone(),
+                    consumer,
+                    min_idle,
+                    target,
+                    r,
+                    give_back,
+                )
             })
             .await?;
         // The previous holders have credit again.
@@ -748,6 +826,20 @@ struct ConsumeState {
     done: bool,
 }
 
+impl Drop for ConsumeState {
+    /// Deliveries taken from the writer but never yielded go back to the
+    /// group: the stream's consumer is gone.
+    fn drop(&mut self) {
+        let unsent: Vec<Delivery> = self.ready.drain(..).collect();
+        self.log.give_back(
+            self.request.stream.clone(),
+            self.request.group.clone(),
+            self.request.consumer.clone(),
+            &unsent,
+        );
+    }
+}
+
 impl ConsumeState {
     async fn next(&mut self) -> Option<Result<ConsumeItem, LogError>> {
         loop {
@@ -762,13 +854,8 @@ impl ConsumeState {
             let changed = signal.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let request = self.request.clone();
-            let out = match self
-                .log
-                .writer
-                .group(|r| GroupCommand::Deliver(request, r))
-                .await
-            {
+            let deliver = self.log.deliver_command(self.request.clone());
+            let out = match self.log.writer.group(deliver).await {
                 Ok(out) => out,
                 Err(e) => {
                     self.done = true;
@@ -795,6 +882,163 @@ impl ConsumeState {
                     self.done = true;
                     return Some(Err(LogError::ShuttingDown));
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use tokio::sync::oneshot;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::log::writer::{Answer, settle_reclaiming};
+    use crate::log::{EventAttributes, Expectation, Limits, WriterTask};
+    use crate::metrics::Metrics;
+    use crate::storage::{StorageOptions, sqlite::SqliteStorage};
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// A log on a fresh SQLite file with `events` in stream `s` and group
+    /// `g` on it, whose entries would wait an hour for redelivery.
+    async fn log_with_group(events: usize) -> (EventLog, WriterTask, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let storage = SqliteStorage::open(&url, &StorageOptions::default())
+            .await
+            .unwrap();
+        let (log, writer) = EventLog::start(
+            Arc::new(storage),
+            Limits::default(),
+            CancellationToken::new(),
+            Arc::new(Metrics::new().unwrap()),
+        )
+        .await
+        .unwrap();
+        let batch = (0..events)
+            .map(|i| {
+                let attributes = EventAttributes {
+                    id: format!("e{i}"),
+                    source: "/t".into(),
+                    spec_version: "1.0".into(),
+                    event_type: "t".into(),
+                    extensions: Vec::new(),
+                };
+                (attributes, Bytes::from_static(b"x"))
+            })
+            .collect();
+        log.publish("s", batch, Expectation::Any).await.unwrap();
+        log.create_group(CreateGroup {
+            stream: "s".into(),
+            group: "g".into(),
+            ack_timeout: Some(HOUR),
+            ..CreateGroup::default()
+        })
+        .await
+        .unwrap();
+        (log, writer, dir)
+    }
+
+    fn handed(deliveries: &[Delivery]) -> Vec<(Sequence, u32)> {
+        deliveries
+            .iter()
+            .map(|d| (d.event.sequence, d.delivery_count))
+            .collect()
+    }
+
+    async fn pending(log: &EventLog) -> Vec<(Sequence, String, u32)> {
+        let (_, entries) = log.list_pending("s", "g", "", None, 100, 0).await.unwrap();
+        entries
+            .into_iter()
+            .map(|e| (e.sequence, e.consumer, e.delivery_count))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_delivery_whose_caller_is_gone_before_it_is_decided_hands_out_nothing() {
+        let (log, _writer, _dir) = log_with_group(1).await;
+        let mut request = log.deliver_request("s", "g", "gone").unwrap();
+        request.count = 10;
+        let (reply, answer) = oneshot::channel();
+        drop(answer);
+        let command = log.deliver_command(request);
+        // The reply `group` waits on is dropped unused; the command carries
+        // the closed one. Its result (no answer) does not matter.
+        let _ = log
+            .writer
+            .group(|_unused: Reply<Delivered>| command(reply))
+            .await;
+        // Commands apply in order: this one sees what that one did.
+        let got = log.fetch("s", "g", "heir", 10, Duration::ZERO, false).await;
+        assert_eq!(handed(&got.unwrap()), [(1, 1)]);
+        assert_eq!(pending(&log).await, [(1, "heir".to_owned(), 1)]);
+    }
+
+    #[tokio::test]
+    async fn given_back_deliveries_are_due_at_once_held_by_no_one_and_not_counted() {
+        let (log, _writer, _dir) = log_with_group(2).await;
+        let (s, g) = (StreamName::parse("s").unwrap(), Label::parse("g").unwrap());
+        let gone = Label::parse("gone").unwrap();
+        let lost = log.fetch("s", "g", "gone", 2, Duration::ZERO, false).await;
+        let lost = handed(&lost.unwrap());
+        assert_eq!(lost, [(1, 1), (2, 1)]);
+        let released = log.release(s.clone(), g.clone(), gone.clone(), lost.clone());
+        assert_eq!(released.await.unwrap(), 2);
+        assert_eq!(
+            pending(&log).await,
+            [(1, String::new(), 0), (2, String::new(), 0)]
+        );
+        let got = log.fetch("s", "g", "heir", 2, Duration::ZERO, false).await;
+        assert_eq!(handed(&got.unwrap()), [(1, 1), (2, 1)]);
+        // A late give-back leaves entries someone else holds now alone.
+        assert_eq!(log.release(s, g, gone, lost).await.unwrap(), 0);
+        assert_eq!(
+            pending(&log).await,
+            [(1, "heir".to_owned(), 1), (2, "heir".to_owned(), 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_consume_stream_gives_back_what_it_had_not_sent() {
+        let (log, _writer, _dir) = log_with_group(3).await;
+        let stream = log.consume("s", "g", "gone", 10, None).await.unwrap();
+        let mut stream = Box::pin(stream);
+        let first = match stream.next().await {
+            Some(Ok(ConsumeItem::Delivery(d))) => d,
+            other => panic!("expected a delivery, got {other:?}"),
+        };
+        assert_eq!(first.event.sequence, 1);
+        drop(stream);
+        // The give-back runs on its own task and wakes waiting fetches;
+        // without it this fetch would come back empty.
+        let patience = Duration::from_secs(20);
+        let got = log.fetch("s", "g", "heir", 10, patience, false).await;
+        assert_eq!(handed(&got.unwrap()), [(2, 1), (3, 1)]);
+    }
+
+    #[test]
+    fn an_answer_its_caller_no_longer_waits_for_is_reclaimed() {
+        for caller_gone in [false, true] {
+            let (reply, answer) = oneshot::channel::<Result<u32, LogError>>();
+            let (reclaimed, taken_back) = std::sync::mpsc::channel();
+            let mut answers: Vec<Box<dyn Answer>> = Vec::new();
+            settle_reclaiming(reply, Ok(Ok(7)), &mut answers, move |unsent| {
+                let _ = reclaimed.send(unsent);
+            })
+            .unwrap();
+            if caller_gone {
+                drop(answer);
+                answers.into_iter().for_each(|a| a.send());
+                assert_eq!(taken_back.try_recv(), Ok(7));
+            } else {
+                answers.into_iter().for_each(|a| a.send());
+                assert!(taken_back.try_recv().is_err());
+                assert_eq!(answer.blocking_recv().unwrap().unwrap(), 7);
             }
         }
     }

@@ -141,6 +141,23 @@ pub enum LogError {
         /// The limit.
         limit: u64,
     },
+    /// A start names a position or sequence the log has not assigned yet.
+    /// Starting there would silently skip every event appended before it
+    /// (typically an id kept from before the log was reset).
+    #[error("{}", describe_beyond_head(unit, *.requested, *.next, stream.as_deref(), checkpoint.as_deref()))]
+    StartBeyondHead {
+        /// `position` (global) or `sequence` (of `stream`).
+        unit: &'static str,
+        /// The first position or sequence the start asks for.
+        requested: u64,
+        /// The next position or sequence the log will assign; a start up
+        /// to it is valid.
+        next: u64,
+        /// The stream, for a sequence.
+        stream: Option<String>,
+        /// The checkpoint the start was read from, if any.
+        checkpoint: Option<String>,
+    },
     /// The storage failed; nothing was written.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -154,6 +171,21 @@ fn describe_actual(actual: Option<Sequence>) -> String {
         None => "no stream".to_owned(),
         Some(s) => format!("last sequence {s}"),
     }
+}
+
+fn describe_beyond_head(
+    unit: &str,
+    requested: u64,
+    next: u64,
+    stream: Option<&str>,
+    checkpoint: Option<&str>,
+) -> String {
+    let from = checkpoint.map_or_else(String::new, |c| format!("checkpoint {c:?}: "));
+    let scope = stream.map_or_else(|| "the log".to_owned(), |s| format!("stream {s:?}"));
+    format!(
+        "{from}start {unit} {requested} is beyond the head of {scope}, whose next {unit} \
+         will be {next}; starting there would skip the events appended before it"
+    )
 }
 
 impl LogError {

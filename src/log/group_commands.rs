@@ -18,19 +18,23 @@ use super::groups::{
 };
 use super::model::{Sequence, StoredEvent, UnixMicros};
 use super::names::{Label, StreamName};
-use super::writer::{Answer, AppendRequest, Reply, Transaction, settle};
+use super::writer::{Answer, AppendRequest, Reply, Transaction, settle, settle_reclaiming};
 use crate::proto::{Extension, rewrite_event};
 use crate::storage::{StorageError, StreamHead};
 
 /// Why an event was dead-lettered, as the `rlreason` attribute says.
 const REASON_MAX_DELIVERIES: &str = "max_deliveries";
 
+/// Takes back deliveries whose caller went away before the answer reached
+/// it (see `EventLog::give_back`).
+pub(super) type GiveBack = Box<dyn FnOnce(Vec<Delivery>) + Send + Sync>;
+
 /// A consumer-group or checkpoint command for the writer.
 pub(super) enum GroupCommand {
     Create(StreamName, Label, GroupSettings, Reply<GroupRecord>),
     Delete(StreamName, Label, Reply<()>),
     DeleteConsumer(StreamName, Label, Label, Reply<u64>),
-    Deliver(DeliverRequest, Reply<Delivered>),
+    Deliver(DeliverRequest, Reply<Delivered>, GiveBack),
     Ack(StreamName, Label, Vec<Sequence>, Reply<Settled>),
     Nack(
         StreamName,
@@ -47,7 +51,11 @@ pub(super) enum GroupCommand {
         Duration,
         ClaimTarget,
         Reply<Vec<Delivery>>,
+        GiveBack,
     ),
+    /// Gives back entries handed to a consumer that is gone: (sequence,
+    /// delivery count it was handed out with).
+    Release(StreamName, Label, Label, Vec<(Sequence, u32)>, Reply<u64>),
     SaveCheckpoint(Checkpoint, Reply<Checkpoint>),
 }
 
@@ -60,9 +68,10 @@ impl GroupCommand {
             Self::Create(.., r) => send(r, error),
             Self::Delete(.., r) => send(r, error),
             Self::DeleteConsumer(.., r) => send(r, error),
-            Self::Deliver(_, r) => send(r, error),
+            Self::Deliver(_, r, _) => send(r, error),
             Self::Ack(.., r) | Self::Nack(.., r) => send(r, error),
-            Self::Claim(.., r) => send(r, error),
+            Self::Claim(.., r, _) => send(r, error),
+            Self::Release(.., r) => send(r, error),
             Self::SaveCheckpoint(_, r) => send(r, error),
         }
     }
@@ -96,9 +105,20 @@ impl Transaction {
                 let outcome = self.delete_consumer(&stream, &group, &consumer).await;
                 settle(reply, outcome, answers)
             }
-            GroupCommand::Deliver(req, reply) => {
+            // A caller gone before its delivery was decided gets nothing:
+            // whatever it was handed would wait out an ack timeout.
+            GroupCommand::Deliver(_, reply, _) if reply.is_closed() => Ok(()),
+            GroupCommand::Claim(.., reply, _) if reply.is_closed() => Ok(()),
+            // Re-reading one's own pending entries hands nothing out.
+            GroupCommand::Deliver(req, reply, _) if req.pending_only => {
                 let outcome = self.deliver(&req).await;
                 settle(reply, outcome, answers)
+            }
+            GroupCommand::Deliver(req, reply, give_back) => {
+                let outcome = self.deliver(&req).await;
+                settle_reclaiming(reply, outcome, answers, |d: Delivered| {
+                    give_back(d.deliveries);
+                })
             }
             GroupCommand::Ack(stream, group, sequences, reply) => {
                 let outcome = self.settle_pending(&stream, &group, &sequences, None).await;
@@ -109,10 +129,14 @@ impl Transaction {
                 let outcome = self.settle_pending(&stream, &group, &sequences, nack).await;
                 settle(reply, outcome, answers)
             }
-            GroupCommand::Claim(stream, group, consumer, min_idle, target, reply) => {
+            GroupCommand::Claim(stream, group, consumer, min_idle, target, reply, give_back) => {
                 let outcome = self
                     .claim(&stream, &group, &consumer, min_idle, target)
                     .await;
+                settle_reclaiming(reply, outcome, answers, give_back)
+            }
+            GroupCommand::Release(stream, group, consumer, handed, reply) => {
+                let outcome = self.release(&stream, &group, &consumer, &handed).await;
                 settle(reply, outcome, answers)
             }
             GroupCommand::SaveCheckpoint(checkpoint, reply) => {
@@ -166,6 +190,17 @@ impl Transaction {
         let cursor = match settings.start {
             GroupStart::Earliest => 0,
             GroupStart::Latest => head.last_sequence,
+            // Past the next sequence, the group would skip the events
+            // appended before its start (as a subscription would).
+            GroupStart::Sequence(s) if s > head.last_sequence.saturating_add(1) => {
+                return Ok(Err(LogError::StartBeyondHead {
+                    unit: "sequence",
+                    requested: s,
+                    next: head.last_sequence.saturating_add(1),
+                    stream: Some(stream.to_string()),
+                    checkpoint: None,
+                }));
+            }
             GroupStart::Sequence(s) => s.saturating_sub(1),
         };
         let record = self
@@ -513,6 +548,43 @@ impl Transaction {
         self.hand_out(&head, &record, entries, consumer.as_str(), &mut out)
             .await?;
         Ok(Ok(out))
+    }
+
+    /// Makes entries handed to `consumer` due now and held by no one, as
+    /// if that delivery never happened (its count is taken back). Entries
+    /// acked, nacked, claimed or redelivered since are left alone.
+    async fn release(
+        &mut self,
+        stream: &StreamName,
+        group: &Label,
+        consumer: &Label,
+        handed: &[(Sequence, u32)],
+    ) -> Outcome<u64> {
+        let (_, record) = match self.group_of(stream, group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let counts: HashMap<Sequence, u32> = handed.iter().copied().collect();
+        let mut sequences: Vec<Sequence> = counts.keys().copied().collect();
+        sequences.sort_unstable();
+        let released: Vec<PendingEntry> = self
+            .tx
+            .pending_entries(record.id, &sequences)
+            .await?
+            .into_iter()
+            .filter(|e| {
+                e.consumer == consumer.as_str()
+                    && counts.get(&e.sequence) == Some(&e.delivery_count)
+            })
+            .map(|e| PendingEntry {
+                consumer: String::new(),
+                delivery_count: e.delivery_count.saturating_sub(1),
+                deliverable_at: self.now,
+                ..e
+            })
+            .collect();
+        self.tx.save_pending(record.id, &released).await?;
+        Ok(Ok(released.len() as u64))
     }
 
     async fn save_checkpoint(&mut self, checkpoint: Checkpoint) -> Outcome<Checkpoint> {

@@ -108,7 +108,9 @@ pub struct ReadQuery {
 pub struct ReadPage {
     /// Events in reading order.
     pub events: Vec<StoredEvent>,
-    /// Where the next page starts.
+    /// Where the next page starts: the first event not returned; at the
+    /// end, the sequence the next appended event will get (forward) or 0
+    /// (backward).
     pub next_sequence: Sequence,
     /// No further event exists in this direction now.
     pub end_of_stream: bool,
@@ -384,14 +386,15 @@ impl EventLog {
                 end_of_stream: false,
             });
         }
+        // At the end, forward: the sequence the next appended event will
+        // get, whatever `from` was. A `from` past the end must not be
+        // echoed back: a poller would skip every event appended between
+        // the end and it. (Events appended since `info` was read may be in
+        // the page already.)
         let next_sequence = match query.direction {
             Direction::Forward => {
-                let from = match query.from {
-                    ReadFrom::Sequence(s) => s,
-                    _ => 0,
-                };
                 let after_last = events.last().map_or(0, |e| e.sequence + 1);
-                from.max(after_last).max(info.last_sequence + 1)
+                after_last.max(info.last_sequence + 1)
             }
             Direction::Backward => 0,
         };
@@ -447,24 +450,46 @@ impl EventLog {
             ));
         }
 
-        let start = match query.start {
+        let (start, checkpoint) = match query.start {
             Start::Checkpoint(name) => {
                 let single = match selectors.as_slice() {
                     [StreamSelector::Name(n)] => Some(n),
                     _ => None,
                 };
-                self.checkpoint_start(&query.checkpoint_owner, &name, single)
-                    .await?
+                (
+                    self.checkpoint_start(&query.checkpoint_owner, &name, single)
+                        .await?,
+                    Some(name),
+                )
             }
-            other => other,
+            other => (other, None),
         };
         // Register with the hub before looking at storage: see subscription.rs.
         let live = self.hub.subscribe();
         let mut min_sequence = None;
+        // A start past what the log has assigned is refused: the cursor
+        // would sit above events not appended yet, and the subscription
+        // would skip them when they come (a resume id from before the log
+        // was reset would stall it for good). The next position or
+        // sequence itself is fine: that is "from the next event on".
+        let beyond_head =
+            |unit, requested, next, stream: Option<&StreamName>| LogError::StartBeyondHead {
+                unit,
+                requested,
+                next,
+                stream: stream.map(ToString::to_string),
+                checkpoint: checkpoint.clone(),
+            };
         let cursor = match &start {
             Start::Earliest => 0,
             Start::Latest => self.storage.head_position().await?,
-            Start::Position(p) => p.saturating_sub(1),
+            Start::Position(p) => {
+                let next = self.storage.head_position().await?.saturating_add(1);
+                if *p > next {
+                    return Err(beyond_head("position", *p, next, None));
+                }
+                p.saturating_sub(1)
+            }
             Start::Time(t) => self.storage.position_before_time(*t).await?,
             Start::Sequence(s) => {
                 let [StreamSelector::Name(name)] = selectors.as_slice() else {
@@ -474,6 +499,15 @@ impl EventLog {
                          use a position for several streams",
                     ));
                 };
+                let last = self
+                    .storage
+                    .get_stream(name)
+                    .await?
+                    .map_or(0, |info| info.last_sequence);
+                let next = last.saturating_add(1);
+                if *s > next {
+                    return Err(beyond_head("sequence", *s, next, Some(name)));
+                }
                 min_sequence = Some(*s);
                 self.storage.position_before_sequence(name, *s).await?
             }

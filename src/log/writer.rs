@@ -428,12 +428,22 @@ pub(super) trait Answer: Send {
 struct Decided<T> {
     reply: Reply<T>,
     result: Result<T, LogError>,
+    /// Takes back a result whose caller went away before it was sent
+    /// (what it handed out must not wait for someone who is gone).
+    reclaim: Option<Box<dyn FnOnce(T) + Send>>,
 }
 
 impl<T: Send> Answer for Decided<T> {
     fn send(self: Box<Self>) {
+        let Self {
+            reply,
+            result,
+            reclaim,
+        } = *self;
         // A caller that went away no longer needs its answer.
-        let _ = self.reply.send(self.result);
+        if let (Err(Ok(unsent)), Some(reclaim)) = (reply.send(result), reclaim) {
+            reclaim(unsent);
+        }
     }
 
     fn fail(self: Box<Self>, error: &StorageError) {
@@ -448,9 +458,33 @@ pub(super) fn settle<T: Send + 'static>(
     outcome: Result<Result<T, LogError>, StorageError>,
     answers: &mut Vec<Box<dyn Answer>>,
 ) -> Result<(), StorageError> {
+    settle_answer(reply, outcome, answers, None)
+}
+
+/// Like [`settle`]; if the caller is gone when the committed result is
+/// sent, `reclaim` gets it back (to release what it handed out).
+pub(super) fn settle_reclaiming<T: Send + 'static>(
+    reply: Reply<T>,
+    outcome: Result<Result<T, LogError>, StorageError>,
+    answers: &mut Vec<Box<dyn Answer>>,
+    reclaim: impl FnOnce(T) + Send + 'static,
+) -> Result<(), StorageError> {
+    settle_answer(reply, outcome, answers, Some(Box::new(reclaim)))
+}
+
+fn settle_answer<T: Send + 'static>(
+    reply: Reply<T>,
+    outcome: Result<Result<T, LogError>, StorageError>,
+    answers: &mut Vec<Box<dyn Answer>>,
+    reclaim: Option<Box<dyn FnOnce(T) + Send>>,
+) -> Result<(), StorageError> {
     match outcome {
         Ok(result) => {
-            answers.push(Box::new(Decided { reply, result }));
+            answers.push(Box::new(Decided {
+                reply,
+                result,
+                reclaim,
+            }));
             Ok(())
         }
         Err(e) => {

@@ -11,6 +11,7 @@ pub use payload::{EventPayload, Extension, append_string_attribute, rewrite_even
 pub mod v1 {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("riverlog.v1");
+    include!(concat!(env!("OUT_DIR"), "/client/riverlog.v1.rs"));
 }
 
 /// The decoded CloudEvents Protobuf Format message.

@@ -939,3 +939,130 @@ async fn groups_sharing_a_dead_letter_stream_each_dead_letter_their_copy() {
     let dead = read_all(&mut client, "s:dlq").await;
     assert_eq!(dead.len(), 2);
 }
+
+#[tokio::test]
+async fn a_group_cannot_start_beyond_the_next_sequence() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..3)).await;
+    let create = |group: &str, sequence: u64| v1::CreateGroupRequest {
+        stream: "s".into(),
+        group: group.into(),
+        start: Some(v1::GroupStart {
+            start: Some(v1::group_start::Start::Sequence(sequence)),
+        }),
+        ..Default::default()
+    };
+    let err = groups.create_group(create("ahead", 5)).await.unwrap_err();
+    assert_error(&err, Code::OutOfRange, "START_BEYOND_HEAD");
+    let info = tonic_types::StatusExt::get_details_error_info(&err).unwrap();
+    assert_eq!(info.metadata["next_sequence"], "4");
+    // The next sequence is fine: the group gets the next event.
+    groups.create_group(create("next", 4)).await.unwrap();
+    assert!(fetch(&mut groups, "s", "next", "c", 10, 0).await.is_empty());
+    publish(&mut client, "s", vec![event("fourth")]).await;
+    let got = fetch(&mut groups, "s", "next", "c", 10, 0).await;
+    assert_eq!(got.iter().map(seq_of).collect::<Vec<_>>(), [4]);
+}
+
+#[tokio::test]
+async fn a_blocking_fetch_answers_before_the_callers_deadline() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    client
+        .create_stream(v1::CreateStreamRequest {
+            stream: "s".into(),
+            retention: None,
+        })
+        .await
+        .unwrap();
+    create_group(&mut groups, "s", "g", 3_600_000, 0).await;
+    // 10 s of blocking asked for, 300 ms allowed by the caller: the
+    // server answers within the deadline (empty: nothing came), rather
+    // than letting it pass.
+    let mut request = tonic::Request::new(fetch_request("s", "g", "c", 10, 10_000));
+    request.set_timeout(std::time::Duration::from_millis(300));
+    let answer = within(groups.fetch(request)).await;
+    let deliveries = answer
+        .expect("answered, not cut off")
+        .into_inner()
+        .deliveries;
+    assert!(deliveries.is_empty());
+    // Nothing is held for the caller, and the next event goes to whoever
+    // asks first.
+    publish(&mut client, "s", vec![event("later")]).await;
+    let got = fetch(&mut groups, "s", "g", "other", 10, 0).await;
+    assert_eq!(
+        got.iter()
+            .map(|d| (seq_of(d), d.delivery_count))
+            .collect::<Vec<_>>(),
+        [(1, 1)]
+    );
+}
+
+#[tokio::test]
+async fn a_fetch_whose_caller_is_gone_leaves_nothing_pending_to_it() {
+    let server = TestServer::start().await;
+    // One connection: the cancelled call's reset goes out before the
+    // publish.
+    let channel = server.channel().await;
+    let mut client = riverlog::proto::v1::event_log_client::EventLogClient::new(channel.clone());
+    let mut groups = Groups::new(channel);
+    client
+        .create_stream(v1::CreateStreamRequest {
+            stream: "s".into(),
+            retention: None,
+        })
+        .await
+        .unwrap();
+    // An event handed to the vanished caller would wait an hour.
+    create_group(&mut groups, "s", "g", 3_600_000, 0).await;
+    let mut g = groups.clone();
+    let gone = tokio::spawn(async move { fetch(&mut g, "s", "g", "gone", 10, 20_000).await });
+    // The server is serving the call once it has seen the consumer.
+    within(async {
+        while group_info(&mut groups, "s", "g").await.consumers.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    gone.abort();
+    assert!(gone.await.unwrap_err().is_cancelled());
+    publish(&mut client, "s", vec![event("e")]).await;
+    // Whether the server dropped the call before or after the event woke
+    // it, the event is the next consumer's, as a first delivery.
+    let got = fetch(&mut groups, "s", "g", "next", 10, 20_000).await;
+    assert_eq!(
+        got.iter()
+            .map(|d| (seq_of(d), d.delivery_count))
+            .collect::<Vec<_>>(),
+        [(1, 1)]
+    );
+    let pending = groups
+        .list_pending(v1::ListPendingRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        pending
+            .entries
+            .iter()
+            .map(|e| (e.sequence, e.consumer.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "next")]
+    );
+    let info = group_info(&mut groups, "s", "g").await;
+    let held_by_gone = info
+        .consumers
+        .iter()
+        .find(|c| c.consumer == "gone")
+        .map_or(0, |c| c.pending);
+    assert_eq!(held_by_gone, 0);
+}

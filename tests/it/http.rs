@@ -647,3 +647,130 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     assert!(doc["components"]["schemas"]["ProblemJson"].is_object());
 }
+
+#[tokio::test]
+async fn history_past_the_end_answers_the_sequence_the_next_event_will_get() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "s", events("e", 0..5)).await;
+    let page = |query: &str| {
+        let url = format!("{}/streams/s/events?{query}", api(&server));
+        async move {
+            let response = http().get(url).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let forward = page("from=100").await;
+    assert_eq!(forward["events"].as_array().unwrap().len(), 0);
+    assert_eq!(forward["end_of_stream"], true);
+    assert_eq!(forward["next_sequence"], 6);
+    let filtered = page("from=100&type=test.created").await;
+    assert_eq!(filtered["next_sequence"], 6);
+    let backward = page("from=100&direction=backward").await;
+    assert_eq!(backward["events"].as_array().unwrap().len(), 5);
+    assert_eq!(backward["events"][0]["rlsequence"], 5);
+    assert_eq!(backward["next_sequence"], 0);
+    // Polling from the answer picks up the next event.
+    publish(&mut client, "s", vec![event("sixth")]).await;
+    let polled = page(&format!("from={}", forward["next_sequence"])).await;
+    assert_eq!(polled["events"][0]["rlsequence"], 6);
+}
+
+#[tokio::test]
+async fn an_sse_start_or_resume_beyond_the_head_is_refused_and_the_head_itself_resumes() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "s", events("old", 0..3)).await; // positions 1-3
+    let url = format!("{}/subscribe?stream=s&heartbeat=1h", api(&server));
+
+    // An id this log never sent (the database was reset since, say).
+    let refused = http()
+        .get(&url)
+        .header("last-event-id", "1000")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(refused, 400, "START_BEYOND_HEAD").await;
+    assert_eq!(body["metadata"]["last_event_id"], "1000");
+    assert_eq!(body["metadata"]["next_position"], "4");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Last-Event-ID 1000"),
+        "{body}"
+    );
+    for from in ["pos:5", "pos:1000", "seq:5"] {
+        let refused = http()
+            .get(format!("{url}&from={from}"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(refused, 400, "START_BEYOND_HEAD").await;
+    }
+
+    // The head itself is a valid resume point: after the last event.
+    let mut resumed = sse(&url, Some(3)).await;
+    let mut from_next = sse(&format!("{url}&from=pos:4"), None).await;
+    let mut from_next_seq = sse(&format!("{url}&from=seq:4"), None).await;
+    for sub in [&mut resumed, &mut from_next, &mut from_next_seq] {
+        while sub.next().await.comment.as_deref() != Some("caught-up") {}
+    }
+    publish(&mut client, "s", events("new", 0..3)).await; // positions 4-6
+    for sub in [&mut resumed, &mut from_next, &mut from_next_seq] {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let (id, _, data) = sub.next_event().await;
+            got.push((id, data["id"].as_str().unwrap().to_owned()));
+        }
+        assert_eq!(
+            got,
+            [
+                (4, "new-0".to_owned()),
+                (5, "new-1".to_owned()),
+                (6, "new-2".to_owned())
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_decode_is_malformed_request() {
+    let server = TestServer::start().await;
+    let base = api(&server);
+    let not_json = http()
+        .post(format!("{base}/streams/s/events"))
+        .header("content-type", "application/cloudevents+json")
+        .body("{\"specversion\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(not_json, 400, "MALFORMED_REQUEST").await;
+    let batch = http()
+        .post(format!("{base}/streams/s/events"))
+        .header("content-type", "application/cloudevents-batch+json")
+        .body("[{")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(batch, 400, "MALFORMED_REQUEST").await;
+    for body in ["{\"stream\": ", "{\"stream\": 7}", "[]"] {
+        let create = http()
+            .post(format!("{base}/streams"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(create, 400, "MALFORMED_REQUEST").await;
+    }
+    // Well-formed JSON with a bad value is still that field's error.
+    let bad_name = http()
+        .post(format!("{base}/streams"))
+        .json(&json!({"stream": "bad name"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad_name, 400, "INVALID_STREAM_NAME").await;
+}

@@ -75,7 +75,10 @@ async fn forward_pages_follow_next_sequence_to_the_end() {
         .unwrap()
         .into_inner();
     assert!(beyond.events.is_empty() && beyond.end_of_stream);
-    assert_eq!(beyond.next_sequence, 100);
+    assert_eq!(
+        beyond.next_sequence, 8,
+        "past the end, still the sequence the next event will get"
+    );
 
     // The default limit is 100; anything above 1000 is served as 1000.
     publish(&mut client, "many", events("m", 0..1000)).await;
@@ -119,6 +122,86 @@ async fn backward_reads_from_the_end_or_a_sequence() {
         .into_inner();
     assert_eq!(seqs(&p2), [3, 2, 1]);
     assert!(p2.end_of_stream);
+}
+
+#[tokio::test]
+async fn a_read_past_the_end_answers_the_sequence_the_next_event_will_get() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "s", events("e", 0..5)).await;
+    let past = |direction, filter| v1::ReadRequest {
+        filter,
+        ..read("s", Some(From::FromSequence(100)), direction, 10)
+    };
+    let forward = client
+        .read(past(v1::ReadDirection::Forward, None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(forward.events.is_empty() && forward.end_of_stream);
+    assert_eq!(forward.next_sequence, 6);
+
+    // Polling from there picks up the next event: nothing is skipped.
+    publish(&mut client, "s", vec![event("sixth")]).await;
+    let polled = client
+        .read(read(
+            "s",
+            Some(From::FromSequence(forward.next_sequence)),
+            v1::ReadDirection::Forward,
+            10,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seqs(&polled), [6]);
+    assert_eq!(polled.next_sequence, 7);
+
+    // Filtered: the same, whether or not anything matched.
+    let only = |types: &[&str]| {
+        Some(v1::EventFilter {
+            types: types.iter().map(|t| (*t).to_owned()).collect(),
+            ..Default::default()
+        })
+    };
+    let filtered = client
+        .read(past(v1::ReadDirection::Forward, only(&["test.created"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(filtered.events.is_empty() && filtered.end_of_stream);
+    assert_eq!(filtered.next_sequence, 7);
+    let unmatched = client
+        .read(v1::ReadRequest {
+            filter: only(&["no.such.type"]),
+            ..read(
+                "s",
+                Some(From::FromSequence(2)),
+                v1::ReadDirection::Forward,
+                10,
+            )
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(unmatched.events.is_empty() && unmatched.end_of_stream);
+    assert_eq!(unmatched.next_sequence, 7);
+
+    // Backward from past the end: the newest events first, then 0.
+    let backward = client
+        .read(past(v1::ReadDirection::Backward, None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seqs(&backward), [6, 5, 4, 3, 2, 1]);
+    assert!(backward.end_of_stream);
+    assert_eq!(backward.next_sequence, 0);
+    let backward = client
+        .read(past(v1::ReadDirection::Backward, only(&["test.created"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(backward.events.len(), 6);
+    assert_eq!(backward.next_sequence, 0);
 }
 
 #[tokio::test]

@@ -88,10 +88,11 @@ async fn sequence_position_and_time_starts_are_inclusive() {
         [4, 5, 6, 7, 8]
     );
 
-    // A sequence beyond the end waits for that sequence.
+    // The next sequence waits for it (further ones are refused: see
+    // a_start_beyond_the_head_is_refused_and_the_next_one_waits_for_it).
     let mut ahead = subscribe(
         &mut client,
-        subscribe_request(&["a"], Some(Start::Sequence(7))),
+        subscribe_request(&["a"], Some(Start::Sequence(6))),
     )
     .await;
     assert!(matches!(
@@ -99,8 +100,87 @@ async fn sequence_position_and_time_starts_are_inclusive() {
         Message::CaughtUp(_)
     ));
     publish(&mut client, "a", events("a", 5..7)).await; // sequences 6, 7
-    let got = next_events(&mut ahead, 1).await;
-    assert_eq!(got[0].sequence, 7);
+    let got = next_events(&mut ahead, 2).await;
+    assert_eq!(got.iter().map(|e| e.sequence).collect::<Vec<_>>(), [6, 7]);
+}
+
+#[tokio::test]
+async fn a_start_beyond_the_head_is_refused_and_the_next_one_waits_for_it() {
+    use riverlog::proto::v1::commit_checkpoint_request::At;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "a", events("a", 0..3)).await; // positions 1-3
+    publish(&mut client, "b", events("b", 0..2)).await; // positions 4-5
+
+    // Positions up to the next one (6) may start a subscription; past it
+    // the subscription would skip what is appended in between.
+    for (streams, start, metadata) in [
+        (&["a", "b"][..], Start::Position(7), ("position", "7")),
+        (&["*"][..], Start::Position(1000), ("position", "1000")),
+        (&["a"][..], Start::Sequence(5), ("sequence", "5")),
+        (&["new"][..], Start::Sequence(2), ("sequence", "2")),
+    ] {
+        let err = client
+            .subscribe(subscribe_request(streams, Some(start.clone())))
+            .await
+            .expect_err("refused");
+        assert_error(&err, Code::OutOfRange, "START_BEYOND_HEAD");
+        let info = tonic_types::StatusExt::get_details_error_info(&err).unwrap();
+        assert_eq!(
+            info.metadata.get(metadata.0).map(String::as_str),
+            Some(metadata.1),
+            "{start:?}: {info:?}"
+        );
+    }
+    // A checkpoint that names a position the log never reached.
+    let mut checkpoints =
+        riverlog::proto::v1::checkpoints_client::CheckpointsClient::new(server.channel().await);
+    checkpoints
+        .commit_checkpoint(v1::CommitCheckpointRequest {
+            name: "stale".into(),
+            stream: String::new(),
+            at: Some(At::Position(1000)),
+        })
+        .await
+        .unwrap();
+    let err = client
+        .subscribe(subscribe_request(
+            &["a"],
+            Some(Start::Checkpoint("stale".into())),
+        ))
+        .await
+        .expect_err("refused");
+    assert_error(&err, Code::OutOfRange, "START_BEYOND_HEAD");
+    let info = tonic_types::StatusExt::get_details_error_info(&err).unwrap();
+    assert_eq!(info.metadata["checkpoint"], "stale");
+
+    // The next position and the next sequence wait for the next event.
+    let mut by_pos = subscribe(
+        &mut client,
+        subscribe_request(&["a", "b"], Some(Start::Position(6))),
+    )
+    .await;
+    let mut by_seq = subscribe(
+        &mut client,
+        subscribe_request(&["a"], Some(Start::Sequence(4))),
+    )
+    .await;
+    let mut new_stream = subscribe(
+        &mut client,
+        subscribe_request(&["new"], Some(Start::Sequence(1))),
+    )
+    .await;
+    for sub in [&mut by_pos, &mut by_seq, &mut new_stream] {
+        assert!(matches!(next_message(sub).await, Message::CaughtUp(_)));
+    }
+    publish(&mut client, "a", vec![event("a-3")]).await; // position 6
+    publish(&mut client, "new", vec![event("n-0")]).await; // position 7
+    let got = next_events(&mut by_pos, 1).await;
+    assert_eq!((got[0].position, event_id(&got[0])), (6, "a-3".to_owned()));
+    let got = next_events(&mut by_seq, 1).await;
+    assert_eq!((got[0].sequence, event_id(&got[0])), (4, "a-3".to_owned()));
+    let got = next_events(&mut new_stream, 1).await;
+    assert_eq!(event_id(&got[0]), "n-0");
 }
 
 #[tokio::test]

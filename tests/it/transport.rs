@@ -315,3 +315,139 @@ async fn cors_preflights_may_ask_for_authorization() {
         "{allowed}"
     );
 }
+
+/// Sends and receives message bytes as they are, to put on the wire what
+/// no generated client would.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        *self
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        *self
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+/// Bytes no riverlog request decodes from: a length-delimited field 1
+/// claiming 100 bytes that never come, and a field with wire type 7,
+/// which does not exist.
+const UNDECODABLE: [&[u8]; 2] = [&[0x0a, 100], &[0x0f, 0x01]];
+
+#[tokio::test]
+async fn a_request_that_does_not_decode_is_invalid_argument_malformed_request_on_every_rpc() {
+    let server = TestServer::start().await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    for method in [
+        "/riverlog.v1.EventLog/Publish",
+        "/riverlog.v1.EventLog/Read",
+        "/riverlog.v1.ConsumerGroups/Fetch",
+        "/riverlog.v1.Checkpoints/CommitCheckpoint",
+    ] {
+        for body in UNDECODABLE {
+            grpc.ready().await.unwrap();
+            let path = http::uri::PathAndQuery::from_static(method);
+            let err = grpc
+                .unary(tonic::Request::new(body.to_vec()), path, RawCodec)
+                .await
+                .expect_err("refused");
+            assert_error(&err, tonic::Code::InvalidArgument, "MALFORMED_REQUEST");
+        }
+    }
+    // Server-streaming calls refuse it before their stream starts.
+    for method in [
+        "/riverlog.v1.EventLog/Subscribe",
+        "/riverlog.v1.ConsumerGroups/Consume",
+    ] {
+        for body in UNDECODABLE {
+            grpc.ready().await.unwrap();
+            let path = http::uri::PathAndQuery::from_static(method);
+            let err = grpc
+                .server_streaming(tonic::Request::new(body.to_vec()), path, RawCodec)
+                .await
+                .expect_err("refused");
+            assert_error(&err, tonic::Code::InvalidArgument, "MALFORMED_REQUEST");
+        }
+    }
+    // The same bytes as a well-formed message of nothing are fine: the
+    // refusal is about decoding, not about content.
+    grpc.ready().await.unwrap();
+    let err = grpc
+        .unary(
+            tonic::Request::new(Vec::new()),
+            http::uri::PathAndQuery::from_static("/riverlog.v1.EventLog/GetStream"),
+            RawCodec,
+        )
+        .await
+        .expect_err("an empty stream name");
+    assert_error(&err, tonic::Code::InvalidArgument, "INVALID_STREAM_NAME");
+}
+
+#[tokio::test]
+async fn a_grpc_web_request_that_does_not_decode_is_malformed_request_too() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::builder().http1_only().build().unwrap();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(UNDECODABLE[0].len() as u32).to_be_bytes());
+    frame.extend_from_slice(UNDECODABLE[0]);
+    let response = http
+        .post(format!(
+            "http://{}/riverlog.v1.EventLog/Publish",
+            server.addr
+        ))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(frame)
+        .send()
+        .await
+        .unwrap();
+    // The status comes in the headers (trailers-only) or in the trailer
+    // frame of the body.
+    let mut fields = response.headers().clone();
+    let (_, trailers) = grpc_web_parse(&response.bytes().await.unwrap());
+    for line in trailers.lines() {
+        if let Some((name, value)) = line.split_once(':') {
+            fields.insert(
+                http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                value.trim().parse().unwrap(),
+            );
+        }
+    }
+    let status = tonic::Status::from_header_map(&fields).expect("a grpc-status");
+    assert_error(&status, tonic::Code::InvalidArgument, "MALFORMED_REQUEST");
+}
