@@ -727,6 +727,24 @@ impl EventLog {
                 ));
             }
             (Some(CheckpointAt::Sequence(s)), Some(stream)) => {
+                // A checkpoint names an event processed, so one that cannot
+                // exist yet would make its resume skip events: refused now
+                // rather than when a subscription resumes from it.
+                let last = self
+                    .storage
+                    .get_stream(stream)
+                    .await?
+                    .ok_or_else(|| LogError::StreamNotFound(stream.to_string()))?
+                    .last_sequence;
+                if s > last {
+                    return Err(LogError::StartBeyondHead {
+                        unit: "sequence",
+                        requested: s.saturating_add(1),
+                        next: last.saturating_add(1),
+                        stream: Some(stream.to_string()),
+                        checkpoint: Some(name.to_string()),
+                    });
+                }
                 // Remember where that event sits in the log too, so the
                 // checkpoint can also be resumed by position.
                 let position = self
@@ -735,7 +753,19 @@ impl EventLog {
                     .await?;
                 (s, position)
             }
-            (Some(CheckpointAt::Position(p)), _) => (0, p),
+            (Some(CheckpointAt::Position(p)), _) => {
+                let head = self.storage.head_position().await?;
+                if p > head {
+                    return Err(LogError::StartBeyondHead {
+                        unit: "position",
+                        requested: p.saturating_add(1),
+                        next: head.saturating_add(1),
+                        stream: None,
+                        checkpoint: Some(name.to_string()),
+                    });
+                }
+                (0, p)
+            }
         };
         let checkpoint = Checkpoint {
             owner: owner.clone(),

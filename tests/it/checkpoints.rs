@@ -7,6 +7,8 @@ use riverlog::proto::v1::{
 use tonic::Code;
 use tonic::transport::Channel;
 
+use tonic_types::StatusExt;
+
 use crate::common::*;
 
 fn commit(name: &str, stream: &str, at: Option<At>) -> v1::CommitCheckpointRequest {
@@ -117,6 +119,44 @@ async fn checkpoint_errors_are_precise() {
         .await
         .unwrap_err();
     assert_error(&err, Code::InvalidArgument, "INVALID_CHECKPOINT_NAME");
+}
+
+#[tokio::test]
+async fn a_checkpoint_past_the_head_is_refused_when_committed_not_when_resumed() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "s", events("e", 0..5)).await;
+    let mut cps = checkpoints(&server).await;
+    // The last event is processable; one past it cannot have been.
+    for (stream, at) in [("s", At::Sequence(5)), ("", At::Position(5))] {
+        cps.commit_checkpoint(commit("cp", stream, Some(at)))
+            .await
+            .expect("the head itself");
+    }
+    for (stream, at, unit, next) in [
+        ("s", At::Sequence(6), "sequence", "6"),
+        ("", At::Position(100), "position", "6"),
+    ] {
+        let err = cps
+            .commit_checkpoint(commit("cp", stream, Some(at)))
+            .await
+            .unwrap_err();
+        assert_error(&err, Code::OutOfRange, "START_BEYOND_HEAD");
+        let info = err.get_details_error_info().unwrap();
+        assert_eq!(info.metadata[&format!("next_{unit}")], next);
+        assert_eq!(info.metadata["checkpoint"], "cp");
+    }
+    let kept = cps
+        .get_checkpoint(v1::GetCheckpointRequest {
+            name: "cp".into(),
+            stream: "s".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .checkpoint
+        .unwrap();
+    assert_eq!(kept.sequence, 5, "the refused commit moved nothing");
 }
 
 /// Reads `n` events from a subscription starting at checkpoint `name`,
