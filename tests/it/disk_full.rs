@@ -138,3 +138,82 @@ async fn a_full_disk_refuses_the_batch_and_writes_resume_once_space_is_freed() {
     drop(client);
     server.stop().await;
 }
+
+/// Review: health turns SERVING again only once a batch as large as the one
+/// that failed fits (the write_probe migration's own words). A probe that
+/// fails must not forget that size: the writer records the failed probe's
+/// batch bytes (0, a probe carries no payload) as `failed_bytes`, so the
+/// next probe shrinks to 64 KiB, fits, and health says SERVING while the
+/// batch that failed still cannot be written: readiness flaps with every
+/// retry of that batch.
+#[tokio::test]
+async fn health_stays_not_serving_while_the_failed_batch_still_does_not_fit() {
+    if backend_is_postgres() {
+        return;
+    }
+    let Some(tmpfs) = Tmpfs::mount("8m") else {
+        eprintln!("!!! disk-full test SKIPPED: RIVERLOG_TEST_NO_TMPFS is set");
+        return;
+    };
+    // About 2.5 MiB stay free for the database and its WAL.
+    fill(&tmpfs.path().join("filler"), 5 << 20);
+    let db = TestDb::with_url(format!(
+        "sqlite://{}",
+        tmpfs.path().join("riverlog.db").display()
+    ));
+    let server = TestServer::start_in(db, |_| {}).await;
+    let mut client = server.client().await;
+    let mut watch = HealthClient::new(server.channel().await)
+        .watch(HealthCheckRequest {
+            service: "riverlog.v1.EventLog".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next_status(&mut watch).await, ServingStatus::Serving as i32);
+
+    // A small write fits.
+    client
+        .publish(publish_request("s", events("small", 0..1)))
+        .await
+        .expect("a small publish fits");
+    // About 4 MiB in one batch: more than the disk has.
+    let big = || -> Vec<_> {
+        (0..4)
+            .map(|i| {
+                let mut e = cloud_event(&format!("big-{i}"), "test.created", None);
+                e.data = Some(Data::BinaryData(vec![0xAB; 1000 << 10]));
+                EventPayload::from(e)
+            })
+            .collect()
+    };
+    let refused = client
+        .publish(publish_request("s", big()))
+        .await
+        .expect_err("4 MiB do not fit in 2.5");
+    assert_error(&refused, Code::Unavailable, "STORAGE_UNAVAILABLE");
+    assert_eq!(
+        next_status(&mut watch).await,
+        ServingStatus::NotServing as i32
+    );
+
+    // Nothing was freed: the 4 MiB batch cannot fit, so health must stay
+    // NOT_SERVING. Any SERVING now must mean that batch fits again.
+    let next = tokio::time::timeout(std::time::Duration::from_secs(3), watch.message()).await;
+    if let Ok(Ok(Some(status))) = next {
+        assert_ne!(
+            status.status,
+            ServingStatus::Serving as i32,
+            "health turned SERVING although nothing was freed; the batch that failed \
+             still fails: {:?}",
+            client
+                .publish(publish_request("s", big()))
+                .await
+                .map(|_| "accepted")
+                .map_err(|s| s.message().to_owned())
+        );
+    }
+    drop(watch);
+    drop(client);
+    server.stop().await;
+}
