@@ -217,3 +217,94 @@ async fn health_stays_not_serving_while_the_failed_batch_still_does_not_fit() {
     drop(client);
     server.stop().await;
 }
+
+/// Review: the health probe is a writer command like any other, so it is
+/// batched with real publishes: while a probe of up to 8 MiB is in the
+/// same transaction, a small publish that fits on the disk fails with it
+/// (UNAVAILABLE), and the probe is not even counted in the batch's bytes.
+#[tokio::test]
+async fn a_health_probe_never_fails_a_publish_that_fits() {
+    if backend_is_postgres() {
+        return;
+    }
+    let Some(tmpfs) = Tmpfs::mount("8m") else {
+        eprintln!("!!! disk-full test SKIPPED: RIVERLOG_TEST_NO_TMPFS is set");
+        return;
+    };
+    fill(&tmpfs.path().join("filler"), 3 << 20);
+    let db = TestDb::with_url(format!(
+        "sqlite://{}",
+        tmpfs.path().join("riverlog.db").display()
+    ));
+    let server = TestServer::start_in(db, |c| {
+        c.health_check_interval = std::time::Duration::from_millis(5);
+    })
+    .await;
+    let mut client = server.client().await;
+    let big = |round: usize| -> Vec<_> {
+        (0..6)
+            .map(|i| {
+                let mut e = cloud_event(&format!("big-{round}-{i}"), "test.created", None);
+                e.data = Some(Data::BinaryData(vec![0xAB; 1000 << 10]));
+                EventPayload::from(e)
+            })
+            .collect()
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Small publishes never share a batch with the big one (that would fail
+    // them by design): the big one is sent only while none is in flight.
+    let gate = std::sync::Arc::new(tokio::sync::RwLock::new(()));
+    let mut small = Vec::new();
+    for task in 0..4 {
+        let mut client = server.client().await;
+        let stop = stop.clone();
+        let gate = gate.clone();
+        small.push(tokio::spawn(async move {
+            let mut refused = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = format!("small-{task}-{n}");
+                let _pass = gate.read().await;
+                if let Err(status) = client
+                    .publish(publish_request("small", vec![event(&id)]))
+                    .await
+                {
+                    refused.push(status.message().to_owned());
+                }
+                n += 1;
+                drop(_pass);
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            refused
+        }));
+    }
+    // Each refused big batch makes the next health ticks probe with 8 MiB.
+    for round in 0..5 {
+        let closed = gate.write().await;
+        let refused = client
+            .publish(publish_request("big", big(round)))
+            .await
+            .expect_err("6 MiB do not fit in 4.5");
+        drop(closed);
+        assert_error(&refused, Code::Unavailable, "STORAGE_UNAVAILABLE");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut refused = Vec::new();
+    for task in small {
+        refused.extend(task.await.unwrap());
+    }
+    // The disk still takes small publishes: none was refused for want of space.
+    client
+        .publish(publish_request("small", events("after", 0..1)))
+        .await
+        .expect("small publishes still fit");
+    assert!(
+        refused.is_empty(),
+        "{} small publishes that fit were refused, e.g. {:?}",
+        refused.len(),
+        refused.first()
+    );
+    drop(client);
+    server.stop().await;
+}
