@@ -528,6 +528,9 @@ async fn sample_groups(
     }
 }
 
+/// Longest a health probe may take before storage counts as unavailable.
+const PROBE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Probes storage and keeps the health service's status in step with it:
 /// SERVING while storage answers reads and takes writes. Reads alone do not
 /// tell: a full disk still serves them while every publish fails.
@@ -547,9 +550,16 @@ async fn probe_storage(
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let checked = match storage.ping().await {
-            Ok(()) => log.check_writes().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        // Bounded: a writer stuck on a half-open connection must turn health
+        // NOT_SERVING, not freeze it.
+        let patience = every.max(PROBE_PATIENCE);
+        let checked = match tokio::time::timeout(patience, storage.ping()).await {
+            Ok(Ok(())) => match tokio::time::timeout(patience, log.check_writes()).await {
+                Ok(checked) => checked.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("a write probe took over {patience:?}")),
+            },
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("a read probe took over {patience:?}")),
         };
         let healthy = match checked {
             Ok(()) => true,

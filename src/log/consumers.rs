@@ -648,7 +648,12 @@ impl EventLog {
         };
         let info = self.group_info(&stream, &group).await?;
         let id = info.state.group.id;
-        let summary = self.storage.pending_summary(id).await?;
+        let mut summary = self.storage.pending_summary(id).await?;
+        // Entries given back by a caller that went away are held by no one
+        // (consumer ""): counted, but not listed as a consumer.
+        summary
+            .consumers
+            .retain(|(consumer, _)| !consumer.is_empty());
         let query = PendingQuery {
             consumer,
             delivered_before: min_idle.map(|d| UnixMicros::now().saturating_sub(d)),

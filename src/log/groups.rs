@@ -205,7 +205,8 @@ pub struct PendingSummary {
     pub lowest: Option<Sequence>,
     /// Highest pending sequence.
     pub highest: Option<Sequence>,
-    /// Counts per consumer, in name order.
+    /// Counts per consumer, in name order (storage also counts entries held
+    /// by no one under `""`; the domain leaves those out).
     pub consumers: Vec<(String, u64)>,
 }
 

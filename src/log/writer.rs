@@ -96,6 +96,10 @@ enum Command {
 }
 
 impl Command {
+    fn is_probe(&self) -> bool {
+        matches!(self, Self::Probe(..))
+    }
+
     fn bytes(&self) -> usize {
         match self {
             Self::Append(req, _) => req.events.iter().map(|e| e.payload.len()).sum(),
@@ -294,21 +298,34 @@ impl Writer {
             metrics,
             outcome,
         } = self;
+        // A probe met while a batch was being gathered: it goes next, alone.
+        let mut held_back: Option<Command> = None;
         loop {
-            let next = tokio::select! {
-                biased;
-                cmd = commands.recv() => cmd,
-                () = stop.cancelled() => {
-                    // Refuse new commands; what is queued still commits.
-                    commands.close();
-                    commands.recv().await
-                }
+            let next = match held_back.take() {
+                Some(cmd) => Some(cmd),
+                None => tokio::select! {
+                    biased;
+                    cmd = commands.recv() => cmd,
+                    () = stop.cancelled() => {
+                        // Refuse new commands; what is queued still commits.
+                        commands.close();
+                        commands.recv().await
+                    }
+                },
             };
             let Some(first) = next else { break };
             let mut bytes = first.bytes();
+            // A probe commits in a transaction of its own: its filler must
+            // never fail a publish that would have fitted, and its failure
+            // must only say something about its own size.
+            let alone = first.is_probe();
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
+            while !alone && batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
                 match commands.try_recv() {
+                    Ok(cmd) if cmd.is_probe() => {
+                        held_back = Some(cmd);
+                        break;
+                    }
                     Ok(cmd) => {
                         bytes += cmd.bytes();
                         batch.push(cmd);
@@ -344,7 +361,11 @@ impl Writer {
                 }
                 Err(e) => {
                     if matches!(e, StorageError::Unavailable(_)) {
-                        outcome.failed_bytes.store(bytes, Ordering::Release);
+                        // What the probe must fit: the payload that did not.
+                        // A probe's or an event-less batch's failure keeps it.
+                        if bytes > 0 {
+                            outcome.failed_bytes.store(bytes, Ordering::Release);
+                        }
                         outcome.failing.store(true, Ordering::Release);
                     }
                     warn!(commands = size, error = %e, "write batch rolled back");

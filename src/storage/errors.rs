@@ -42,6 +42,14 @@ pub const POSTGRES_UNAVAILABLE: &[(&str, &str)] = &[
         "query cancelled: statement_timeout, e.g. waiting for another replica's lock",
     ),
     (
+        "25P03",
+        "idle-in-transaction timeout: the session was ended",
+    ),
+    (
+        "40003",
+        "statement completion unknown: the connection was lost mid-statement",
+    ),
+    (
         "55000",
         "object not in prerequisite state: database not accepting connections",
     ),
@@ -69,10 +77,16 @@ pub fn postgres_code_is_unavailable(code: &str) -> bool {
 pub const SQLITE_UNAVAILABLE: &[(i32, &str)] = &[
     (5, "SQLITE_BUSY"),
     (6, "SQLITE_LOCKED"),
+    (7, "SQLITE_NOMEM"),
     (8, "SQLITE_READONLY"),
+    (9, "SQLITE_INTERRUPT"),
     (10, "SQLITE_IOERR"),
     (13, "SQLITE_FULL"),
     (14, "SQLITE_CANTOPEN"),
+    (
+        15,
+        "SQLITE_PROTOCOL: a WAL lock race, retried by SQLite and then given up",
+    ),
 ];
 
 /// Whether a SQLite result code (primary or extended) is an outage.
@@ -134,6 +148,8 @@ mod tests {
             ("25006", "read-only transaction"),
             ("40001", "serialization failure"),
             ("40P01", "deadlock"),
+            ("25P03", "idle-in-transaction session timeout"),
+            ("40003", "statement completion unknown"),
         ] {
             assert!(postgres_code_is_unavailable(code), "{code} ({why})");
         }
@@ -161,12 +177,17 @@ mod tests {
             (5, "SQLITE_BUSY"),
             (517, "SQLITE_BUSY_SNAPSHOT"),
             (6, "SQLITE_LOCKED"),
+            (7, "SQLITE_NOMEM"),
             (8, "SQLITE_READONLY"),
+            (9, "SQLITE_INTERRUPT"),
             (10, "SQLITE_IOERR"),
             (266, "SQLITE_IOERR_READ"),
             (778, "SQLITE_IOERR_WRITE"),
             (13, "SQLITE_FULL"),
             (14, "SQLITE_CANTOPEN"),
+            (7, "SQLITE_NOMEM"),
+            (9, "SQLITE_INTERRUPT"),
+            (15, "SQLITE_PROTOCOL"),
         ] {
             assert!(sqlite_code_is_unavailable(code), "{code} ({why})");
         }

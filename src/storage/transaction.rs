@@ -57,13 +57,18 @@ where
     /// visible afterwards unless the commit was cut off after the database
     /// made it durable (a lost connection), which no client can tell apart.
     pub(super) async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let Some(mut conn) = self.conn.take() else {
+        // The connection stays in `self` until COMMIT answered: a future
+        // dropped half-way leaves it to `Drop`, which discards it.
+        let Some(conn) = self.conn.as_deref_mut() else {
             return Ok(());
         };
-        match sqlx::raw_sql("COMMIT").execute(&mut *conn).await {
-            Ok(_) => Ok(()),
+        match sqlx::raw_sql("COMMIT").execute(conn).await {
+            Ok(_) => {
+                self.conn = None;
+                Ok(())
+            }
             Err(e) => {
-                roll_back_or_discard(conn).await;
+                self.roll_back_or_discard().await;
                 Err(e)
             }
         }
@@ -71,22 +76,22 @@ where
 
     /// Rolls back; a connection on which that fails is discarded.
     pub(super) async fn rollback(mut self) {
-        if let Some(conn) = self.conn.take() {
-            roll_back_or_discard(conn).await;
-        }
+        self.roll_back_or_discard().await;
     }
-}
 
-async fn roll_back_or_discard<DB: Database>(mut conn: PoolConnection<DB>)
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-{
-    // SQLite may already have rolled back by itself (then ROLLBACK fails
-    // with "no transaction is active"); either way the connection's state
-    // is only certain after a ROLLBACK succeeded.
-    if let Err(e) = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await {
-        warn!(error = %e, "rollback failed; replacing the write connection");
-        conn.close_on_drop();
+    async fn roll_back_or_discard(&mut self) {
+        let Some(conn) = self.conn.as_deref_mut() else {
+            return;
+        };
+        // SQLite may already have rolled back by itself (then ROLLBACK fails
+        // with "no transaction is active"); either way the connection's
+        // state is only certain after a ROLLBACK succeeded.
+        match sqlx::raw_sql("ROLLBACK").execute(conn).await {
+            // Back to the pool, outside any transaction.
+            Ok(_) => self.conn = None,
+            // Left in `self`: `Drop` discards it.
+            Err(e) => warn!(error = %e, "rollback failed; replacing the write connection"),
+        }
     }
 }
 
