@@ -10,7 +10,8 @@
 # five once built) from the seeds in fuzz/seeds/<target>/ and the corpus
 # kept in fuzz/corpus/<target>/ (ignored by git). Exits non-zero on any
 # crash, leak, timeout or out-of-memory, and prints the input that caused
-# it (fuzz/artifacts/<target>/).
+# it (fuzz/artifacts/<target>/). libFuzzer's full output of the last run
+# of each target is kept in fuzz/logs/<target>.log.
 #
 # Long run, 10 minutes per target, on a shared machine:
 #   nice -n 19 scripts/fuzz.sh 600
@@ -69,8 +70,8 @@ failed=()
 for target in "${TARGETS[@]}"; do
   corpus="fuzz/corpus/$target"
   artifacts="fuzz/artifacts/$target"
-  mkdir -p "$corpus" "$artifacts"
-  log="$(mktemp)"
+  mkdir -p "$corpus" "$artifacts" fuzz/logs
+  log="fuzz/logs/$target.log"
   echo "=== $target: ${seconds}s"
   status=0
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb: memory
@@ -94,7 +95,6 @@ for target in "${TARGETS[@]}"; do
     echo "!!! $target: no coverage feedback: the build is not instrumented" >&2
     failed+=("$target")
   fi
-  rm -f "$log"
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then
