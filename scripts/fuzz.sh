@@ -86,9 +86,11 @@ for target in "${TARGETS[@]}"; do
     "$corpus" "fuzz/seeds/$target" >"$log" 2>&1 || status=$?
   grep -E '^(#[0-9]+\s+DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)' "$log" || true
   if [ "$status" -ne 0 ]; then
-    tail -n 40 "$log"
+    grep -A 2 'panicked at' "$log" | head -n 12 || true
+    tail -n 15 "$log"
     artifact="$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)"
-    echo "!!! $target FAILED (exit $status); input: ${artifact:-see the log above}" >&2
+    echo "!!! $target FAILED (exit $status); input: ${artifact:+$PWD/$artifact}" >&2
+    echo "!!! full output: $PWD/$log" >&2
     failed+=("$target")
   elif grep -q 'no interesting inputs were found' "$log" || ! grep -qE 'cov: [1-9]' "$log"; then
     tail -n 20 "$log"

@@ -106,7 +106,7 @@ fn last<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(name)
         .iter()
-        .last()
+        .next_back()
         .and_then(|v| v.to_str().ok())
 }
 
