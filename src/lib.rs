@@ -16,6 +16,8 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod log;
 pub mod metrics;

@@ -5,10 +5,10 @@
 mod caller;
 mod console;
 mod problem;
-mod publish;
+pub(crate) mod publish;
 mod rest;
 pub mod schema;
-mod sse;
+pub(crate) mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -69,7 +69,7 @@ fn is_text(essence: &str) -> bool {
 }
 
 /// A binary-mode event: attributes in `ce-*` headers, data in the body.
-fn binary_event(headers: &HeaderMap, body: Bytes) -> Result<CloudEvent, Problem> {
+pub(crate) fn binary_event(headers: &HeaderMap, body: Bytes) -> Result<CloudEvent, Problem> {
     let mut event = CloudEvent::default();
     for (name, value) in headers {
         let Some(attr) = name.as_str().strip_prefix("ce-") else {

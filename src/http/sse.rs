@@ -220,7 +220,7 @@ pub(super) struct SubscribeParams {
 }
 
 /// Where a reconnecting `EventSource` left off.
-fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
     headers
         .get("last-event-id")
         .map(|v| {

@@ -31,13 +31,13 @@ impl UnixMicros {
         Self(micros)
     }
 
-    /// From seconds and nanoseconds, as in `google.protobuf.Timestamp`.
+    /// From seconds and nanoseconds, as in `google.protobuf.Timestamp`;
+    /// saturates at the ends of the range.
     pub fn from_parts(seconds: i64, nanos: i32) -> Self {
-        Self(
-            seconds
-                .saturating_mul(1_000_000)
-                .saturating_add(i64::from(nanos) / 1_000),
-        )
+        // The sum saturates, not the product: the last second before
+        // `i64::MIN` microseconds still holds times `to_parts` splits.
+        let micros = i128::from(seconds) * 1_000_000 + i128::from(nanos / 1_000);
+        Self(i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX }))
     }
 
     /// Splits into seconds and nanoseconds.
@@ -156,10 +156,26 @@ mod tests {
 
     #[test]
     fn micros_round_trip_through_timestamp_parts() {
-        for t in [0, 1, -1, 1_700_000_000_123_456, -1_500_000] {
+        for t in [
+            0,
+            1,
+            -1,
+            1_700_000_000_123_456,
+            -1_500_000,
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MAX,
+        ] {
             let (s, n) = UnixMicros(t).to_parts();
             assert!((0..1_000_000_000).contains(&n));
             assert_eq!(UnixMicros::from_parts(s, n), UnixMicros(t));
         }
+        assert_eq!(UnixMicros::from_parts(i64::MAX, 0), UnixMicros(i64::MAX));
+        assert_eq!(UnixMicros::from_parts(i64::MIN, 0), UnixMicros(i64::MIN));
+        // Found by fuzzing (start_position): year -925157 parsed to a time
+        // that did not survive the trip through the wire's Timestamp.
+        let t = UnixMicros::parse_rfc3339("-925157-11-24T12:00:00.1249Z").unwrap();
+        let (s, n) = t.to_parts();
+        assert_eq!(UnixMicros::from_parts(s, n), t);
     }
 }

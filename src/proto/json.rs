@@ -34,9 +34,16 @@ fn string_attribute(event: &CloudEvent, name: &str) -> Option<String> {
     }
 }
 
-/// Formats microseconds since the epoch as RFC 3339 in UTC.
+/// Last microsecond RFC 3339 can write: its years have four digits.
+const MAX_RFC3339_MICROS: u64 = 253_402_300_800_000_000 - 1;
+
+/// Formats microseconds since the epoch as RFC 3339 in UTC, within what it
+/// can write: times before 1970 as 1970, times after 9999 as the end of
+/// 9999 (event times come from publishers and can be anything).
 pub fn rfc3339(t: UnixMicros) -> String {
-    let micros = u64::try_from(t.0).unwrap_or(0);
+    // humantime fails on years past 9999, which `to_string` would turn
+    // into a panic.
+    let micros = u64::try_from(t.0).unwrap_or(0).min(MAX_RFC3339_MICROS);
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros);
     humantime::format_rfc3339_micros(time).to_string()
 }
@@ -217,6 +224,23 @@ mod tests {
         expected["datacontenttype"] = json!("application/json");
         expected["rlsequence"] = json!(4);
         assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn times_outside_rfc3339_are_clamped_not_a_panic() {
+        assert_eq!(rfc3339(UnixMicros(i64::MAX)), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(
+            rfc3339(UnixMicros(253_402_300_800_000_000)),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(rfc3339(UnixMicros(i64::MIN)), "1970-01-01T00:00:00.000000Z");
+        // A time attribute of year 70700, as the JSON format reads it.
+        let event = from_json(&json!({
+            "specversion": "1.0", "id": "y", "source": "/s", "type": "t",
+            "time": "+70700-06-01"
+        }))
+        .unwrap();
+        assert_eq!(to_json(&event, &[])["time"], "9999-12-31T23:59:59.999999Z");
     }
 
     #[test]

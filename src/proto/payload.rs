@@ -160,9 +160,11 @@ impl Message for EventPayload {
                 }
             }
             // Groups are not part of proto3 and never appear in a CloudEvent:
-            // skip them the way prost skips unknown fields.
+            // dropped, as prost skips an unknown field, but refused in place
+            // of a CloudEvent field (wrong wire type), as prost refuses it.
+            // `CloudEvent`'s own decoder does exactly that.
             WireType::StartGroup | WireType::EndGroup => {
-                prost::encoding::skip_field(wire_type, tag, buf, ctx)
+                CloudEvent::default().merge_field(tag, wire_type, buf, ctx)
             }
         };
         self.0 = out.freeze();
@@ -259,6 +261,23 @@ mod tests {
         }
         .encode_to_vec();
         assert!(Wrapper::decode(&full[..full.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn a_group_is_rejected_where_prost_rejects_it_and_skipped_elsewhere() {
+        let wire = EventPayload::from_event(&sample()).into_encoded().to_vec();
+        // A group (start and end tags) in place of field 7, `text_data`:
+        // not a CloudEvent encoding.
+        let mut bad = wire.clone();
+        bad.extend_from_slice(&[0x3b, 0x3c]);
+        assert!(CloudEvent::decode(bad.as_slice()).is_err());
+        assert!(<EventPayload as Message>::decode(bad.as_slice()).is_err());
+        // The same group as unknown field 20: skipped by both.
+        let mut unknown = wire.clone();
+        unknown.extend_from_slice(&[0xa3, 0x01, 0x08, 0x01, 0xa4, 0x01]);
+        assert_eq!(CloudEvent::decode(unknown.as_slice()).unwrap(), sample());
+        let payload = <EventPayload as Message>::decode(unknown.as_slice()).unwrap();
+        assert_eq!(payload.into_encoded(), wire);
     }
 
     #[test]
