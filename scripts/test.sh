@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every riverlog test: unit tests and the black-box integration tests
-# against real servers on SQLite, the integration tests again on
-# PostgreSQL, buf lint, the README's grpcurl, CLI and HTTP walkthrough, the
+# against real servers on SQLite (the crash and fault suite among them), the
+# integration tests again on PostgreSQL, a short run of the fuzz targets,
+# buf lint, the README's grpcurl, CLI and HTTP walkthrough, the
 # web console in headless Chromium, the Helm chart (rendered by the real
 # Helm engine, validated, and driving the real binary), and the Python,
 # TypeScript and Go clients against live servers.
@@ -57,6 +58,11 @@ buf lint
 # shell, against a fresh server.
 echo "=== README walkthrough (grpcurl by reflection, the riverlog CLI)"
 python3 scripts/check_walkthrough.py
+
+# Coverage-guided fuzzing of what the server parses from clients: a short
+# smoke run per target here; long runs are in RELIABILITY.md.
+echo "=== fuzz targets (cargo-fuzz, 20 s each)"
+scripts/fuzz.sh 20
 
 echo "=== OpenAPI: schemathesis against the HTTP API's own document"
 scripts/check_openapi.sh
