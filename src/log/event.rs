@@ -107,6 +107,11 @@ impl NewEvent {
                 (_, AttributeValue::Missing) => {
                     return Err(format!("attribute {name:?} has no value"));
                 }
+                (_, AttributeValue::Timestamp(t)) if !RFC3339_RANGE.contains(&t.0) => {
+                    return Err(format!(
+                        "attribute {name:?} is a time RFC 3339 cannot write: years 0001 to 9999"
+                    ));
+                }
                 ("subject", AttributeValue::String(s)) if has_control(&s) => {
                     return Err("subject must not contain control characters".into());
                 }
@@ -158,8 +163,14 @@ fn check_attribute_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Times RFC 3339 can express, in µs since the Unix epoch: years 0001 to
+/// 9999 (four digits; CloudEvents' Timestamp type is RFC 3339). Anything
+/// else could not be given back in the CloudEvents JSON format.
+const RFC3339_RANGE: std::ops::RangeInclusive<i64> =
+    -62_135_596_800_000_000..=253_402_300_799_999_999;
+
 fn is_rfc3339(s: &str) -> bool {
-    UnixMicros::parse_rfc3339(s).is_some()
+    UnixMicros::parse_rfc3339(s).is_some_and(|t| RFC3339_RANGE.contains(&t.0))
 }
 
 #[cfg(test)]
@@ -229,6 +240,27 @@ mod tests {
         );
         assert!(NewEvent::validate(with("time", s("yesterday")), Bytes::new()).is_err());
         assert!(NewEvent::validate(with("time", s("2026-11-24T09:00:00Z")), Bytes::new()).is_ok());
+        // RFC 3339 has four-digit years.
+        for t in [253_402_300_800_000_000, -62_135_596_800_000_001, i64::MAX] {
+            let err = NewEvent::validate(
+                with("time", AttributeValue::Timestamp(UnixMicros(t))),
+                Bytes::new(),
+            )
+            .unwrap_err();
+            assert!(err.contains("0001 to 9999"), "{err}");
+        }
+        for t in [253_402_300_799_999_999, -62_135_596_800_000_000] {
+            assert!(
+                NewEvent::validate(
+                    with("time", AttributeValue::Timestamp(UnixMicros(t))),
+                    Bytes::new()
+                )
+                .is_ok()
+            );
+        }
+        assert!(
+            NewEvent::validate(with("time", s("+70700-06-01T00:00:00Z")), Bytes::new()).is_err()
+        );
         assert!(NewEvent::validate(with("ext1", AttributeValue::Missing), Bytes::new()).is_err());
         assert!(NewEvent::validate(with("traceparent", s("00-ab-cd-01")), Bytes::new()).is_ok());
         assert!(NewEvent::validate(with("subject", s("a\0b")), Bytes::new()).is_err());
