@@ -17,28 +17,6 @@ use crate::common::*;
 /// The steps of a batch a fault can be armed at.
 const STEPS: [&str; 4] = ["insert", "stream_head", "log_head", "commit"];
 
-/// SQL run on the test's own database beside the server.
-async fn admin(db: &TestDb, statements: &[String]) {
-    use sqlx::Connection;
-    if backend_is_postgres() {
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        for sql in statements {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-                .execute(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
-    } else {
-        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        for sql in statements {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-                .execute(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
-    }
-}
-
 /// Installs the fault triggers, all disarmed.
 async fn install_faults(db: &TestDb) {
     let mut sql = vec!["CREATE TABLE test_faults (step TEXT PRIMARY KEY)".to_owned()];
@@ -98,15 +76,15 @@ async fn install_faults(db: &TestDb) {
                 .to_owned(),
         );
     }
-    admin(db, &sql).await;
+    run_sql(db, &sql).await;
 }
 
 async fn arm(db: &TestDb, step: &str) {
-    admin(db, &[format!("INSERT INTO test_faults VALUES ('{step}')")]).await;
+    run_sql(db, &[format!("INSERT INTO test_faults VALUES ('{step}')")]).await;
 }
 
 async fn disarm(db: &TestDb) {
-    admin(db, &["DELETE FROM test_faults".to_owned()]).await;
+    run_sql(db, &["DELETE FROM test_faults".to_owned()]).await;
 }
 
 #[tokio::test]

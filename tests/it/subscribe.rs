@@ -132,17 +132,29 @@ async fn a_start_beyond_the_head_is_refused_and_the_next_one_waits_for_it() {
             "{start:?}: {info:?}"
         );
     }
-    // A checkpoint that names a position the log never reached.
+    // A checkpoint that names a position the log never reached: CommitCheckpoint
+    // refuses it, so plant it the way a database restored from an older
+    // backup than its readers' checkpoints would hold it.
     let mut checkpoints =
         riverlog::proto::v1::checkpoints_client::CheckpointsClient::new(server.channel().await);
-    checkpoints
+    let err = checkpoints
         .commit_checkpoint(v1::CommitCheckpointRequest {
             name: "stale".into(),
             stream: String::new(),
             at: Some(At::Position(1000)),
         })
         .await
-        .unwrap();
+        .expect_err("refused when committed");
+    assert_error(&err, Code::OutOfRange, "START_BEYOND_HEAD");
+    run_sql(
+        &server.db,
+        &[
+            "INSERT INTO checkpoints (owner, name, stream, sequence, position, committed_at) \
+           VALUES ('', 'stale', '', 0, 1000, 0)"
+                .to_owned(),
+        ],
+    )
+    .await;
     let err = client
         .subscribe(subscribe_request(
             &["a"],
