@@ -479,6 +479,8 @@ impl EventLog {
         let subscription = Subscription {
             active: crate::metrics::Active::new(&self.metrics.subscriptions_active),
             delivered: self.metrics.events_delivered.clone(),
+            storage_events: self.metrics.subscription_storage_events.clone(),
+            page_limit: subscription::FIRST_PAGE,
             unreported: 0,
             storage: self.storage.clone(),
             live,

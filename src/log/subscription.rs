@@ -7,25 +7,38 @@
 //! behind the hub's ring (a slow client stops polling it), it goes back to
 //! reading pages from storage: what a subscriber costs stays bounded by one
 //! page, however far behind it is.
+//!
+//! The next page is read only once the client has taken everything read
+//! before (the transport stops asking for items when the client's HTTP/2
+//! window is full), and a page holds about [`CATCH_UP_PAGE_BYTES`] whatever
+//! the events weigh: a client that stops reading holds one small page and
+//! costs no further reads.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
+use opentelemetry::metrics::Counter;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::error::LogError;
 use super::filter::EventFilter;
-use super::hub::{CommittedBatch, HubReceiver, Lagged};
+use super::hub::{CommittedBatch, HubReceiver, Lagged, event_bytes};
 use super::model::{Position, Sequence, StoredEvent, UnixMicros};
 use super::names::{StreamPattern, StreamSelector};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 
-/// Events read from storage per catch-up query.
+/// Most events read from storage per catch-up query.
 pub const CATCH_UP_PAGE: u32 = 512;
+/// About how many bytes of events one catch-up query reads: what a
+/// subscription holds ahead of a client that stopped reading. Pages are
+/// sized from the events read so far and trimmed to this.
+pub const CATCH_UP_PAGE_BYTES: usize = 256 * 1024;
+/// Events of the first catch-up query, before their size is known.
+pub(crate) const FIRST_PAGE: u32 = 16;
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -97,7 +110,11 @@ pub(crate) struct Subscription {
     #[allow(dead_code)]
     pub(crate) active: crate::metrics::Active,
     /// `riverlog.events.delivered`.
-    pub(crate) delivered: opentelemetry::metrics::Counter<u64>,
+    pub(crate) delivered: Counter<u64>,
+    /// `riverlog.subscription.storage.events`: events read for catch-up.
+    pub(crate) storage_events: Counter<u64>,
+    /// Events to ask for in the next catch-up query.
+    pub(crate) page_limit: u32,
     /// Events sent but not yet added to `delivered`: counted once per
     /// drained batch, not per event on the fan-out path.
     pub(crate) unreported: u64,
@@ -181,15 +198,18 @@ impl Subscription {
                 return self.end(LogError::ShuttingDown);
             }
             if self.catching_up {
-                let page = match self
-                    .storage
-                    .read_log(self.cursor, &self.selectors, &self.filter, CATCH_UP_PAGE)
-                    .await
-                {
+                // Everything read before has gone to the client: only now is
+                // the next page read.
+                let page = tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => return self.end(LogError::ShuttingDown),
+                    page = self.read_page() => page,
+                };
+                let page = match page {
                     Ok(page) => page,
                     Err(e) => return self.end(e.into()),
                 };
-                let Some(last) = page.last() else {
+                if page.is_empty() {
                     self.catching_up = false;
                     if !self.caught_up_sent {
                         self.caught_up_sent = true;
@@ -197,10 +217,8 @@ impl Subscription {
                         return self.sent(SubscriptionItem::CaughtUp { position });
                     }
                     continue;
-                };
-                self.cursor = last.position;
-                let wanted: Vec<_> = page.into_iter().filter(|e| self.wanted(e)).collect();
-                self.ready.extend(wanted.into_iter().map(Arc::new));
+                }
+                self.queue_page(page);
                 continue;
             }
             let deadline = self.last_sent + self.heartbeat;
@@ -223,6 +241,38 @@ impl Subscription {
                 }
             }
         }
+    }
+
+    /// Reads the next catch-up page.
+    async fn read_page(&self) -> Result<Vec<StoredEvent>, StorageError> {
+        self.storage
+            .read_log(self.cursor, &self.selectors, &self.filter, self.page_limit)
+            .await
+    }
+
+    /// Queues a page's wanted events up to [`CATCH_UP_PAGE_BYTES`] (at least
+    /// one); the cursor stops at the last event examined, so any rest is
+    /// read again with the next page. Sizes the next page by what these
+    /// events weighed.
+    fn queue_page(&mut self, page: Vec<StoredEvent>) {
+        let read = page.len();
+        let read_bytes: usize = page.iter().map(event_bytes).sum();
+        self.storage_events.add(read as u64, &[]);
+        let mut queued_bytes = 0;
+        for event in page {
+            if queued_bytes >= CATCH_UP_PAGE_BYTES {
+                break;
+            }
+            self.cursor = event.position;
+            if self.wanted(&event) {
+                queued_bytes += event_bytes(&event);
+                self.ready.push_back(Arc::new(event));
+            }
+        }
+        let average = (read_bytes / read.max(1)).max(1);
+        self.page_limit = u32::try_from(CATCH_UP_PAGE_BYTES / average)
+            .unwrap_or(CATCH_UP_PAGE)
+            .clamp(1, CATCH_UP_PAGE);
     }
 
     /// Queues the matching events of a live batch not seen yet.
