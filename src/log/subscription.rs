@@ -12,7 +12,8 @@
 //! before (the transport stops asking for items when the client's HTTP/2
 //! window is full), and a page holds about [`CATCH_UP_PAGE_BYTES`] whatever
 //! the events weigh: a client that stops reading holds one small page and
-//! costs no further reads.
+//! costs no further reads. A read runs in a task of its own, so it finishes
+//! and frees its connection even when the client stops reading meanwhile.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -243,11 +244,20 @@ impl Subscription {
         }
     }
 
-    /// Reads the next catch-up page.
+    /// Reads the next catch-up page in a task of its own. The transport
+    /// stops polling a subscription once its client's window is full, also
+    /// in the middle of a read: run in the subscription, the query would
+    /// keep its read connection until the client read again or went away,
+    /// and a few clients stalled that way took the whole read pool. In its
+    /// own task the query finishes and gives the connection back; only the
+    /// page waits for the client.
     async fn read_page(&self) -> Result<Vec<StoredEvent>, StorageError> {
-        self.storage
-            .read_log(self.cursor, &self.selectors, &self.filter, self.page_limit)
+        let storage = self.storage.clone();
+        let (cursor, limit) = (self.cursor, self.page_limit);
+        let (selectors, filter) = (self.selectors.clone(), self.filter.clone());
+        tokio::spawn(async move { storage.read_log(cursor, &selectors, &filter, limit).await })
             .await
+            .unwrap_or_else(|e| Err(StorageError::Failure(format!("catch-up read: {e}"))))
     }
 
     /// Queues a page's wanted events up to [`CATCH_UP_PAGE_BYTES`] (at least
