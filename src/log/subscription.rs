@@ -10,10 +10,13 @@
 //!
 //! The next page is read only once the client has taken everything read
 //! before (the transport stops asking for items when the client's HTTP/2
-//! window is full), and a page holds about [`CATCH_UP_PAGE_BYTES`] whatever
-//! the events weigh: a client that stops reading holds one small page and
-//! costs no further reads. A read runs in a task of its own, so it finishes
-//! and frees its connection even when the client stops reading meanwhile.
+//! window is full), a page holds about [`CATCH_UP_PAGE_BYTES`] whatever the
+//! events weigh, and only a few subscriptions read at once
+//! (`Limits::catch_up_reads`): a client that stops reading holds one small
+//! page and costs no further reads, and however many catch up together,
+//! other reads keep connections of the read pool. A read runs in a task of
+//! its own, so it finishes and frees its connection and its slot even when
+//! the client stops reading meanwhile.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use opentelemetry::metrics::Counter;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -105,6 +109,17 @@ pub enum SubscriptionItem {
     },
 }
 
+/// Ends a task when its handle goes: a catch-up read is abandoned when its
+/// subscription ends first, instead of waiting for a slot and reading a
+/// page no one will take.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A running subscription's state.
 pub(crate) struct Subscription {
     /// Counts the subscription as active while it lives.
@@ -114,6 +129,8 @@ pub(crate) struct Subscription {
     pub(crate) delivered: Counter<u64>,
     /// `riverlog.subscription.storage.events`: events read for catch-up.
     pub(crate) storage_events: Counter<u64>,
+    /// Shared by all subscriptions: how many may read storage at once.
+    pub(crate) catch_up_reads: Arc<Semaphore>,
     /// Events to ask for in the next catch-up query.
     pub(crate) page_limit: u32,
     /// Events sent but not yet added to `delivered`: counted once per
@@ -250,12 +267,21 @@ impl Subscription {
     /// keep its read connection until the client read again or went away,
     /// and a few clients stalled that way took the whole read pool. In its
     /// own task the query finishes and gives the connection back; only the
-    /// page waits for the client.
+    /// page waits for the client. The task also waits for one of the read
+    /// slots subscriptions share, and holds it for the query only.
     async fn read_page(&self) -> Result<Vec<StoredEvent>, StorageError> {
         let storage = self.storage.clone();
+        let slots = self.catch_up_reads.clone();
         let (cursor, limit) = (self.cursor, self.page_limit);
         let (selectors, filter) = (self.selectors.clone(), self.filter.clone());
-        tokio::spawn(async move { storage.read_log(cursor, &selectors, &filter, limit).await })
+        let mut read = AbortOnDrop(tokio::spawn(async move {
+            // Taken in the task, not in the subscription: a semaphore hands
+            // a freed slot to the next waiter whether or not that waiter is
+            // polled. It is never closed.
+            let _slot = slots.acquire_owned().await;
+            storage.read_log(cursor, &selectors, &filter, limit).await
+        }));
+        (&mut read.0)
             .await
             .unwrap_or_else(|e| Err(StorageError::Failure(format!("catch-up read: {e}"))))
     }
