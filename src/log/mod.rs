@@ -489,7 +489,7 @@ impl EventLog {
             delivered: self.metrics.events_delivered.clone(),
             storage_events: self.metrics.subscription_storage_events.clone(),
             catch_up_reads: self.catch_up_reads.clone(),
-            page_limit: subscription::FIRST_PAGE,
+            page: Default::default(),
             unreported: 0,
             storage: self.storage.clone(),
             live,

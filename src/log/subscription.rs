@@ -10,11 +10,13 @@
 //!
 //! The next page is read only once the client has taken everything read
 //! before (the transport stops asking for items when the client's HTTP/2
-//! window is full), a page holds about [`CATCH_UP_PAGE_BYTES`] whatever the
-//! events weigh, and only a few subscriptions read at once
-//! (`Limits::catch_up_reads`): a client that stops reading holds one small
-//! page and costs no further reads, and however many catch up together,
-//! other reads keep connections of the read pool. A read runs in a task of
+//! window is full). Pages are sized in bytes, whatever the events weigh:
+//! the first small, each next one twice the last, up to
+//! [`CATCH_UP_PAGE_BYTES`], so a subscription never reads much further
+//! ahead than its client has shown it takes. And only a few subscriptions
+//! read at once (`Limits::catch_up_reads`): a client that stops reading
+//! holds one small page and costs no further reads, and however many catch
+//! up together, other reads keep connections of the read pool. A read runs in a task of
 //! its own, so it finishes and frees its connection and its slot even when
 //! the client stops reading meanwhile.
 
@@ -38,12 +40,31 @@ use crate::storage::{Storage, StorageError};
 
 /// Most events read from storage per catch-up query.
 pub const CATCH_UP_PAGE: u32 = 512;
-/// About how many bytes of events one catch-up query reads: what a
-/// subscription holds ahead of a client that stopped reading. Pages are
-/// sized from the events read so far and trimmed to this.
+/// Most bytes of events one catch-up query reads, about: the most a
+/// subscription holds ahead of a client that stopped reading.
 pub const CATCH_UP_PAGE_BYTES: usize = 256 * 1024;
+/// Bytes of the first catch-up page; each next one may hold twice the last.
+const FIRST_PAGE_BYTES: usize = 16 * 1024;
 /// Events of the first catch-up query, before their size is known.
-pub(crate) const FIRST_PAGE: u32 = 16;
+const FIRST_PAGE_EVENTS: u32 = 8;
+
+/// The size of a subscription's next catch-up page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageSize {
+    /// Events to ask storage for, from the size of the events read so far.
+    events: u32,
+    /// Bytes to keep of them; the rest is read again with the next page.
+    bytes: usize,
+}
+
+impl Default for PageSize {
+    fn default() -> Self {
+        Self {
+            events: FIRST_PAGE_EVENTS,
+            bytes: FIRST_PAGE_BYTES,
+        }
+    }
+}
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -131,8 +152,8 @@ pub(crate) struct Subscription {
     pub(crate) storage_events: Counter<u64>,
     /// Shared by all subscriptions: how many may read storage at once.
     pub(crate) catch_up_reads: Arc<Semaphore>,
-    /// Events to ask for in the next catch-up query.
-    pub(crate) page_limit: u32,
+    /// How much the next catch-up query reads.
+    pub(crate) page: PageSize,
     /// Events sent but not yet added to `delivered`: counted once per
     /// drained batch, not per event on the fan-out path.
     pub(crate) unreported: u64,
@@ -272,7 +293,7 @@ impl Subscription {
     async fn read_page(&self) -> Result<Vec<StoredEvent>, StorageError> {
         let storage = self.storage.clone();
         let slots = self.catch_up_reads.clone();
-        let (cursor, limit) = (self.cursor, self.page_limit);
+        let (cursor, limit) = (self.cursor, self.page.events);
         let (selectors, filter) = (self.selectors.clone(), self.filter.clone());
         let mut read = AbortOnDrop(tokio::spawn(async move {
             // Taken in the task, not in the subscription: a semaphore hands
@@ -286,17 +307,18 @@ impl Subscription {
             .unwrap_or_else(|e| Err(StorageError::Failure(format!("catch-up read: {e}"))))
     }
 
-    /// Queues a page's wanted events up to [`CATCH_UP_PAGE_BYTES`] (at least
-    /// one); the cursor stops at the last event examined, so any rest is
-    /// read again with the next page. Sizes the next page by what these
-    /// events weighed.
+    /// Queues a page's wanted events up to its byte size (at least one);
+    /// the cursor stops at the last event examined, so any rest is read
+    /// again with the next page. Sizes the next page: twice the bytes, as
+    /// the client will have taken all of these before it is read, in events
+    /// of the weight these had.
     fn queue_page(&mut self, page: Vec<StoredEvent>) {
         let read = page.len();
         let read_bytes: usize = page.iter().map(event_bytes).sum();
         self.storage_events.add(read as u64, &[]);
         let mut queued_bytes = 0;
         for event in page {
-            if queued_bytes >= CATCH_UP_PAGE_BYTES {
+            if queued_bytes >= self.page.bytes {
                 break;
             }
             self.cursor = event.position;
@@ -306,7 +328,8 @@ impl Subscription {
             }
         }
         let average = (read_bytes / read.max(1)).max(1);
-        self.page_limit = u32::try_from(CATCH_UP_PAGE_BYTES / average)
+        self.page.bytes = (self.page.bytes * 2).min(CATCH_UP_PAGE_BYTES);
+        self.page.events = u32::try_from(self.page.bytes / average)
             .unwrap_or(CATCH_UP_PAGE)
             .clamp(1, CATCH_UP_PAGE);
     }

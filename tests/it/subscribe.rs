@@ -344,9 +344,9 @@ async fn stalled_subscribers_read_no_further_than_their_clients_take_and_hold_up
 
     // The reading subscriber read each event from storage at most once. A
     // stalled one read no further than its window and the transport's
-    // buffers took (a few of these events) plus one page of about 256 KiB,
-    // not a page of 512 events; counted generously here, and the bound
-    // holds whenever it is looked at.
+    // buffers took (a few of these events) plus one page no larger than
+    // that, not a page of 512 events; counted generously here, and the
+    // bound holds whenever it is looked at.
     let (status, text) = http_get(&server.http_addr.to_string(), "/metrics").await;
     assert_eq!(status, 200);
     let read = metric(&text, "riverlog_subscription_storage_events_total", &[])
