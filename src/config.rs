@@ -659,6 +659,9 @@ impl Config {
             max_batch_bytes: self.max_batch_bytes,
             auto_create_streams: self.auto_create_streams,
             live_buffer_bytes: self.live_buffer_bytes,
+            // Half the read pool at most: the rest stays free for reads
+            // that are not catch-up.
+            catch_up_reads: (self.db_pool_size as usize / 2).max(1),
             streams: StreamLimits {
                 max_streams: self.max_streams,
                 max_stream_events: self.max_stream_events,

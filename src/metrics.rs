@@ -63,6 +63,9 @@ pub struct Metrics {
     pub consumers_active: UpDownCounter<i64>,
     /// `riverlog.events.delivered`: events sent, by `via` (subscription, group).
     pub events_delivered: Counter<u64>,
+    /// `riverlog.subscription.storage.events`: events subscriptions read
+    /// from storage (history, or after falling behind the live buffer).
+    pub subscription_storage_events: Counter<u64>,
     /// `riverlog.events.redelivered`: group deliveries after the first.
     pub events_redelivered: Counter<u64>,
     /// `riverlog.events.dead_lettered`: events moved to a dead-letter stream.
@@ -177,6 +180,12 @@ impl Metrics {
                 .u64_counter("riverlog.events.delivered")
                 .with_description("Events sent to subscribers and consumers")
                 .build(),
+            subscription_storage_events: meter
+                .u64_counter("riverlog.subscription.storage.events")
+                .with_description(
+                    "Events subscriptions read from storage: history, or after falling behind the live buffer",
+                )
+                .build(),
             events_redelivered: meter
                 .u64_counter("riverlog.events.redelivered")
                 .with_description("Consumer-group deliveries of an event after its first")
@@ -196,6 +205,7 @@ impl Metrics {
         // Series appear on first use; start the unlabelled ones at zero so
         // dashboards and alerts see them from the first scrape.
         metrics.events_appended.add(0, &[]);
+        metrics.subscription_storage_events.add(0, &[]);
         metrics.events_redelivered.add(0, &[]);
         metrics.events_dead_lettered.add(0, &[]);
         metrics.subscriptions_active.add(0, &[]);

@@ -44,11 +44,14 @@ struct Ring {
     bytes: usize,
 }
 
+/// About how much memory an event holds: what the hub's and the
+/// subscriptions' byte budgets count.
+pub(crate) fn event_bytes(e: &StoredEvent) -> usize {
+    e.payload.len() + e.id.len() + e.event_type.len() + e.source.len() + 64
+}
+
 fn batch_bytes(batch: &CommittedBatch) -> usize {
-    batch
-        .iter()
-        .map(|e| e.payload.len() + e.id.len() + e.event_type.len() + e.source.len() + 64)
-        .sum()
+    batch.iter().map(|e| event_bytes(e)).sum()
 }
 
 impl Hub {

@@ -71,6 +71,10 @@ pub struct Limits {
     /// Bytes of recently committed events kept in memory for live
     /// subscribers that fall a little behind; beyond it they read storage.
     pub live_buffer_bytes: usize,
+    /// Most subscriptions reading storage at once (catching up, or back
+    /// from falling behind): fewer than the read connections, so however
+    /// many catch up, other reads still find a connection.
+    pub catch_up_reads: usize,
     /// Most streams and most events per stream (0: no limit).
     pub streams: StreamLimits,
 }
@@ -83,6 +87,7 @@ impl Default for Limits {
             max_batch_bytes: 16 << 20,
             auto_create_streams: true,
             live_buffer_bytes: 64 << 20,
+            catch_up_reads: 2,
             streams: StreamLimits::default(),
         }
     }
@@ -140,6 +145,8 @@ pub struct EventLog {
     storage: Arc<dyn Storage>,
     writer: WriterHandle,
     hub: Hub,
+    /// Read slots subscriptions share (`Limits::catch_up_reads`).
+    catch_up_reads: Arc<tokio::sync::Semaphore>,
     limits: Arc<Limits>,
     shutdown: CancellationToken,
     /// Wake-ups and connections of consumer groups.
@@ -201,6 +208,7 @@ impl EventLog {
             storage,
             writer,
             hub,
+            catch_up_reads: Arc::new(tokio::sync::Semaphore::new(limits.catch_up_reads.max(1))),
             limits: Arc::new(limits),
             shutdown,
             groups: Arc::default(),
@@ -516,6 +524,9 @@ impl EventLog {
         let subscription = Subscription {
             active: crate::metrics::Active::new(&self.metrics.subscriptions_active),
             delivered: self.metrics.events_delivered.clone(),
+            storage_events: self.metrics.subscription_storage_events.clone(),
+            catch_up_reads: self.catch_up_reads.clone(),
+            page: Default::default(),
             unreported: 0,
             storage: self.storage.clone(),
             live,

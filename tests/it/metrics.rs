@@ -110,6 +110,11 @@ async fn metrics_move_under_traffic() {
         ),
         Some(3.0)
     );
+    // Read from storage: it subscribed from the earliest event.
+    assert_eq!(
+        metric(&text, "riverlog_subscription_storage_events_total", &[]),
+        Some(3.0)
+    );
     drop(sub);
     scrape_until(&server, "subscription closed", |t| {
         metric(t, "riverlog_subscriptions_active", &[]) == Some(0.0)

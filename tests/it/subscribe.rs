@@ -3,8 +3,10 @@
 
 use riverlog::proto::EventPayload;
 use riverlog::proto::cloudevent::cloud_event::Data;
+use riverlog::proto::v1::event_log_client::EventLogClient;
 use riverlog::proto::v1::{self, start_position::Start, subscribe_response::Message};
 use tonic::Code;
+use tonic::transport::Endpoint;
 
 use crate::common::*;
 
@@ -384,6 +386,67 @@ async fn a_stalled_subscriber_falls_back_to_storage_and_misses_nothing() {
     // And it is live again afterwards.
     publish(&mut client, "flood", vec![event("after")]).await;
     assert_eq!(event_id(&next_events(&mut stalled, 1).await[0]), "after");
+}
+
+#[tokio::test]
+async fn stalled_subscribers_read_no_further_than_their_clients_take_and_hold_up_no_one() {
+    const HISTORY: usize = 600;
+    const LIVE: usize = 200;
+    const STALLED: usize = 20;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let event = |id: String| {
+        let mut e = cloud_event(&id, "t", None);
+        e.data = Some(Data::BinaryData(vec![b'x'; 8 * 1024]));
+        EventPayload::from(e)
+    };
+    for b in 0..HISTORY / 50 {
+        let batch = (0..50).map(|i| event(format!("h{b}-{i}"))).collect();
+        publish(&mut client, "busy", batch).await;
+    }
+    // Clients that never read, each on its own connection whose 64 KiB
+    // window soon leaves the server nothing it may send.
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        let channel = Endpoint::from_shared(server.url())
+            .expect("valid url")
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .connect()
+            .await
+            .expect("connects");
+        let call = EventLogClient::new(channel.clone())
+            .subscribe(subscribe_request(&["busy"], None))
+            .await
+            .expect("subscribes");
+        stalled.push((channel, call));
+    }
+
+    // A reading subscriber gets the history and what is published now,
+    // every event once and in order, and every publish succeeds.
+    let mut healthy = subscribe(&mut client, subscribe_request(&["busy"], None)).await;
+    let reader = tokio::spawn(async move { next_events(&mut healthy, HISTORY + LIVE).await });
+    for b in 0..LIVE / 20 {
+        let batch = (0..20).map(|i| event(format!("l{b}-{i}"))).collect();
+        publish(&mut client, "busy", batch).await;
+    }
+    let got = within(reader).await.expect("reader");
+    let seqs: Vec<u64> = got.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, (1..=(HISTORY + LIVE) as u64).collect::<Vec<_>>());
+
+    // The reading subscriber read each event from storage at most once. A
+    // stalled one read no further than its window and the transport's
+    // buffers took (a few of these events) plus one page no larger than
+    // that, not a page of 512 events; counted generously here, and the
+    // bound holds whenever it is looked at.
+    let (status, text) = http_get(&server.http_addr.to_string(), "/metrics").await;
+    assert_eq!(status, 200);
+    let read = metric(&text, "riverlog_subscription_storage_events_total", &[])
+        .expect("the storage-read counter is exported");
+    let bound = (HISTORY + LIVE + STALLED * 128) as f64;
+    assert!(read >= HISTORY as f64, "{read} events read");
+    assert!(read <= bound, "{read} events read, more than {bound}");
+    drop(stalled);
 }
 
 #[tokio::test]
