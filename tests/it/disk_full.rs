@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tonic::Code;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use riverlog::proto::EventPayload;
 use riverlog::proto::cloudevent::cloud_event::Data;
@@ -64,41 +62,52 @@ fn fill(path: &PathBuf, bytes: usize) {
     std::fs::write(path, vec![0x55u8; bytes]).expect("filler written");
 }
 
-#[tokio::test]
-async fn a_full_disk_refuses_the_batch_and_writes_resume_once_space_is_freed() {
+/// A server whose SQLite database lives on an 8 MiB tmpfs that a file of
+/// `filler` bytes (`<tmpfs>/filler`) already takes part of; `None` where
+/// the test does not apply (PostgreSQL, whose disk is not ours) or mounting
+/// is not allowed (said loudly).
+async fn server_on_small_disk(
+    filler: usize,
+    adjust: impl FnOnce(&mut riverlog::config::Config),
+) -> Option<(Tmpfs, TestServer)> {
     if backend_is_postgres() {
-        return; // SQLite's own file on a small disk; PostgreSQL's disk is not ours.
+        return None;
     }
     let Some(tmpfs) = Tmpfs::mount("8m") else {
         eprintln!("!!! disk-full test SKIPPED: RIVERLOG_TEST_NO_TMPFS is set");
-        return;
+        return None;
     };
-    let filler = tmpfs.path().join("filler");
-    fill(&filler, 4 << 20);
+    fill(&tmpfs.path().join("filler"), filler);
     let db = TestDb::with_url(format!(
         "sqlite://{}",
         tmpfs.path().join("riverlog.db").display()
     ));
-    let server = TestServer::start_in(db, |_| {}).await;
-    let mut client = server.client().await;
-    let mut watch = HealthClient::new(server.channel().await)
-        .watch(HealthCheckRequest {
-            service: "riverlog.v1.EventLog".into(),
+    let server = TestServer::start_in(db, adjust).await;
+    Some((tmpfs, server))
+}
+
+/// `count` events `{prefix}-{i}` of `bytes` binary data each.
+fn blobs(prefix: &str, count: usize, bytes: usize) -> Vec<EventPayload> {
+    (0..count)
+        .map(|i| {
+            let mut e = cloud_event(&format!("{prefix}-{i}"), "test.created", None);
+            e.data = Some(Data::BinaryData(vec![0xAB; bytes]));
+            EventPayload::from(e)
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_the_batch_and_writes_resume_once_space_is_freed() {
+    let Some((tmpfs, server)) = server_on_small_disk(4 << 20, |_| {}).await else {
+        return;
+    };
+    let filler = tmpfs.path().join("filler");
+    let mut client = server.client().await;
+    let mut watch = server.watch_readiness().await;
     assert_eq!(next_status(&mut watch).await, ServingStatus::Serving as i32);
 
-    let batch = |n: usize| -> Vec<_> {
-        (0..50)
-            .map(|i| {
-                let mut e = cloud_event(&format!("b{n}-{i}"), "test.created", None);
-                e.data = Some(Data::BinaryData(vec![0xAB; 1024]));
-                EventPayload::from(e)
-            })
-            .collect()
-    };
+    let batch = |n: usize| blobs(&format!("b{n}"), 50, 1024);
     let mut stored = 0;
     let refused = loop {
         assert!(stored < 2_000, "8 MiB never filled up");
@@ -139,37 +148,18 @@ async fn a_full_disk_refuses_the_batch_and_writes_resume_once_space_is_freed() {
     server.stop().await;
 }
 
-/// Review: health turns SERVING again only once a batch as large as the one
-/// that failed fits (the write_probe migration's own words). A probe that
-/// fails must not forget that size: the writer records the failed probe's
-/// batch bytes (0, a probe carries no payload) as `failed_bytes`, so the
-/// next probe shrinks to 64 KiB, fits, and health says SERVING while the
-/// batch that failed still cannot be written: readiness flaps with every
-/// retry of that batch.
+/// Health turns SERVING again only once a batch as large as the one that
+/// failed fits: a failed probe must not make the next probe smaller, or
+/// readiness would flap with every retry of the batch that still cannot be
+/// written.
 #[tokio::test]
 async fn health_stays_not_serving_while_the_failed_batch_still_does_not_fit() {
-    if backend_is_postgres() {
-        return;
-    }
-    let Some(tmpfs) = Tmpfs::mount("8m") else {
-        eprintln!("!!! disk-full test SKIPPED: RIVERLOG_TEST_NO_TMPFS is set");
+    // About 2.5 MiB stay free for the database and its WAL.
+    let Some((_tmpfs, server)) = server_on_small_disk(5 << 20, |_| {}).await else {
         return;
     };
-    // About 2.5 MiB stay free for the database and its WAL.
-    fill(&tmpfs.path().join("filler"), 5 << 20);
-    let db = TestDb::with_url(format!(
-        "sqlite://{}",
-        tmpfs.path().join("riverlog.db").display()
-    ));
-    let server = TestServer::start_in(db, |_| {}).await;
     let mut client = server.client().await;
-    let mut watch = HealthClient::new(server.channel().await)
-        .watch(HealthCheckRequest {
-            service: "riverlog.v1.EventLog".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = server.watch_readiness().await;
     assert_eq!(next_status(&mut watch).await, ServingStatus::Serving as i32);
 
     // A small write fits.
@@ -178,15 +168,7 @@ async fn health_stays_not_serving_while_the_failed_batch_still_does_not_fit() {
         .await
         .expect("a small publish fits");
     // About 4 MiB in one batch: more than the disk has.
-    let big = || -> Vec<_> {
-        (0..4)
-            .map(|i| {
-                let mut e = cloud_event(&format!("big-{i}"), "test.created", None);
-                e.data = Some(Data::BinaryData(vec![0xAB; 1000 << 10]));
-                EventPayload::from(e)
-            })
-            .collect()
-    };
+    let big = || blobs("big", 4, 1000 << 10);
     let refused = client
         .publish(publish_request("s", big()))
         .await
@@ -218,38 +200,20 @@ async fn health_stays_not_serving_while_the_failed_batch_still_does_not_fit() {
     server.stop().await;
 }
 
-/// Review: the health probe is a writer command like any other, so it is
-/// batched with real publishes: while a probe of up to 8 MiB is in the
-/// same transaction, a small publish that fits on the disk fails with it
-/// (UNAVAILABLE), and the probe is not even counted in the batch's bytes.
+/// The health probe commits alone: its filler (up to 8 MiB) never shares a
+/// transaction with a small publish that fits on the disk, which would
+/// otherwise fail with it.
 #[tokio::test]
 async fn a_health_probe_never_fails_a_publish_that_fits() {
-    if backend_is_postgres() {
-        return;
-    }
-    let Some(tmpfs) = Tmpfs::mount("8m") else {
-        eprintln!("!!! disk-full test SKIPPED: RIVERLOG_TEST_NO_TMPFS is set");
-        return;
-    };
-    fill(&tmpfs.path().join("filler"), 3 << 20);
-    let db = TestDb::with_url(format!(
-        "sqlite://{}",
-        tmpfs.path().join("riverlog.db").display()
-    ));
-    let server = TestServer::start_in(db, |c| {
+    let Some((_tmpfs, server)) = server_on_small_disk(3 << 20, |c| {
         c.health_check_interval = std::time::Duration::from_millis(5);
     })
-    .await;
-    let mut client = server.client().await;
-    let big = |round: usize| -> Vec<_> {
-        (0..6)
-            .map(|i| {
-                let mut e = cloud_event(&format!("big-{round}-{i}"), "test.created", None);
-                e.data = Some(Data::BinaryData(vec![0xAB; 1000 << 10]));
-                EventPayload::from(e)
-            })
-            .collect()
+    .await
+    else {
+        return;
     };
+    let mut client = server.client().await;
+    let big = |round: usize| blobs(&format!("big-{round}"), 6, 1000 << 10);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Small publishes never share a batch with the big one (that would fail
     // them by design): the big one is sent only while none is in flight.

@@ -8,9 +8,7 @@
 //! itself (a deferred constraint, checked only by COMMIT).
 
 use tonic::Code;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::common::*;
 
@@ -138,13 +136,7 @@ async fn health_is_not_serving_while_writes_fail_and_serving_once_they_succeed()
     let server = TestServer::start().await;
     install_faults(&server.db).await;
     let mut client = server.client().await;
-    let mut watch = HealthClient::new(server.channel().await)
-        .watch(HealthCheckRequest {
-            service: "riverlog.v1.EventLog".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = server.watch_readiness().await;
     assert_eq!(next_status(&mut watch).await, ServingStatus::Serving as i32);
 
     // Every write touches the log head: while it fails, no write can

@@ -284,7 +284,7 @@ async fn while_storage_is_down_health_is_not_serving_and_publishes_fail_unavaila
         .await
         .unwrap();
     let mut client = v1::event_log_client::EventLogClient::new(channel.clone());
-    let mut watch = HealthClient::new(channel)
+    let mut watch = HealthClient::new(channel.clone())
         .watch(HealthCheckRequest {
             service: "riverlog.v1.EventLog".into(),
         })
@@ -301,7 +301,7 @@ async fn while_storage_is_down_health_is_not_serving_and_publishes_fail_unavaila
     );
     // Liveness follows the process, not the storage: restarting cannot
     // bring a database back.
-    let liveness = HealthClient::new(server_channel(addr).await)
+    let liveness = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: riverlog::server::LIVENESS_SERVICE.into(),
         })
@@ -341,12 +341,4 @@ async fn while_storage_is_down_health_is_not_serving_and_publishes_fail_unavaila
     drop(watch);
     stop.send(()).unwrap();
     within(running).await.unwrap().unwrap();
-}
-
-async fn server_channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
 }

@@ -546,6 +546,19 @@ pub async fn spawn_binary_with(db: &TestDb, args: &[&str], envs: &[(&str, &str)]
     }
 }
 
+impl TestServer {
+    /// A health Watch on `riverlog.v1.EventLog`, the readiness service.
+    pub async fn watch_readiness(&self) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
+        tonic_health::pb::health_client::HealthClient::new(self.channel().await)
+            .watch(tonic_health::pb::HealthCheckRequest {
+                service: "riverlog.v1.EventLog".into(),
+            })
+            .await
+            .expect("health watch")
+            .into_inner()
+    }
+}
+
 /// The next status of a health Watch stream.
 pub async fn next_status(
     watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,

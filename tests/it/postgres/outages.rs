@@ -9,9 +9,7 @@ use riverlog::proto::v1::subscribe_response::Message;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::common::*;
 
@@ -100,13 +98,7 @@ async fn while_the_database_is_away_health_is_not_serving_and_publishes_fail_the
     let proxied = TestDb::with_url(db.url.replacen(&target, &proxy.addr.to_string(), 1));
     let server = TestServer::start_in(proxied, |_| {}).await;
     let mut client = server.client().await;
-    let mut watch = HealthClient::new(server.channel().await)
-        .watch(HealthCheckRequest {
-            service: "riverlog.v1.EventLog".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = server.watch_readiness().await;
     assert_eq!(next_status(&mut watch).await, ServingStatus::Serving as i32);
     publish(&mut client, "s", vec![event("before")]).await;
 
@@ -246,13 +238,7 @@ async fn a_database_refusing_connections_is_unavailable_never_internal() {
     let db = OwnDatabase::create().await;
     let server = TestServer::start_in(TestDb::with_url(db.url()), |_| {}).await;
     let mut client = server.client().await;
-    let mut watch = HealthClient::new(server.channel().await)
-        .watch(HealthCheckRequest {
-            service: "riverlog.v1.EventLog".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = server.watch_readiness().await;
     assert_eq!(next_status(&mut watch).await, ServingStatus::Serving as i32);
     publish(&mut client, "s", vec![event("before")]).await;
 
