@@ -741,15 +741,13 @@ impl EventLog {
                     .await?
                     .ok_or_else(|| LogError::StreamNotFound(stream.to_string()))?
                     .last_sequence;
-                if s > last {
-                    return Err(LogError::StartBeyondHead {
-                        unit: "sequence",
-                        requested: s.saturating_add(1),
-                        next: last.saturating_add(1),
-                        stream: Some(stream.to_string()),
-                        checkpoint: Some(name.to_string()),
-                    });
-                }
+                LogError::refuse_beyond_head(
+                    "sequence",
+                    s.saturating_add(1),
+                    last.saturating_add(1),
+                    Some(stream.as_str()),
+                    Some(name.as_str()),
+                )?;
                 // Remember where that event sits in the log too, so the
                 // checkpoint can also be resumed by position.
                 let position = self
@@ -760,15 +758,13 @@ impl EventLog {
             }
             (Some(CheckpointAt::Position(p)), _) => {
                 let head = self.storage.head_position().await?;
-                if p > head {
-                    return Err(LogError::StartBeyondHead {
-                        unit: "position",
-                        requested: p.saturating_add(1),
-                        next: head.saturating_add(1),
-                        stream: None,
-                        checkpoint: Some(name.to_string()),
-                    });
-                }
+                LogError::refuse_beyond_head(
+                    "position",
+                    p.saturating_add(1),
+                    head.saturating_add(1),
+                    None,
+                    Some(name.as_str()),
+                )?;
                 (0, p)
             }
         };

@@ -189,6 +189,32 @@ fn describe_beyond_head(
 }
 
 impl LogError {
+    /// Refuses a start at `requested` (a `position`, or a `sequence` of
+    /// `stream`) past `next`, the next one the log will assign: the start
+    /// would skip the events appended before it. `next` itself is fine:
+    /// "from the next event on".
+    ///
+    /// # Errors
+    /// [`LogError::StartBeyondHead`], naming the checkpoint it came from.
+    pub(crate) fn refuse_beyond_head(
+        unit: &'static str,
+        requested: u64,
+        next: u64,
+        stream: Option<&str>,
+        checkpoint: Option<&str>,
+    ) -> Result<(), Self> {
+        if requested <= next {
+            return Ok(());
+        }
+        Err(Self::StartBeyondHead {
+            unit,
+            requested,
+            next,
+            stream: stream.map(str::to_owned),
+            checkpoint: checkpoint.map(str::to_owned),
+        })
+    }
+
     /// Shorthand for [`LogError::InvalidArgument`].
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {

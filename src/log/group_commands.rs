@@ -192,16 +192,14 @@ impl Transaction {
             GroupStart::Latest => head.last_sequence,
             // Past the next sequence, the group would skip the events
             // appended before its start (as a subscription would).
-            GroupStart::Sequence(s) if s > head.last_sequence.saturating_add(1) => {
-                return Ok(Err(LogError::StartBeyondHead {
-                    unit: "sequence",
-                    requested: s,
-                    next: head.last_sequence.saturating_add(1),
-                    stream: Some(stream.to_string()),
-                    checkpoint: None,
-                }));
+            GroupStart::Sequence(s) => {
+                let next = head.last_sequence.saturating_add(1);
+                let stream = Some(stream.as_str());
+                if let Err(e) = LogError::refuse_beyond_head("sequence", s, next, stream, None) {
+                    return Ok(Err(e));
+                }
+                s.saturating_sub(1)
             }
-            GroupStart::Sequence(s) => s.saturating_sub(1),
         };
         let record = self
             .tx

@@ -478,24 +478,14 @@ impl EventLog {
         // A start past what the log has assigned is refused: the cursor
         // would sit above events not appended yet, and the subscription
         // would skip them when they come (a resume id from before the log
-        // was reset would stall it for good). The next position or
-        // sequence itself is fine: that is "from the next event on".
-        let beyond_head =
-            |unit, requested, next, stream: Option<&StreamName>| LogError::StartBeyondHead {
-                unit,
-                requested,
-                next,
-                stream: stream.map(ToString::to_string),
-                checkpoint: checkpoint.clone(),
-            };
+        // was reset would stall it for good).
+        let checkpoint = checkpoint.as_deref();
         let cursor = match &start {
             Start::Earliest => 0,
             Start::Latest => self.storage.head_position().await?,
             Start::Position(p) => {
                 let next = self.storage.head_position().await?.saturating_add(1);
-                if *p > next {
-                    return Err(beyond_head("position", *p, next, None));
-                }
+                LogError::refuse_beyond_head("position", *p, next, None, checkpoint)?;
                 p.saturating_sub(1)
             }
             Start::Time(t) => self.storage.position_before_time(*t).await?,
@@ -513,9 +503,13 @@ impl EventLog {
                     .await?
                     .map_or(0, |info| info.last_sequence);
                 let next = last.saturating_add(1);
-                if *s > next {
-                    return Err(beyond_head("sequence", *s, next, Some(name)));
-                }
+                LogError::refuse_beyond_head(
+                    "sequence",
+                    *s,
+                    next,
+                    Some(name.as_str()),
+                    checkpoint,
+                )?;
                 min_sequence = Some(*s);
                 self.storage.position_before_sequence(name, *s).await?
             }
