@@ -132,6 +132,17 @@ async fn invalid_cloudevents_are_rejected_with_invalid_event() {
     cases.push(("bad time", e.into()));
     let mut e = base.clone();
     e.attributes.insert(
+        "deadline".into(),
+        CloudEventAttributeValue {
+            attr: Some(AttributeValue::CeTimestamp(prost_types::Timestamp {
+                seconds: 253_402_300_800, // 10000-01-01: RFC 3339 has 4-digit years
+                nanos: 0,
+            })),
+        },
+    );
+    cases.push(("timestamp past year 9999", e.into()));
+    let mut e = base.clone();
+    e.attributes.insert(
         "subject".into(),
         CloudEventAttributeValue {
             attr: Some(AttributeValue::CeInteger(3)),
