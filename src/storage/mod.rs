@@ -28,9 +28,8 @@ use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
 
 pub mod errors;
 pub mod postgres;
-mod rows;
+mod sql;
 pub mod sqlite;
-mod transaction;
 
 /// Wake-ups from [`Storage::commit_feed`]: each message means "new events may
 /// have been committed"; several commits may share one.

@@ -11,20 +11,19 @@
 //! connection on which either failed, or whose transaction was dropped
 //! half-way, is closed and replaced by the pool instead of being reused.
 
+use sqlx::Pool;
 use sqlx::pool::PoolConnection;
-use sqlx::{Database, Executor, Pool};
 use tracing::warn;
 
+use super::driver::SqlDb;
+
 /// An open transaction holding one pooled connection.
-pub(super) struct PooledTx<DB: Database> {
+pub(super) struct PooledTx<DB: SqlDb> {
     /// `None` once committed or rolled back.
     conn: Option<PoolConnection<DB>>,
 }
 
-impl<DB: Database> PooledTx<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-{
+impl<DB: SqlDb> PooledTx<DB> {
     /// Takes a connection from `pool` and runs `begin` (`BEGIN IMMEDIATE`,
     /// `BEGIN`) on it.
     ///
@@ -33,7 +32,7 @@ where
     /// is discarded, as its state is not known.
     pub(super) async fn begin(pool: &Pool<DB>, begin: &'static str) -> Result<Self, sqlx::Error> {
         let mut conn = pool.acquire().await?;
-        if let Err(e) = sqlx::raw_sql(begin).execute(&mut *conn).await {
+        if let Err(e) = DB::raw(&mut *conn, begin).await {
             conn.close_on_drop();
             return Err(e);
         }
@@ -62,7 +61,7 @@ where
         let Some(conn) = self.conn.as_deref_mut() else {
             return Ok(());
         };
-        match sqlx::raw_sql("COMMIT").execute(conn).await {
+        match DB::raw(conn, "COMMIT").await {
             Ok(_) => {
                 self.conn = None;
                 Ok(())
@@ -86,7 +85,7 @@ where
         // SQLite may already have rolled back by itself (then ROLLBACK fails
         // with "no transaction is active"); either way the connection's
         // state is only certain after a ROLLBACK succeeded.
-        match sqlx::raw_sql("ROLLBACK").execute(conn).await {
+        match DB::raw(conn, "ROLLBACK").await {
             // Back to the pool, outside any transaction.
             Ok(_) => self.conn = None,
             // Left in `self`: `Drop` discards it.
@@ -95,7 +94,7 @@ where
     }
 }
 
-impl<DB: Database> Drop for PooledTx<DB> {
+impl<DB: SqlDb> Drop for PooledTx<DB> {
     fn drop(&mut self) {
         // Dropped while open (a cancelled future, a panic): a ROLLBACK cannot
         // be awaited here, and closing the connection rolls back for sure.

@@ -1,0 +1,139 @@
+//! The SQL of both backends, written once.
+//!
+//! [`SqlStorage`] implements [`Storage`](super::Storage) and its
+//! transactions implement [`WriteTx`](super::WriteTx) for any sqlx database
+//! whose backend implements [`Dialect`]. Statements are built with sqlx's
+//! `QueryBuilder`, which writes each backend's placeholders (`?` or `$N`);
+//! what SQLite and PostgreSQL really do differently sits behind the few
+//! methods of [`Dialect`], implemented in `storage/sqlite.rs` and
+//! `storage/postgres.rs` beside their opening code.
+//!
+//! sqlx's `Any` driver is not used: it would lose PostgreSQL's array
+//! parameters (the `UNNEST` insert) and `LISTEN`/`NOTIFY`.
+//!
+//! # Files
+//! - `reads.rs`: the read side ([`Storage`](super::Storage)), on the reader pool.
+//! - `writes.rs`: write transactions ([`WriteTx`](super::WriteTx)).
+//! - `clauses.rs`: `WHERE` fragments shared by both (filters, stream selectors).
+//! - `rows.rs`: column lists and the mapping of rows to records.
+//! - `driver.rs`: the values bound, the columns decoded and the statement
+//!   type the shared code is written against.
+//! - `transaction.rs`: a transaction that never hands a connection back in
+//!   an unknown state.
+
+use std::future::Future;
+
+use sqlx::{Database, Pool};
+
+use super::{CommitFeed, EventRow, StorageError};
+use crate::log::model::UnixMicros;
+pub(super) use rows::to_i64;
+
+mod clauses;
+mod driver;
+mod reads;
+mod rows;
+mod transaction;
+mod writes;
+
+pub use driver::{Driver, Sql, SqlDb};
+
+/// What one SQL backend does its own way. Everything else is shared.
+pub trait Dialect: Send + Sync + Sized + 'static {
+    /// The sqlx database type.
+    type DB: SqlDb;
+
+    /// Opens a write transaction: SQLite's `BEGIN IMMEDIATE` takes the
+    /// write lock at once, so a busy database fails here rather than
+    /// half-way through a batch; PostgreSQL's `BEGIN` is followed by
+    /// [`Dialect::lock_log_head`].
+    const BEGIN: &'static str;
+
+    /// The SQL function giving the larger of two values (`MAX`, `GREATEST`).
+    const GREATEST: &'static str;
+
+    /// Appended to a `SELECT` whose rows the transaction must hold until it
+    /// ends (`FOR UPDATE`; empty where the whole database is locked).
+    const LOCK_ROWS: &'static str;
+
+    /// The operator that matches a column against [`Dialect::pattern`]'s
+    /// output (`GLOB`, `LIKE`).
+    const MATCH: &'static str;
+
+    /// Turns a riverlog `*` pattern into the backend's match pattern, with
+    /// the backend's other metacharacters matching themselves.
+    fn pattern(entry: &str) -> String;
+
+    /// Runs first in every write transaction, right after
+    /// [`Dialect::BEGIN`]: takes the log-head lock where the database does
+    /// not lock as a whole, and returns the `recorded_at` floor that other
+    /// writers sharing the database left (0 where only this process writes).
+    fn lock_log_head(
+        conn: &mut <Self::DB as Database>::Connection,
+    ) -> impl Future<Output = Result<UnixMicros, StorageError>> + Send;
+
+    /// Inserts event rows (any number; chunking is the dialect's business).
+    fn insert_events<'c>(
+        conn: &'c mut <Self::DB as Database>::Connection,
+        rows: &'c [EventRow],
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'c;
+
+    /// Runs last before `COMMIT` of a transaction that appended events:
+    /// PostgreSQL announces the commit to other replicas here.
+    fn before_commit(
+        conn: &mut <Self::DB as Database>::Connection,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// See [`Storage::commit_feed`](super::Storage::commit_feed).
+    fn commit_feed(&self) -> impl Future<Output = Result<Option<CommitFeed>, StorageError>> + Send;
+
+    /// Closes what the dialect opened beside the two pools.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// A SQL database as riverlog's storage.
+pub struct SqlStorage<D: Dialect> {
+    /// The write transactions' connection (one: writers take turns anyway,
+    /// and owning it avoids lock waits between our own writers).
+    writer: Pool<D::DB>,
+    /// Connections for reads, which never wait for the writer.
+    readers: Pool<D::DB>,
+    /// The backend's own state (PostgreSQL's listener).
+    dialect: D,
+}
+
+impl<D: Dialect> SqlStorage<D> {
+    /// Storage on opened, migrated pools.
+    pub(super) fn new(writer: Pool<D::DB>, readers: Pool<D::DB>, dialect: D) -> Self {
+        Self {
+            writer,
+            readers,
+            dialect,
+        }
+    }
+}
+
+/// Rows per multi-row statement: 9 parameters each stays far below SQLite's
+/// 32766-variable limit, and PostgreSQL's 65535.
+pub(super) const CHUNK: usize = 500;
+
+/// The portable multi-row insert of a chunk of event rows.
+pub(super) fn insert_events_statement<DB: SqlDb>(rows: &[EventRow]) -> Sql<DB> {
+    let mut q = Sql::new(
+        "INSERT INTO events (position, stream_id, sequence, event_id, type, source, \
+         subject, recorded_at, payload) ",
+    );
+    q.values(rows, |q, row| {
+        let e = &row.event;
+        q.bind(to_i64(e.position))
+            .then(row.stream_id)
+            .then(to_i64(e.sequence))
+            .then(e.id.as_str())
+            .then(e.event_type.as_str())
+            .then(e.source.as_str())
+            .then(e.subject.as_deref())
+            .then(e.recorded_at.0)
+            .then(e.payload.as_ref());
+    });
+    q
+}

@@ -1,0 +1,374 @@
+//! The read side: [`Storage`] on the reader pool.
+
+use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+
+use super::clauses::{push_filter, push_name_pattern, push_selectors};
+use super::driver::{Driver, Sql, get};
+use super::rows::*;
+use super::writes::SqlWriteTx;
+use super::{Dialect, SqlStorage};
+use crate::log::filter::EventFilter;
+use crate::log::groups::{
+    Checkpoint, CheckpointOwner, ConsumerRecord, GroupRecord, GroupState, PendingEntry,
+    PendingQuery, PendingSummary,
+};
+use crate::log::model::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
+use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
+use crate::storage::{CommitFeed, Direction, ReadFrom, Storage, StorageError, WriteTx};
+
+/// Most checkpoints one listing returns.
+const MAX_CHECKPOINTS_LISTED: i64 = 10_000;
+
+impl<D: Dialect> SqlStorage<D> {
+    /// A reader connection.
+    async fn reader(&self) -> Result<PoolConnection<D::DB>, StorageError> {
+        self.readers.acquire().await.map_err(D::DB::classify)
+    }
+
+    /// Fills in consumers, pending totals and lag of a group.
+    async fn complete_group_state(
+        conn: &mut <D::DB as sqlx::Database>::Connection,
+        group: GroupRecord,
+    ) -> Result<GroupState, StorageError> {
+        let rows = Sql::<D::DB>::new(
+            "SELECT c.name, c.last_seen_at, \
+             (SELECT COUNT(*) FROM group_pending p WHERE p.group_id = c.group_id AND p.consumer = c.name) \
+             FROM group_consumers c WHERE c.group_id = ",
+        )
+        .bind(group.id)
+        .push(" ORDER BY c.name")
+        .fetch_all(conn)
+        .await?;
+        let consumers = rows
+            .iter()
+            .map(|row| {
+                Ok(ConsumerRecord {
+                    name: get::<D::DB, _>(row, 0)?,
+                    last_seen_at: UnixMicros(get::<D::DB, _>(row, 1)?),
+                    pending: to_u64(get::<D::DB, _>(row, 2)?),
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let totals = Sql::<D::DB>::new(
+            "SELECT COUNT(*), MIN(sequence) FROM group_pending WHERE group_id = ",
+        )
+        .bind(group.id)
+        .fetch_optional(conn)
+        .await?;
+        let (pending, lowest) = match totals {
+            Some(row) => (
+                get::<D::DB, i64>(&row, 0)?,
+                get::<D::DB, Option<i64>>(&row, 1)?,
+            ),
+            None => (0, None),
+        };
+        let lag: i64 = Sql::<D::DB>::new("SELECT COUNT(*) FROM events WHERE stream_id = ")
+            .bind(group.stream_id)
+            .push(" AND sequence > ")
+            .bind(to_i64(group.cursor))
+            .fetch_scalar(conn)
+            .await?;
+        Ok(GroupState {
+            group,
+            consumers,
+            pending: to_u64(pending),
+            lowest_pending: lowest.map(to_u64),
+            lag: to_u64(lag),
+        })
+    }
+
+    /// Groups of `stream` (one when `name` is given), completed.
+    async fn group_states(
+        &self,
+        stream: &StreamName,
+        name: Option<&Label>,
+    ) -> Result<Vec<GroupState>, StorageError> {
+        let mut conn = self.reader().await?;
+        let mut q = Sql::<D::DB>::new(format!(
+            "SELECT {GROUP_COLUMNS} FROM groups g JOIN streams s ON s.id = g.stream_id \
+             WHERE s.name = "
+        ));
+        q.bind(stream.as_str());
+        if let Some(name) = name {
+            q.push(" AND g.name = ").bind(name.as_str());
+        }
+        let rows = q.push(" ORDER BY g.name").fetch_all(&mut conn).await?;
+        let mut states = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let record = group_record::<D::DB>(row, stream.clone())?;
+            states.push(Self::complete_group_state(&mut conn, record).await?);
+        }
+        Ok(states)
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> Storage for SqlStorage<D> {
+    async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StorageError> {
+        Ok(Box::new(SqlWriteTx::<D>::begin(&self.writer).await?))
+    }
+
+    async fn get_stream(&self, name: &StreamName) -> Result<Option<StreamInfo>, StorageError> {
+        let row = Sql::<D::DB>::new(format!("{STREAM_INFO_SELECT} WHERE s.name = "))
+            .bind(name.as_str())
+            .fetch_optional(&mut *self.reader().await?)
+            .await?;
+        row.as_ref().map(stream_info::<D::DB>).transpose()
+    }
+
+    async fn list_streams(
+        &self,
+        pattern: Option<&StreamPattern>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StreamInfo>, StorageError> {
+        let mut q = Sql::<D::DB>::new(STREAM_INFO_SELECT);
+        q.push(" WHERE 1 = 1");
+        if let Some(p) = pattern {
+            q.push(" AND ");
+            push_name_pattern::<D>(&mut q, p.as_str());
+        }
+        if let Some(a) = after {
+            q.push(" AND s.name > ").bind(a);
+        }
+        let rows = q
+            .push(" ORDER BY s.name LIMIT ")
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.reader().await?)
+            .await?;
+        rows.iter().map(stream_info::<D::DB>).collect()
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from: ReadFrom,
+        direction: Direction,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let mut q = Sql::<D::DB>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
+             WHERE s.name = "
+        ));
+        q.bind(stream.as_str());
+        let (cmp, order) = match direction {
+            Direction::Forward => (">=", "ASC"),
+            Direction::Backward => ("<=", "DESC"),
+        };
+        match from {
+            ReadFrom::End => {}
+            ReadFrom::Sequence(s) => {
+                q.push(format!(" AND e.sequence {cmp} ")).bind(to_i64(s));
+            }
+            ReadFrom::Time(t) => {
+                q.push(format!(" AND e.recorded_at {cmp} ")).bind(t.0);
+            }
+        }
+        push_filter::<D>(&mut q, filter);
+        let rows = q
+            .push(format!(" ORDER BY e.sequence {order} LIMIT "))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.reader().await?)
+            .await?;
+        stored_events::<D::DB>(rows)
+    }
+
+    async fn read_log(
+        &self,
+        after: Position,
+        selectors: &[StreamSelector],
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let mut q = Sql::<D::DB>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
+             WHERE e.position > "
+        ));
+        q.bind(to_i64(after));
+        push_selectors::<D>(&mut q, selectors);
+        push_filter::<D>(&mut q, filter);
+        let rows = q
+            .push(" ORDER BY e.position LIMIT ")
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.reader().await?)
+            .await?;
+        stored_events::<D::DB>(rows)
+    }
+
+    async fn head_position(&self) -> Result<Position, StorageError> {
+        let head: i64 = Sql::<D::DB>::new("SELECT position FROM log_head WHERE id = 1")
+            .fetch_scalar(&mut *self.reader().await?)
+            .await?;
+        Ok(to_u64(head))
+    }
+
+    async fn position_before_time(&self, time: UnixMicros) -> Result<Position, StorageError> {
+        // recorded_at never decreases along positions, so the newest event
+        // before `time` by the time index is also the one with the highest
+        // position.
+        let row = Sql::<D::DB>::new("SELECT position FROM events WHERE recorded_at < ")
+            .bind(time.0)
+            .push(" ORDER BY recorded_at DESC, position DESC LIMIT 1")
+            .fetch_optional(&mut *self.reader().await?)
+            .await?;
+        row.map_or(Ok(0), |r| Ok(to_u64(get::<D::DB, _>(&r, 0)?)))
+    }
+
+    async fn position_before_sequence(
+        &self,
+        stream: &StreamName,
+        sequence: Sequence,
+    ) -> Result<Position, StorageError> {
+        let row = Sql::<D::DB>::new(
+            "SELECT e.position FROM events e JOIN streams s ON s.id = e.stream_id \
+             WHERE s.name = ",
+        )
+        .bind(stream.as_str())
+        .push(" AND e.sequence < ")
+        .bind(to_i64(sequence))
+        .push(" ORDER BY e.sequence DESC LIMIT 1")
+        .fetch_optional(&mut *self.reader().await?)
+        .await?;
+        row.map_or(Ok(0), |r| Ok(to_u64(get::<D::DB, _>(&r, 0)?)))
+    }
+
+    async fn last_recorded_at(&self) -> Result<Option<UnixMicros>, StorageError> {
+        let t: Option<i64> = Sql::<D::DB>::new("SELECT MAX(recorded_at) FROM events")
+            .fetch_scalar(&mut *self.reader().await?)
+            .await?;
+        Ok(t.map(UnixMicros))
+    }
+
+    async fn group_state(
+        &self,
+        stream: &StreamName,
+        group: &Label,
+    ) -> Result<Option<GroupState>, StorageError> {
+        Ok(self.group_states(stream, Some(group)).await?.pop())
+    }
+
+    async fn list_group_states(
+        &self,
+        stream: &StreamName,
+    ) -> Result<Vec<GroupState>, StorageError> {
+        self.group_states(stream, None).await
+    }
+
+    async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError> {
+        let mut conn = self.reader().await?;
+        let totals = Sql::<D::DB>::new(
+            "SELECT COUNT(*), MIN(sequence), MAX(sequence) FROM group_pending WHERE group_id = ",
+        )
+        .bind(group_id)
+        .fetch_optional(&mut conn)
+        .await?;
+        let (count, lowest, highest) = match totals {
+            Some(row) => (
+                get::<D::DB, i64>(&row, 0)?,
+                get::<D::DB, Option<i64>>(&row, 1)?,
+                get::<D::DB, Option<i64>>(&row, 2)?,
+            ),
+            None => (0, None, None),
+        };
+        let rows =
+            Sql::<D::DB>::new("SELECT consumer, COUNT(*) FROM group_pending WHERE group_id = ")
+                .bind(group_id)
+                .push(" GROUP BY consumer ORDER BY consumer")
+                .fetch_all(&mut conn)
+                .await?;
+        let consumers = rows
+            .iter()
+            .map(|r| Ok((get::<D::DB, String>(r, 0)?, to_u64(get::<D::DB, _>(r, 1)?))))
+            .collect::<Result<_, StorageError>>()?;
+        Ok(PendingSummary {
+            count: to_u64(count),
+            lowest: lowest.map(to_u64),
+            highest: highest.map(to_u64),
+            consumers,
+        })
+    }
+
+    async fn list_pending(
+        &self,
+        group_id: i64,
+        query: &PendingQuery,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        let mut q = Sql::<D::DB>::new(format!(
+            "SELECT {PENDING_COLUMNS} FROM group_pending WHERE group_id = "
+        ));
+        q.bind(group_id)
+            .push(" AND sequence > ")
+            .bind(to_i64(query.after_sequence));
+        if let Some(c) = &query.consumer {
+            q.push(" AND consumer = ").bind(c.as_str());
+        }
+        if let Some(t) = query.delivered_before {
+            q.push(" AND delivered_at <= ").bind(t.0);
+        }
+        let rows = q
+            .push(" ORDER BY sequence LIMIT ")
+            .bind(i64::from(query.limit))
+            .fetch_all(&mut *self.reader().await?)
+            .await?;
+        rows.iter().map(pending_entry::<D::DB>).collect()
+    }
+
+    async fn checkpoint(
+        &self,
+        owner: &CheckpointOwner,
+        name: &Label,
+        stream: Option<&StreamName>,
+    ) -> Result<Option<Checkpoint>, StorageError> {
+        let row = Sql::<D::DB>::new(format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE owner = "
+        ))
+        .bind(owner.as_str())
+        .push(" AND name = ")
+        .bind(name.as_str())
+        .push(" AND stream = ")
+        .bind(stream.map_or("", StreamName::as_str))
+        .fetch_optional(&mut *self.reader().await?)
+        .await?;
+        row.as_ref().map(checkpoint::<D::DB>).transpose()
+    }
+
+    async fn list_checkpoints(
+        &self,
+        owner: &CheckpointOwner,
+        prefix: &str,
+    ) -> Result<Vec<Checkpoint>, StorageError> {
+        // substr() rather than a pattern: the prefix is matched literally.
+        let rows = Sql::<D::DB>::new(format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE owner = "
+        ))
+        .bind(owner.as_str())
+        .push(" AND substr(name, 1, length(")
+        .bind(prefix)
+        .push(")) = ")
+        .bind(prefix)
+        .push(" ORDER BY name, stream LIMIT ")
+        .bind(MAX_CHECKPOINTS_LISTED)
+        .fetch_all(&mut *self.reader().await?)
+        .await?;
+        rows.iter().map(checkpoint::<D::DB>).collect()
+    }
+
+    async fn commit_feed(&self) -> Result<Option<CommitFeed>, StorageError> {
+        self.dialect.commit_feed().await
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        Sql::<D::DB>::new("SELECT 1 FROM log_head")
+            .execute(&mut *self.reader().await?)
+            .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.dialect.close().await;
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+}

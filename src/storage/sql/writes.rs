@@ -1,0 +1,675 @@
+//! Write transactions: [`WriteTx`] on the write connection.
+
+use async_trait::async_trait;
+use sqlx::Pool;
+
+use super::driver::{Driver, Sql, get};
+use super::rows::*;
+use super::transaction::PooledTx;
+use super::{CHUNK, Dialect};
+use crate::log::groups::{Checkpoint, GroupRecord, GroupSettings, PendingEntry};
+use crate::log::model::{Position, Retention, Sequence, StoredEvent, UnixMicros};
+use crate::log::names::{Label, StreamName};
+use crate::storage::{
+    EventRow, ExistingEvent, StorageError, StreamHead, TakeEnd, TrimUntil, WriteTx,
+};
+
+/// A write transaction on the write connection.
+pub(super) struct SqlWriteTx<D: Dialect> {
+    tx: PooledTx<D::DB>,
+    /// Whether events were appended: the dialect may announce the commit.
+    appended: bool,
+    /// `log_head.recorded_at` as the log-head lock found it.
+    recorded_floor: UnixMicros,
+}
+
+impl<D: Dialect> SqlWriteTx<D> {
+    /// Begins a transaction and takes the log-head lock (see the concurrency
+    /// contract on [`crate::storage`]).
+    pub(super) async fn begin(writer: &Pool<D::DB>) -> Result<Self, StorageError> {
+        let mut tx = PooledTx::begin(writer, D::BEGIN)
+            .await
+            .map_err(D::DB::classify)?;
+        match D::lock_log_head(tx.conn()).await {
+            Ok(recorded_floor) => Ok(Self {
+                tx,
+                appended: false,
+                recorded_floor,
+            }),
+            Err(e) => {
+                tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    fn conn(&mut self) -> &mut <D::DB as sqlx::Database>::Connection {
+        self.tx.conn()
+    }
+
+    /// Events of a stream selected by `rest` (`WHERE e.stream_id = ? ...`).
+    async fn events_where(
+        &mut self,
+        stream_id: i64,
+        rest: impl FnOnce(&mut Sql<D::DB>),
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let mut q = Sql::<D::DB>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
+             WHERE e.stream_id = "
+        ));
+        q.bind(stream_id);
+        rest(&mut q);
+        let rows = q.fetch_all(self.conn()).await?;
+        stored_events::<D::DB>(rows)
+    }
+
+    /// Pending entries of a group selected by `rest` (`WHERE group_id = ? ...`).
+    async fn pending_where(
+        &mut self,
+        group_id: i64,
+        rest: impl FnOnce(&mut Sql<D::DB>),
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        let mut q = Sql::<D::DB>::new(format!(
+            "SELECT {PENDING_COLUMNS} FROM group_pending WHERE group_id = "
+        ));
+        q.bind(group_id);
+        rest(&mut q);
+        let rows = q.fetch_all(self.conn()).await?;
+        rows.iter().map(pending_entry::<D::DB>).collect()
+    }
+
+    /// Runs a statement ending in `RETURNING sequence` per chunk of
+    /// `sequences` (`build` writes it around the bound list) and collects
+    /// the sequences returned.
+    async fn sequences_returned(
+        &mut self,
+        sequences: &[Sequence],
+        build: impl Fn(&mut Sql<D::DB>, &[Sequence]),
+    ) -> Result<Vec<Sequence>, StorageError> {
+        let mut returned = Vec::new();
+        for chunk in sequences.chunks(CHUNK) {
+            let mut q = Sql::<D::DB>::new("");
+            build(&mut q, chunk);
+            for row in q.push(" RETURNING sequence").fetch_all(self.conn()).await? {
+                returned.push(to_u64(get::<D::DB, _>(&row, 0)?));
+            }
+        }
+        Ok(returned)
+    }
+}
+
+/// Binds a list of sequences.
+fn sequence_list(chunk: &[Sequence]) -> impl Iterator<Item = i64> + '_ {
+    chunk.iter().map(|s| to_i64(*s))
+}
+
+#[async_trait]
+impl<D: Dialect> WriteTx for SqlWriteTx<D> {
+    async fn log_head(&mut self) -> Result<Position, StorageError> {
+        let head: i64 = Sql::<D::DB>::new("SELECT position FROM log_head WHERE id = 1")
+            .fetch_scalar(self.conn())
+            .await?;
+        Ok(to_u64(head))
+    }
+
+    async fn recorded_floor(&mut self) -> Result<UnixMicros, StorageError> {
+        Ok(self.recorded_floor)
+    }
+
+    async fn save_log_head(
+        &mut self,
+        head: Position,
+        recorded_at: UnixMicros,
+    ) -> Result<(), StorageError> {
+        Sql::<D::DB>::new("UPDATE log_head SET position = ")
+            .bind(to_i64(head))
+            .push(format!(", recorded_at = {}(recorded_at, ", D::GREATEST))
+            .bind(recorded_at.0)
+            .push(") WHERE id = 1")
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn stream_heads(
+        &mut self,
+        names: &[StreamName],
+    ) -> Result<Vec<StreamHead>, StorageError> {
+        let mut heads = Vec::with_capacity(names.len());
+        for chunk in names.chunks(CHUNK) {
+            // Name order: replicas lock the same rows in the same order.
+            let rows = Sql::<D::DB>::new(format!(
+                "SELECT {STREAM_HEAD_COLUMNS} FROM streams WHERE name IN "
+            ))
+            .bind_list(chunk.iter().map(StreamName::as_str))
+            .push(" ORDER BY name")
+            .push(D::LOCK_ROWS)
+            .fetch_all(self.conn())
+            .await?;
+            for row in &rows {
+                heads.push(stream_head::<D::DB>(row)?);
+            }
+        }
+        Ok(heads)
+    }
+
+    async fn count_streams(&mut self) -> Result<u64, StorageError> {
+        let n: i64 = Sql::<D::DB>::new("SELECT COUNT(*) FROM streams")
+            .fetch_scalar(self.conn())
+            .await?;
+        Ok(to_u64(n))
+    }
+
+    async fn create_stream(
+        &mut self,
+        name: &StreamName,
+        retention: &Retention,
+        now: UnixMicros,
+    ) -> Result<StreamHead, StorageError> {
+        let id: i64 = Sql::<D::DB>::new(
+            "INSERT INTO streams (name, created_at, max_events, max_age_us, ttl_us) ",
+        )
+        .values(&[()], |q, ()| {
+            q.bind(name.as_str())
+                .then(now.0)
+                .then(retention.max_events.map(to_i64))
+                .then(duration_to_micros(retention.max_age))
+                .then(duration_to_micros(retention.ttl));
+        })
+        .push(" RETURNING id")
+        .fetch_scalar(self.conn())
+        .await?;
+        Ok(StreamHead {
+            id,
+            name: name.clone(),
+            last_sequence: 0,
+            last_position: 0,
+            event_count: 0,
+            created_at: now,
+            last_appended_at: None,
+        })
+    }
+
+    async fn save_stream_heads(&mut self, heads: &[StreamHead]) -> Result<(), StorageError> {
+        for chunk in heads.chunks(CHUNK) {
+            Sql::<D::DB>::new("WITH v (id, ls, lp, ec, la) AS (")
+                .values(chunk, |q, h| {
+                    q.bind(h.id)
+                        .then(to_i64(h.last_sequence))
+                        .then(to_i64(h.last_position))
+                        .then(to_i64(h.event_count))
+                        .then(h.last_appended_at.map(|t| t.0));
+                })
+                .push(
+                    ") UPDATE streams SET last_sequence = v.ls, last_position = v.lp, \
+                     event_count = v.ec, last_appended_at = v.la FROM v WHERE streams.id = v.id",
+                )
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn find_events(
+        &mut self,
+        keys: &[(i64, &str)],
+    ) -> Result<Vec<ExistingEvent>, StorageError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(CHUNK) {
+            // A join with the keys as a VALUES table: one indexed lookup per
+            // key on (stream_id, event_id), in one statement.
+            let rows = Sql::<D::DB>::new("WITH k (stream_id, event_id) AS (")
+                .values(chunk, |q, (stream_id, id)| {
+                    q.bind(*stream_id).then(*id);
+                })
+                .push(format!(
+                    ") SELECT {EXISTING_EVENT_COLUMNS} FROM k \
+                     JOIN events e ON e.stream_id = k.stream_id AND e.event_id = k.event_id"
+                ))
+                .fetch_all(self.conn())
+                .await?;
+            for row in &rows {
+                found.push(existing_event::<D::DB>(row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn insert_events(&mut self, rows: &[EventRow]) -> Result<(), StorageError> {
+        D::insert_events(self.conn(), rows).await?;
+        self.appended = true;
+        Ok(())
+    }
+
+    async fn delete_stream(&mut self, stream_id: i64) -> Result<u64, StorageError> {
+        for sql in [
+            "DELETE FROM group_pending WHERE group_id IN (SELECT id FROM groups WHERE stream_id = ",
+            "DELETE FROM group_consumers WHERE group_id IN (SELECT id FROM groups WHERE stream_id = ",
+            "DELETE FROM checkpoints WHERE stream = (SELECT name FROM streams WHERE id = ",
+        ] {
+            Sql::<D::DB>::new(sql)
+                .bind(stream_id)
+                .push(")")
+                .execute(self.conn())
+                .await?;
+        }
+        Sql::<D::DB>::new("DELETE FROM groups WHERE stream_id = ")
+            .bind(stream_id)
+            .execute(self.conn())
+            .await?;
+        let removed = Sql::<D::DB>::new("DELETE FROM events WHERE stream_id = ")
+            .bind(stream_id)
+            .execute(self.conn())
+            .await?;
+        Sql::<D::DB>::new("DELETE FROM streams WHERE id = ")
+            .bind(stream_id)
+            .execute(self.conn())
+            .await?;
+        Ok(removed)
+    }
+
+    async fn trim(&mut self, stream_id: i64, until: TrimUntil) -> Result<u64, StorageError> {
+        let mut q = Sql::<D::DB>::new("DELETE FROM events WHERE stream_id = ");
+        q.bind(stream_id);
+        match until {
+            TrimUntil::MaxEvents(keep) => q
+                .push(" AND sequence <= (SELECT sequence FROM events WHERE stream_id = ")
+                .bind(stream_id)
+                .push(" ORDER BY sequence DESC LIMIT 1 OFFSET ")
+                .bind(to_i64(keep))
+                .push(")"),
+            TrimUntil::BeforeSequence(s) => q.push(" AND sequence < ").bind(to_i64(s)),
+            TrimUntil::BeforeTime(t) => q.push(" AND recorded_at < ").bind(t.0),
+        };
+        q.execute(self.conn()).await
+    }
+
+    async fn take(
+        &mut self,
+        stream: &StreamHead,
+        end: TakeEnd,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let (order, beyond) = match end {
+            TakeEnd::Oldest => ("ASC", "<="),
+            TakeEnd::Newest => ("DESC", ">="),
+        };
+        let mut events = self
+            .events_where(stream.id, |q| {
+                q.push(format!(" ORDER BY e.sequence {order} LIMIT "))
+                    .bind(i64::from(limit));
+            })
+            .await?;
+        events.truncate(crate::log::model::fitting(&events, max_bytes));
+        if let Some(last) = events.last() {
+            // The taken events are exactly those up to (or down to) the last
+            // one read, so one range delete removes them.
+            Sql::<D::DB>::new("DELETE FROM events WHERE stream_id = ")
+                .bind(stream.id)
+                .push(format!(" AND sequence {beyond} "))
+                .bind(to_i64(last.sequence))
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(events)
+    }
+
+    async fn group(
+        &mut self,
+        stream: &StreamHead,
+        name: &Label,
+    ) -> Result<Option<GroupRecord>, StorageError> {
+        let row = Sql::<D::DB>::new(format!(
+            "SELECT {GROUP_COLUMNS} FROM groups g WHERE g.stream_id = "
+        ))
+        .bind(stream.id)
+        .push(" AND g.name = ")
+        .bind(name.as_str())
+        .fetch_optional(self.conn())
+        .await?;
+        row.map(|r| group_record::<D::DB>(&r, stream.name.clone()))
+            .transpose()
+    }
+
+    async fn create_group(
+        &mut self,
+        stream: &StreamHead,
+        name: &Label,
+        settings: &GroupSettings,
+        cursor: Sequence,
+        now: UnixMicros,
+    ) -> Result<GroupRecord, StorageError> {
+        let id: i64 = Sql::<D::DB>::new(
+            "INSERT INTO groups (stream_id, name, ack_timeout_us, max_deliveries, \
+             dead_letter_stream, cursor, created_at) ",
+        )
+        .values(&[()], |q, ()| {
+            q.bind(stream.id)
+                .then(name.as_str())
+                .then(duration_to_micros(Some(settings.ack_timeout)))
+                .then(i64::from(settings.max_deliveries))
+                .then(settings.dead_letter_stream.as_str())
+                .then(to_i64(cursor))
+                .then(now.0);
+        })
+        .push(" RETURNING id")
+        .fetch_scalar(self.conn())
+        .await?;
+        Ok(GroupRecord {
+            id,
+            stream_id: stream.id,
+            stream: stream.name.clone(),
+            name: name.clone(),
+            ack_timeout: settings.ack_timeout,
+            max_deliveries: settings.max_deliveries,
+            dead_letter_stream: settings.dead_letter_stream.clone(),
+            cursor,
+            created_at: now,
+        })
+    }
+
+    async fn delete_group(&mut self, group_id: i64) -> Result<(), StorageError> {
+        for sql in [
+            "DELETE FROM group_pending WHERE group_id = ",
+            "DELETE FROM group_consumers WHERE group_id = ",
+            "DELETE FROM groups WHERE id = ",
+        ] {
+            Sql::<D::DB>::new(sql)
+                .bind(group_id)
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn save_group_cursor(
+        &mut self,
+        group_id: i64,
+        cursor: Sequence,
+    ) -> Result<(), StorageError> {
+        Sql::<D::DB>::new("UPDATE groups SET cursor = ")
+            .bind(to_i64(cursor))
+            .push(" WHERE id = ")
+            .bind(group_id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn touch_consumer(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+        now: UnixMicros,
+    ) -> Result<(), StorageError> {
+        Sql::<D::DB>::new("INSERT INTO group_consumers (group_id, name, last_seen_at) ")
+            .values(&[()], |q, ()| {
+                q.bind(group_id).then(consumer).then(now.0);
+            })
+            .push(
+                " ON CONFLICT (group_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+            )
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn release_consumer(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+        now: UnixMicros,
+    ) -> Result<u64, StorageError> {
+        let released = Sql::<D::DB>::new("UPDATE group_pending SET deliverable_at = ")
+            .bind(now.0)
+            .push(" WHERE group_id = ")
+            .bind(group_id)
+            .push(" AND consumer = ")
+            .bind(consumer)
+            .execute(self.conn())
+            .await?;
+        Sql::<D::DB>::new("DELETE FROM group_consumers WHERE group_id = ")
+            .bind(group_id)
+            .push(" AND name = ")
+            .bind(consumer)
+            .execute(self.conn())
+            .await?;
+        Ok(released)
+    }
+
+    async fn consumer_in_flight(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+        now: UnixMicros,
+    ) -> Result<u64, StorageError> {
+        let n: i64 = Sql::<D::DB>::new("SELECT COUNT(*) FROM group_pending WHERE group_id = ")
+            .bind(group_id)
+            .push(" AND consumer = ")
+            .bind(consumer)
+            .push(" AND deliverable_at > ")
+            .bind(now.0)
+            .fetch_scalar(self.conn())
+            .await?;
+        Ok(to_u64(n))
+    }
+
+    async fn pending_of_consumer(
+        &mut self,
+        group_id: i64,
+        consumer: &str,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        self.pending_where(group_id, |q| {
+            q.push(" AND consumer = ")
+                .bind(consumer)
+                .push(" ORDER BY sequence LIMIT ")
+                .bind(i64::from(limit));
+        })
+        .await
+    }
+
+    async fn due_pending(
+        &mut self,
+        group_id: i64,
+        now: UnixMicros,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        self.pending_where(group_id, |q| {
+            q.push(" AND deliverable_at <= ")
+                .bind(now.0)
+                .push(" ORDER BY deliverable_at, sequence LIMIT ")
+                .bind(i64::from(limit));
+        })
+        .await
+    }
+
+    async fn idle_pending(
+        &mut self,
+        group_id: i64,
+        delivered_before: UnixMicros,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        self.pending_where(group_id, |q| {
+            q.push(" AND delivered_at <= ")
+                .bind(delivered_before.0)
+                .push(" ORDER BY sequence LIMIT ")
+                .bind(i64::from(limit));
+        })
+        .await
+    }
+
+    async fn pending_entries(
+        &mut self,
+        group_id: i64,
+        sequences: &[Sequence],
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        let mut found = Vec::new();
+        for chunk in sequences.chunks(CHUNK) {
+            found.extend(
+                self.pending_where(group_id, |q| {
+                    q.push(" AND sequence IN ")
+                        .bind_list(sequence_list(chunk))
+                        .push(" ORDER BY sequence");
+                })
+                .await?,
+            );
+        }
+        Ok(found)
+    }
+
+    async fn save_pending(
+        &mut self,
+        group_id: i64,
+        entries: &[PendingEntry],
+    ) -> Result<(), StorageError> {
+        for chunk in entries.chunks(CHUNK) {
+            Sql::<D::DB>::new(format!(
+                "INSERT INTO group_pending (group_id, {PENDING_COLUMNS}) "
+            ))
+            .values(chunk, |q, e| {
+                q.bind(group_id)
+                    .then(to_i64(e.sequence))
+                    .then(e.consumer.as_str())
+                    .then(i64::from(e.delivery_count))
+                    .then(e.delivered_at.0)
+                    .then(e.deliverable_at.0);
+            })
+            .push(
+                " ON CONFLICT (group_id, sequence) DO UPDATE SET consumer = excluded.consumer, \
+                     delivery_count = excluded.delivery_count, \
+                     delivered_at = excluded.delivered_at, \
+                     deliverable_at = excluded.deliverable_at",
+            )
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_pending(
+        &mut self,
+        group_id: i64,
+        sequences: &[Sequence],
+    ) -> Result<Vec<Sequence>, StorageError> {
+        self.sequences_returned(sequences, |q, chunk| {
+            q.push("DELETE FROM group_pending WHERE group_id = ")
+                .bind(group_id)
+                .push(" AND sequence IN ")
+                .bind_list(sequence_list(chunk));
+        })
+        .await
+    }
+
+    async fn defer_pending(
+        &mut self,
+        group_id: i64,
+        sequences: &[Sequence],
+        holder: Option<&str>,
+        at: UnixMicros,
+    ) -> Result<Vec<Sequence>, StorageError> {
+        self.sequences_returned(sequences, |q, chunk| {
+            q.push("UPDATE group_pending SET deliverable_at = ")
+                .bind(at.0)
+                .push(" WHERE group_id = ")
+                .bind(group_id);
+            if let Some(consumer) = holder {
+                q.push(" AND consumer = ").bind(consumer);
+            }
+            q.push(" AND sequence IN ").bind_list(sequence_list(chunk));
+        })
+        .await
+    }
+
+    async fn next_due(
+        &mut self,
+        group_id: i64,
+        now: UnixMicros,
+    ) -> Result<Option<UnixMicros>, StorageError> {
+        let t: Option<i64> =
+            Sql::<D::DB>::new("SELECT MIN(deliverable_at) FROM group_pending WHERE group_id = ")
+                .bind(group_id)
+                .push(" AND deliverable_at > ")
+                .bind(now.0)
+                .fetch_scalar(self.conn())
+                .await?;
+        Ok(t.map(UnixMicros))
+    }
+
+    async fn events_by_sequence(
+        &mut self,
+        stream_id: i64,
+        sequences: &[Sequence],
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let mut found = Vec::new();
+        for chunk in sequences.chunks(CHUNK) {
+            found.extend(
+                self.events_where(stream_id, |q| {
+                    q.push(" AND e.sequence IN ")
+                        .bind_list(sequence_list(chunk))
+                        .push(" ORDER BY e.sequence");
+                })
+                .await?,
+            );
+        }
+        Ok(found)
+    }
+
+    async fn events_after(
+        &mut self,
+        stream_id: i64,
+        after: Sequence,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        self.events_where(stream_id, |q| {
+            q.push(" AND e.sequence > ")
+                .bind(to_i64(after))
+                .push(" ORDER BY e.sequence LIMIT ")
+                .bind(i64::from(limit));
+        })
+        .await
+    }
+
+    async fn write_probe(&mut self, filler: &[u8]) -> Result<(), StorageError> {
+        Sql::<D::DB>::new("INSERT INTO write_probe (id, filler) VALUES (1, ")
+            .bind(filler)
+            .push(") ON CONFLICT (id) DO UPDATE SET filler = excluded.filler")
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
+        Sql::<D::DB>::new(format!("INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) "))
+            .values(&[()], |q, ()| {
+                q.bind(checkpoint.name.as_str())
+                    .then(checkpoint.stream.as_ref().map_or("", StreamName::as_str))
+                    .then(to_i64(checkpoint.sequence))
+                    .then(to_i64(checkpoint.position))
+                    .then(checkpoint.committed_at.0)
+                    .then(checkpoint.owner.as_str());
+            })
+            .push(
+                " ON CONFLICT (owner, name, stream) DO UPDATE SET sequence = excluded.sequence, \
+                 position = excluded.position, committed_at = excluded.committed_at",
+            )
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
+        if self.appended {
+            if let Err(e) = D::before_commit(self.tx.conn()).await {
+                self.tx.rollback().await;
+                return Err(e);
+            }
+        }
+        self.tx.commit().await.map_err(D::DB::classify)
+    }
+
+    async fn rollback(self: Box<Self>) {
+        self.tx.rollback().await;
+    }
+}
