@@ -19,6 +19,7 @@ mod publish;
 mod read;
 mod restart;
 mod retention;
+mod storage;
 mod streams;
 mod subscribe;
 mod tls;

@@ -60,15 +60,27 @@ pub fn postgres_url() -> String {
 }
 
 impl TestDb {
+    /// An empty database of the backend the suite runs against.
     pub async fn new() -> Self {
-        if !backend_is_postgres() {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}", dir.path().join("riverlog.db").display());
-            return Self {
-                url,
-                _dir: Some(dir),
-            };
+        if backend_is_postgres() {
+            Self::postgres().await
+        } else {
+            Self::sqlite()
         }
+    }
+
+    /// A temporary SQLite file, whatever the suite's backend.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("riverlog.db").display());
+        Self {
+            url,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh schema in the test PostgreSQL, whatever the suite's backend.
+    pub async fn postgres() -> Self {
         use sqlx::Connection;
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
