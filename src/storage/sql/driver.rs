@@ -192,6 +192,56 @@ impl Column for Vec<u8> {
     }
 }
 
+/// The parameters of a statement written with `?`s: a tuple of [`Param`]s,
+/// bound in order.
+pub trait Params {
+    /// Binds each parameter in place of the next `?`, followed by the SQL
+    /// text up to the `?` after it.
+    fn bind_in<'s, DB: SqlDb>(self, q: &mut Sql<DB>, text: &mut impl Iterator<Item = &'s str>);
+
+    /// Binds the parameters as one row of a `VALUES` list: `(?, ?, ...)`.
+    fn bind_row<DB: SqlDb>(self, q: &mut Sql<DB>);
+}
+
+macro_rules! params_tuple {
+    ($($name:ident),+) => {
+        impl<$($name: Param),+> Params for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn bind_in<'s, DB: SqlDb>(
+                self,
+                q: &mut Sql<DB>,
+                text: &mut impl Iterator<Item = &'s str>,
+            ) {
+                let ($($name,)+) = self;
+                $(q.bind($name).push(text.next().unwrap_or_default());)+
+            }
+
+            #[allow(non_snake_case)]
+            fn bind_row<DB: SqlDb>(self, q: &mut Sql<DB>) {
+                let ($($name,)+) = self;
+                q.push("(");
+                let mut first = true;
+                $(
+                    if !std::mem::take(&mut first) {
+                        q.push(", ");
+                    }
+                    q.bind($name);
+                )+
+                q.push(")");
+            }
+        }
+    };
+}
+params_tuple!(A);
+params_tuple!(A, B);
+params_tuple!(A, B, C);
+params_tuple!(A, B, C, D);
+params_tuple!(A, B, C, D, E);
+params_tuple!(A, B, C, D, E, F);
+params_tuple!(A, B, C, D, E, F, G);
+params_tuple!(A, B, C, D, E, F, G, H);
+params_tuple!(A, B, C, D, E, F, G, H, I);
+
 /// One statement being built: SQL text with parameters bound in order, the
 /// placeholders written by sqlx for the backend.
 pub struct Sql<DB: SqlDb>(QueryBuilder<DB>);
@@ -200,6 +250,25 @@ impl<DB: SqlDb> Sql<DB> {
     /// A statement starting with `sql`.
     pub fn new(sql: impl Into<String>) -> Self {
         Self(QueryBuilder::new(sql))
+    }
+
+    /// A statement written as SQL with `?` for each of `params` (so the
+    /// text itself never holds a `?`): the backend's placeholders replace
+    /// them.
+    pub fn query(sql: &str, params: impl Params) -> Self {
+        let mut q = Self::new("");
+        q.append(sql, params);
+        q
+    }
+
+    /// Appends SQL written with `?` for each of `params`, as
+    /// [`Sql::query`] does.
+    pub fn append(&mut self, sql: &str, params: impl Params) -> &mut Self {
+        let mut text = sql.split('?');
+        self.push(text.next().unwrap_or_default());
+        params.bind_in(self, &mut text);
+        debug_assert!(text.next().is_none(), "more ? than parameters in {sql:?}");
+        self
     }
 
     /// Appends SQL text. Never pass values here: bind them.
@@ -227,22 +296,21 @@ impl<DB: SqlDb> Sql<DB> {
         self
     }
 
-    /// Appends `VALUES (...), (...)`, one row per item, each row's values
-    /// bound by `row`.
-    pub fn values<T>(&mut self, items: &[T], mut row: impl FnMut(&mut Self, &T)) -> &mut Self {
+    /// Appends `VALUES (...), (...)`: one row per item, its values the
+    /// tuple `row` makes of it.
+    pub fn values<'a, T, P: Params>(
+        &mut self,
+        items: &'a [T],
+        row: impl Fn(&'a T) -> P,
+    ) -> &mut Self {
         self.0.push("VALUES ");
         for (i, item) in items.iter().enumerate() {
-            self.0.push(if i > 0 { ", (" } else { "(" });
-            row(self, item);
-            self.0.push(")");
+            if i > 0 {
+                self.0.push(", ");
+            }
+            row(item).bind_row(self);
         }
         self
-    }
-
-    /// Appends `, ` then binds `value`: for rows written by [`Sql::values`].
-    pub fn then(&mut self, value: impl Param) -> &mut Self {
-        self.0.push(", ");
-        self.bind(value)
     }
 
     /// Runs it, returning every row.

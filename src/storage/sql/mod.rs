@@ -123,17 +123,19 @@ pub(super) fn insert_events_statement<DB: SqlDb>(rows: &[EventRow]) -> Sql<DB> {
         "INSERT INTO events (position, stream_id, sequence, event_id, type, source, \
          subject, recorded_at, payload) ",
     );
-    q.values(rows, |q, row| {
+    q.values(rows, |row| {
         let e = &row.event;
-        q.bind(to_i64(e.position))
-            .then(row.stream_id)
-            .then(to_i64(e.sequence))
-            .then(e.id.as_str())
-            .then(e.event_type.as_str())
-            .then(e.source.as_str())
-            .then(e.subject.as_deref())
-            .then(e.recorded_at.0)
-            .then(e.payload.as_ref());
+        (
+            to_i64(e.position),
+            row.stream_id,
+            to_i64(e.sequence),
+            e.id.as_str(),
+            e.event_type.as_str(),
+            e.source.as_str(),
+            e.subject.as_deref(),
+            e.recorded_at.0,
+            e.payload.as_ref(),
+        )
     });
     q
 }

@@ -31,13 +31,12 @@ impl<D: Dialect> SqlStorage<D> {
         conn: &mut <D::DB as sqlx::Database>::Connection,
         group: GroupRecord,
     ) -> Result<GroupState, StorageError> {
-        let rows = Sql::<D::DB>::new(
+        let rows = Sql::<D::DB>::query(
             "SELECT c.name, c.last_seen_at, \
              (SELECT COUNT(*) FROM group_pending p WHERE p.group_id = c.group_id AND p.consumer = c.name) \
-             FROM group_consumers c WHERE c.group_id = ",
+             FROM group_consumers c WHERE c.group_id = ? ORDER BY c.name",
+            (group.id,),
         )
-        .bind(group.id)
-        .push(" ORDER BY c.name")
         .fetch_all(conn)
         .await?;
         let consumers = rows
@@ -50,10 +49,10 @@ impl<D: Dialect> SqlStorage<D> {
                 })
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
-        let totals = Sql::<D::DB>::new(
-            "SELECT COUNT(*), MIN(sequence) FROM group_pending WHERE group_id = ",
+        let totals = Sql::<D::DB>::query(
+            "SELECT COUNT(*), MIN(sequence) FROM group_pending WHERE group_id = ?",
+            (group.id,),
         )
-        .bind(group.id)
         .fetch_optional(conn)
         .await?;
         let (pending, lowest) = match totals {
@@ -63,12 +62,12 @@ impl<D: Dialect> SqlStorage<D> {
             ),
             None => (0, None),
         };
-        let lag: i64 = Sql::<D::DB>::new("SELECT COUNT(*) FROM events WHERE stream_id = ")
-            .bind(group.stream_id)
-            .push(" AND sequence > ")
-            .bind(to_i64(group.cursor))
-            .fetch_scalar(conn)
-            .await?;
+        let lag: i64 = Sql::<D::DB>::query(
+            "SELECT COUNT(*) FROM events WHERE stream_id = ? AND sequence > ?",
+            (group.stream_id, to_i64(group.cursor)),
+        )
+        .fetch_scalar(conn)
+        .await?;
         Ok(GroupState {
             group,
             consumers,
@@ -91,7 +90,7 @@ impl<D: Dialect> SqlStorage<D> {
         ));
         q.bind(stream.as_str());
         if let Some(name) = name {
-            q.push(" AND g.name = ").bind(name.as_str());
+            q.append(" AND g.name = ?", (name.as_str(),));
         }
         let rows = q.push(" ORDER BY g.name").fetch_all(&mut conn).await?;
         let mut states = Vec::with_capacity(rows.len());
@@ -110,8 +109,8 @@ impl<D: Dialect> Storage for SqlStorage<D> {
     }
 
     async fn get_stream(&self, name: &StreamName) -> Result<Option<StreamInfo>, StorageError> {
-        let row = Sql::<D::DB>::new(format!("{STREAM_INFO_SELECT} WHERE s.name = "))
-            .bind(name.as_str())
+        let sql = format!("{STREAM_INFO_SELECT} WHERE s.name = ?");
+        let row = Sql::<D::DB>::query(&sql, (name.as_str(),))
             .fetch_optional(&mut *self.reader().await?)
             .await?;
         row.as_ref().map(stream_info::<D::DB>).transpose()
@@ -130,11 +129,10 @@ impl<D: Dialect> Storage for SqlStorage<D> {
             push_name_pattern::<D>(&mut q, p.as_str());
         }
         if let Some(a) = after {
-            q.push(" AND s.name > ").bind(a);
+            q.append(" AND s.name > ?", (a,));
         }
         let rows = q
-            .push(" ORDER BY s.name LIMIT ")
-            .bind(i64::from(limit))
+            .append(" ORDER BY s.name LIMIT ?", (i64::from(limit),))
             .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter().map(stream_info::<D::DB>).collect()
@@ -190,8 +188,7 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         push_selectors::<D>(&mut q, selectors);
         push_filter::<D>(&mut q, filter);
         let rows = q
-            .push(" ORDER BY e.position LIMIT ")
-            .bind(i64::from(limit))
+            .append(" ORDER BY e.position LIMIT ?", (i64::from(limit),))
             .fetch_all(&mut *self.reader().await?)
             .await?;
         stored_events::<D::DB>(rows)
@@ -208,11 +205,13 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         // recorded_at never decreases along positions, so the newest event
         // before `time` by the time index is also the one with the highest
         // position.
-        let row = Sql::<D::DB>::new("SELECT position FROM events WHERE recorded_at < ")
-            .bind(time.0)
-            .push(" ORDER BY recorded_at DESC, position DESC LIMIT 1")
-            .fetch_optional(&mut *self.reader().await?)
-            .await?;
+        let row = Sql::<D::DB>::query(
+            "SELECT position FROM events WHERE recorded_at < ? \
+             ORDER BY recorded_at DESC, position DESC LIMIT 1",
+            (time.0,),
+        )
+        .fetch_optional(&mut *self.reader().await?)
+        .await?;
         row.map_or(Ok(0), |r| Ok(to_u64(get::<D::DB, _>(&r, 0)?)))
     }
 
@@ -221,14 +220,11 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         stream: &StreamName,
         sequence: Sequence,
     ) -> Result<Position, StorageError> {
-        let row = Sql::<D::DB>::new(
+        let row = Sql::<D::DB>::query(
             "SELECT e.position FROM events e JOIN streams s ON s.id = e.stream_id \
-             WHERE s.name = ",
+             WHERE s.name = ? AND e.sequence < ? ORDER BY e.sequence DESC LIMIT 1",
+            (stream.as_str(), to_i64(sequence)),
         )
-        .bind(stream.as_str())
-        .push(" AND e.sequence < ")
-        .bind(to_i64(sequence))
-        .push(" ORDER BY e.sequence DESC LIMIT 1")
         .fetch_optional(&mut *self.reader().await?)
         .await?;
         row.map_or(Ok(0), |r| Ok(to_u64(get::<D::DB, _>(&r, 0)?)))
@@ -258,10 +254,10 @@ impl<D: Dialect> Storage for SqlStorage<D> {
 
     async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError> {
         let mut conn = self.reader().await?;
-        let totals = Sql::<D::DB>::new(
-            "SELECT COUNT(*), MIN(sequence), MAX(sequence) FROM group_pending WHERE group_id = ",
+        let totals = Sql::<D::DB>::query(
+            "SELECT COUNT(*), MIN(sequence), MAX(sequence) FROM group_pending WHERE group_id = ?",
+            (group_id,),
         )
-        .bind(group_id)
         .fetch_optional(&mut conn)
         .await?;
         let (count, lowest, highest) = match totals {
@@ -272,12 +268,13 @@ impl<D: Dialect> Storage for SqlStorage<D> {
             ),
             None => (0, None, None),
         };
-        let rows =
-            Sql::<D::DB>::new("SELECT consumer, COUNT(*) FROM group_pending WHERE group_id = ")
-                .bind(group_id)
-                .push(" GROUP BY consumer ORDER BY consumer")
-                .fetch_all(&mut conn)
-                .await?;
+        let rows = Sql::<D::DB>::query(
+            "SELECT consumer, COUNT(*) FROM group_pending WHERE group_id = ? \
+                 GROUP BY consumer ORDER BY consumer",
+            (group_id,),
+        )
+        .fetch_all(&mut conn)
+        .await?;
         let consumers = rows
             .iter()
             .map(|r| Ok((get::<D::DB, String>(r, 0)?, to_u64(get::<D::DB, _>(r, 1)?))))
@@ -295,21 +292,18 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         group_id: i64,
         query: &PendingQuery,
     ) -> Result<Vec<PendingEntry>, StorageError> {
-        let mut q = Sql::<D::DB>::new(format!(
-            "SELECT {PENDING_COLUMNS} FROM group_pending WHERE group_id = "
-        ));
-        q.bind(group_id)
-            .push(" AND sequence > ")
-            .bind(to_i64(query.after_sequence));
+        let sql = format!(
+            "SELECT {PENDING_COLUMNS} FROM group_pending WHERE group_id = ? AND sequence > ?"
+        );
+        let mut q = Sql::<D::DB>::query(&sql, (group_id, to_i64(query.after_sequence)));
         if let Some(c) = &query.consumer {
-            q.push(" AND consumer = ").bind(c.as_str());
+            q.append(" AND consumer = ?", (c.as_str(),));
         }
         if let Some(t) = query.delivered_before {
-            q.push(" AND delivered_at <= ").bind(t.0);
+            q.append(" AND delivered_at <= ?", (t.0,));
         }
         let rows = q
-            .push(" ORDER BY sequence LIMIT ")
-            .bind(i64::from(query.limit))
+            .append(" ORDER BY sequence LIMIT ?", (i64::from(query.limit),))
             .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter().map(pending_entry::<D::DB>).collect()
@@ -321,16 +315,13 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         name: &Label,
         stream: Option<&StreamName>,
     ) -> Result<Option<Checkpoint>, StorageError> {
-        let row = Sql::<D::DB>::new(format!(
-            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE owner = "
-        ))
-        .bind(owner.as_str())
-        .push(" AND name = ")
-        .bind(name.as_str())
-        .push(" AND stream = ")
-        .bind(stream.map_or("", StreamName::as_str))
-        .fetch_optional(&mut *self.reader().await?)
-        .await?;
+        let sql = format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE owner = ? AND name = ? AND stream = ?"
+        );
+        let on = stream.map_or("", StreamName::as_str);
+        let row = Sql::<D::DB>::query(&sql, (owner.as_str(), name.as_str(), on))
+            .fetch_optional(&mut *self.reader().await?)
+            .await?;
         row.as_ref().map(checkpoint::<D::DB>).transpose()
     }
 
@@ -340,18 +331,14 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         prefix: &str,
     ) -> Result<Vec<Checkpoint>, StorageError> {
         // substr() rather than a pattern: the prefix is matched literally.
-        let rows = Sql::<D::DB>::new(format!(
-            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE owner = "
-        ))
-        .bind(owner.as_str())
-        .push(" AND substr(name, 1, length(")
-        .bind(prefix)
-        .push(")) = ")
-        .bind(prefix)
-        .push(" ORDER BY name, stream LIMIT ")
-        .bind(MAX_CHECKPOINTS_LISTED)
-        .fetch_all(&mut *self.reader().await?)
-        .await?;
+        let sql = format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints \
+             WHERE owner = ? AND substr(name, 1, length(?)) = ? ORDER BY name, stream LIMIT ?"
+        );
+        let params = (owner.as_str(), prefix, prefix, MAX_CHECKPOINTS_LISTED);
+        let rows = Sql::<D::DB>::query(&sql, params)
+            .fetch_all(&mut *self.reader().await?)
+            .await?;
         rows.iter().map(checkpoint::<D::DB>).collect()
     }
 

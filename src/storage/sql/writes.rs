@@ -121,11 +121,11 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         head: Position,
         recorded_at: UnixMicros,
     ) -> Result<(), StorageError> {
-        Sql::<D::DB>::new("UPDATE log_head SET position = ")
-            .bind(to_i64(head))
-            .push(format!(", recorded_at = {}(recorded_at, ", D::GREATEST))
-            .bind(recorded_at.0)
-            .push(") WHERE id = 1")
+        let sql = format!(
+            "UPDATE log_head SET position = ?, recorded_at = {}(recorded_at, ?) WHERE id = 1",
+            D::GREATEST
+        );
+        Sql::<D::DB>::query(&sql, (to_i64(head), recorded_at.0))
             .execute(self.conn())
             .await?;
         Ok(())
@@ -166,17 +166,17 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         retention: &Retention,
         now: UnixMicros,
     ) -> Result<StreamHead, StorageError> {
-        let id: i64 = Sql::<D::DB>::new(
-            "INSERT INTO streams (name, created_at, max_events, max_age_us, ttl_us) ",
+        let id: i64 = Sql::<D::DB>::query(
+            "INSERT INTO streams (name, created_at, max_events, max_age_us, ttl_us) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (
+                name.as_str(),
+                now.0,
+                retention.max_events.map(to_i64),
+                duration_to_micros(retention.max_age),
+                duration_to_micros(retention.ttl),
+            ),
         )
-        .values(&[()], |q, ()| {
-            q.bind(name.as_str())
-                .then(now.0)
-                .then(retention.max_events.map(to_i64))
-                .then(duration_to_micros(retention.max_age))
-                .then(duration_to_micros(retention.ttl));
-        })
-        .push(" RETURNING id")
         .fetch_scalar(self.conn())
         .await?;
         Ok(StreamHead {
@@ -193,12 +193,14 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
     async fn save_stream_heads(&mut self, heads: &[StreamHead]) -> Result<(), StorageError> {
         for chunk in heads.chunks(CHUNK) {
             Sql::<D::DB>::new("WITH v (id, ls, lp, ec, la) AS (")
-                .values(chunk, |q, h| {
-                    q.bind(h.id)
-                        .then(to_i64(h.last_sequence))
-                        .then(to_i64(h.last_position))
-                        .then(to_i64(h.event_count))
-                        .then(h.last_appended_at.map(|t| t.0));
+                .values(chunk, |h| {
+                    (
+                        h.id,
+                        to_i64(h.last_sequence),
+                        to_i64(h.last_position),
+                        to_i64(h.event_count),
+                        h.last_appended_at.map(|t| t.0),
+                    )
                 })
                 .push(
                     ") UPDATE streams SET last_sequence = v.ls, last_position = v.lp, \
@@ -219,9 +221,7 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
             // A join with the keys as a VALUES table: one indexed lookup per
             // key on (stream_id, event_id), in one statement.
             let rows = Sql::<D::DB>::new("WITH k (stream_id, event_id) AS (")
-                .values(chunk, |q, (stream_id, id)| {
-                    q.bind(*stream_id).then(*id);
-                })
+                .values(chunk, |&(stream_id, id)| (stream_id, id))
                 .push(format!(
                     ") SELECT {EXISTING_EVENT_COLUMNS} FROM k \
                      JOIN events e ON e.stream_id = k.stream_id AND e.event_id = k.event_id"
@@ -242,44 +242,41 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
     }
 
     async fn delete_stream(&mut self, stream_id: i64) -> Result<u64, StorageError> {
+        let mut removed = 0;
         for sql in [
-            "DELETE FROM group_pending WHERE group_id IN (SELECT id FROM groups WHERE stream_id = ",
-            "DELETE FROM group_consumers WHERE group_id IN (SELECT id FROM groups WHERE stream_id = ",
-            "DELETE FROM checkpoints WHERE stream = (SELECT name FROM streams WHERE id = ",
+            "DELETE FROM group_pending WHERE group_id IN (SELECT id FROM groups WHERE stream_id = ?)",
+            "DELETE FROM group_consumers WHERE group_id IN (SELECT id FROM groups WHERE stream_id = ?)",
+            "DELETE FROM checkpoints WHERE stream = (SELECT name FROM streams WHERE id = ?)",
+            "DELETE FROM groups WHERE stream_id = ?",
+            "DELETE FROM events WHERE stream_id = ?",
+            "DELETE FROM streams WHERE id = ?",
         ] {
-            Sql::<D::DB>::new(sql)
-                .bind(stream_id)
-                .push(")")
+            let deleted = Sql::<D::DB>::query(sql, (stream_id,))
                 .execute(self.conn())
                 .await?;
+            if sql.starts_with("DELETE FROM events") {
+                removed = deleted;
+            }
         }
-        Sql::<D::DB>::new("DELETE FROM groups WHERE stream_id = ")
-            .bind(stream_id)
-            .execute(self.conn())
-            .await?;
-        let removed = Sql::<D::DB>::new("DELETE FROM events WHERE stream_id = ")
-            .bind(stream_id)
-            .execute(self.conn())
-            .await?;
-        Sql::<D::DB>::new("DELETE FROM streams WHERE id = ")
-            .bind(stream_id)
-            .execute(self.conn())
-            .await?;
         Ok(removed)
     }
 
     async fn trim(&mut self, stream_id: i64, until: TrimUntil) -> Result<u64, StorageError> {
-        let mut q = Sql::<D::DB>::new("DELETE FROM events WHERE stream_id = ");
-        q.bind(stream_id);
-        match until {
-            TrimUntil::MaxEvents(keep) => q
-                .push(" AND sequence <= (SELECT sequence FROM events WHERE stream_id = ")
-                .bind(stream_id)
-                .push(" ORDER BY sequence DESC LIMIT 1 OFFSET ")
-                .bind(to_i64(keep))
-                .push(")"),
-            TrimUntil::BeforeSequence(s) => q.push(" AND sequence < ").bind(to_i64(s)),
-            TrimUntil::BeforeTime(t) => q.push(" AND recorded_at < ").bind(t.0),
+        let mut q = match until {
+            TrimUntil::MaxEvents(keep) => Sql::<D::DB>::query(
+                "DELETE FROM events WHERE stream_id = ? AND sequence <= \
+                 (SELECT sequence FROM events WHERE stream_id = ? \
+                  ORDER BY sequence DESC LIMIT 1 OFFSET ?)",
+                (stream_id, stream_id, to_i64(keep)),
+            ),
+            TrimUntil::BeforeSequence(s) => Sql::query(
+                "DELETE FROM events WHERE stream_id = ? AND sequence < ?",
+                (stream_id, to_i64(s)),
+            ),
+            TrimUntil::BeforeTime(t) => Sql::query(
+                "DELETE FROM events WHERE stream_id = ? AND recorded_at < ?",
+                (stream_id, t.0),
+            ),
         };
         q.execute(self.conn()).await
     }
@@ -297,18 +294,18 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         };
         let mut events = self
             .events_where(stream.id, |q| {
-                q.push(format!(" ORDER BY e.sequence {order} LIMIT "))
-                    .bind(i64::from(limit));
+                q.append(
+                    &format!(" ORDER BY e.sequence {order} LIMIT ?"),
+                    (i64::from(limit),),
+                );
             })
             .await?;
         events.truncate(crate::log::model::fitting(&events, max_bytes));
         if let Some(last) = events.last() {
             // The taken events are exactly those up to (or down to) the last
             // one read, so one range delete removes them.
-            Sql::<D::DB>::new("DELETE FROM events WHERE stream_id = ")
-                .bind(stream.id)
-                .push(format!(" AND sequence {beyond} "))
-                .bind(to_i64(last.sequence))
+            let sql = format!("DELETE FROM events WHERE stream_id = ? AND sequence {beyond} ?");
+            Sql::<D::DB>::query(&sql, (stream.id, to_i64(last.sequence)))
                 .execute(self.conn())
                 .await?;
         }
@@ -320,14 +317,11 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         stream: &StreamHead,
         name: &Label,
     ) -> Result<Option<GroupRecord>, StorageError> {
-        let row = Sql::<D::DB>::new(format!(
-            "SELECT {GROUP_COLUMNS} FROM groups g WHERE g.stream_id = "
-        ))
-        .bind(stream.id)
-        .push(" AND g.name = ")
-        .bind(name.as_str())
-        .fetch_optional(self.conn())
-        .await?;
+        let sql =
+            format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.stream_id = ? AND g.name = ?");
+        let row = Sql::<D::DB>::query(&sql, (stream.id, name.as_str()))
+            .fetch_optional(self.conn())
+            .await?;
         row.map(|r| group_record::<D::DB>(&r, stream.name.clone()))
             .transpose()
     }
@@ -340,20 +334,19 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         cursor: Sequence,
         now: UnixMicros,
     ) -> Result<GroupRecord, StorageError> {
-        let id: i64 = Sql::<D::DB>::new(
+        let id: i64 = Sql::<D::DB>::query(
             "INSERT INTO groups (stream_id, name, ack_timeout_us, max_deliveries, \
-             dead_letter_stream, cursor, created_at) ",
+             dead_letter_stream, cursor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                stream.id,
+                name.as_str(),
+                duration_to_micros(Some(settings.ack_timeout)),
+                i64::from(settings.max_deliveries),
+                settings.dead_letter_stream.as_str(),
+                to_i64(cursor),
+                now.0,
+            ),
         )
-        .values(&[()], |q, ()| {
-            q.bind(stream.id)
-                .then(name.as_str())
-                .then(duration_to_micros(Some(settings.ack_timeout)))
-                .then(i64::from(settings.max_deliveries))
-                .then(settings.dead_letter_stream.as_str())
-                .then(to_i64(cursor))
-                .then(now.0);
-        })
-        .push(" RETURNING id")
         .fetch_scalar(self.conn())
         .await?;
         Ok(GroupRecord {
@@ -371,12 +364,11 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
 
     async fn delete_group(&mut self, group_id: i64) -> Result<(), StorageError> {
         for sql in [
-            "DELETE FROM group_pending WHERE group_id = ",
-            "DELETE FROM group_consumers WHERE group_id = ",
-            "DELETE FROM groups WHERE id = ",
+            "DELETE FROM group_pending WHERE group_id = ?",
+            "DELETE FROM group_consumers WHERE group_id = ?",
+            "DELETE FROM groups WHERE id = ?",
         ] {
-            Sql::<D::DB>::new(sql)
-                .bind(group_id)
+            Sql::<D::DB>::query(sql, (group_id,))
                 .execute(self.conn())
                 .await?;
         }
@@ -388,12 +380,12 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         group_id: i64,
         cursor: Sequence,
     ) -> Result<(), StorageError> {
-        Sql::<D::DB>::new("UPDATE groups SET cursor = ")
-            .bind(to_i64(cursor))
-            .push(" WHERE id = ")
-            .bind(group_id)
-            .execute(self.conn())
-            .await?;
+        Sql::<D::DB>::query(
+            "UPDATE groups SET cursor = ? WHERE id = ?",
+            (to_i64(cursor), group_id),
+        )
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 
@@ -403,15 +395,13 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         consumer: &str,
         now: UnixMicros,
     ) -> Result<(), StorageError> {
-        Sql::<D::DB>::new("INSERT INTO group_consumers (group_id, name, last_seen_at) ")
-            .values(&[()], |q, ()| {
-                q.bind(group_id).then(consumer).then(now.0);
-            })
-            .push(
-                " ON CONFLICT (group_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-            )
-            .execute(self.conn())
-            .await?;
+        Sql::<D::DB>::query(
+            "INSERT INTO group_consumers (group_id, name, last_seen_at) VALUES (?, ?, ?) \
+             ON CONFLICT (group_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+            (group_id, consumer, now.0),
+        )
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 
@@ -421,20 +411,18 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         consumer: &str,
         now: UnixMicros,
     ) -> Result<u64, StorageError> {
-        let released = Sql::<D::DB>::new("UPDATE group_pending SET deliverable_at = ")
-            .bind(now.0)
-            .push(" WHERE group_id = ")
-            .bind(group_id)
-            .push(" AND consumer = ")
-            .bind(consumer)
-            .execute(self.conn())
-            .await?;
-        Sql::<D::DB>::new("DELETE FROM group_consumers WHERE group_id = ")
-            .bind(group_id)
-            .push(" AND name = ")
-            .bind(consumer)
-            .execute(self.conn())
-            .await?;
+        let released = Sql::<D::DB>::query(
+            "UPDATE group_pending SET deliverable_at = ? WHERE group_id = ? AND consumer = ?",
+            (now.0, group_id, consumer),
+        )
+        .execute(self.conn())
+        .await?;
+        Sql::<D::DB>::query(
+            "DELETE FROM group_consumers WHERE group_id = ? AND name = ?",
+            (group_id, consumer),
+        )
+        .execute(self.conn())
+        .await?;
         Ok(released)
     }
 
@@ -444,14 +432,13 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         consumer: &str,
         now: UnixMicros,
     ) -> Result<u64, StorageError> {
-        let n: i64 = Sql::<D::DB>::new("SELECT COUNT(*) FROM group_pending WHERE group_id = ")
-            .bind(group_id)
-            .push(" AND consumer = ")
-            .bind(consumer)
-            .push(" AND deliverable_at > ")
-            .bind(now.0)
-            .fetch_scalar(self.conn())
-            .await?;
+        let n: i64 = Sql::<D::DB>::query(
+            "SELECT COUNT(*) FROM group_pending \
+             WHERE group_id = ? AND consumer = ? AND deliverable_at > ?",
+            (group_id, consumer, now.0),
+        )
+        .fetch_scalar(self.conn())
+        .await?;
         Ok(to_u64(n))
     }
 
@@ -462,10 +449,10 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         limit: u32,
     ) -> Result<Vec<PendingEntry>, StorageError> {
         self.pending_where(group_id, |q| {
-            q.push(" AND consumer = ")
-                .bind(consumer)
-                .push(" ORDER BY sequence LIMIT ")
-                .bind(i64::from(limit));
+            q.append(
+                " AND consumer = ? ORDER BY sequence LIMIT ?",
+                (consumer, i64::from(limit)),
+            );
         })
         .await
     }
@@ -477,10 +464,10 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         limit: u32,
     ) -> Result<Vec<PendingEntry>, StorageError> {
         self.pending_where(group_id, |q| {
-            q.push(" AND deliverable_at <= ")
-                .bind(now.0)
-                .push(" ORDER BY deliverable_at, sequence LIMIT ")
-                .bind(i64::from(limit));
+            q.append(
+                " AND deliverable_at <= ? ORDER BY deliverable_at, sequence LIMIT ?",
+                (now.0, i64::from(limit)),
+            );
         })
         .await
     }
@@ -492,10 +479,10 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         limit: u32,
     ) -> Result<Vec<PendingEntry>, StorageError> {
         self.pending_where(group_id, |q| {
-            q.push(" AND delivered_at <= ")
-                .bind(delivered_before.0)
-                .push(" ORDER BY sequence LIMIT ")
-                .bind(i64::from(limit));
+            q.append(
+                " AND delivered_at <= ? ORDER BY sequence LIMIT ?",
+                (delivered_before.0, i64::from(limit)),
+            );
         })
         .await
     }
@@ -528,13 +515,15 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
             Sql::<D::DB>::new(format!(
                 "INSERT INTO group_pending (group_id, {PENDING_COLUMNS}) "
             ))
-            .values(chunk, |q, e| {
-                q.bind(group_id)
-                    .then(to_i64(e.sequence))
-                    .then(e.consumer.as_str())
-                    .then(i64::from(e.delivery_count))
-                    .then(e.delivered_at.0)
-                    .then(e.deliverable_at.0);
+            .values(chunk, |e| {
+                (
+                    group_id,
+                    to_i64(e.sequence),
+                    e.consumer.as_str(),
+                    i64::from(e.delivery_count),
+                    e.delivered_at.0,
+                    e.deliverable_at.0,
+                )
             })
             .push(
                 " ON CONFLICT (group_id, sequence) DO UPDATE SET consumer = excluded.consumer, \
@@ -554,10 +543,11 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         sequences: &[Sequence],
     ) -> Result<Vec<Sequence>, StorageError> {
         self.sequences_returned(sequences, |q, chunk| {
-            q.push("DELETE FROM group_pending WHERE group_id = ")
-                .bind(group_id)
-                .push(" AND sequence IN ")
-                .bind_list(sequence_list(chunk));
+            q.append(
+                "DELETE FROM group_pending WHERE group_id = ? AND sequence IN ",
+                (group_id,),
+            )
+            .bind_list(sequence_list(chunk));
         })
         .await
     }
@@ -570,12 +560,12 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         at: UnixMicros,
     ) -> Result<Vec<Sequence>, StorageError> {
         self.sequences_returned(sequences, |q, chunk| {
-            q.push("UPDATE group_pending SET deliverable_at = ")
-                .bind(at.0)
-                .push(" WHERE group_id = ")
-                .bind(group_id);
+            q.append(
+                "UPDATE group_pending SET deliverable_at = ? WHERE group_id = ?",
+                (at.0, group_id),
+            );
             if let Some(consumer) = holder {
-                q.push(" AND consumer = ").bind(consumer);
+                q.append(" AND consumer = ?", (consumer,));
             }
             q.push(" AND sequence IN ").bind_list(sequence_list(chunk));
         })
@@ -587,13 +577,12 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         group_id: i64,
         now: UnixMicros,
     ) -> Result<Option<UnixMicros>, StorageError> {
-        let t: Option<i64> =
-            Sql::<D::DB>::new("SELECT MIN(deliverable_at) FROM group_pending WHERE group_id = ")
-                .bind(group_id)
-                .push(" AND deliverable_at > ")
-                .bind(now.0)
-                .fetch_scalar(self.conn())
-                .await?;
+        let t: Option<i64> = Sql::<D::DB>::query(
+            "SELECT MIN(deliverable_at) FROM group_pending WHERE group_id = ? AND deliverable_at > ?",
+            (group_id, now.0),
+        )
+        .fetch_scalar(self.conn())
+        .await?;
         Ok(t.map(UnixMicros))
     }
 
@@ -623,32 +612,36 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StorageError> {
         self.events_where(stream_id, |q| {
-            q.push(" AND e.sequence > ")
-                .bind(to_i64(after))
-                .push(" ORDER BY e.sequence LIMIT ")
-                .bind(i64::from(limit));
+            q.append(
+                " AND e.sequence > ? ORDER BY e.sequence LIMIT ?",
+                (to_i64(after), i64::from(limit)),
+            );
         })
         .await
     }
 
     async fn write_probe(&mut self, filler: &[u8]) -> Result<(), StorageError> {
-        Sql::<D::DB>::new("INSERT INTO write_probe (id, filler) VALUES (1, ")
-            .bind(filler)
-            .push(") ON CONFLICT (id) DO UPDATE SET filler = excluded.filler")
-            .execute(self.conn())
-            .await?;
+        Sql::<D::DB>::query(
+            "INSERT INTO write_probe (id, filler) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET filler = excluded.filler",
+            (filler,),
+        )
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 
     async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
         Sql::<D::DB>::new(format!("INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) "))
-            .values(&[()], |q, ()| {
-                q.bind(checkpoint.name.as_str())
-                    .then(checkpoint.stream.as_ref().map_or("", StreamName::as_str))
-                    .then(to_i64(checkpoint.sequence))
-                    .then(to_i64(checkpoint.position))
-                    .then(checkpoint.committed_at.0)
-                    .then(checkpoint.owner.as_str());
+            .values(std::slice::from_ref(checkpoint), |c| {
+                (
+                    c.name.as_str(),
+                    c.stream.as_ref().map_or("", StreamName::as_str),
+                    to_i64(c.sequence),
+                    to_i64(c.position),
+                    c.committed_at.0,
+                    c.owner.as_str(),
+                )
             })
             .push(
                 " ON CONFLICT (owner, name, stream) DO UPDATE SET sequence = excluded.sequence, \
