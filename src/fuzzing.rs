@@ -11,14 +11,14 @@
 use bytes::Bytes;
 use http::HeaderMap;
 
-use crate::api::event_log::admit_events;
-use crate::api::limits::{CallLimits, PublishRate, SubscriptionSlots};
-use crate::api::trace_context::TraceContext;
 use crate::auth::Principal;
 use crate::http::Problem;
 use crate::log::{Limits, NewEvent};
 use crate::proto::v1::PublishRequest;
 use crate::proto::{CloudEvent, EventPayload};
+use crate::service::admission::admit_events;
+use crate::service::admission::{CallLimits, PublishRate, SubscriptionSlots};
+use crate::service::trace_context::TraceContext;
 
 /// What the gRPC `Publish` call does with one event of a request, from its
 /// bytes on the wire to the event the writer appends: the bytes as the one

@@ -23,6 +23,7 @@ pub mod log;
 pub mod metrics;
 pub mod proto;
 pub mod server;
+pub mod service;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;

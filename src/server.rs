@@ -16,7 +16,6 @@ use tonic_health::server::HealthReporter;
 use tracing::{debug, info, warn};
 
 use crate::api::guard::Guard;
-use crate::api::limits::{CallLimits, PublishRate, SubscriptionSlots};
 use crate::api::message_size::MessageSizeLayer;
 use crate::api::observe::ObserveLayer;
 use crate::api::{CheckpointsApi, ConsumerGroupsApi, EventLogApi};
@@ -25,6 +24,7 @@ use crate::config::Config;
 use crate::log::{EventLog, LogError, WriterTask};
 use crate::metrics::{Metrics, MetricsError};
 use crate::proto::{self, v1};
+use crate::service::admission::{CallLimits, PublishRate, SubscriptionSlots};
 use crate::storage::{self, Storage, StorageError};
 use crate::tls::{TlsError, TlsMaterial};
 

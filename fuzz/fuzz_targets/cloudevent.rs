@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use riverlog::api::trace_context::TraceContext;
+use riverlog::service::trace_context::TraceContext;
 use riverlog::fuzzing::publish_event;
 use riverlog::proto::cloudevent::cloud_event::cloud_event_attribute_value::Attr;
 use riverlog::proto::v1::RecordedEvent;

@@ -16,7 +16,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use riverlog::api::trace_context::TraceContext;
+use riverlog::service::trace_context::TraceContext;
 use riverlog::fuzzing::{admit, http_binary_event};
 use riverlog::proto::cloudevent::cloud_event::Data;
 use riverlog::proto::v1::RecordedEvent;

@@ -16,7 +16,7 @@
 
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use riverlog::api::convert;
+use riverlog::proto::convert;
 use riverlog::fuzzing::last_event_id;
 use riverlog::log::{Start, UnixMicros};
 use riverlog::proto::json::rfc3339;

@@ -2,11 +2,13 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{convert, guard};
+use super::guard;
 use crate::auth::{Permission, Principal};
 use crate::log::EventLog;
 use crate::log::groups::CheckpointAt;
+use crate::proto::convert;
 use crate::proto::v1::{self, checkpoints_server, commit_checkpoint_request};
+use crate::service::access;
 
 /// The `riverlog.v1.Checkpoints` service.
 #[derive(Clone)]
@@ -29,7 +31,7 @@ fn require_checkpoint(principal: &Principal, stream: &str) -> Result<(), Status>
         principal.require_some(Permission::Subscribe)?;
         Ok(())
     } else {
-        Ok(guard::require(principal, Permission::Subscribe, stream)?)
+        Ok(access::require(principal, Permission::Subscribe, stream)?)
     }
 }
 

@@ -13,7 +13,7 @@ use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::{ProstCodec, ProstEncoder};
 
-use super::status::Failure;
+use crate::service::failure::Failure;
 
 /// A [`Codec`] encoding responses of type `T` and decoding requests of
 /// type `U` with prost. Decoding errors are `MALFORMED_REQUEST`.

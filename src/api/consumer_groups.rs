@@ -7,12 +7,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::limits::CallLimits;
-use super::{convert, deadline, guard};
+use super::{deadline, guard};
 use crate::auth::Permission;
 use crate::log::groups::GroupStart;
 use crate::log::{ConsumeItem, CreateGroup, EventLog, LogError, UnixMicros};
+use crate::proto::convert;
 use crate::proto::v1::{self, consume_response, consumer_groups_server, group_start};
+use crate::service::access;
+use crate::service::admission::CallLimits;
 
 /// The `riverlog.v1.ConsumerGroups` service.
 #[derive(Clone)]
@@ -60,7 +62,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         // Whoever decides where a stream's events are copied (here: its
         // dead-letter stream) must be allowed to read them.
         let principal = guard::authorize(&request, Permission::Admin, |r| &r.stream)?;
-        guard::require(&principal, Permission::Subscribe, &request.get_ref().stream)?;
+        access::require(&principal, Permission::Subscribe, &request.get_ref().stream)?;
         let req = request.into_inner();
         let start = match req.start.and_then(|s| s.start) {
             None | Some(group_start::Start::Earliest(())) => GroupStart::Earliest,

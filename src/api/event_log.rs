@@ -3,20 +3,16 @@
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::trace_context::TraceContext;
+use crate::service::access;
+use crate::service::trace_context::TraceContext;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
-use super::limits::CallLimits;
-use super::status::Failure;
-use super::{convert, guard};
-use crate::auth::{Permission, Principal};
-use crate::log::{
-    EventAttributes, EventLog, Expectation, LogError, ReadQuery, SubscribeQuery, SubscriptionItem,
-};
-use crate::proto::EventPayload;
+use super::guard;
+use crate::auth::Permission;
+use crate::log::{EventLog, Expectation, LogError, ReadQuery, SubscribeQuery, SubscriptionItem};
+use crate::proto::convert;
 use crate::proto::v1::{self, event_log_server, publish_request, read_request, subscribe_response};
+use crate::service::admission::{CallLimits, admit_events};
 use crate::storage::{Direction, ReadFrom, TakeEnd, TrimUntil};
 
 /// The `riverlog.v1.EventLog` service.
@@ -52,29 +48,6 @@ fn subscribe_message(
     })
 }
 
-/// Admits a publish's events the same way on every transport: within the
-/// caller's publish rate, each a valid CloudEvent encoding, with the call's
-/// trace context added where an event has none and it fits.
-pub fn admit_events(
-    limits: &CallLimits,
-    principal: &Principal,
-    events: Vec<EventPayload>,
-    trace: Option<&TraceContext>,
-) -> Result<Vec<(EventAttributes, Bytes)>, Failure> {
-    limits.publish_rate.check(principal, events.len())?;
-    let mut admitted = events
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| convert::event_attributes(e, i))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(trace) = trace {
-        for event in &mut admitted {
-            trace.attach(event, limits.max_event_size);
-        }
-    }
-    Ok(admitted)
-}
-
 #[tonic::async_trait]
 impl event_log_server::EventLog for EventLogApi {
     async fn create_stream(
@@ -83,7 +56,7 @@ impl event_log_server::EventLog for EventLogApi {
     ) -> Result<Response<v1::CreateStreamResponse>, Status> {
         let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        guard::require(&principal, Permission::Admin, &req.stream)?;
+        access::require(&principal, Permission::Admin, &req.stream)?;
         let retention = convert::retention(req.retention)?;
         let info = self.log.create_stream(&req.stream, retention).await?;
         Ok(Response::new(v1::CreateStreamResponse {
@@ -96,7 +69,7 @@ impl event_log_server::EventLog for EventLogApi {
         request: Request<v1::GetStreamRequest>,
     ) -> Result<Response<v1::GetStreamResponse>, Status> {
         let principal = guard::principal(&request)?;
-        guard::require(&principal, Permission::Subscribe, &request.get_ref().stream)?;
+        access::require(&principal, Permission::Subscribe, &request.get_ref().stream)?;
         let info = self.log.get_stream(&request.get_ref().stream).await?;
         Ok(Response::new(v1::GetStreamResponse {
             info: Some(convert::stream_info(&info)),
@@ -131,7 +104,7 @@ impl event_log_server::EventLog for EventLogApi {
         request: Request<v1::DeleteStreamRequest>,
     ) -> Result<Response<v1::DeleteStreamResponse>, Status> {
         let principal = guard::principal(&request)?;
-        guard::require(&principal, Permission::Admin, &request.get_ref().stream)?;
+        access::require(&principal, Permission::Admin, &request.get_ref().stream)?;
         let events_deleted = self.log.delete_stream(&request.get_ref().stream).await?;
         Ok(Response::new(v1::DeleteStreamResponse { events_deleted }))
     }
@@ -143,7 +116,7 @@ impl event_log_server::EventLog for EventLogApi {
         let principal = guard::principal(&request)?;
         let trace = TraceContext::from_headers(request.metadata().as_ref());
         let req = request.into_inner();
-        guard::require(&principal, Permission::Publish, &req.stream)?;
+        access::require(&principal, Permission::Publish, &req.stream)?;
         let expected = match req.expected {
             None => Expectation::Any,
             Some(publish_request::Expected::ExpectedLastSequence(s)) => {
@@ -186,7 +159,7 @@ impl event_log_server::EventLog for EventLogApi {
     ) -> Result<Response<v1::ReadResponse>, Status> {
         let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        guard::require(&principal, Permission::Subscribe, &req.stream)?;
+        access::require(&principal, Permission::Subscribe, &req.stream)?;
         let from = match req.from {
             None | Some(read_request::From::FromSequence(0)) => ReadFrom::End,
             Some(read_request::From::FromSequence(s)) => ReadFrom::Sequence(s),
@@ -231,7 +204,7 @@ impl event_log_server::EventLog for EventLogApi {
         let principal = guard::principal(&request)?;
         let slot = self.limits.slots.acquire(request.remote_addr())?;
         let req = request.into_inner();
-        guard::require_subscription(&principal, &req.streams)?;
+        access::require_subscription(&principal, &req.streams)?;
         let heartbeat = req
             .heartbeat_interval
             .map(|d| convert::from_duration(&d, "heartbeat_interval"))
@@ -261,7 +234,7 @@ impl event_log_server::EventLog for EventLogApi {
         use v1::trim_request::Until;
         let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        guard::require(&principal, Permission::Admin, &req.stream)?;
+        access::require(&principal, Permission::Admin, &req.stream)?;
         let until = match req.until {
             None => {
                 return Err(LogError::invalid(
@@ -287,8 +260,8 @@ impl event_log_server::EventLog for EventLogApi {
         let principal = guard::principal(&request)?;
         let req = request.into_inner();
         // Take removes what it reads: it needs both.
-        guard::require(&principal, Permission::Subscribe, &req.stream)?;
-        guard::require(&principal, Permission::Publish, &req.stream)?;
+        access::require(&principal, Permission::Subscribe, &req.stream)?;
+        access::require(&principal, Permission::Publish, &req.stream)?;
         let end = match v1::TakeEnd::try_from(req.end) {
             Ok(v1::TakeEnd::Unspecified | v1::TakeEnd::Oldest) => TakeEnd::Oldest,
             Ok(v1::TakeEnd::Newest) => TakeEnd::Newest,

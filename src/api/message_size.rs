@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use tonic::Code;
 use tower::{Layer, Service};
 
-use super::status::exhausted;
+use crate::service::failure::exhausted;
 
 /// How tonic's decoder words the refusal (tonic 0.14, `codec/decode.rs`);
 /// a test fails if that ever changes.

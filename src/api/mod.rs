@@ -4,15 +4,12 @@
 pub mod checkpoints;
 pub mod codec;
 pub mod consumer_groups;
-pub mod convert;
 pub mod deadline;
 pub mod event_log;
 pub mod guard;
-pub mod limits;
 pub mod message_size;
 pub mod observe;
 pub mod status;
-pub mod trace_context;
 
 pub use checkpoints::CheckpointsApi;
 pub use consumer_groups::ConsumerGroupsApi;

@@ -19,10 +19,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
-use crate::api::limits::CallLimits;
 use crate::auth::Authenticator;
 use crate::log::EventLog;
 use crate::metrics::Metrics;
+use crate::service::admission::CallLimits;
 use caller::Caller;
 
 pub use problem::{Problem, http_status};
@@ -94,7 +94,7 @@ pub fn metrics_router(state: Arc<HttpState>) -> Router {
 
 /// Unknown paths get problem+json like every other error.
 async fn not_found(uri: axum::http::Uri) -> Problem {
-    Problem(crate::api::status::Failure::new(
+    Problem(crate::service::failure::Failure::new(
         tonic::Code::NotFound,
         "NOT_FOUND",
         format!("no such endpoint: {}", uri.path()),

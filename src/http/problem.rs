@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tonic::Code;
 
-use crate::api::status::Failure;
+use crate::service::failure::Failure;
 
 /// A failure as an HTTP response.
 #[derive(Debug)]

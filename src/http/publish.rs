@@ -20,15 +20,15 @@ use serde_json::Value;
 use super::HttpState;
 use super::caller::Caller;
 use super::problem::{Params, Problem, bad_request, body_problem};
-use crate::api::event_log::admit_events;
-use crate::api::guard;
-use crate::api::status::Failure;
-use crate::api::trace_context::TraceContext;
 use crate::auth::Permission;
 use crate::log::Expectation;
 use crate::proto::cloudevent::cloud_event::Data;
 use crate::proto::json::from_json;
 use crate::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPayload};
+use crate::service::access;
+use crate::service::admission::admit_events;
+use crate::service::failure::Failure;
+use crate::service::trace_context::TraceContext;
 
 /// Header alternative to the `expected_last_sequence` query parameter.
 pub const EXPECTED_HEADER: &str = "riverlog-expected-last-sequence";
@@ -183,7 +183,7 @@ pub(super) async fn publish(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::response::Response, Problem> {
-    guard::require(&caller, Permission::Publish, &stream)?;
+    access::require(&caller, Permission::Publish, &stream)?;
     let body = body.map_err(|e| body_problem(e.status(), e.body_text()))?;
     let header_expected = headers
         .get(EXPECTED_HEADER)

@@ -19,11 +19,11 @@ use super::schema::{
     AckResult, ConsumerPending, DeleteResult, EventsPage, GroupsList, PendingPage, ProblemJson,
     StreamsPage, TrimResult,
 };
-use crate::api::convert;
-use crate::api::guard;
 use crate::auth::Permission;
 use crate::log::{EventFilter, ReadQuery, Retention, UnixMicros};
+use crate::proto::convert;
 use crate::proto::views::{GroupView, PendingView, StreamView, event_json};
+use crate::service::access;
 use crate::storage::{Direction, ReadFrom, TrimUntil};
 
 type Reply = Result<axum::response::Response, Problem>;
@@ -111,7 +111,7 @@ pub(super) async fn create_stream(
     Caller(caller): Caller,
     JsonBody(body): JsonBody<CreateStream>,
 ) -> Reply {
-    guard::require(&caller, Permission::Admin, &body.stream)?;
+    access::require(&caller, Permission::Admin, &body.stream)?;
     let r = &body.retention;
     let retention = Retention {
         max_events: r.max_events.filter(|&n| n > 0),
@@ -140,7 +140,7 @@ pub(super) async fn get_stream(
     Caller(caller): Caller,
     Path(stream): Path<String>,
 ) -> Reply {
-    guard::require(&caller, Permission::Subscribe, &stream)?;
+    access::require(&caller, Permission::Subscribe, &stream)?;
     let info = state.log.get_stream(&stream).await?;
     Ok(Json(stream_view(&info)).into_response())
 }
@@ -155,7 +155,7 @@ pub(super) async fn delete_stream(
     Caller(caller): Caller,
     Path(stream): Path<String>,
 ) -> Reply {
-    guard::require(&caller, Permission::Admin, &stream)?;
+    access::require(&caller, Permission::Admin, &stream)?;
     let events_deleted = state.log.delete_stream(&stream).await?;
     Ok(Json(DeleteResult {
         stream,
@@ -187,7 +187,7 @@ pub(super) async fn trim(
     Path(stream): Path<String>,
     JsonBody(body): JsonBody<Trim>,
 ) -> Reply {
-    guard::require(&caller, Permission::Admin, &stream)?;
+    access::require(&caller, Permission::Admin, &stream)?;
     let until = match (body.max_events, body.before_sequence, body.before_time) {
         (Some(n), None, None) => TrimUntil::MaxEvents(n),
         (None, Some(s), None) => TrimUntil::BeforeSequence(s),
@@ -242,7 +242,7 @@ pub(super) async fn read(
     Path(stream): Path<String>,
     Params(q): Params<ReadParams>,
 ) -> Reply {
-    guard::require(&caller, Permission::Subscribe, &stream)?;
+    access::require(&caller, Permission::Subscribe, &stream)?;
     let from = match (q.from, &q.from_time) {
         (Some(_), Some(_)) => return Err(bad_request("from", "give from or from_time, not both")),
         (None | Some(0), None) => ReadFrom::End,
@@ -292,7 +292,7 @@ pub(super) async fn list_groups(
     Caller(caller): Caller,
     Path(stream): Path<String>,
 ) -> Reply {
-    guard::require(&caller, Permission::Subscribe, &stream)?;
+    access::require(&caller, Permission::Subscribe, &stream)?;
     let groups = state.log.list_groups(&stream).await?;
     Ok(Json(GroupsList {
         groups: groups
@@ -330,7 +330,7 @@ pub(super) async fn list_pending(
     Path((stream, group)): Path<(String, String)>,
     Params(q): Params<PendingParams>,
 ) -> Reply {
-    guard::require(&caller, Permission::Subscribe, &stream)?;
+    access::require(&caller, Permission::Subscribe, &stream)?;
     let (summary, entries) = state
         .log
         .list_pending(
@@ -380,7 +380,7 @@ pub(super) async fn ack(
     Path((stream, group)): Path<(String, String)>,
     JsonBody(body): JsonBody<Ack>,
 ) -> Reply {
-    guard::require(&caller, Permission::Subscribe, &stream)?;
+    access::require(&caller, Permission::Subscribe, &stream)?;
     let settled = state.log.ack(&stream, &group, body.sequences).await?;
     Ok(Json(AckResult {
         acked: settled.settled,

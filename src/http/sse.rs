@@ -26,12 +26,12 @@ use serde_json::Value;
 use super::HttpState;
 use super::caller::Caller;
 use super::problem::{Params, Problem, bad_request};
-use crate::api::convert;
-use crate::api::guard;
-use crate::api::status::Failure;
 use crate::auth::Permission;
 use crate::log::{ConsumeItem, EventFilter, LogError, Start, SubscribeQuery, SubscriptionItem};
+use crate::proto::convert;
 use crate::proto::views::event_json;
+use crate::service::access;
+use crate::service::failure::Failure;
 
 /// How long a browser waits before reconnecting.
 const RETRY: Duration = Duration::from_secs(2);
@@ -304,7 +304,7 @@ pub(super) async fn subscribe(
     headers: HeaderMap,
     Params(q): Params<SubscribeParams>,
 ) -> Result<Response, Problem> {
-    guard::require_subscription(&caller, q.stream.iter().chain(&q.pattern))?;
+    access::require_subscription(&caller, q.stream.iter().chain(&q.pattern))?;
     let slot = state.limits.slots.acquire(Some(connection))?;
     let resume_after = last_event_id(&headers)?;
     let start = match resume_after {
@@ -390,7 +390,7 @@ pub(super) async fn consume(
     Path(group): Path<String>,
     Params(q): Params<ConsumeParams>,
 ) -> Result<Response, Problem> {
-    guard::require(&caller, Permission::Subscribe, &q.stream)?;
+    access::require(&caller, Permission::Subscribe, &q.stream)?;
     let slot = state.limits.slots.acquire(Some(connection))?;
     let heartbeat = q
         .heartbeat

@@ -88,7 +88,10 @@ pub async fn append_in(tx: &mut dyn WriteTx, name: &str, events: &[Ev]) -> Vec<S
     let name = stream(name);
     let mut position = tx.log_head().await.expect("log head");
     let floor = tx.recorded_floor().await.expect("floor");
-    let mut heads = tx.stream_heads(std::slice::from_ref(&name)).await.expect("heads");
+    let mut heads = tx
+        .stream_heads(std::slice::from_ref(&name))
+        .await
+        .expect("heads");
     let mut head = match heads.pop() {
         Some(h) => h,
         None => tx

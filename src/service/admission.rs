@@ -1,5 +1,6 @@
-//! Per-call limits of the transport: open streaming calls (in total and per
-//! client connection) and each token's publish rate.
+//! Admission of calls, the same on every transport: open streaming calls
+//! (in total and per client connection), each token's publish rate, and
+//! the checks a publish's events pass before they reach the log.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,9 +10,13 @@ use std::sync::{Arc, Mutex};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use super::status::{Failure, exhausted};
+use bytes::Bytes;
+
+use super::failure::{Failure, exhausted};
+use super::trace_context::TraceContext;
 use crate::auth::Principal;
-use crate::log::LogError;
+use crate::log::{EventAttributes, LogError};
+use crate::proto::{EventPayload, convert};
 
 /// Counts open Subscribe and Consume streams against their limits.
 #[derive(Debug)]
@@ -157,4 +162,27 @@ pub struct CallLimits {
     /// Largest encoded event, which added trace context must not push
     /// an event past.
     pub max_event_size: usize,
+}
+
+/// Admits a publish's events the same way on every transport: within the
+/// caller's publish rate, each a valid CloudEvent encoding, with the call's
+/// trace context added where an event has none and it fits.
+pub fn admit_events(
+    limits: &CallLimits,
+    principal: &Principal,
+    events: Vec<EventPayload>,
+    trace: Option<&TraceContext>,
+) -> Result<Vec<(EventAttributes, Bytes)>, Failure> {
+    limits.publish_rate.check(principal, events.len())?;
+    let mut admitted = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| convert::event_attributes(e, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(trace) = trace {
+        for event in &mut admitted {
+            trace.attach(event, limits.max_event_size);
+        }
+    }
+    Ok(admitted)
 }

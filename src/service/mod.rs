@@ -1,0 +1,9 @@
+//! What every transport shares, so gRPC (`api`), HTTP/SSE (`http`) and
+//! the CLI never import each other: the classification of errors into
+//! codes and reasons, the admission of calls (rate limits, subscription
+//! slots, event checks), the permission rules, and trace context.
+
+pub mod access;
+pub mod admission;
+pub mod failure;
+pub mod trace_context;
