@@ -249,7 +249,7 @@ async fn streams_groups_pending_and_ack_over_rest() {
     let mut client = server.client().await;
     publish(&mut client, "jobs", events("j", 0..3)).await;
     let mut groups = server.groups().await;
-    create_group(&mut groups, "jobs", "workers", 0, 0).await;
+    group("jobs", "workers").create(&mut groups).await;
     fetch(&mut groups, "jobs", "workers", "w1", 2, 0).await;
 
     let listed: Value = http()
@@ -542,7 +542,7 @@ async fn a_consumer_group_member_over_sse_acks_over_rest() {
     let mut client = server.client().await;
     publish(&mut client, "jobs", events("j", 0..3)).await;
     let mut groups = server.groups().await;
-    create_group(&mut groups, "jobs", "workers", 0, 0).await;
+    group("jobs", "workers").create(&mut groups).await;
     let base = api(&server);
     let mut member = sse(
         &format!("{base}/groups/workers/consume?stream=jobs&consumer=web-1&max_in_flight=2"),

@@ -129,7 +129,10 @@ async fn metrics_move_under_traffic() {
     // Consumer groups: deliveries, a redelivery, a dead letter, lag and
     // pending per group, open Consume streams.
     let mut groups = server.groups().await;
-    create_group(&mut groups, "orders", "billing", 0, 2).await;
+    group("orders", "billing")
+        .max_deliveries(2)
+        .create(&mut groups)
+        .await;
     let text = scrape_until(&server, "lag of a new group", |t| {
         metric(
             t,
@@ -148,13 +151,7 @@ async fn metrics_move_under_traffic() {
     );
     let first = fetch(&mut groups, "orders", "billing", "c1", 1, 0).await;
     assert_eq!(seq_of(&first[0]), 1);
-    let nack = |seq| v1::NackRequest {
-        stream: "orders".into(),
-        group: "billing".into(),
-        sequences: vec![seq],
-        delay: None,
-        consumer: String::new(),
-    };
+    let nack = |seq| nack_request("orders", "billing", vec![seq]);
     groups.nack(nack(1)).await.expect("nack");
     let again = fetch(&mut groups, "orders", "billing", "c1", 1, 0).await;
     assert_eq!((seq_of(&again[0]), again[0].delivery_count), (1, 2));
@@ -211,7 +208,7 @@ async fn calls_the_client_gives_up_on_count_as_cancelled() {
     let mut client = server.client().await;
     publish(&mut client, "s", vec![event("a")]).await;
     let mut groups = server.groups().await;
-    create_group(&mut groups, "s", "g", 0, 0).await;
+    group("s", "g").create(&mut groups).await;
     fetch(&mut groups, "s", "g", "c", 1, 0).await;
     // Nothing more to deliver: the fetch blocks until the client leaves.
     let blocked = groups.fetch(fetch_request("s", "g", "c", 1, 60_000));

@@ -138,7 +138,7 @@ async fn an_idle_stream_expires_with_its_groups_while_an_active_one_lives() {
     let mut client = server.client().await;
     publish(&mut client, "idle", vec![event("a")]).await;
     let mut groups = server.groups().await;
-    create_group(&mut groups, "idle", "g", 0, 0).await;
+    group("idle", "g").create(&mut groups).await;
     create(
         &mut client,
         "own-ttl",
