@@ -20,8 +20,10 @@ use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
 
+mod api;
 mod groups;
 mod load;
+pub use api::*;
 pub use groups::*;
 pub use load::*;
 
