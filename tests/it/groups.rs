@@ -897,10 +897,9 @@ async fn a_fetch_whose_caller_is_gone_leaves_nothing_pending_to_it() {
     let mut g = groups.clone();
     let gone = tokio::spawn(async move { fetch(&mut g, "s", "g", "gone", 10, 20_000).await });
     // The server is serving the call once it has seen the consumer.
-    within(async {
-        while group_info(&mut groups, "s", "g").await.consumers.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+    eventually("the blocked fetch to reach the server", async || {
+        let info = group_info(&mut groups, "s", "g").await;
+        (!info.consumers.is_empty()).then_some(())
     })
     .await;
     gone.abort();

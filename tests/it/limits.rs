@@ -136,17 +136,8 @@ async fn open_subscriptions_are_limited_per_connection_and_in_total() {
 
     // Closing one frees its slot once the server sees the stream go.
     drop(a);
-    within(async {
-        loop {
-            if third
-                .subscribe(subscribe_request(&["s"], None))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+    eventually("the closed subscription's slot", async || {
+        third.subscribe(subscribe_request(&["s"], None)).await.ok()
     })
     .await;
 }
@@ -282,14 +273,10 @@ async fn a_dead_letter_stream_that_is_full_keeps_the_event_pending_instead_of_lo
         })
         .await
         .expect("trimmed");
-    within(async {
-        loop {
-            fetch(&mut groups, "s", "g", "c", 1, 0).await;
-            if !read_all(&mut client, "s:dlq").await.is_empty() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+    eventually("the event in the dead-letter stream", async || {
+        fetch(&mut groups, "s", "g", "c", 1, 0).await;
+        let dead = read_all(&mut client, "s:dlq").await;
+        (!dead.is_empty()).then_some(())
     })
     .await;
     // Sequence 2, never acked, may have followed it by now.

@@ -7,25 +7,14 @@ use tonic::Code;
 
 use crate::common::*;
 
-async fn scrape(server: &TestServer) -> String {
-    let (status, body) = http_get(&server.http_addr.to_string(), "/metrics").await;
-    assert_eq!(status, 200);
-    body
-}
-
 /// Scrapes until `check` holds (gauges are sampled in the background).
 async fn scrape_until(server: &TestServer, what: &str, check: impl Fn(&str) -> bool) -> String {
-    within(async {
-        loop {
-            let text = scrape(server).await;
-            if check(&text) {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    eventually(what, async || {
+        let text = server.scrape().await;
+        check(&text).then_some(())
     })
     .await;
-    let text = scrape(server).await;
+    let text = server.scrape().await;
     assert!(check(&text), "{what}:\n{text}");
     text
 }
@@ -37,7 +26,7 @@ async fn metrics_move_under_traffic() {
     })
     .await;
     let mut client = server.client().await;
-    let before = scrape(&server).await;
+    let before = server.scrape().await;
     assert_eq!(
         metric(&before, "riverlog_events_appended_total", &[]),
         Some(0.0)
@@ -57,7 +46,7 @@ async fn metrics_move_under_traffic() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
-    let text = scrape(&server).await;
+    let text = server.scrape().await;
     assert_eq!(
         metric(&text, "riverlog_events_appended_total", &[]),
         Some(3.0)
@@ -241,7 +230,7 @@ async fn unknown_methods_share_one_label() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    let text = scrape(&server).await;
+    let text = server.scrape().await;
     assert!(!text.contains("NoSuchMethod"), "{text}");
     assert_eq!(
         metric(

@@ -37,14 +37,9 @@ async fn until(
     stream: &str,
     done: impl Fn(&Result<v1::StreamInfo, tonic::Status>) -> bool,
 ) -> Result<v1::StreamInfo, tonic::Status> {
-    within(async {
-        loop {
-            let got = info(client, stream).await;
-            if done(&got) {
-                return got;
-            }
-            tokio::time::sleep(TICK).await;
-        }
+    eventually(&format!("retention on {stream}"), async || {
+        let got = info(client, stream).await;
+        done(&got).then_some(got)
     })
     .await
 }
@@ -83,7 +78,7 @@ async fn max_events_trims_the_oldest_per_stream_and_by_default() {
     // A few passes later the small stream is still whole.
     tokio::time::sleep(TICK * 4).await;
     assert_eq!(info(&mut client, "small").await.unwrap().event_count, 5);
-    let metrics = http_get(&server.http_addr.to_string(), "/metrics").await.1;
+    let metrics = server.scrape().await;
     assert_eq!(
         metric(
             &metrics,

@@ -170,7 +170,7 @@ async fn grpc_web_publish_and_read_over_http1() {
     assert_eq!(reply.positions[0].sequence, 1);
     // The call is measured with its real status, not guessed from a body
     // the metrics layer cannot read.
-    let (_, metrics) = http_get(&server.http_addr.to_string(), "/metrics").await;
+    let metrics = server.scrape().await;
     let ok = [("rpc_method", "Publish"), ("rpc_grpc_status_code", "0")];
     assert_eq!(
         metric(&metrics, "rpc_server_call_duration_seconds_count", &ok),

@@ -220,6 +220,23 @@ pub async fn within<F: Future>(fut: F) -> F::Output {
         .expect("did not complete in time")
 }
 
+/// Polls `probe` until it finds what it looks for, failing with `what`
+/// after [`PATIENCE`]. For state the server reaches in the background,
+/// where there is no event to await.
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let poll = async {
+        loop {
+            if let Some(found) = probe().await {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, poll)
+        .await
+        .unwrap_or_else(|_| panic!("still waiting for {what} after {PATIENCE:?}"))
+}
+
 /// A CloudEvent with the given id and type, text data and optional subject.
 pub fn cloud_event(id: &str, event_type: &str, subject: Option<&str>) -> CloudEvent {
     let mut attributes = std::collections::HashMap::new();
@@ -497,6 +514,15 @@ pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .expect("status line");
     (status, body.to_owned())
+}
+
+impl TestServer {
+    /// The Prometheus text of `/metrics` on the HTTP port.
+    pub async fn scrape(&self) -> String {
+        let (status, body) = http_get(&self.http_addr.to_string(), "/metrics").await;
+        assert_eq!(status, 200);
+        body
+    }
 }
 
 /// The value of the Prometheus sample `name` whose labels include every
