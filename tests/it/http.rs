@@ -1,8 +1,6 @@
 //! The HTTP side: the JSON API, CloudEvents over HTTP in its three modes,
 //! problem+json errors, and Server-Sent Events with Last-Event-ID resume.
 
-use std::time::Duration;
-
 use futures::StreamExt;
 use reqwest::Method;
 use riverlog::auth::{TokenConfig, token_digest};
@@ -372,13 +370,16 @@ async fn last_event_id_resumes_without_gap_or_duplicate_under_concurrent_publish
     let url = "/subscribe?stream=load&heartbeat=100ms";
     let client = server.client().await;
     let total = 300usize;
+    // The publisher keeps at most 60 events ahead of the reader, so it is
+    // still publishing while the reader drops and resumes.
+    let (progress, mut read_so_far) = tokio::sync::watch::channel(0);
     let publisher = tokio::spawn(async move {
         let mut client = client;
         for i in 0..total {
+            within(read_so_far.wait_for(|&read| i < read + 60))
+                .await
+                .expect("the reader is running");
             publish(&mut client, "load", vec![event(&format!("e{i}"))]).await;
-            if i % 20 == 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
         }
     });
     let mut seen: Vec<String> = Vec::new();
@@ -394,6 +395,7 @@ async fn last_event_id_resumes_without_gap_or_duplicate_under_concurrent_publish
             let (id, _, data) = sub.next_event().await;
             last = Some(id);
             seen.push(data["id"].as_str().unwrap().to_owned());
+            progress.send_replace(seen.len());
         }
     }
     within(publisher).await.unwrap();
