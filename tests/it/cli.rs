@@ -166,7 +166,6 @@ async fn tail_follows_new_events_across_a_pattern() {
         .unwrap();
     let mut lines = tokio::io::BufReader::new(tail.stdout.take().unwrap()).lines();
     let mut client = server.client().await;
-    // The tail starts at `latest`: keep publishing until it has seen two.
     let reader = tokio::spawn(async move {
         let mut seen = Vec::new();
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -174,18 +173,17 @@ async fn tail_follows_new_events_across_a_pattern() {
         }
         seen
     });
-    let mut i = 0;
-    while !reader.is_finished() {
-        publish(
-            &mut client,
-            &format!("orders:{}", i % 2),
-            vec![event(&format!("e{i}"))],
-        )
-        .await;
+    // The tail starts at `latest`, fixed before the server counts the
+    // subscription: what is published after that, it sees.
+    eventually("the tail's subscription", async || {
+        let text = server.scrape().await;
+        (metric(&text, "riverlog_subscriptions_active", &[]) == Some(1.0)).then_some(())
+    })
+    .await;
+    for i in 0..2 {
+        let orders = format!("orders:{i}");
+        publish(&mut client, &orders, vec![event(&format!("e{i}"))]).await;
         publish(&mut client, "billing", vec![event(&format!("b{i}"))]).await;
-        i += 1;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(i < 400, "tail never printed two events");
     }
     let seen = within(reader).await.unwrap();
     assert_eq!(seen.len(), 2, "{seen:?}");

@@ -57,7 +57,11 @@ async fn a_consumer_that_dies_holding_a_batch_loses_nothing_and_duplicates_only_
     let mut client = server.client().await;
     publish(&mut client, "jobs", events("job", 0..10)).await;
     let mut groups = server.groups().await;
-    create_group(&mut groups, "jobs", "workers", 1_000, 5).await;
+    group("jobs", "workers")
+        .ack_timeout_ms(1_000)
+        .max_deliveries(5)
+        .create(&mut groups)
+        .await;
 
     // Consumer "a", on a connection of its own, takes the whole batch and
     // acks three before it dies (its connection drops mid-stream).

@@ -237,6 +237,8 @@ async fn a_health_probe_never_fails_a_publish_that_fits() {
                 }
                 n += 1;
                 drop(_pass);
+                // Not a wait: it paces the small publishes into a steady
+                // trickle across the probe ticks.
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
             refused
@@ -251,6 +253,8 @@ async fn a_health_probe_never_fails_a_publish_that_fits() {
             .expect_err("6 MiB do not fit in 4.5");
         drop(closed);
         assert_error(&refused, Code::Unavailable, "STORAGE_UNAVAILABLE");
+        // Not a wait: the time in which those 8 MiB probes (every 5 ms)
+        // run beside the small publishes is the behaviour under test.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

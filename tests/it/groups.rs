@@ -48,13 +48,33 @@ async fn next_delivery(stream: &mut Streaming<v1::ConsumeResponse>) -> v1::Deliv
     }
 }
 
+/// Each delivery's sequence and delivery count.
+fn seqs_and_counts(deliveries: &[v1::Delivery]) -> Vec<(u64, u32)> {
+    deliveries
+        .iter()
+        .map(|d| (seq_of(d), d.delivery_count))
+        .collect()
+}
+
+/// The next `n` deliveries of a Consume stream.
+async fn next_deliveries(
+    stream: &mut Streaming<v1::ConsumeResponse>,
+    n: usize,
+) -> Vec<v1::Delivery> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(next_delivery(stream).await);
+    }
+    out
+}
+
 #[tokio::test]
 async fn create_describes_the_group_with_defaults_and_counts_it_on_the_stream() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let mut groups = server.groups().await;
     publish(&mut client, "orders", events("o", 0..3)).await;
-    let info = create_group(&mut groups, "orders", "billing", 0, 0).await;
+    let info = group("orders", "billing").create(&mut groups).await;
     assert_eq!(info.ack_timeout.unwrap().seconds, 30);
     assert_eq!(info.max_deliveries, 5);
     assert_eq!(info.dead_letter_stream, "orders:dlq");
@@ -63,37 +83,17 @@ async fn create_describes_the_group_with_defaults_and_counts_it_on_the_stream() 
         (3, 0, 0)
     );
 
-    let latest = groups
-        .create_group(v1::CreateGroupRequest {
-            stream: "orders".into(),
-            group: "audit".into(),
-            start: Some(v1::GroupStart {
-                start: Some(v1::group_start::Start::Latest(())),
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .info
-        .unwrap();
+    let latest = group("orders", "audit")
+        .start(v1::group_start::Start::Latest(()))
+        .create(&mut groups)
+        .await;
     assert_eq!((latest.lag, latest.last_delivered_sequence), (0, 3));
 
-    let from_two = groups
-        .create_group(v1::CreateGroupRequest {
-            stream: "orders".into(),
-            group: "replay".into(),
-            start: Some(v1::GroupStart {
-                start: Some(v1::group_start::Start::Sequence(2)),
-            }),
-            dead_letter_stream: "failed:orders".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .info
-        .unwrap();
+    let from_two = group("orders", "replay")
+        .start(v1::group_start::Start::Sequence(2))
+        .dead_letter_stream("failed:orders")
+        .create(&mut groups)
+        .await;
     assert_eq!(from_two.lag, 2);
     assert_eq!(from_two.dead_letter_stream, "failed:orders");
     let first = fetch(&mut groups, "orders", "replay", "r", 1, 0).await;
@@ -123,11 +123,7 @@ async fn create_describes_the_group_with_defaults_and_counts_it_on_the_stream() 
 
 #[tokio::test]
 async fn two_fetching_consumers_share_the_work_and_no_event_reaches_both() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "jobs", events("j", 0..100)).await;
-    create_group(&mut groups, "jobs", "workers", 0, 0).await;
+    let (_server, _client, mut groups) = group("jobs", "workers").on_new_server(100).await;
     let workers: Vec<_> = ["a", "b"]
         .into_iter()
         .map(|name| {
@@ -139,9 +135,9 @@ async fn two_fetching_consumers_share_the_work_and_no_event_reaches_both() {
                     if got.is_empty() {
                         return mine;
                     }
-                    let seqs: Vec<u64> = got.iter().map(seq_of).collect();
-                    ack(&mut g, "jobs", "workers", seqs.clone()).await;
-                    mine.extend(seqs);
+                    let taken = seqs(&got);
+                    ack(&mut g, "jobs", "workers", taken.clone()).await;
+                    mine.extend(taken);
                 }
             })
         })
@@ -162,21 +158,17 @@ async fn two_fetching_consumers_share_the_work_and_no_event_reaches_both() {
 
 #[tokio::test]
 async fn an_unacked_event_of_a_vanished_consumer_goes_to_another_after_the_ack_timeout() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "jobs", events("j", 0..2)).await;
-    create_group(&mut groups, "jobs", "workers", 300, 0).await;
+    let (_server, _client, mut groups) = group("jobs", "workers")
+        .ack_timeout_ms(300)
+        .on_new_server(2)
+        .await;
 
     let mut first = consume(
         &mut groups,
         consume_request("jobs", "workers", "doomed", 10),
     )
     .await;
-    let got = [
-        next_delivery(&mut first).await,
-        next_delivery(&mut first).await,
-    ];
+    let got = next_deliveries(&mut first, 2).await;
     assert!(got.iter().all(|d| d.delivery_count == 1));
     drop(first); // the consumer dies without acking
 
@@ -185,24 +177,13 @@ async fn an_unacked_event_of_a_vanished_consumer_goes_to_another_after_the_ack_t
         consume_request("jobs", "workers", "survivor", 10),
     )
     .await;
-    let again = [
-        next_delivery(&mut second).await,
-        next_delivery(&mut second).await,
-    ];
-    let mut seqs: Vec<u64> = again.iter().map(seq_of).collect();
-    seqs.sort_unstable();
-    assert_eq!(seqs, [1, 2]);
+    let again = next_deliveries(&mut second, 2).await;
+    let mut redelivered = seqs(&again);
+    redelivered.sort_unstable();
+    assert_eq!(redelivered, [1, 2]);
     assert!(again.iter().all(|d| d.delivery_count == 2));
 
-    let pending = groups
-        .list_pending(v1::ListPendingRequest {
-            stream: "jobs".into(),
-            group: "workers".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let pending = list_pending(&mut groups, "jobs", "workers").await;
     assert!(pending.entries.iter().all(|e| e.consumer == "survivor"));
 }
 
@@ -220,14 +201,11 @@ async fn a_poison_event_is_dead_lettered_after_max_deliveries_with_its_origin() 
         ],
     )
     .await;
-    create_group(&mut groups, "jobs", "workers", 60_000, 3).await;
-    let nack_all = |seqs: Vec<u64>| v1::NackRequest {
-        stream: "jobs".into(),
-        group: "workers".into(),
-        sequences: seqs,
-        delay: None,
-        consumer: String::new(),
-    };
+    group("jobs", "workers")
+        .ack_timeout_ms(60_000)
+        .max_deliveries(3)
+        .create(&mut groups)
+        .await;
     let first = fetch(&mut groups, "jobs", "workers", "w", 10, 0).await;
     assert_eq!(first.len(), 2);
     ack(&mut groups, "jobs", "workers", vec![2]).await;
@@ -239,7 +217,10 @@ async fn a_poison_event_is_dead_lettered_after_max_deliveries_with_its_origin() 
         };
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].delivery_count, attempt);
-        groups.nack(nack_all(vec![1])).await.unwrap();
+        groups
+            .nack(nack_request("jobs", "workers", vec![1]))
+            .await
+            .unwrap();
     }
     // The fourth delivery would exceed max_deliveries: the event leaves.
     assert!(
@@ -284,11 +265,7 @@ async fn a_poison_event_is_dead_lettered_after_max_deliveries_with_its_origin() 
 
 #[tokio::test]
 async fn acking_unknown_or_acked_sequences_is_harmless_and_reported() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", events("e", 0..3)).await;
-    create_group(&mut groups, "s", "g", 0, 0).await;
+    let (_server, _client, mut groups) = group("s", "g").on_new_server(3).await;
     fetch(&mut groups, "s", "g", "c", 2, 0).await;
     let first = ack(&mut groups, "s", "g", vec![1, 2, 3, 99]).await;
     assert_eq!(first.acked, 2);
@@ -300,19 +277,12 @@ async fn acking_unknown_or_acked_sequences_is_harmless_and_reported() {
 
 #[tokio::test]
 async fn a_nack_delay_holds_the_event_back_then_redelivers_it() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", vec![event("1")]).await;
-    create_group(&mut groups, "s", "g", 0, 0).await;
+    let (_server, _client, mut groups) = group("s", "g").on_new_server(1).await;
     fetch(&mut groups, "s", "g", "c", 1, 0).await;
     let nacked = groups
         .nack(v1::NackRequest {
-            stream: "s".into(),
-            group: "g".into(),
-            sequences: vec![1, 5],
             delay: Some(millis(300)),
-            consumer: String::new(),
+            ..nack_request("s", "g", vec![1, 5])
         })
         .await
         .unwrap()
@@ -332,17 +302,7 @@ async fn a_nack_delay_holds_the_event_back_then_redelivers_it() {
 
 #[tokio::test]
 async fn a_blocking_fetch_wakes_up_for_a_new_event() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    client
-        .create_stream(v1::CreateStreamRequest {
-            stream: "s".into(),
-            retention: None,
-        })
-        .await
-        .unwrap();
-    create_group(&mut groups, "s", "g", 0, 0).await;
+    let (_server, mut client, mut groups) = group("s", "g").on_new_server(0).await;
     let mut g = groups.clone();
     let waiting = tokio::spawn(async move { fetch(&mut g, "s", "g", "c", 10, 20_000).await });
     tokio::task::yield_now().await;
@@ -356,17 +316,11 @@ async fn a_blocking_fetch_wakes_up_for_a_new_event() {
 
 #[tokio::test]
 async fn pending_only_rereads_the_consumers_own_entries() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", events("e", 0..4)).await;
-    create_group(&mut groups, "s", "g", 0, 0).await;
+    let (_server, _client, mut groups) = group("s", "g").on_new_server(4).await;
     fetch(&mut groups, "s", "g", "a", 2, 0).await;
     fetch(&mut groups, "s", "g", "b", 1, 0).await;
-    let mut request = fetch_request("s", "g", "a", 10, 0);
-    request.pending_only = true;
-    let own = groups.fetch(request).await.unwrap().into_inner().deliveries;
-    assert_eq!(own.iter().map(seq_of).collect::<Vec<_>>(), [1, 2]);
+    let own = fetch_own_pending(&mut groups, "s", "g", "a").await;
+    assert_eq!(seqs(&own), [1, 2]);
     assert!(
         own.iter().all(|d| d.delivery_count == 1),
         "re-reading is not a redelivery"
@@ -380,11 +334,10 @@ async fn pending_only_rereads_the_consumers_own_entries() {
 
 #[tokio::test]
 async fn claims_take_over_idle_entries_explicitly_or_oldest_first() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", events("e", 0..5)).await;
-    create_group(&mut groups, "s", "g", 60_000, 0).await;
+    let (_server, _client, mut groups) = group("s", "g")
+        .ack_timeout_ms(60_000)
+        .on_new_server(5)
+        .await;
     fetch(&mut groups, "s", "g", "slow", 5, 0).await;
     let claim = |sequences: Vec<u64>, count: u32, min_idle_ms: u64| v1::ClaimRequest {
         stream: "s".into(),
@@ -409,7 +362,7 @@ async fn claims_take_over_idle_entries_explicitly_or_oldest_first() {
         .unwrap()
         .into_inner()
         .deliveries;
-    assert_eq!(named.iter().map(seq_of).collect::<Vec<_>>(), [2, 4]);
+    assert_eq!(seqs(&named), [2, 4]);
     assert!(named.iter().all(|d| d.delivery_count == 2));
     // XAUTOCLAIM: the oldest idle ones.
     let oldest = groups
@@ -418,18 +371,9 @@ async fn claims_take_over_idle_entries_explicitly_or_oldest_first() {
         .unwrap()
         .into_inner()
         .deliveries;
-    assert_eq!(oldest.iter().map(seq_of).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(seqs(&oldest), [1, 2]);
 
-    let pending = groups
-        .list_pending(v1::ListPendingRequest {
-            stream: "s".into(),
-            group: "g".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let summary = pending.summary.unwrap();
+    let summary = list_pending(&mut groups, "s", "g").await.summary.unwrap();
     assert_eq!(
         (
             summary.count,
@@ -448,11 +392,7 @@ async fn claims_take_over_idle_entries_explicitly_or_oldest_first() {
 
 #[tokio::test]
 async fn list_pending_filters_by_consumer_idle_time_and_pages() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", events("e", 0..6)).await;
-    create_group(&mut groups, "s", "g", 0, 0).await;
+    let (_server, _client, mut groups) = group("s", "g").on_new_server(6).await;
     fetch(&mut groups, "s", "g", "a", 4, 0).await;
     fetch(&mut groups, "s", "g", "b", 2, 0).await;
     let list =
@@ -507,11 +447,10 @@ async fn list_pending_filters_by_consumer_idle_time_and_pages() {
 
 #[tokio::test]
 async fn delete_consumer_releases_its_entries_at_once() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", events("e", 0..3)).await;
-    create_group(&mut groups, "s", "g", 3_600_000, 0).await;
+    let (_server, _client, mut groups) = group("s", "g")
+        .ack_timeout_ms(3_600_000)
+        .on_new_server(3)
+        .await;
     fetch(&mut groups, "s", "g", "gone", 3, 0).await;
     let released = groups
         .delete_consumer(v1::DeleteConsumerRequest {
@@ -525,7 +464,7 @@ async fn delete_consumer_releases_its_entries_at_once() {
         .pending_released;
     assert_eq!(released, 3);
     let got = fetch(&mut groups, "s", "g", "heir", 10, 0).await;
-    assert_eq!(got.iter().map(seq_of).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(seqs(&got), [1, 2, 3]);
     let info = group_info(&mut groups, "s", "g").await;
     assert_eq!(
         info.consumers
@@ -538,22 +477,11 @@ async fn delete_consumer_releases_its_entries_at_once() {
 
 #[tokio::test]
 async fn consume_respects_its_credit_and_acks_free_it() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", events("e", 0..10)).await;
-    create_group(&mut groups, "s", "g", 0, 0).await;
+    let (_server, _client, mut groups) = group("s", "g").on_new_server(10).await;
     let mut request = consume_request("s", "g", "c", 3);
     request.heartbeat_interval = Some(millis(100));
     let mut stream = consume(&mut groups, request).await;
-    let first: Vec<u64> = [
-        next_delivery(&mut stream).await,
-        next_delivery(&mut stream).await,
-        next_delivery(&mut stream).await,
-    ]
-    .iter()
-    .map(seq_of)
-    .collect();
+    let first = seqs(&next_deliveries(&mut stream, 3).await);
     assert_eq!(first, [1, 2, 3]);
     // Out of credit: only heartbeats until an ack.
     for _ in 0..2 {
@@ -569,13 +497,7 @@ async fn consume_respects_its_credit_and_acks_free_it() {
     assert!(info.consumers[0].connected);
     assert_eq!(info.consumers[0].pending, 3);
     ack(&mut groups, "s", "g", vec![1, 2]).await;
-    let next: Vec<u64> = [
-        next_delivery(&mut stream).await,
-        next_delivery(&mut stream).await,
-    ]
-    .iter()
-    .map(seq_of)
-    .collect();
+    let next = seqs(&next_deliveries(&mut stream, 2).await);
     assert_eq!(next, [4, 5]);
     drop(stream);
 }
@@ -589,7 +511,7 @@ async fn ten_thousand_events_through_eight_consumers_are_all_processed_once() {
     for i in 0..TOTAL / 1000 {
         publish(&mut client, "load", events(&format!("b{i}"), 0..1000)).await;
     }
-    create_group(&mut groups, "load", "workers", 0, 0).await;
+    group("load", "workers").create(&mut groups).await;
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     // Consumers ack in batches of 50; once everything was seen they are
     // told to ack what they still hold.
@@ -646,11 +568,10 @@ async fn ten_thousand_events_through_eight_consumers_are_all_processed_once() {
 
 #[tokio::test]
 async fn pending_entries_and_the_cursor_survive_a_restart() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", events("e", 0..5)).await;
-    create_group(&mut groups, "s", "g", 3_600_000, 0).await;
+    let (server, _client, mut groups) = group("s", "g")
+        .ack_timeout_ms(3_600_000)
+        .on_new_server(5)
+        .await;
     fetch(&mut groups, "s", "g", "c", 3, 0).await;
     ack(&mut groups, "s", "g", vec![2]).await;
     let db = server.stop().await;
@@ -667,22 +588,16 @@ async fn pending_entries_and_the_cursor_survive_a_restart() {
         ),
         (3, 2, 2, 0)
     );
-    let mut request = fetch_request("s", "g", "c", 10, 0);
-    request.pending_only = true;
-    let own = groups.fetch(request).await.unwrap().into_inner().deliveries;
-    assert_eq!(own.iter().map(seq_of).collect::<Vec<_>>(), [1, 3]);
+    let own = fetch_own_pending(&mut groups, "s", "g", "c").await;
+    assert_eq!(seqs(&own), [1, 3]);
     let next = fetch(&mut groups, "s", "g", "c", 10, 0).await;
-    assert_eq!(next.iter().map(seq_of).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(seqs(&next), [4, 5]);
 }
 
 #[tokio::test]
 async fn deleting_groups_and_streams_removes_group_state() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", events("e", 0..2)).await;
-    create_group(&mut groups, "s", "a", 0, 0).await;
-    create_group(&mut groups, "s", "b", 0, 0).await;
+    let (_server, mut client, mut groups) = group("s", "a").on_new_server(2).await;
+    group("s", "b").create(&mut groups).await;
     fetch(&mut groups, "s", "a", "c", 2, 0).await;
     groups
         .delete_group(v1::DeleteGroupRequest {
@@ -700,7 +615,7 @@ async fn deleting_groups_and_streams_removes_group_state() {
         .unwrap_err();
     assert_error(&err, Code::NotFound, "GROUP_NOT_FOUND");
     // A new group of the old name starts fresh.
-    let again = create_group(&mut groups, "s", "a", 0, 0).await;
+    let again = group("s", "a").create(&mut groups).await;
     assert_eq!((again.pending, again.lag), (0, 2));
 
     client
@@ -722,22 +637,20 @@ async fn group_errors_are_precise() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let mut groups = server.groups().await;
-    let create = |stream: &str, group: &str| v1::CreateGroupRequest {
-        stream: stream.into(),
-        group: group.into(),
-        ..Default::default()
-    };
     let err = groups
-        .create_group(create("missing", "g"))
+        .create_group(group("missing", "g").request())
         .await
         .unwrap_err();
     assert_error(&err, Code::NotFound, "STREAM_NOT_FOUND");
     publish(&mut client, "s", vec![event("1")]).await;
-    create_group(&mut groups, "s", "g", 0, 0).await;
-    let err = groups.create_group(create("s", "g")).await.unwrap_err();
+    group("s", "g").create(&mut groups).await;
+    let err = groups
+        .create_group(group("s", "g").request())
+        .await
+        .unwrap_err();
     assert_error(&err, Code::AlreadyExists, "GROUP_ALREADY_EXISTS");
     let err = groups
-        .create_group(create("s", "bad name"))
+        .create_group(group("s", "bad name").request())
         .await
         .unwrap_err();
     assert_error(&err, Code::InvalidArgument, "INVALID_GROUP_NAME");
@@ -759,7 +672,7 @@ async fn group_errors_are_precise() {
                 ack_timeout,
                 max_deliveries: max,
                 dead_letter_stream: dlq.into(),
-                ..create("s", "other")
+                ..group("s", "other").request()
             })
             .await
             .unwrap_err();
@@ -796,14 +709,11 @@ async fn group_errors_are_precise() {
     assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
     let err = groups
         .nack(v1::NackRequest {
-            stream: "s".into(),
-            group: "g".into(),
-            sequences: vec![1],
             delay: Some(prost_types::Duration {
                 seconds: -3,
                 nanos: 0,
             }),
-            consumer: String::new(),
+            ..nack_request("s", "g", vec![1])
         })
         .await
         .unwrap_err();
@@ -843,40 +753,26 @@ async fn group_errors_are_precise() {
 
 #[tokio::test]
 async fn a_consumer_reconnecting_under_its_name_gets_its_expired_entries_back() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", events("e", 0..2)).await;
-    create_group(&mut groups, "s", "g", 200, 0).await;
+    let (_server, _client, mut groups) = group("s", "g").ack_timeout_ms(200).on_new_server(2).await;
     let mut first = consume(&mut groups, consume_request("s", "g", "w1", 2)).await;
     next_delivery(&mut first).await;
     next_delivery(&mut first).await;
     drop(first); // crashed with its credit used up
     // Its expired entries no longer count against its credit.
     let mut again = consume(&mut groups, consume_request("s", "g", "w1", 2)).await;
-    let got = [
-        next_delivery(&mut again).await,
-        next_delivery(&mut again).await,
-    ];
+    let got = next_deliveries(&mut again, 2).await;
     assert!(got.iter().all(|d| d.delivery_count == 2));
 }
 
 #[tokio::test]
 async fn a_late_nack_from_a_former_holder_does_not_touch_the_new_holders_entry() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", vec![event("1")]).await;
-    create_group(&mut groups, "s", "g", 100, 0).await;
+    let (_server, _client, mut groups) = group("s", "g").ack_timeout_ms(100).on_new_server(1).await;
     fetch(&mut groups, "s", "g", "a", 1, 0).await;
     let redelivered = fetch(&mut groups, "s", "g", "b", 1, 5_000).await;
     assert_eq!(redelivered[0].delivery_count, 2);
     let nack = |consumer: &str| v1::NackRequest {
-        stream: "s".into(),
-        group: "g".into(),
-        sequences: vec![1],
-        delay: None,
         consumer: consumer.into(),
+        ..nack_request("s", "g", vec![1])
     };
     let late = groups.nack(nack("a")).await.unwrap().into_inner();
     assert_eq!((late.nacked, late.not_pending.as_slice()), (0, &[1u64][..]));
@@ -891,11 +787,7 @@ async fn a_late_nack_from_a_former_holder_does_not_touch_the_new_holders_entry()
 
 #[tokio::test]
 async fn claiming_a_sequence_twice_in_one_call_hands_it_out_once() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    publish(&mut client, "s", events("e", 0..2)).await;
-    create_group(&mut groups, "s", "g", 0, 0).await;
+    let (_server, _client, mut groups) = group("s", "g").on_new_server(2).await;
     fetch(&mut groups, "s", "g", "a", 2, 0).await;
     let claimed = groups
         .claim(v1::ClaimRequest {
@@ -921,20 +813,15 @@ async fn groups_sharing_a_dead_letter_stream_each_dead_letter_their_copy() {
     let mut client = server.client().await;
     let mut groups = server.groups().await;
     publish(&mut client, "s", vec![event("poison")]).await;
-    for group in ["a", "b"] {
-        create_group(&mut groups, "s", group, 60_000, 1).await;
-        fetch(&mut groups, "s", group, "c", 1, 0).await;
-        groups
-            .nack(v1::NackRequest {
-                stream: "s".into(),
-                group: group.into(),
-                sequences: vec![1],
-                delay: None,
-                consumer: String::new(),
-            })
-            .await
-            .unwrap();
-        assert!(fetch(&mut groups, "s", group, "c", 1, 0).await.is_empty());
+    for name in ["a", "b"] {
+        group("s", name)
+            .ack_timeout_ms(60_000)
+            .max_deliveries(1)
+            .create(&mut groups)
+            .await;
+        fetch(&mut groups, "s", name, "c", 1, 0).await;
+        groups.nack(nack_request("s", name, vec![1])).await.unwrap();
+        assert!(fetch(&mut groups, "s", name, "c", 1, 0).await.is_empty());
     }
     let dead = read_all(&mut client, "s:dlq").await;
     assert_eq!(dead.len(), 2);
@@ -946,13 +833,10 @@ async fn a_group_cannot_start_beyond_the_next_sequence() {
     let mut client = server.client().await;
     let mut groups = server.groups().await;
     publish(&mut client, "s", events("e", 0..3)).await;
-    let create = |group: &str, sequence: u64| v1::CreateGroupRequest {
-        stream: "s".into(),
-        group: group.into(),
-        start: Some(v1::GroupStart {
-            start: Some(v1::group_start::Start::Sequence(sequence)),
-        }),
-        ..Default::default()
+    let create = |name: &str, sequence: u64| {
+        group("s", name)
+            .start(v1::group_start::Start::Sequence(sequence))
+            .request()
     };
     let err = groups.create_group(create("ahead", 5)).await.unwrap_err();
     assert_error(&err, Code::OutOfRange, "START_BEYOND_HEAD");
@@ -963,22 +847,15 @@ async fn a_group_cannot_start_beyond_the_next_sequence() {
     assert!(fetch(&mut groups, "s", "next", "c", 10, 0).await.is_empty());
     publish(&mut client, "s", vec![event("fourth")]).await;
     let got = fetch(&mut groups, "s", "next", "c", 10, 0).await;
-    assert_eq!(got.iter().map(seq_of).collect::<Vec<_>>(), [4]);
+    assert_eq!(seqs(&got), [4]);
 }
 
 #[tokio::test]
 async fn a_blocking_fetch_answers_before_the_callers_deadline() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let mut groups = server.groups().await;
-    client
-        .create_stream(v1::CreateStreamRequest {
-            stream: "s".into(),
-            retention: None,
-        })
-        .await
-        .unwrap();
-    create_group(&mut groups, "s", "g", 3_600_000, 0).await;
+    let (_server, mut client, mut groups) = group("s", "g")
+        .ack_timeout_ms(3_600_000)
+        .on_new_server(0)
+        .await;
     // 10 s of blocking asked for, 300 ms allowed by the caller: the
     // server answers within the deadline (empty: nothing came), rather
     // than letting it pass.
@@ -994,12 +871,7 @@ async fn a_blocking_fetch_answers_before_the_callers_deadline() {
     // asks first.
     publish(&mut client, "s", vec![event("later")]).await;
     let got = fetch(&mut groups, "s", "g", "other", 10, 0).await;
-    assert_eq!(
-        got.iter()
-            .map(|d| (seq_of(d), d.delivery_count))
-            .collect::<Vec<_>>(),
-        [(1, 1)]
-    );
+    assert_eq!(seqs_and_counts(&got), [(1, 1)]);
 }
 
 #[tokio::test]
@@ -1018,14 +890,16 @@ async fn a_fetch_whose_caller_is_gone_leaves_nothing_pending_to_it() {
         .await
         .unwrap();
     // An event handed to the vanished caller would wait an hour.
-    create_group(&mut groups, "s", "g", 3_600_000, 0).await;
+    group("s", "g")
+        .ack_timeout_ms(3_600_000)
+        .create(&mut groups)
+        .await;
     let mut g = groups.clone();
     let gone = tokio::spawn(async move { fetch(&mut g, "s", "g", "gone", 10, 20_000).await });
     // The server is serving the call once it has seen the consumer.
-    within(async {
-        while group_info(&mut groups, "s", "g").await.consumers.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+    eventually("the blocked fetch to reach the server", async || {
+        let info = group_info(&mut groups, "s", "g").await;
+        (!info.consumers.is_empty()).then_some(())
     })
     .await;
     gone.abort();
@@ -1034,22 +908,8 @@ async fn a_fetch_whose_caller_is_gone_leaves_nothing_pending_to_it() {
     // Whether the server dropped the call before or after the event woke
     // it, the event is the next consumer's, as a first delivery.
     let got = fetch(&mut groups, "s", "g", "next", 10, 20_000).await;
-    assert_eq!(
-        got.iter()
-            .map(|d| (seq_of(d), d.delivery_count))
-            .collect::<Vec<_>>(),
-        [(1, 1)]
-    );
-    let pending = groups
-        .list_pending(v1::ListPendingRequest {
-            stream: "s".into(),
-            group: "g".into(),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    assert_eq!(seqs_and_counts(&got), [(1, 1)]);
+    let pending = list_pending(&mut groups, "s", "g").await;
     assert_eq!(
         pending
             .entries

@@ -1,21 +1,12 @@
 //! The HTTP side: the JSON API, CloudEvents over HTTP in its three modes,
 //! problem+json errors, and Server-Sent Events with Last-Event-ID resume.
 
-use std::time::Duration;
-
 use futures::StreamExt;
+use reqwest::Method;
 use riverlog::auth::{TokenConfig, token_digest};
 use serde_json::{Value, json};
 
 use crate::common::*;
-
-fn api(server: &TestServer) -> String {
-    format!("http://{}/api/v1", server.http_addr)
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::new()
-}
 
 /// Asserts a problem+json response with this status and reason.
 async fn assert_problem(response: reqwest::Response, status: u16, reason: &str) -> Value {
@@ -37,30 +28,24 @@ fn ce(id: &str, kind: &str) -> Value {
 #[tokio::test]
 async fn publish_in_all_three_modes_and_read_back() {
     let server = TestServer::start().await;
-    let url = format!("{}/streams/orders/events", api(&server));
-    let structured = http()
-        .post(&url)
-        .header("content-type", "application/cloudevents+json")
-        .body(ce("o1", "order.created").to_string())
-        .send()
-        .await
-        .unwrap();
+    let api = server.api();
+    let url = "/streams/orders/events";
+    let structured = api.post_event(url, &ce("o1", "order.created")).await;
     assert_eq!(structured.status().as_u16(), 201);
     let body: Value = structured.json().await.unwrap();
     assert_eq!(body["positions"][0]["sequence"], 1);
 
-    let batch = http()
-        .post(&url)
-        .header("content-type", "application/cloudevents-batch+json")
-        .body(json!([ce("o2", "order.created"), ce("o3", "order.paid")]).to_string())
-        .send()
-        .await
-        .unwrap();
+    let batch = api
+        .post_batch(
+            url,
+            &json!([ce("o2", "order.created"), ce("o3", "order.paid")]),
+        )
+        .await;
     let body: Value = batch.json().await.unwrap();
     assert_eq!(body["positions"][1]["sequence"], 3);
 
-    let binary = http()
-        .post(format!("{url}?expected_last_sequence=3"))
+    let binary = api
+        .request(Method::POST, &format!("{url}?expected_last_sequence=3"))
         .header("ce-id", "o4")
         .header("ce-source", "/shop")
         .header("ce-specversion", "1.0")
@@ -75,24 +60,11 @@ async fn publish_in_all_three_modes_and_read_back() {
     assert_eq!(binary.status().as_u16(), 201);
 
     // Retrying is idempotent.
-    let again = http()
-        .post(&url)
-        .header("content-type", "application/cloudevents+json")
-        .body(ce("o1", "order.created").to_string())
-        .send()
-        .await
-        .unwrap();
+    let again = api.post_event(url, &ce("o1", "order.created")).await;
     let body: Value = again.json().await.unwrap();
     assert_eq!(body["positions"][0]["duplicate"], true);
 
-    let page: Value = http()
-        .get(format!("{url}?limit=10"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = api.get_json(&format!("{url}?limit=10")).await;
     let events = page["events"].as_array().unwrap();
     assert_eq!(events.len(), 4);
     assert_eq!(events[0]["data"]["id"], "o1");
@@ -104,16 +76,11 @@ async fn publish_in_all_three_modes_and_read_back() {
     assert_eq!(page["end_of_stream"], true);
 
     // Filters, direction and paging.
-    let paid: Value = http()
-        .get(format!(
+    let paid = api
+        .get_json(&format!(
             "{url}?type=order.paid&type=order.shipped&direction=backward"
         ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let ids: Vec<_> = paid["events"]
         .as_array()
         .unwrap()
@@ -135,81 +102,61 @@ async fn every_error_is_problem_json_with_the_grpc_reason() {
         c.max_batch_bytes = 4096;
     })
     .await;
-    let base = api(&server);
-    let url = format!("{base}/streams/orders/events");
-    let post = |body: Value| {
-        http()
-            .post(&url)
-            .header("content-type", "application/cloudevents-batch+json")
-            .body(body.to_string())
-            .send()
-    };
+    let api = server.api();
+    let url = "/streams/orders/events";
     // One bad event: nothing of the batch is written.
-    let bad = post(json!([ce("a", "t"), {"specversion": "1.0", "id": "b", "type": "t"}]))
-        .await
-        .unwrap();
+    let bad = api
+        .post_batch(
+            url,
+            &json!([ce("a", "t"), {"specversion": "1.0", "id": "b", "type": "t"}]),
+        )
+        .await;
     let body = assert_problem(bad, 400, "INVALID_EVENT").await;
     assert!(
         body["detail"].as_str().unwrap().contains("event 1"),
         "{body}"
     );
-    let missing = http()
-        .get(format!("{base}/streams/orders"))
-        .send()
-        .await
-        .unwrap();
+    let missing = api.get("/streams/orders").await;
     assert_problem(missing, 404, "STREAM_NOT_FOUND").await;
 
     let big = json!([{"specversion": "1.0", "id": "x", "source": "/s", "type": "t", "data": "y".repeat(600)}]);
-    assert_problem(post(big).await.unwrap(), 413, "EVENT_TOO_LARGE").await;
+    assert_problem(api.post_batch(url, &big).await, 413, "EVENT_TOO_LARGE").await;
 
-    post(json!([ce("a", "t")])).await.unwrap();
-    let conflict = http()
-        .post(format!("{url}?expected_last_sequence=7"))
-        .header("content-type", "application/cloudevents+json")
-        .body(ce("b", "t").to_string())
-        .send()
-        .await
-        .unwrap();
+    api.post_batch(url, &json!([ce("a", "t")])).await;
+    let conflict = api
+        .post_event(&format!("{url}?expected_last_sequence=7"), &ce("b", "t"))
+        .await;
     let body = assert_problem(conflict, 412, "WRONG_EXPECTED_SEQUENCE").await;
     assert_eq!(body["metadata"]["actual_last_sequence"], "1");
-    let by_header = http()
-        .post(&url)
+    let by_header = api
+        .event_request(url, &ce("b", "t"))
         .header("riverlog-expected-last-sequence", "0")
-        .header("content-type", "application/cloudevents+json")
-        .body(ce("b", "t").to_string())
         .send()
         .await
         .unwrap();
     assert_problem(by_header, 412, "WRONG_EXPECTED_SEQUENCE").await;
 
-    let exists = http()
-        .post(format!("{base}/streams"))
-        .json(&json!({"stream": "orders"}))
-        .send()
-        .await
-        .unwrap();
+    let exists = api
+        .post_json("/streams", &json!({"stream": "orders"}))
+        .await;
     assert_problem(exists, 409, "STREAM_ALREADY_EXISTS").await;
-    let bad_name = http()
-        .get(format!("{base}/streams/bad%20name"))
+    let bad_name = api.get("/streams/bad%20name").await;
+    assert_problem(bad_name, 400, "INVALID_STREAM_NAME").await;
+    let no_headers = api
+        .request(Method::POST, url)
+        .body("data")
         .send()
         .await
         .unwrap();
-    assert_problem(bad_name, 400, "INVALID_STREAM_NAME").await;
-    let no_headers = http().post(&url).body("data").send().await.unwrap();
     let body = assert_problem(no_headers, 400, "INVALID_ARGUMENT").await;
     assert!(body["detail"].as_str().unwrap().contains("ce-id"), "{body}");
-    let bad_query = http()
-        .get(format!("{url}?direction=sideways"))
-        .send()
-        .await
-        .unwrap();
+    let bad_query = api.get(&format!("{url}?direction=sideways")).await;
     assert_problem(bad_query, 400, "INVALID_ARGUMENT").await;
-    let nowhere = http().get(format!("{base}/nowhere")).send().await.unwrap();
+    let nowhere = api.get("/nowhere").await;
     assert_problem(nowhere, 404, "NOT_FOUND").await;
     // A header that does not percent-decode to UTF-8 is refused, not kept raw.
-    let bad_header = http()
-        .post(&url)
+    let bad_header = api
+        .request(Method::POST, url)
         .header("ce-id", "x")
         .header("ce-source", "/s")
         .header("ce-specversion", "1.0")
@@ -222,8 +169,8 @@ async fn every_error_is_problem_json_with_the_grpc_reason() {
     assert_problem(bad_header, 400, "INVALID_ARGUMENT").await;
     // JSON bodies over the request limit get 413 like a publish does.
     let huge = format!("{{\"sequences\": [{}1]}}", "1,".repeat(600_000));
-    let too_big = http()
-        .post(format!("{base}/streams/orders/groups/g/ack"))
+    let too_big = api
+        .request(Method::POST, "/streams/orders/groups/g/ack")
         .header("content-type", "application/json")
         .body(huge)
         .send()
@@ -235,13 +182,13 @@ async fn every_error_is_problem_json_with_the_grpc_reason() {
 #[tokio::test]
 async fn streams_groups_pending_and_ack_over_rest() {
     let server = TestServer::start().await;
-    let base = api(&server);
-    let created = http()
-        .post(format!("{base}/streams"))
-        .json(&json!({"stream": "jobs", "retention": {"max_events": 10, "ttl": "1h"}}))
-        .send()
-        .await
-        .unwrap();
+    let api = server.api();
+    let created = api
+        .post_json(
+            "/streams",
+            &json!({"stream": "jobs", "retention": {"max_events": 10, "ttl": "1h"}}),
+        )
+        .await;
     assert_eq!(created.status().as_u16(), 201);
     let info: Value = created.json().await.unwrap();
     assert_eq!(info["retention"]["ttl_seconds"], 3600.0);
@@ -249,65 +196,36 @@ async fn streams_groups_pending_and_ack_over_rest() {
     let mut client = server.client().await;
     publish(&mut client, "jobs", events("j", 0..3)).await;
     let mut groups = server.groups().await;
-    create_group(&mut groups, "jobs", "workers", 0, 0).await;
+    group("jobs", "workers").create(&mut groups).await;
     fetch(&mut groups, "jobs", "workers", "w1", 2, 0).await;
 
-    let listed: Value = http()
-        .get(format!("{base}/streams/jobs/groups"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = api.get_json("/streams/jobs/groups").await;
     assert_eq!(listed["groups"][0]["pending"], 2);
     assert_eq!(listed["groups"][0]["lag"], 1);
-    let pending: Value = http()
-        .get(format!("{base}/streams/jobs/groups/workers/pending"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pending = api.get_json("/streams/jobs/groups/workers/pending").await;
     assert_eq!(pending["count"], 2);
     assert_eq!(pending["entries"][0]["consumer"], "w1");
-    let acked: Value = http()
-        .post(format!("{base}/streams/jobs/groups/workers/ack"))
-        .json(&json!({"sequences": [1, 2, 3]}))
-        .send()
+    let ack = json!({"sequences": [1, 2, 3]});
+    let acked: Value = api
+        .post_json("/streams/jobs/groups/workers/ack", &ack)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(acked["acked"], 2);
     assert_eq!(acked["not_pending"], json!([3]));
 
-    let trimmed: Value = http()
-        .post(format!("{base}/streams/jobs/trim"))
-        .json(&json!({"max_events": 1}))
-        .send()
+    let trim = json!({"max_events": 1});
+    let trimmed: Value = api
+        .post_json("/streams/jobs/trim", &trim)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(trimmed["removed"], 2);
-    let deleted = http()
-        .delete(format!("{base}/streams/jobs"))
-        .send()
-        .await
-        .unwrap();
+    let deleted = api.delete("/streams/jobs").await;
     assert_eq!(deleted.status().as_u16(), 200);
-    let listed: Value = http()
-        .get(format!("{base}/streams"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = api.get_json("/streams").await;
     assert_eq!(listed["streams"], json!([]));
 }
 
@@ -378,8 +296,9 @@ impl SseReader {
     }
 }
 
-async fn sse(url: &str, last_event_id: Option<u64>) -> SseReader {
-    let mut request = http().get(url);
+/// Opens an SSE stream at `path`, resuming after `last_event_id`.
+async fn sse(api: &Api, path: &str, last_event_id: Option<u64>) -> SseReader {
+    let mut request = api.request(Method::GET, path);
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id.to_string());
     }
@@ -412,11 +331,8 @@ async fn sse_delivers_in_order_with_ids_types_heartbeats_and_filters() {
     };
     publish(&mut client, "orders:eu", kinds("a", 4)).await;
     publish(&mut client, "billing", kinds("b", 2)).await;
-    let url = format!(
-        "{}/subscribe?pattern=orders:*&type=order.created&from=earliest&heartbeat=200ms",
-        api(&server)
-    );
-    let mut sub = sse(&url, None).await;
+    let url = "/subscribe?pattern=orders:*&type=order.created&from=earliest&heartbeat=200ms";
+    let mut sub = sse(&server.api(), url, None).await;
     let first = sub.next().await;
     assert_eq!(first.comment.as_deref(), Some("riverlog"));
     let (id, kind, data) = sub.next_event().await;
@@ -450,16 +366,20 @@ async fn sse_delivers_in_order_with_ids_types_heartbeats_and_filters() {
 #[tokio::test]
 async fn last_event_id_resumes_without_gap_or_duplicate_under_concurrent_publishing() {
     let server = TestServer::start().await;
-    let url = format!("{}/subscribe?stream=load&heartbeat=100ms", api(&server));
+    let api = server.api();
+    let url = "/subscribe?stream=load&heartbeat=100ms";
     let client = server.client().await;
     let total = 300usize;
+    // The publisher keeps at most 60 events ahead of the reader, so it is
+    // still publishing while the reader drops and resumes.
+    let (progress, mut read_so_far) = tokio::sync::watch::channel(0);
     let publisher = tokio::spawn(async move {
         let mut client = client;
         for i in 0..total {
+            within(read_so_far.wait_for(|&read| i < read + 60))
+                .await
+                .expect("the reader is running");
             publish(&mut client, "load", vec![event(&format!("e{i}"))]).await;
-            if i % 20 == 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
         }
     });
     let mut seen: Vec<String> = Vec::new();
@@ -467,7 +387,7 @@ async fn last_event_id_resumes_without_gap_or_duplicate_under_concurrent_publish
     // Drop the connection every 40 events and reconnect the way a browser
     // does: with the last id it saw.
     while seen.len() < total {
-        let mut sub = sse(&url, last).await;
+        let mut sub = sse(&api, url, last).await;
         for _ in 0..40 {
             if seen.len() == total {
                 break;
@@ -475,6 +395,7 @@ async fn last_event_id_resumes_without_gap_or_duplicate_under_concurrent_publish
             let (id, _, data) = sub.next_event().await;
             last = Some(id);
             seen.push(data["id"].as_str().unwrap().to_owned());
+            progress.send_replace(seen.len());
         }
     }
     within(publisher).await.unwrap();
@@ -495,40 +416,33 @@ async fn tokens_apply_over_http_too() {
         }];
     })
     .await;
-    let base = api(&server);
-    let anonymous = http().get(format!("{base}/streams")).send().await.unwrap();
+    let api = server.api();
+    let anonymous = api.get("/streams").await;
     assert!(anonymous.headers().contains_key("www-authenticate"));
     assert_problem(anonymous, 401, "UNAUTHENTICATED").await;
-    let denied = http()
-        .post(format!("{base}/streams/billing/events"))
+    let denied = api
+        .event_request("/streams/billing/events", &ce("x", "t"))
         .bearer_auth("reader-secret")
-        .header("content-type", "application/cloudevents+json")
-        .body(ce("x", "t").to_string())
         .send()
         .await
         .unwrap();
     let body = assert_problem(denied, 403, "PERMISSION_DENIED").await;
     assert_eq!(body["metadata"]["permission"], "publish");
-    let sse_denied = http()
-        .get(format!(
-            "{base}/subscribe?stream=billing&access_token=reader-secret"
-        ))
-        .send()
-        .await
-        .unwrap();
+    let sse_denied = api
+        .get("/subscribe?stream=billing&access_token=reader-secret")
+        .await;
     assert_problem(sse_denied, 403, "PERMISSION_DENIED").await;
     // EventSource cannot set headers: the token may come as a parameter.
-    let ok = http()
-        .post(format!("{base}/streams/orders:eu/events"))
+    let ok = api
+        .event_request("/streams/orders:eu/events", &ce("o", "t"))
         .bearer_auth("reader-secret")
-        .header("content-type", "application/cloudevents+json")
-        .body(ce("o", "t").to_string())
         .send()
         .await
         .unwrap();
     assert_eq!(ok.status().as_u16(), 201);
     let mut sub = sse(
-        &format!("{base}/subscribe?pattern=*&access_token=reader-secret"),
+        &api,
+        "/subscribe?pattern=*&access_token=reader-secret",
         None,
     )
     .await;
@@ -538,14 +452,11 @@ async fn tokens_apply_over_http_too() {
 
 #[tokio::test]
 async fn a_consumer_group_member_over_sse_acks_over_rest() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    publish(&mut client, "jobs", events("j", 0..3)).await;
-    let mut groups = server.groups().await;
-    create_group(&mut groups, "jobs", "workers", 0, 0).await;
-    let base = api(&server);
+    let (server, _client, _groups) = group("jobs", "workers").on_new_server(3).await;
+    let api = server.api();
     let mut member = sse(
-        &format!("{base}/groups/workers/consume?stream=jobs&consumer=web-1&max_in_flight=2"),
+        &api,
+        "/groups/workers/consume?stream=jobs&consumer=web-1&max_in_flight=2",
         None,
     )
     .await;
@@ -554,12 +465,11 @@ async fn a_consumer_group_member_over_sse_acks_over_rest() {
     assert_eq!((seq1, seq2), (1, 2));
     assert_eq!(first["rldeliverycount"], 1);
     // Credit is 2: the third comes only after an ack.
-    http()
-        .post(format!("{base}/streams/jobs/groups/workers/ack"))
-        .json(&json!({"sequences": [seq1]}))
-        .send()
-        .await
-        .unwrap();
+    api.post_json(
+        "/streams/jobs/groups/workers/ack",
+        &json!({"sequences": [seq1]}),
+    )
+    .await;
     let (seq3, _, _) = member.next_event().await;
     assert_eq!(seq3, 3);
 }
@@ -567,20 +477,16 @@ async fn a_consumer_group_member_over_sse_acks_over_rest() {
 #[tokio::test]
 async fn a_thousand_concurrent_sse_clients_each_receive_every_event() {
     let server = TestServer::start().await;
-    let url = format!(
-        "{}/subscribe?stream=fanout&from=earliest&heartbeat=1h",
-        api(&server)
-    );
+    let url = "/subscribe?stream=fanout&from=earliest&heartbeat=1h";
     const CLIENTS: usize = 1000;
     const EVENTS: usize = 5;
     let connected = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
     let mut readers = Vec::with_capacity(CLIENTS);
-    let client = http();
+    let api = server.api();
     for _ in 0..CLIENTS {
-        let (client, url, connected) = (client.clone(), url.clone(), connected.clone());
+        let (api, connected) = (api.clone(), connected.clone());
         readers.push(tokio::spawn(async move {
-            let response = client.get(&url).send().await.expect("connects");
-            let mut sub = SseReader::new(response);
+            let mut sub = SseReader::new(api.get(url).await);
             let mut ids = Vec::with_capacity(EVENTS);
             loop {
                 let m = sub.next().await;
@@ -614,14 +520,7 @@ async fn a_thousand_concurrent_sse_clients_each_receive_every_event() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_endpoint() {
     let server = TestServer::start().await;
-    let doc: Value = http()
-        .get(format!("{}/openapi.json", api(&server)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = server.api().get_json("/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
     for path in [
         "/api/v1/streams",
@@ -653,10 +552,12 @@ async fn history_past_the_end_answers_the_sequence_the_next_event_will_get() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     publish(&mut client, "s", events("e", 0..5)).await;
+    let api = server.api();
     let page = |query: &str| {
-        let url = format!("{}/streams/s/events?{query}", api(&server));
+        let url = format!("/streams/s/events?{query}");
+        let api = &api;
         async move {
-            let response = http().get(url).send().await.unwrap();
+            let response = api.get(&url).await;
             assert_eq!(response.status().as_u16(), 200);
             response.json::<Value>().await.unwrap()
         }
@@ -682,11 +583,12 @@ async fn an_sse_start_or_resume_beyond_the_head_is_refused_and_the_head_itself_r
     let server = TestServer::start().await;
     let mut client = server.client().await;
     publish(&mut client, "s", events("old", 0..3)).await; // positions 1-3
-    let url = format!("{}/subscribe?stream=s&heartbeat=1h", api(&server));
+    let api = server.api();
+    let url = "/subscribe?stream=s&heartbeat=1h";
 
     // An id this log never sent (the database was reset since, say).
-    let refused = http()
-        .get(&url)
+    let refused = api
+        .request(Method::GET, url)
         .header("last-event-id", "1000")
         .send()
         .await
@@ -702,18 +604,14 @@ async fn an_sse_start_or_resume_beyond_the_head_is_refused_and_the_head_itself_r
         "{body}"
     );
     for from in ["pos:5", "pos:1000", "seq:5"] {
-        let refused = http()
-            .get(format!("{url}&from={from}"))
-            .send()
-            .await
-            .unwrap();
+        let refused = api.get(&format!("{url}&from={from}")).await;
         assert_problem(refused, 400, "START_BEYOND_HEAD").await;
     }
 
     // The head itself is a valid resume point: after the last event.
-    let mut resumed = sse(&url, Some(3)).await;
-    let mut from_next = sse(&format!("{url}&from=pos:4"), None).await;
-    let mut from_next_seq = sse(&format!("{url}&from=seq:4"), None).await;
+    let mut resumed = sse(&api, url, Some(3)).await;
+    let mut from_next = sse(&api, &format!("{url}&from=pos:4"), None).await;
+    let mut from_next_seq = sse(&api, &format!("{url}&from=seq:4"), None).await;
     for sub in [&mut resumed, &mut from_next, &mut from_next_seq] {
         while sub.next().await.comment.as_deref() != Some("caught-up") {}
     }
@@ -738,39 +636,19 @@ async fn an_sse_start_or_resume_beyond_the_head_is_refused_and_the_head_itself_r
 #[tokio::test]
 async fn a_body_that_does_not_decode_is_malformed_request() {
     let server = TestServer::start().await;
-    let base = api(&server);
-    let not_json = http()
-        .post(format!("{base}/streams/s/events"))
-        .header("content-type", "application/cloudevents+json")
-        .body("{\"specversion\": ")
-        .send()
-        .await
-        .unwrap();
+    let api = server.api();
+    let url = "/streams/s/events";
+    let not_json = api.post_as(url, STRUCTURED, "{\"specversion\": ").await;
     assert_problem(not_json, 400, "MALFORMED_REQUEST").await;
-    let batch = http()
-        .post(format!("{base}/streams/s/events"))
-        .header("content-type", "application/cloudevents-batch+json")
-        .body("[{")
-        .send()
-        .await
-        .unwrap();
+    let batch = api.post_as(url, BATCHED, "[{").await;
     assert_problem(batch, 400, "MALFORMED_REQUEST").await;
     for body in ["{\"stream\": ", "{\"stream\": 7}", "[]"] {
-        let create = http()
-            .post(format!("{base}/streams"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let create = api.post_as("/streams", "application/json", body).await;
         assert_problem(create, 400, "MALFORMED_REQUEST").await;
     }
     // Well-formed JSON with a bad value is still that field's error.
-    let bad_name = http()
-        .post(format!("{base}/streams"))
-        .json(&json!({"stream": "bad name"}))
-        .send()
-        .await
-        .unwrap();
+    let bad_name = api
+        .post_json("/streams", &json!({"stream": "bad name"}))
+        .await;
     assert_problem(bad_name, 400, "INVALID_STREAM_NAME").await;
 }

@@ -112,7 +112,7 @@ async fn open_subscriptions_are_limited_per_connection_and_in_total() {
     // Consume streams count too.
     let mut groups = server.groups().await;
     publish(&mut first, "s", vec![event("1")]).await;
-    create_group(&mut groups, "s", "g", 0, 0).await;
+    group("s", "g").create(&mut groups).await;
     let _c = groups
         .consume(v1::ConsumeRequest {
             stream: "s".into(),
@@ -136,17 +136,8 @@ async fn open_subscriptions_are_limited_per_connection_and_in_total() {
 
     // Closing one frees its slot once the server sees the stream go.
     drop(a);
-    within(async {
-        loop {
-            if third
-                .subscribe(subscribe_request(&["s"], None))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+    eventually("the closed subscription's slot", async || {
+        third.subscribe(subscribe_request(&["s"], None)).await.ok()
     })
     .await;
 }
@@ -256,31 +247,21 @@ async fn a_dead_letter_stream_that_is_full_keeps_the_event_pending_instead_of_lo
     let mut groups = server.groups().await;
     publish(&mut client, "s", events("e", 0..2)).await;
     publish(&mut client, "s:dlq", events("old", 0..2)).await;
-    create_group(&mut groups, "s", "g", 200, 1).await;
+    group("s", "g")
+        .ack_timeout_ms(200)
+        .max_deliveries(1)
+        .create(&mut groups)
+        .await;
     let first = fetch(&mut groups, "s", "g", "c", 1, 0).await;
     assert_eq!(seq_of(&first[0]), 1);
     groups
-        .nack(v1::NackRequest {
-            stream: "s".into(),
-            group: "g".into(),
-            sequences: vec![1],
-            delay: None,
-            consumer: String::new(),
-        })
+        .nack(nack_request("s", "g", vec![1]))
         .await
         .expect("nack");
     // Its one delivery is used up, but the dead-letter stream is full.
     let next = fetch(&mut groups, "s", "g", "c", 1, 0).await;
     assert_eq!(seq_of(&next[0]), 2);
-    let pending = groups
-        .list_pending(v1::ListPendingRequest {
-            stream: "s".into(),
-            group: "g".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("pending")
-        .into_inner();
+    let pending = list_pending(&mut groups, "s", "g").await;
     let held: Vec<u64> = pending.entries.iter().map(|e| e.sequence).collect();
     assert_eq!(held, [1, 2], "the undead-letterable event stays pending");
 
@@ -292,14 +273,10 @@ async fn a_dead_letter_stream_that_is_full_keeps_the_event_pending_instead_of_lo
         })
         .await
         .expect("trimmed");
-    within(async {
-        loop {
-            fetch(&mut groups, "s", "g", "c", 1, 0).await;
-            if !read_all(&mut client, "s:dlq").await.is_empty() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+    eventually("the event in the dead-letter stream", async || {
+        fetch(&mut groups, "s", "g", "c", 1, 0).await;
+        let dead = read_all(&mut client, "s:dlq").await;
+        (!dead.is_empty()).then_some(())
     })
     .await;
     // Sequence 2, never acked, may have followed it by now.

@@ -7,25 +7,14 @@ use tonic::Code;
 
 use crate::common::*;
 
-async fn scrape(server: &TestServer) -> String {
-    let (status, body) = http_get(&server.http_addr.to_string(), "/metrics").await;
-    assert_eq!(status, 200);
-    body
-}
-
 /// Scrapes until `check` holds (gauges are sampled in the background).
 async fn scrape_until(server: &TestServer, what: &str, check: impl Fn(&str) -> bool) -> String {
-    within(async {
-        loop {
-            let text = scrape(server).await;
-            if check(&text) {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    eventually(what, async || {
+        let text = server.scrape().await;
+        check(&text).then_some(())
     })
     .await;
-    let text = scrape(server).await;
+    let text = server.scrape().await;
     assert!(check(&text), "{what}:\n{text}");
     text
 }
@@ -37,7 +26,7 @@ async fn metrics_move_under_traffic() {
     })
     .await;
     let mut client = server.client().await;
-    let before = scrape(&server).await;
+    let before = server.scrape().await;
     assert_eq!(
         metric(&before, "riverlog_events_appended_total", &[]),
         Some(0.0)
@@ -57,7 +46,7 @@ async fn metrics_move_under_traffic() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
-    let text = scrape(&server).await;
+    let text = server.scrape().await;
     assert_eq!(
         metric(&text, "riverlog_events_appended_total", &[]),
         Some(3.0)
@@ -129,7 +118,10 @@ async fn metrics_move_under_traffic() {
     // Consumer groups: deliveries, a redelivery, a dead letter, lag and
     // pending per group, open Consume streams.
     let mut groups = server.groups().await;
-    create_group(&mut groups, "orders", "billing", 0, 2).await;
+    group("orders", "billing")
+        .max_deliveries(2)
+        .create(&mut groups)
+        .await;
     let text = scrape_until(&server, "lag of a new group", |t| {
         metric(
             t,
@@ -148,13 +140,7 @@ async fn metrics_move_under_traffic() {
     );
     let first = fetch(&mut groups, "orders", "billing", "c1", 1, 0).await;
     assert_eq!(seq_of(&first[0]), 1);
-    let nack = |seq| v1::NackRequest {
-        stream: "orders".into(),
-        group: "billing".into(),
-        sequences: vec![seq],
-        delay: None,
-        consumer: String::new(),
-    };
+    let nack = |seq| nack_request("orders", "billing", vec![seq]);
     groups.nack(nack(1)).await.expect("nack");
     let again = fetch(&mut groups, "orders", "billing", "c1", 1, 0).await;
     assert_eq!((seq_of(&again[0]), again[0].delivery_count), (1, 2));
@@ -211,7 +197,7 @@ async fn calls_the_client_gives_up_on_count_as_cancelled() {
     let mut client = server.client().await;
     publish(&mut client, "s", vec![event("a")]).await;
     let mut groups = server.groups().await;
-    create_group(&mut groups, "s", "g", 0, 0).await;
+    group("s", "g").create(&mut groups).await;
     fetch(&mut groups, "s", "g", "c", 1, 0).await;
     // Nothing more to deliver: the fetch blocks until the client leaves.
     let blocked = groups.fetch(fetch_request("s", "g", "c", 1, 60_000));
@@ -244,7 +230,7 @@ async fn unknown_methods_share_one_label() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    let text = scrape(&server).await;
+    let text = server.scrape().await;
     assert!(!text.contains("NoSuchMethod"), "{text}");
     assert_eq!(
         metric(

@@ -37,16 +37,30 @@ async fn until(
     stream: &str,
     done: impl Fn(&Result<v1::StreamInfo, tonic::Status>) -> bool,
 ) -> Result<v1::StreamInfo, tonic::Status> {
-    within(async {
-        loop {
-            let got = info(client, stream).await;
-            if done(&got) {
-                return got;
-            }
-            tokio::time::sleep(TICK).await;
-        }
+    eventually(&format!("retention on {stream}"), async || {
+        let got = info(client, stream).await;
+        done(&got).then_some(got)
     })
     .await
+}
+
+/// Waits until a retention pass that began after the call has finished,
+/// so it has looked at every stream there was. Each pass empties a marker
+/// stream of events older than 1 ms: the pass that empties the first
+/// marker began after the call, and it has finished once a later pass
+/// empties the second, created after the first was emptied.
+async fn a_whole_retention_pass(client: &mut EventLogClient) {
+    for marker in ["pass-marker-1", "pass-marker-2"] {
+        let too_old = v1::Retention {
+            max_age: Some(millis(1)),
+            ..Default::default()
+        };
+        create(client, marker, too_old).await;
+        publish(client, marker, vec![event("marker")]).await;
+        until(client, marker, |i| i.as_ref().unwrap().event_count == 0)
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -80,10 +94,10 @@ async fn max_events_trims_the_oldest_per_stream_and_by_default() {
     .await
     .unwrap();
     assert_eq!(defaulted.first_sequence, 3);
-    // A few passes later the small stream is still whole.
-    tokio::time::sleep(TICK * 4).await;
+    // A whole pass later the small stream is still whole.
+    a_whole_retention_pass(&mut client).await;
     assert_eq!(info(&mut client, "small").await.unwrap().event_count, 5);
-    let metrics = http_get(&server.http_addr.to_string(), "/metrics").await.1;
+    let metrics = server.scrape().await;
     assert_eq!(
         metric(
             &metrics,
@@ -109,7 +123,9 @@ async fn max_age_removes_events_once_they_are_old_enough() {
     .await;
     publish(&mut client, "aging", events("old", 0..3)).await;
     publish(&mut client, "kept", events("e", 0..3)).await;
-    // Young events stay a while...
+    // Young events stay a while... (Not a wait: this is how much older
+    // the old events are than the young one published next, so that a
+    // pass removes them first.)
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(info(&mut client, "aging").await.unwrap().event_count, 3);
     publish(&mut client, "aging", vec![event("young")]).await;
@@ -138,7 +154,7 @@ async fn an_idle_stream_expires_with_its_groups_while_an_active_one_lives() {
     let mut client = server.client().await;
     publish(&mut client, "idle", vec![event("a")]).await;
     let mut groups = server.groups().await;
-    create_group(&mut groups, "idle", "g", 0, 0).await;
+    group("idle", "g").create(&mut groups).await;
     create(
         &mut client,
         "own-ttl",
@@ -149,7 +165,8 @@ async fn an_idle_stream_expires_with_its_groups_while_an_active_one_lives() {
     )
     .await;
 
-    // Appending keeps a stream alive past its TTL.
+    // Appending keeps a stream alive past its TTL. (Not a wait: the
+    // sleeps are the time the stream lives on, twice its TTL.)
     for i in 0..8 {
         publish(&mut client, "active", vec![event(&format!("e{i}"))]).await;
         tokio::time::sleep(Duration::from_millis(100)).await;

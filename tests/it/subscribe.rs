@@ -439,8 +439,7 @@ async fn stalled_subscribers_read_no_further_than_their_clients_take_and_hold_up
     // buffers took (a few of these events) plus one page no larger than
     // that, not a page of 512 events; counted generously here, and the
     // bound holds whenever it is looked at.
-    let (status, text) = http_get(&server.http_addr.to_string(), "/metrics").await;
-    assert_eq!(status, 200);
+    let text = server.scrape().await;
     let read = metric(&text, "riverlog_subscription_storage_events_total", &[])
         .expect("the storage-read counter is exported");
     let bound = (HISTORY + LIVE + STALLED * 128) as f64;

@@ -170,7 +170,7 @@ async fn grpc_web_publish_and_read_over_http1() {
     assert_eq!(reply.positions[0].sequence, 1);
     // The call is measured with its real status, not guessed from a body
     // the metrics layer cannot read.
-    let (_, metrics) = http_get(&server.http_addr.to_string(), "/metrics").await;
+    let metrics = server.scrape().await;
     let ok = [("rpc_method", "Publish"), ("rpc_grpc_status_code", "0")];
     assert_eq!(
         metric(&metrics, "rpc_server_call_duration_seconds_count", &ok),
@@ -277,13 +277,28 @@ async fn a_compressed_sse_stream_the_server_ends_is_complete() {
         .await
         .unwrap();
     assert_eq!(response.headers()["content-encoding"], "gzip");
-    let body = tokio::spawn(async move { response.bytes().await });
-    // Give the stream time to start, then stop the server: the stream ends.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Once the event has come through, stop the server: the stream ends.
+    let (event_came, event_seen) = tokio::sync::oneshot::channel();
+    let body = tokio::spawn(async move {
+        let mut body = response.bytes_stream();
+        let mut decoder = Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new()));
+        let (mut compressed, mut text) = (Vec::new(), String::new());
+        let mut event_came = Some(event_came);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            compressed.extend_from_slice(&chunk);
+            text += &decoder.feed(&chunk);
+            if let Some(came) = event_came.take_if(|_| text.contains("\"id\":\"a\"")) {
+                let _ = came.send(());
+            }
+        }
+        Ok::<_, reqwest::Error>(compressed)
+    });
+    within(event_seen).await.expect("the event came through");
     server.shutdown().await;
     let compressed = within(body).await.unwrap().unwrap();
     let mut text = String::new();
-    flate2::read::GzDecoder::new(compressed.as_ref())
+    flate2::read::GzDecoder::new(compressed.as_slice())
         .read_to_string(&mut text)
         .expect("a complete gzip stream, trailer included");
     assert!(text.contains("\"id\":\"a\""), "{text}");

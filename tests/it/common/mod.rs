@@ -20,7 +20,11 @@ use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
 
+mod api;
+mod groups;
 mod load;
+pub use api::*;
+pub use groups::*;
 pub use load::*;
 
 /// How long a test waits for something that should happen promptly before
@@ -228,6 +232,23 @@ pub async fn within<F: Future>(fut: F) -> F::Output {
         .expect("did not complete in time")
 }
 
+/// Polls `probe` until it finds what it looks for, failing with `what`
+/// after [`PATIENCE`]. For state the server reaches in the background,
+/// where there is no event to await.
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let poll = async {
+        loop {
+            if let Some(found) = probe().await {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, poll)
+        .await
+        .unwrap_or_else(|_| panic!("still waiting for {what} after {PATIENCE:?}"))
+}
+
 /// A CloudEvent with the given id and type, text data and optional subject.
 pub fn cloud_event(id: &str, event_type: &str, subject: Option<&str>) -> CloudEvent {
     let mut attributes = std::collections::HashMap::new();
@@ -384,108 +405,8 @@ pub async fn next_events(
     out
 }
 
-pub type Groups = riverlog::proto::v1::consumer_groups_client::ConsumerGroupsClient<Channel>;
-
-impl TestServer {
-    pub async fn groups(&self) -> Groups {
-        Groups::new(self.channel().await)
-    }
-}
-
 pub fn millis(ms: u64) -> prost_types::Duration {
     prost_types::Duration::try_from(Duration::from_millis(ms)).expect("fits")
-}
-
-/// Creates a group with the given ack timeout and max deliveries (0 = default).
-pub async fn create_group(
-    groups: &mut Groups,
-    stream: &str,
-    group: &str,
-    ack_timeout_ms: u64,
-    max_deliveries: u32,
-) -> v1::GroupInfo {
-    groups
-        .create_group(v1::CreateGroupRequest {
-            stream: stream.into(),
-            group: group.into(),
-            start: None,
-            ack_timeout: (ack_timeout_ms > 0).then(|| millis(ack_timeout_ms)),
-            max_deliveries,
-            dead_letter_stream: String::new(),
-        })
-        .await
-        .expect("group created")
-        .into_inner()
-        .info
-        .expect("info")
-}
-
-pub fn fetch_request(
-    stream: &str,
-    group: &str,
-    consumer: &str,
-    count: u32,
-    block_ms: u32,
-) -> v1::FetchRequest {
-    v1::FetchRequest {
-        stream: stream.into(),
-        group: group.into(),
-        consumer: consumer.into(),
-        count,
-        block_ms,
-        pending_only: false,
-    }
-}
-
-/// Fetches, panicking on error.
-pub async fn fetch(
-    groups: &mut Groups,
-    stream: &str,
-    group: &str,
-    consumer: &str,
-    count: u32,
-    block_ms: u32,
-) -> Vec<v1::Delivery> {
-    groups
-        .fetch(fetch_request(stream, group, consumer, count, block_ms))
-        .await
-        .expect("fetch succeeds")
-        .into_inner()
-        .deliveries
-}
-
-pub fn seq_of(d: &v1::Delivery) -> u64 {
-    d.event.as_ref().expect("event").sequence
-}
-
-pub async fn ack(
-    groups: &mut Groups,
-    stream: &str,
-    group: &str,
-    sequences: Vec<u64>,
-) -> v1::AckResponse {
-    groups
-        .ack(v1::AckRequest {
-            stream: stream.into(),
-            group: group.into(),
-            sequences,
-        })
-        .await
-        .expect("ack succeeds")
-        .into_inner()
-}
-
-pub async fn group_info(groups: &mut Groups, stream: &str, group: &str) -> v1::GroupInfo {
-    groups
-        .get_group(v1::GetGroupRequest {
-            stream: stream.into(),
-            group: group.into(),
-        })
-        .await
-        .expect("group exists")
-        .into_inner()
-        .info
-        .expect("info")
 }
 
 /// Starts the real binary on a free port over `db`.
@@ -605,6 +526,15 @@ pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .expect("status line");
     (status, body.to_owned())
+}
+
+impl TestServer {
+    /// The Prometheus text of `/metrics` on the HTTP port.
+    pub async fn scrape(&self) -> String {
+        let (status, body) = http_get(&self.http_addr.to_string(), "/metrics").await;
+        assert_eq!(status, 200);
+        body
+    }
 }
 
 /// The value of the Prometheus sample `name` whose labels include every

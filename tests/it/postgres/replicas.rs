@@ -115,6 +115,8 @@ async fn a_subscriber_on_one_replica_sees_events_published_on_the_other_promptly
     for i in 0..EVENTS {
         publish(&mut on_a, "cross", vec![event(&format!("x{i}"))]).await;
         acked.push(Instant::now());
+        // Not a wait: spaced publishes measure each delivery on its own,
+        // not the tail of a burst.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let arrivals = within(receiver).await.unwrap();
@@ -157,7 +159,7 @@ async fn a_group_with_consumers_on_both_replicas_delivers_each_event_once() {
     let mut client = a.client().await;
     publish(&mut client, "shared", events("s", 0..300)).await;
     let mut groups = a.groups().await;
-    create_group(&mut groups, "shared", "g", 0, 0).await;
+    group("shared", "g").create(&mut groups).await;
     let mut workers = Vec::new();
     for (n, server) in [&a, &b, &a, &b].into_iter().enumerate() {
         let mut g = server.groups().await;
@@ -192,7 +194,10 @@ async fn redelivery_and_claims_cross_replicas() {
     publish(&mut client, "jobs", events("j", 0..2)).await;
     let mut on_a = a.groups().await;
     let mut on_b = b.groups().await;
-    create_group(&mut on_a, "jobs", "g", 200, 0).await;
+    group("jobs", "g")
+        .ack_timeout_ms(200)
+        .create(&mut on_a)
+        .await;
     let first = fetch(&mut on_a, "jobs", "g", "on-a", 2, 0).await;
     assert_eq!(first.len(), 2);
     // Replica B hands out A's unacked entry once its ack timeout passed...
