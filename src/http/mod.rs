@@ -7,7 +7,8 @@ mod console;
 mod problem;
 pub(crate) mod publish;
 mod rest;
-pub mod schema;
+pub mod bodies;
+pub mod openapi;
 pub(crate) mod sse;
 
 use std::sync::Arc;
@@ -105,7 +106,7 @@ async fn not_found(uri: axum::http::Uri) -> Problem {
 async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        schema::openapi_json(),
+        openapi::openapi_json(),
     )
 }
 

@@ -169,12 +169,12 @@ fn parse_json(body: &Bytes) -> Result<Value, Problem> {
 #[utoipa::path(post, path = "/api/v1/streams/{stream}/events", tag = "events",
     params(("stream" = String, Path, description = "Stream name, percent-encoded"), PublishParams),
     request_body(content(
-        (super::schema::CloudEventJson = "application/cloudevents+json"),
-        (Vec<super::schema::CloudEventJson> = "application/cloudevents-batch+json"),
+        (super::bodies::CloudEventJson = "application/cloudevents+json"),
+        (Vec<super::bodies::CloudEventJson> = "application/cloudevents-batch+json"),
         (Vec<u8> = "application/octet-stream"),
     )),
-    responses((status = 201, body = super::schema::PublishResult),
-              (status = "default", body = super::schema::ProblemJson, content_type = "application/problem+json")))]
+    responses((status = 201, body = super::bodies::PublishResult),
+              (status = "default", body = super::bodies::ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn publish(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
@@ -230,7 +230,7 @@ pub(super) async fn publish(
     let appended = state.log.publish(&stream, checked, expected).await?;
     let positions = appended
         .iter()
-        .map(|a| super::schema::PositionView {
+        .map(|a| super::bodies::PositionView {
             id: a.id.clone(),
             sequence: a.sequence,
             position: a.position,
@@ -240,7 +240,7 @@ pub(super) async fn publish(
         .collect();
     Ok((
         StatusCode::CREATED,
-        Json(super::schema::PublishResult { stream, positions }),
+        Json(super::bodies::PublishResult { stream, positions }),
     )
         .into_response())
 }

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::HttpState;
 use super::caller::Caller;
 use super::problem::{JsonBody, Params, Problem, bad_request};
-use super::schema::{
+use super::bodies::{
     AckResult, ConsumerPending, DeleteResult, EventsPage, GroupsList, PendingPage, ProblemJson,
     StreamsPage, TrimResult,
 };
