@@ -21,7 +21,6 @@ use tracing::debug;
 use crate::metrics::{Active, GroupSample};
 
 use super::error::LogError;
-use super::group_commands::{GiveBack, GroupCommand};
 use super::groups::{
     Checkpoint, CheckpointAt, CheckpointOwner, ClaimTarget, DEAD_LETTER_SUFFIX,
     DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_IN_FLIGHT, DeliverRequest, Delivered,
@@ -32,7 +31,7 @@ use super::hub::HubReceiver;
 use super::model::{Sequence, UnixMicros};
 use super::names::{Label, StreamName};
 use super::subscription::Start;
-use super::writer::Reply;
+use super::writer::{GiveBack, GroupCommand, Reply};
 use super::{EventLog, MAX_HEARTBEAT, MIN_HEARTBEAT, parse_stream};
 
 /// Most sequences one Ack, Nack or Claim may name.
@@ -251,7 +250,12 @@ impl EventLog {
             dead_letter_stream,
         };
         self.writer
-            .group(|r| GroupCommand::Create(stream.clone(), group.clone(), settings, r))
+            .group(|reply| GroupCommand::Create {
+                stream: stream.clone(),
+                group: group.clone(),
+                settings,
+                reply,
+            })
             .await?;
         self.group_info(&stream, &group).await
     }
@@ -301,7 +305,11 @@ impl EventLog {
         let stream = parse_stream(stream)?;
         let group = parse_label("group", group)?;
         self.writer
-            .group(|r| GroupCommand::Delete(stream.clone(), group.clone(), r))
+            .group(|reply| GroupCommand::Delete {
+                stream: stream.clone(),
+                group: group.clone(),
+                reply,
+            })
             .await?;
         self.groups.forget(&stream, &group);
         Ok(())
@@ -319,7 +327,12 @@ impl EventLog {
         let consumer = parse_label("consumer", consumer)?;
         let released = self
             .writer
-            .group(|r| GroupCommand::DeleteConsumer(stream.clone(), group.clone(), consumer, r))
+            .group(|reply| GroupCommand::DeleteConsumer {
+                stream: stream.clone(),
+                group: group.clone(),
+                consumer,
+                reply,
+            })
             .await?;
         self.groups.wake(&stream, &group);
         Ok(released)
@@ -352,7 +365,11 @@ impl EventLog {
             request.group.clone(),
             request.consumer.clone(),
         );
-        move |reply| GroupCommand::Deliver(request, reply, give_back)
+        move |reply| GroupCommand::Deliver {
+            request,
+            reply,
+            give_back,
+        }
     }
 
     /// Gives deliveries that never reached `consumer` back to the group.
@@ -403,7 +420,13 @@ impl EventLog {
     ) -> Result<u64, LogError> {
         let released = self
             .writer
-            .group(|r| GroupCommand::Release(stream.clone(), group.clone(), consumer, handed, r))
+            .group(|reply| GroupCommand::Release {
+                stream: stream.clone(),
+                group: group.clone(),
+                consumer,
+                handed,
+                reply,
+            })
             .await?;
         if released > 0 {
             self.groups.wake(&stream, &group);
@@ -597,7 +620,12 @@ impl EventLog {
         check_sequences(&sequences)?;
         let settled = self
             .writer
-            .group(|r| GroupCommand::Ack(stream.clone(), group.clone(), sequences, r))
+            .group(|reply| GroupCommand::Ack {
+                stream: stream.clone(),
+                group: group.clone(),
+                sequences,
+                reply,
+            })
             .await?;
         self.groups.wake(&stream, &group);
         Ok(settled)
@@ -622,8 +650,13 @@ impl EventLog {
         check_sequences(&sequences)?;
         let settled = self
             .writer
-            .group(|r| {
-                GroupCommand::Nack(stream.clone(), group.clone(), holder, sequences, delay, r)
+            .group(|reply| GroupCommand::Nack {
+                stream: stream.clone(),
+                group: group.clone(),
+                holder,
+                sequences,
+                delay,
+                reply,
             })
             .await?;
         self.groups.wake(&stream, &group);
@@ -691,16 +724,14 @@ impl EventLog {
         let give_back = self.give_back_to(stream.clone(), group.clone(), consumer.clone());
         let claimed = self
             .writer
-            .group(|r| {
-                GroupCommand::Claim(
-                    stream.clone(),
-                    group.clone(),
-                    consumer,
-                    min_idle,
-                    target,
-                    r,
-                    give_back,
-                )
+            .group(|reply| GroupCommand::Claim {
+                stream: stream.clone(),
+                group: group.clone(),
+                consumer,
+                min_idle,
+                target,
+                reply,
+                give_back,
             })
             .await?;
         // The previous holders have credit again.
@@ -777,7 +808,7 @@ impl EventLog {
             committed_at: UnixMicros::now(),
         };
         self.writer
-            .group(|r| GroupCommand::SaveCheckpoint(checkpoint, r))
+            .group(|reply| GroupCommand::SaveCheckpoint { checkpoint, reply })
             .await
     }
 
@@ -928,7 +959,6 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::log::writer::{Answer, settle_reclaiming};
     use crate::log::{EventAttributes, Expectation, Limits, WriterTask};
     use crate::metrics::Metrics;
     use crate::storage::{StorageOptions, sqlite::SqliteStorage};
@@ -1050,27 +1080,5 @@ mod tests {
         let patience = Duration::from_secs(20);
         let got = log.fetch("s", "g", "heir", 10, patience, false).await;
         assert_eq!(handed(&got.unwrap()), [(2, 1), (3, 1)]);
-    }
-
-    #[test]
-    fn an_answer_its_caller_no_longer_waits_for_is_reclaimed() {
-        for caller_gone in [false, true] {
-            let (reply, answer) = oneshot::channel::<Result<u32, LogError>>();
-            let (reclaimed, taken_back) = std::sync::mpsc::channel();
-            let mut answers: Vec<Box<dyn Answer>> = Vec::new();
-            settle_reclaiming(reply, Ok(Ok(7)), &mut answers, move |unsent| {
-                let _ = reclaimed.send(unsent);
-            })
-            .unwrap();
-            if caller_gone {
-                drop(answer);
-                answers.into_iter().for_each(|a| a.send());
-                assert_eq!(taken_back.try_recv(), Ok(7));
-            } else {
-                answers.into_iter().for_each(|a| a.send());
-                assert!(taken_back.try_recv().is_err());
-                assert_eq!(answer.blocking_recv().unwrap().unwrap(), 7);
-            }
-        }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! A group is a cursor over one stream plus a pending-entries list (PEL).
 //! Delivering, acking, nacking, claiming and dead-lettering are write
-//! commands of the group-commit writer (see `group_commands.rs`), so they
-//! batch with everything else and see a consistent log.
+//! commands of the group-commit writer (see `writer::GroupCommand`), so
+//! they batch with everything else and see a consistent log.
 
 use std::time::Duration;
 

@@ -8,7 +8,6 @@ mod consumers;
 pub mod error;
 pub mod event;
 pub mod filter;
-mod group_commands;
 pub mod groups;
 pub mod hub;
 pub mod model;
