@@ -4,7 +4,7 @@
 //! call. It parses and checks requests, sends mutations through the
 //! group-commit writer and serves reads from storage.
 
-mod consumers;
+mod checkpoints;
 pub mod error;
 pub mod event;
 pub mod filter;
@@ -26,10 +26,10 @@ use futures::Stream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use consumers::{ConsumeItem, CreateGroup, MAX_SEQUENCES_PER_CALL};
 pub use error::{Expectation, LogError};
 pub use event::{AttributeValue, EventAttributes, NewEvent};
 pub use filter::EventFilter;
+pub use groups::{ConsumeItem, CreateGroup, MAX_SEQUENCES_PER_CALL};
 pub use model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 pub use names::{StreamName, StreamPattern, StreamSelector};
 pub use subscription::{Start, SubscriptionItem};
@@ -38,6 +38,7 @@ pub use writer::{AppendRequest, Appended, StreamLimits, WriterTask};
 use crate::metrics::Metrics;
 use crate::storage::{Direction, ReadFrom, Storage, TakeEnd, TrimUntil};
 use hub::Hub;
+use names::Label;
 use subscription::Subscription;
 use writer::WriterHandle;
 
@@ -149,7 +150,7 @@ pub struct EventLog {
     limits: Arc<Limits>,
     shutdown: CancellationToken,
     /// Wake-ups and connections of consumer groups.
-    groups: Arc<consumers::GroupSignals>,
+    groups: Arc<groups::GroupSignals>,
     metrics: Arc<Metrics>,
 }
 
@@ -164,6 +165,15 @@ fn page_size(requested: u32, default: u32) -> u32 {
 
 fn parse_stream(name: &str) -> Result<StreamName, LogError> {
     StreamName::parse(name).map_err(|reason| LogError::InvalidStreamName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+/// Parses a group, consumer or checkpoint name; `kind` says which.
+fn parse_label(kind: &'static str, name: &str) -> Result<Label, LogError> {
+    Label::parse(name).map_err(|reason| LogError::InvalidLabel {
+        kind,
         name: name.to_owned(),
         reason,
     })
