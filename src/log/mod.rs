@@ -15,6 +15,7 @@ pub mod names;
 pub mod retention;
 pub mod subscription;
 mod tailer;
+mod tasks;
 pub mod writer;
 
 use std::collections::VecDeque;
@@ -25,6 +26,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use error::{Expectation, LogError};
 pub use event::{AttributeValue, EventAttributes, NewEvent};
@@ -33,7 +35,8 @@ pub use groups::{ConsumeItem, CreateGroup, MAX_SEQUENCES_PER_CALL};
 pub use model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 pub use names::{StreamName, StreamPattern, StreamSelector};
 pub use subscription::{Start, SubscriptionItem};
-pub use writer::{AppendRequest, Appended, StreamLimits, WriterTask};
+pub use tasks::LogTasks;
+pub use writer::{AppendRequest, Appended, StreamLimits};
 
 use crate::metrics::Metrics;
 use crate::storage::{Direction, ReadFrom, Storage, TakeEnd, TrimUntil};
@@ -180,22 +183,23 @@ fn parse_label(kind: &'static str, name: &str) -> Result<Label, LogError> {
 }
 
 impl EventLog {
-    /// Starts the writer over `storage`. Returns the log and the writer's
-    /// task, to be finished at shutdown. Cancelling `shutdown` ends every
-    /// subscription.
+    /// Starts the writer over `storage`. Returns the log and its tasks, to
+    /// be finished at shutdown before storage closes. Cancelling `shutdown`
+    /// ends every subscription and background task.
     pub async fn start(
         storage: Arc<dyn Storage>,
         limits: Limits,
         shutdown: CancellationToken,
         metrics: Arc<Metrics>,
-    ) -> Result<(Self, WriterTask), LogError> {
+    ) -> Result<(Self, LogTasks), LogError> {
         let hub = Hub::new(limits.live_buffer_bytes, HUB_MAX_BATCHES);
         let clock_floor = storage.last_recorded_at().await?;
+        let background = TaskTracker::new();
         let local_hub = match storage.commit_feed().await? {
             // Several processes may write: the tailer feeds the hub.
             Some(feed) => {
                 let cursor = storage.head_position().await?;
-                tokio::spawn(tailer::run(
+                background.spawn(tailer::run(
                     storage.clone(),
                     hub.clone(),
                     feed,
@@ -206,7 +210,7 @@ impl EventLog {
             }
             None => Some(hub.clone()),
         };
-        let (writer, task) = writer::spawn(
+        let (writer, writer_task) = writer::spawn(
             storage.clone(),
             local_hub,
             clock_floor,
@@ -219,11 +223,16 @@ impl EventLog {
             hub,
             catch_up_reads: Arc::new(tokio::sync::Semaphore::new(limits.catch_up_reads.max(1))),
             limits: Arc::new(limits),
-            shutdown,
+            shutdown: shutdown.clone(),
             groups: Arc::default(),
             metrics,
         };
-        Ok((log, task))
+        let tasks = LogTasks {
+            background,
+            writer: writer_task,
+            shutdown,
+        };
+        Ok((log, tasks))
     }
 
     /// Whether storage takes writes, as far as the last write transaction

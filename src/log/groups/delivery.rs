@@ -260,7 +260,7 @@ mod tests {
 
     use super::*;
     use crate::log::groups::{ConsumeItem, CreateGroup};
-    use crate::log::{EventAttributes, Expectation, Limits, WriterTask};
+    use crate::log::{EventAttributes, Expectation, Limits, LogTasks};
     use crate::metrics::Metrics;
     use crate::storage::{StorageOptions, sqlite::SqliteStorage};
 
@@ -268,13 +268,13 @@ mod tests {
 
     /// A log on a fresh SQLite file with `events` in stream `s` and group
     /// `g` on it, whose entries would wait an hour for redelivery.
-    async fn log_with_group(events: usize) -> (EventLog, WriterTask, tempfile::TempDir) {
+    async fn log_with_group(events: usize) -> (EventLog, LogTasks, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("g.db").display());
         let storage = SqliteStorage::open(&url, &StorageOptions::default())
             .await
             .unwrap();
-        let (log, writer) = EventLog::start(
+        let (log, tasks) = EventLog::start(
             Arc::new(storage),
             Limits::default(),
             CancellationToken::new(),
@@ -303,7 +303,7 @@ mod tests {
         })
         .await
         .unwrap();
-        (log, writer, dir)
+        (log, tasks, dir)
     }
 
     fn handed(deliveries: &[Delivery]) -> Vec<(Sequence, u32)> {
@@ -323,7 +323,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_delivery_whose_caller_is_gone_before_it_is_decided_hands_out_nothing() {
-        let (log, _writer, _dir) = log_with_group(1).await;
+        let (log, _tasks, _dir) = log_with_group(1).await;
         let mut request = log.deliver_request("s", "g", "gone").unwrap();
         request.count = 10;
         let (reply, answer) = oneshot::channel();
@@ -343,7 +343,7 @@ mod tests {
 
     #[tokio::test]
     async fn given_back_deliveries_are_due_at_once_held_by_no_one_and_not_counted() {
-        let (log, _writer, _dir) = log_with_group(2).await;
+        let (log, _tasks, _dir) = log_with_group(2).await;
         let (s, g) = (StreamName::parse("s").unwrap(), Label::parse("g").unwrap());
         let gone = Label::parse("gone").unwrap();
         let lost = log.fetch("s", "g", "gone", 2, Duration::ZERO, false).await;
@@ -367,7 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_consume_stream_gives_back_what_it_had_not_sent() {
-        let (log, _writer, _dir) = log_with_group(3).await;
+        let (log, _tasks, _dir) = log_with_group(3).await;
         let stream = log.consume("s", "g", "gone", 10, None).await.unwrap();
         let mut stream = Box::pin(stream);
         let first = match stream.next().await {

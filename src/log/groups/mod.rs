@@ -24,6 +24,7 @@ mod signals;
 
 pub use admin::CreateGroup;
 pub use consume::ConsumeItem;
+pub(crate) use sampling::sample_metrics;
 pub use settlement::MAX_SEQUENCES_PER_CALL;
 pub(crate) use signals::GroupSignals;
 

@@ -1,8 +1,17 @@
-//! Sampling every group's lag and pending count for the metrics gauges.
+//! Sampling every group's lag and pending count for the metrics gauges, in
+//! the background.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
 
 use crate::log::error::LogError;
 use crate::log::{EventLog, MAX_PAGE_SIZE};
 use crate::metrics::GroupSample;
+
+/// Most consumer groups the lag and pending gauges report.
+const MAX_GROUP_SAMPLES: usize = 1000;
 
 impl EventLog {
     /// Lag and pending count of every consumer group (at most `limit`),
@@ -35,5 +44,26 @@ impl EventLog {
             }
         }
         Ok(samples)
+    }
+}
+
+/// Refreshes the consumer-group gauges every `every` until `shutdown`.
+pub(crate) async fn sample_metrics(log: EventLog, every: Duration, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        // A sample in progress stops with the server, so joining this task
+        // never waits out a slow listing.
+        let samples = tokio::select! {
+            () = shutdown.cancelled() => return,
+            samples = log.group_samples(MAX_GROUP_SAMPLES) => samples,
+        };
+        match samples {
+            Ok(samples) => log.metrics.set_groups(samples),
+            Err(e) => debug!(error = %e, "cannot sample consumer groups"),
+        }
     }
 }
