@@ -1,8 +1,30 @@
-//! The domain: streams, events, the writer, the hub and subscriptions.
+//! The domain: streams, events, consumer groups, checkpoints and
+//! retention over one group-commit writer.
 //!
-//! [`EventLog`] is the one entry point the transports (gRPC now, HTTP later)
-//! call. It parses and checks requests, sends mutations through the
-//! group-commit writer and serves reads from storage.
+//! [`EventLog`] is the one entry point both transports (gRPC and HTTP/SSE)
+//! call. It parses and checks requests, sends every mutation through the
+//! writer and serves reads from storage.
+//!
+//! # Layout
+//! - here: [`EventLog`], its start, limits, and the stream operations
+//!   (create, describe, list, delete, publish, read, subscribe, trim,
+//!   take).
+//! - [`writer`]: the group-commit writer; every mutation, group and
+//!   checkpoint commands included, is one of its commands.
+//! - [`groups`]: consumer groups (admin, delivery, settlement, wake-ups,
+//!   metric sampling) and the group and checkpoint records.
+//! - `checkpoints`: committing, reading and resuming from checkpoints.
+//! - [`hub`]: in-memory fan-out of committed batches; `tailer` feeds it
+//!   from storage when several processes write one database.
+//! - [`subscription`]: catch-up from storage, then live from the hub.
+//! - [`retention`]: per-stream limits enforced in the background.
+//! - `tasks`: [`LogTasks`], the writer and background tasks, joined
+//!   before storage closes.
+//! - [`names`], [`event`], [`filter`], [`model`], [`error`]: the types
+//!   requests are parsed into and errors are reported as.
+//!
+//! The domain files reach the writer only through its handle and
+//! commands; the writer takes only record types from them (`groups`).
 
 mod checkpoints;
 pub mod error;
