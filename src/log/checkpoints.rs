@@ -1,13 +1,13 @@
 //! Checkpoints: named positions a plain subscriber commits and resumes
 //! from, per stream or global, each readable only by its owner.
 
-use crate::log::error::LogError;
-use crate::log::groups::{Checkpoint, CheckpointAt, CheckpointOwner};
-use crate::log::model::UnixMicros;
-use crate::log::names::StreamName;
-use crate::log::subscription::Start;
-use crate::log::writer::GroupCommand;
-use crate::log::{EventLog, parse_label, parse_stream};
+use super::error::LogError;
+use super::groups::{Checkpoint, CheckpointAt, CheckpointOwner};
+use super::model::UnixMicros;
+use super::names::StreamName;
+use super::subscription::Start;
+use super::writer::GroupCommand;
+use super::{EventLog, parse_label, parse_stream};
 
 impl EventLog {
     /// Commits one of `owner`'s checkpoints: per stream (`stream`
