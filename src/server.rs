@@ -13,7 +13,7 @@ use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::api::guard::Guard;
 use crate::api::message_size::MessageSizeLayer;
@@ -21,7 +21,7 @@ use crate::api::observe::ObserveLayer;
 use crate::api::{CheckpointsApi, ConsumerGroupsApi, EventLogApi};
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::log::{EventLog, LogError, WriterTask};
+use crate::log::{EventLog, LogError, LogTasks};
 use crate::metrics::{Metrics, MetricsError};
 use crate::proto::{self, v1};
 use crate::service::admission::{CallLimits, PublishRate, SubscriptionSlots};
@@ -70,7 +70,9 @@ pub struct Application {
     metrics: Arc<Metrics>,
     storage: Arc<dyn Storage>,
     log: EventLog,
-    writer: WriterTask,
+    /// The writer and the log's background tasks: finished before storage
+    /// closes, so none of them works on a closed pool.
+    tasks: LogTasks,
     /// Ends subscriptions and stops the health probe when cancelled.
     shutdown: CancellationToken,
 }
@@ -132,7 +134,7 @@ impl Application {
             None => Metrics::new()?,
         });
         let shutdown = CancellationToken::new();
-        let (log, writer) = EventLog::start(
+        let (log, tasks) = EventLog::start(
             storage.clone(),
             config.limits(),
             shutdown.clone(),
@@ -154,7 +156,7 @@ impl Application {
             metrics,
             storage,
             log,
-            writer,
+            tasks,
             shutdown,
         })
     }
@@ -196,7 +198,7 @@ impl Application {
             metrics,
             storage,
             log,
-            writer,
+            tasks,
             shutdown,
         } = self;
         let addr = listener
@@ -216,18 +218,8 @@ impl Application {
             config.health_check_interval,
             shutdown.clone(),
         ));
-        tokio::spawn(crate::log::retention::run(
-            log.clone(),
-            config.retention_defaults(),
-            config.retention_interval,
-            shutdown.clone(),
-        ));
-        tokio::spawn(sample_groups(
-            log.clone(),
-            metrics.clone(),
-            config.group_metrics_interval,
-            shutdown.clone(),
-        ));
+        tasks.spawn_retention(&log, config.retention_defaults(), config.retention_interval);
+        tasks.spawn_group_metrics(&log, config.group_metrics_interval);
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -393,9 +385,11 @@ impl Application {
         };
         stopping.cancel();
 
-        // Calls still open after the grace period get SHUTTING_DOWN from
-        // here on; what is already queued commits.
-        writer.finish(config.shutdown_grace).await;
+        // Background tasks stop first (retention, group metrics, the
+        // tailer); then calls still open after the grace period get
+        // SHUTTING_DOWN, and what is already queued commits. Only then
+        // does storage close.
+        tasks.finish(config.shutdown_grace).await;
         storage.close().await;
         // /metrics answers until the end, so the last values can be read.
         http_stop.cancel();
@@ -503,29 +497,6 @@ async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
             addr: addr.to_owned(),
             source,
         })
-}
-
-/// Most consumer groups the lag and pending gauges report.
-const MAX_GROUP_SAMPLES: usize = 1000;
-
-/// Refreshes the consumer-group gauges every `every`.
-async fn sample_groups(
-    log: EventLog,
-    metrics: Arc<Metrics>,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        match log.group_samples(MAX_GROUP_SAMPLES).await {
-            Ok(samples) => metrics.set_groups(samples),
-            Err(e) => debug!(error = %e, "cannot sample consumer groups"),
-        }
-    }
 }
 
 /// Longest a health probe may take before storage counts as unavailable.

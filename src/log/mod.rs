@@ -1,14 +1,35 @@
-//! The domain: streams, events, the writer, the hub and subscriptions.
+//! The domain: streams, events, consumer groups, checkpoints and
+//! retention over one group-commit writer.
 //!
-//! [`EventLog`] is the one entry point the transports (gRPC now, HTTP later)
-//! call. It parses and checks requests, sends mutations through the
-//! group-commit writer and serves reads from storage.
+//! [`EventLog`] is the one entry point both transports (gRPC and HTTP/SSE)
+//! call. It parses and checks requests, sends every mutation through the
+//! writer and serves reads from storage.
+//!
+//! # Layout
+//! - here: [`EventLog`], its start, limits, and the stream operations
+//!   (create, describe, list, delete, publish, read, subscribe, trim,
+//!   take).
+//! - [`writer`]: the group-commit writer; every mutation, group and
+//!   checkpoint commands included, is one of its commands.
+//! - [`groups`]: consumer groups (admin, delivery, settlement, wake-ups,
+//!   metric sampling) and the group and checkpoint records.
+//! - `checkpoints`: committing, reading and resuming from checkpoints.
+//! - [`hub`]: in-memory fan-out of committed batches; `tailer` feeds it
+//!   from storage when several processes write one database.
+//! - [`subscription`]: catch-up from storage, then live from the hub.
+//! - [`retention`]: per-stream limits enforced in the background.
+//! - `tasks`: [`LogTasks`], the writer and background tasks, joined
+//!   before storage closes.
+//! - [`names`], [`event`], [`filter`], [`model`], [`error`]: the types
+//!   requests are parsed into and errors are reported as.
+//!
+//! The domain files reach the writer only through its handle and
+//! commands; the writer takes only record types from them (`groups`).
 
-mod consumers;
+mod checkpoints;
 pub mod error;
 pub mod event;
 pub mod filter;
-mod group_commands;
 pub mod groups;
 pub mod hub;
 pub mod model;
@@ -16,6 +37,7 @@ pub mod names;
 pub mod retention;
 pub mod subscription;
 mod tailer;
+mod tasks;
 pub mod writer;
 
 use std::collections::VecDeque;
@@ -26,19 +48,22 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-pub use consumers::{ConsumeItem, CreateGroup, MAX_SEQUENCES_PER_CALL};
 pub use error::{Expectation, LogError};
 pub use event::{AttributeValue, EventAttributes, NewEvent};
 pub use filter::EventFilter;
+pub use groups::{ConsumeItem, CreateGroup, MAX_SEQUENCES_PER_CALL};
 pub use model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 pub use names::{StreamName, StreamPattern, StreamSelector};
 pub use subscription::{Start, SubscriptionItem};
-pub use writer::{AppendRequest, Appended, StreamLimits, WriterTask};
+pub use tasks::LogTasks;
+pub use writer::{AppendRequest, Appended, StreamLimits};
 
 use crate::metrics::Metrics;
 use crate::storage::{Direction, ReadFrom, Storage, TakeEnd, TrimUntil};
 use hub::Hub;
+use names::Label;
 use subscription::Subscription;
 use writer::WriterHandle;
 
@@ -150,7 +175,7 @@ pub struct EventLog {
     limits: Arc<Limits>,
     shutdown: CancellationToken,
     /// Wake-ups and connections of consumer groups.
-    groups: Arc<consumers::GroupSignals>,
+    groups: Arc<groups::GroupSignals>,
     metrics: Arc<Metrics>,
 }
 
@@ -170,23 +195,33 @@ fn parse_stream(name: &str) -> Result<StreamName, LogError> {
     })
 }
 
+/// Parses a group, consumer or checkpoint name; `kind` says which.
+fn parse_label(kind: &'static str, name: &str) -> Result<Label, LogError> {
+    Label::parse(name).map_err(|reason| LogError::InvalidLabel {
+        kind,
+        name: name.to_owned(),
+        reason,
+    })
+}
+
 impl EventLog {
-    /// Starts the writer over `storage`. Returns the log and the writer's
-    /// task, to be finished at shutdown. Cancelling `shutdown` ends every
-    /// subscription.
+    /// Starts the writer over `storage`. Returns the log and its tasks, to
+    /// be finished at shutdown before storage closes. Cancelling `shutdown`
+    /// ends every subscription and background task.
     pub async fn start(
         storage: Arc<dyn Storage>,
         limits: Limits,
         shutdown: CancellationToken,
         metrics: Arc<Metrics>,
-    ) -> Result<(Self, WriterTask), LogError> {
+    ) -> Result<(Self, LogTasks), LogError> {
         let hub = Hub::new(limits.live_buffer_bytes, HUB_MAX_BATCHES);
         let clock_floor = storage.last_recorded_at().await?;
+        let background = TaskTracker::new();
         let local_hub = match storage.commit_feed().await? {
             // Several processes may write: the tailer feeds the hub.
             Some(feed) => {
                 let cursor = storage.head_position().await?;
-                tokio::spawn(tailer::run(
+                background.spawn(tailer::run(
                     storage.clone(),
                     hub.clone(),
                     feed,
@@ -197,7 +232,7 @@ impl EventLog {
             }
             None => Some(hub.clone()),
         };
-        let (writer, task) = writer::spawn(
+        let (writer, writer_task) = writer::spawn(
             storage.clone(),
             local_hub,
             clock_floor,
@@ -210,11 +245,16 @@ impl EventLog {
             hub,
             catch_up_reads: Arc::new(tokio::sync::Semaphore::new(limits.catch_up_reads.max(1))),
             limits: Arc::new(limits),
-            shutdown,
+            shutdown: shutdown.clone(),
             groups: Arc::default(),
             metrics,
         };
-        Ok((log, task))
+        let tasks = LogTasks {
+            background,
+            writer: writer_task,
+            shutdown,
+        };
+        Ok((log, tasks))
     }
 
     /// Whether storage takes writes, as far as the last write transaction

@@ -124,7 +124,12 @@ impl EventLog {
 }
 
 /// Enforces retention every `every` until `shutdown`.
-pub async fn run(log: EventLog, defaults: Retention, every: Duration, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    log: EventLog,
+    defaults: Retention,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -132,7 +137,13 @@ pub async fn run(log: EventLog, defaults: Retention, every: Duration, shutdown: 
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        match log.enforce_retention(&defaults).await {
+        // A pass in progress stops with the server, so joining this task
+        // never waits out a long pass; what it already queued commits.
+        let pass = tokio::select! {
+            () = shutdown.cancelled() => return,
+            pass = log.enforce_retention(&defaults) => pass,
+        };
+        match pass {
             Ok(pass) if pass != RetentionPass::default() => debug!(?pass, "retention pass"),
             Ok(_) => {}
             Err(LogError::ShuttingDown) => return,

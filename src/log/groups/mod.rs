@@ -1,9 +1,32 @@
-//! Consumer groups and checkpoints: the domain types.
+//! Consumer groups: a cursor over one stream plus a pending-entries list
+//! (PEL), shared by the group's consumers with at-least-once delivery.
 //!
-//! A group is a cursor over one stream plus a pending-entries list (PEL).
-//! Delivering, acking, nacking, claiming and dead-lettering are write
-//! commands of the group-commit writer (see `group_commands.rs`), so they
-//! batch with everything else and see a consistent log.
+//! Every change to a group (creating it, delivering, acking, nacking,
+//! claiming, dead-lettering) is a command of the group-commit writer
+//! (`writer::GroupCommand`), so it batches with everything else and sees a
+//! consistent log. The operations here parse the request, queue the
+//! command and wake whoever waits for it:
+//! - `admin`: create, describe, list and delete groups; remove consumers.
+//! - `delivery`: Fetch, and the asking, waiting and giving back it shares
+//!   with `consume` (the Consume stream).
+//! - `settlement`: Ack, Nack, Claim and ListPending.
+//! - `signals`: the in-memory wake-ups and connected consumers per group.
+//! - `sampling`: lag and pending counts for the metrics.
+//!
+//! Below are the records groups and checkpoints are stored and reported as.
+
+mod admin;
+mod consume;
+mod delivery;
+mod sampling;
+mod settlement;
+mod signals;
+
+pub use admin::CreateGroup;
+pub use consume::ConsumeItem;
+pub(crate) use sampling::sample_metrics;
+pub use settlement::MAX_SEQUENCES_PER_CALL;
+pub(crate) use signals::GroupSignals;
 
 use std::time::Duration;
 

@@ -1,0 +1,141 @@
+//! Checkpoints: named positions a plain subscriber commits and resumes
+//! from, per stream or global, each readable only by its owner.
+
+use super::error::LogError;
+use super::groups::{Checkpoint, CheckpointAt, CheckpointOwner};
+use super::model::UnixMicros;
+use super::names::StreamName;
+use super::subscription::Start;
+use super::writer::GroupCommand;
+use super::{EventLog, parse_label, parse_stream};
+
+impl EventLog {
+    /// Commits one of `owner`'s checkpoints: per stream (`stream`
+    /// non-empty) or global.
+    pub async fn commit_checkpoint(
+        &self,
+        owner: &CheckpointOwner,
+        name: &str,
+        stream: &str,
+        at: Option<CheckpointAt>,
+    ) -> Result<Checkpoint, LogError> {
+        let name = parse_label("checkpoint", name)?;
+        let stream = match stream {
+            "" => None,
+            s => Some(parse_stream(s)?),
+        };
+        let (sequence, position) = match (at, &stream) {
+            (None, _) => return Err(LogError::invalid("at", "set a sequence or a position")),
+            (Some(CheckpointAt::Sequence(_)), None) => {
+                return Err(LogError::invalid(
+                    "sequence",
+                    "a global checkpoint takes a position; name a stream for a sequence",
+                ));
+            }
+            (Some(CheckpointAt::Sequence(s)), Some(stream)) => {
+                // A checkpoint names an event processed, so one that cannot
+                // exist yet would make its resume skip events: refused now
+                // rather than when a subscription resumes from it.
+                let last = self
+                    .storage
+                    .get_stream(stream)
+                    .await?
+                    .ok_or_else(|| LogError::StreamNotFound(stream.to_string()))?
+                    .last_sequence;
+                LogError::refuse_beyond_head(
+                    "sequence",
+                    s.saturating_add(1),
+                    last.saturating_add(1),
+                    Some(stream.as_str()),
+                    Some(name.as_str()),
+                )?;
+                // Remember where that event sits in the log too, so the
+                // checkpoint can also be resumed by position.
+                let position = self
+                    .storage
+                    .position_before_sequence(stream, s.saturating_add(1))
+                    .await?;
+                (s, position)
+            }
+            (Some(CheckpointAt::Position(p)), _) => {
+                let head = self.storage.head_position().await?;
+                LogError::refuse_beyond_head(
+                    "position",
+                    p.saturating_add(1),
+                    head.saturating_add(1),
+                    None,
+                    Some(name.as_str()),
+                )?;
+                (0, p)
+            }
+        };
+        let checkpoint = Checkpoint {
+            owner: owner.clone(),
+            name,
+            stream,
+            sequence,
+            position,
+            committed_at: UnixMicros::now(),
+        };
+        self.writer
+            .group(|reply| GroupCommand::SaveCheckpoint { checkpoint, reply })
+            .await
+    }
+
+    /// Reads one of `owner`'s checkpoints.
+    pub async fn get_checkpoint(
+        &self,
+        owner: &CheckpointOwner,
+        name: &str,
+        stream: &str,
+    ) -> Result<Checkpoint, LogError> {
+        let label = parse_label("checkpoint", name)?;
+        let stream_name = match stream {
+            "" => None,
+            s => Some(parse_stream(s)?),
+        };
+        self.storage
+            .checkpoint(owner, &label, stream_name.as_ref())
+            .await?
+            .ok_or_else(|| LogError::CheckpointNotFound {
+                name: name.to_owned(),
+                stream: stream_name.map(|s| s.to_string()),
+            })
+    }
+
+    /// `owner`'s checkpoints whose names start with `prefix`.
+    pub async fn list_checkpoints(
+        &self,
+        owner: &CheckpointOwner,
+        prefix: &str,
+    ) -> Result<Vec<Checkpoint>, LogError> {
+        Ok(self.storage.list_checkpoints(owner, prefix).await?)
+    }
+
+    /// Where a subscription starting at checkpoint `name` begins: right
+    /// after the committed event. A single-stream subscription uses the
+    /// stream's checkpoint of that name, else the global one; others use
+    /// the global one. With none committed yet it starts at the earliest
+    /// event (a new reader starts from the beginning).
+    pub(super) async fn checkpoint_start(
+        &self,
+        owner: &CheckpointOwner,
+        name: &str,
+        single_stream: Option<&StreamName>,
+    ) -> Result<Start, LogError> {
+        let label = parse_label("checkpoint", name)?;
+        if let Some(stream) = single_stream {
+            if let Some(cp) = self.storage.checkpoint(owner, &label, Some(stream)).await? {
+                return Ok(if cp.sequence > 0 {
+                    Start::Sequence(cp.sequence.saturating_add(1))
+                } else {
+                    Start::Position(cp.position.saturating_add(1))
+                });
+            }
+        }
+        Ok(match self.storage.checkpoint(owner, &label, None).await? {
+            Some(cp) => Start::Position(cp.position.saturating_add(1)),
+            None => Start::Earliest,
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! Creating, describing, listing and deleting consumer groups, and removing
+//! consumers.
+
+use std::time::Duration;
+
+use super::{
+    DEAD_LETTER_SUFFIX, DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_DELIVERIES, GroupInfo, GroupSettings,
+    GroupStart,
+};
+use crate::log::error::LogError;
+use crate::log::names::{Label, StreamName};
+use crate::log::writer::GroupCommand;
+use crate::log::{EventLog, parse_label, parse_stream};
+
+/// A CreateGroup request, unparsed.
+#[derive(Debug, Clone, Default)]
+pub struct CreateGroup {
+    /// Stream name.
+    pub stream: String,
+    /// Group name.
+    pub group: String,
+    /// Where it starts.
+    pub start: GroupStart,
+    /// Redelivery timeout; `None` = default.
+    pub ack_timeout: Option<Duration>,
+    /// Deliveries before dead-lettering; 0 = default.
+    pub max_deliveries: u32,
+    /// Dead-letter stream; empty = `<stream>:dlq`.
+    pub dead_letter_stream: String,
+}
+
+impl CreateGroup {
+    /// Where the group's dead letters go: the named stream, or
+    /// `<stream>:dlq` by default.
+    pub fn dead_letter_stream(&self) -> Result<StreamName, LogError> {
+        match self.dead_letter_stream.as_str() {
+            "" => StreamName::parse(&format!("{}{DEAD_LETTER_SUFFIX}", self.stream)).map_err(|e| {
+                LogError::invalid(
+                    "dead_letter_stream",
+                    format!("the default `<stream>{DEAD_LETTER_SUFFIX}` is not a valid name ({e}); name one"),
+                )
+            }),
+            name => StreamName::parse(name)
+                .map_err(|e| LogError::invalid("dead_letter_stream", e.to_string())),
+        }
+    }
+}
+
+impl EventLog {
+    /// Creates a consumer group on an existing stream.
+    pub async fn create_group(&self, request: CreateGroup) -> Result<GroupInfo, LogError> {
+        let stream = parse_stream(&request.stream)?;
+        let group = parse_label("group", &request.group)?;
+        let ack_timeout = match request.ack_timeout {
+            None => DEFAULT_ACK_TIMEOUT,
+            Some(d) if d < Duration::from_millis(1) => {
+                return Err(LogError::invalid("ack_timeout", "must be at least 1ms"));
+            }
+            Some(d) => d,
+        };
+        let max_deliveries = match request.max_deliveries {
+            0 => DEFAULT_MAX_DELIVERIES,
+            n => n,
+        };
+        let dead_letter_stream = request.dead_letter_stream()?;
+        if dead_letter_stream == stream {
+            return Err(LogError::invalid(
+                "dead_letter_stream",
+                "must differ from the group's stream",
+            ));
+        }
+        let settings = GroupSettings {
+            start: request.start,
+            ack_timeout,
+            max_deliveries,
+            dead_letter_stream,
+        };
+        self.writer
+            .group(|reply| GroupCommand::Create {
+                stream: stream.clone(),
+                group: group.clone(),
+                settings,
+                reply,
+            })
+            .await?;
+        self.group_info(&stream, &group).await
+    }
+
+    pub(super) async fn group_info(
+        &self,
+        stream: &StreamName,
+        group: &Label,
+    ) -> Result<GroupInfo, LogError> {
+        let Some(state) = self.storage.group_state(stream, group).await? else {
+            // Name the missing piece, as the writer's commands do.
+            return Err(match self.storage.get_stream(stream).await? {
+                None => LogError::StreamNotFound(stream.to_string()),
+                Some(_) => LogError::GroupNotFound {
+                    stream: stream.to_string(),
+                    group: group.to_string(),
+                },
+            });
+        };
+        Ok(GroupInfo {
+            state,
+            connected: self.groups.connected(stream, group),
+        })
+    }
+
+    /// Describes a group.
+    pub async fn get_group(&self, stream: &str, group: &str) -> Result<GroupInfo, LogError> {
+        let stream = parse_stream(stream)?;
+        let group = parse_label("group", group)?;
+        self.group_info(&stream, &group).await
+    }
+
+    /// The groups of a stream, in name order.
+    pub async fn list_groups(&self, stream: &str) -> Result<Vec<GroupInfo>, LogError> {
+        let name = parse_stream(stream)?;
+        if self.storage.get_stream(&name).await?.is_none() {
+            return Err(LogError::StreamNotFound(stream.to_owned()));
+        }
+        let states = self.storage.list_group_states(&name).await?;
+        Ok(states
+            .into_iter()
+            .map(|state| {
+                let connected = self.groups.connected(&name, &state.group.name);
+                GroupInfo { state, connected }
+            })
+            .collect())
+    }
+
+    /// Deletes a group with its pending entries.
+    pub async fn delete_group(&self, stream: &str, group: &str) -> Result<(), LogError> {
+        let stream = parse_stream(stream)?;
+        let group = parse_label("group", group)?;
+        self.writer
+            .group(|reply| GroupCommand::Delete {
+                stream: stream.clone(),
+                group: group.clone(),
+                reply,
+            })
+            .await?;
+        self.groups.forget(&stream, &group);
+        Ok(())
+    }
+
+    /// Removes a consumer; its pending entries are claimable at once.
+    pub async fn delete_consumer(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+    ) -> Result<u64, LogError> {
+        let stream = parse_stream(stream)?;
+        let group = parse_label("group", group)?;
+        let consumer = parse_label("consumer", consumer)?;
+        let released = self
+            .writer
+            .group(|reply| GroupCommand::DeleteConsumer {
+                stream: stream.clone(),
+                group: group.clone(),
+                consumer,
+                reply,
+            })
+            .await?;
+        self.groups.wake(&stream, &group);
+        Ok(released)
+    }
+}

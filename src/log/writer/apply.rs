@@ -1,0 +1,165 @@
+//! Applying one command to the write transaction: which operation runs it
+//! and how its outcome is filed among the held-back answers.
+
+use super::answer::{Answer, settle, settle_reclaiming};
+use super::command::{Command, GroupCommand};
+use super::transaction::Transaction;
+use crate::log::groups::Delivered;
+use crate::storage::StorageError;
+
+impl Transaction {
+    /// Applies one command; a storage error fails it and is returned.
+    pub(super) async fn apply(
+        &mut self,
+        cmd: Command,
+        answers: &mut Vec<Box<dyn Answer>>,
+    ) -> Result<(), StorageError> {
+        match cmd {
+            Command::Append { request, reply } => {
+                settle(reply, self.append(&request).await, answers)
+            }
+            Command::CreateStream {
+                stream,
+                retention,
+                reply,
+            } => settle(reply, self.create(&stream, &retention).await, answers),
+            Command::DeleteStream { stream, reply } => {
+                settle(reply, self.delete(&stream).await, answers)
+            }
+            Command::ExpireStream {
+                stream,
+                cutoff,
+                reply,
+            } => settle(reply, self.expire(&stream, cutoff).await, answers),
+            Command::Trim {
+                stream,
+                until,
+                reply,
+            } => settle(reply, self.trim(&stream, until).await, answers),
+            Command::Take {
+                stream,
+                end,
+                limit,
+                max_bytes,
+                reply,
+            } => settle(
+                reply,
+                self.take(&stream, end, limit, max_bytes).await,
+                answers,
+            ),
+            Command::Group(cmd) => self.apply_group(cmd, answers).await,
+            Command::Probe { bytes, reply } => {
+                settle(reply, self.probe(bytes).await.map(Ok), answers)
+            }
+        }
+    }
+
+    async fn apply_group(
+        &mut self,
+        cmd: GroupCommand,
+        answers: &mut Vec<Box<dyn Answer>>,
+    ) -> Result<(), StorageError> {
+        // Group commands read events and pending rows: earlier commands of
+        // this batch must be visible to them.
+        if let Err(e) = self.flush().await {
+            cmd.fail(&e);
+            return Err(e);
+        }
+        match cmd {
+            GroupCommand::Create {
+                stream,
+                group,
+                settings,
+                reply,
+            } => {
+                let outcome = self.create_group(&stream, &group, &settings).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::Delete {
+                stream,
+                group,
+                reply,
+            } => {
+                let outcome = self.delete_group(&stream, &group).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::DeleteConsumer {
+                stream,
+                group,
+                consumer,
+                reply,
+            } => {
+                let outcome = self.delete_consumer(&stream, &group, &consumer).await;
+                settle(reply, outcome, answers)
+            }
+            // A caller gone before its delivery was decided gets nothing:
+            // whatever it was handed would wait out an ack timeout.
+            GroupCommand::Deliver { reply, .. } if reply.is_closed() => Ok(()),
+            GroupCommand::Claim { reply, .. } if reply.is_closed() => Ok(()),
+            // Re-reading one's own pending entries hands nothing out.
+            GroupCommand::Deliver { request, reply, .. } if request.pending_only => {
+                let outcome = self.deliver(&request).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::Deliver {
+                request,
+                reply,
+                give_back,
+            } => {
+                let outcome = self.deliver(&request).await;
+                settle_reclaiming(reply, outcome, answers, |d: Delivered| {
+                    give_back(d.deliveries);
+                })
+            }
+            GroupCommand::Ack {
+                stream,
+                group,
+                sequences,
+                reply,
+            } => {
+                let outcome = self.settle_pending(&stream, &group, &sequences, None).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::Nack {
+                stream,
+                group,
+                holder,
+                sequences,
+                delay,
+                reply,
+            } => {
+                let nack = Some((holder, delay));
+                let outcome = self.settle_pending(&stream, &group, &sequences, nack).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::Claim {
+                stream,
+                group,
+                consumer,
+                min_idle,
+                target,
+                reply,
+                give_back,
+            } => {
+                let outcome = self
+                    .claim(&stream, &group, &consumer, min_idle, target)
+                    .await;
+                settle_reclaiming(reply, outcome, answers, give_back)
+            }
+            GroupCommand::Release {
+                stream,
+                group,
+                consumer,
+                handed,
+                reply,
+            } => {
+                let outcome = self.release(&stream, &group, &consumer, &handed).await;
+                settle(reply, outcome, answers)
+            }
+            GroupCommand::SaveCheckpoint { checkpoint, reply } => {
+                let outcome = self.save_checkpoint(checkpoint).await;
+                settle(reply, outcome, answers)
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Handing out work inside the write transaction: due redeliveries first,
+//! then new events past the group's cursor, within the consumer's credit;
+//! entries out of deliveries go to the dead-letter stream instead.
+
+use std::collections::HashMap;
+
+use tracing::{error, warn};
+
+use super::answer::Outcome;
+use super::command::AppendRequest;
+use super::transaction::Transaction;
+use crate::log::error::Expectation;
+use crate::log::event::NewEvent;
+use crate::log::groups::{DeliverRequest, Delivered, Delivery, GroupRecord, PendingEntry};
+use crate::log::model::{Sequence, StoredEvent};
+use crate::proto::{Extension, rewrite_event};
+use crate::storage::{StorageError, StreamHead};
+
+/// Why an event was dead-lettered, as the `rlreason` attribute says.
+const REASON_MAX_DELIVERIES: &str = "max_deliveries";
+
+impl Transaction {
+    /// Hands out due entries (redeliveries), then new events, up to the
+    /// request's count and the consumer's credit.
+    pub(super) async fn deliver(&mut self, req: &DeliverRequest) -> Outcome<Delivered> {
+        let (head, group) = match self.group_of(&req.stream, &req.group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let consumer = req.consumer.as_str();
+        self.tx.touch_consumer(group.id, consumer, self.now).await?;
+        let mut out = Delivered::default();
+
+        if req.pending_only {
+            let entries = self
+                .tx
+                .pending_of_consumer(group.id, consumer, req.count)
+                .await?;
+            let mut events = self.events_of(&head, &entries).await?;
+            out.deliveries = entries
+                .into_iter()
+                .filter_map(|entry| {
+                    let event = events.remove(&entry.sequence)?;
+                    Some(Delivery {
+                        event,
+                        delivery_count: entry.delivery_count,
+                    })
+                })
+                .collect();
+            return Ok(Ok(out));
+        }
+
+        let mut budget = req.count;
+        if let Some(credit) = req.max_in_flight {
+            let held = self
+                .tx
+                .consumer_in_flight(group.id, consumer, self.now)
+                .await?;
+            let held = u32::try_from(held).unwrap_or(u32::MAX);
+            budget = budget.min(credit.saturating_sub(held));
+        }
+        // Due entries first. Some of a page may be dead-lettered or gone
+        // rather than delivered; keep paging while pages come back full, so
+        // due work behind them is not left waiting.
+        while budget > 0 {
+            let due = self.tx.due_pending(group.id, self.now, budget).await?;
+            let full_page = due.len() == budget as usize;
+            let handed = self
+                .hand_out(&head, &group, due, consumer, &mut out.deliveries)
+                .await?;
+            budget = budget.saturating_sub(handed);
+            if !full_page {
+                break;
+            }
+        }
+        if budget > 0 {
+            let fresh = self.tx.events_after(head.id, group.cursor, budget).await?;
+            if let Some(last) = fresh.last() {
+                let until = self.deadline(group.ack_timeout);
+                let entries: Vec<PendingEntry> = fresh
+                    .iter()
+                    .map(|e| PendingEntry {
+                        sequence: e.sequence,
+                        consumer: consumer.to_owned(),
+                        delivery_count: 1,
+                        delivered_at: self.now,
+                        deliverable_at: until,
+                    })
+                    .collect();
+                let cursor = last.sequence;
+                self.tx.save_pending(group.id, &entries).await?;
+                self.tx.save_group_cursor(group.id, cursor).await?;
+                out.deliveries
+                    .extend(fresh.into_iter().map(|event| Delivery {
+                        event,
+                        delivery_count: 1,
+                    }));
+            }
+        }
+        out.next_due = self.tx.next_due(group.id, self.now).await?;
+        Ok(Ok(out))
+    }
+
+    /// The retained events of `entries`, by sequence.
+    async fn events_of(
+        &mut self,
+        head: &StreamHead,
+        entries: &[PendingEntry],
+    ) -> Result<HashMap<Sequence, StoredEvent>, StorageError> {
+        let sequences: Vec<Sequence> = entries.iter().map(|e| e.sequence).collect();
+        Ok(self
+            .tx
+            .events_by_sequence(head.id, &sequences)
+            .await?
+            .into_iter()
+            .map(|e| (e.sequence, e))
+            .collect())
+    }
+
+    /// Gives pending entries to `consumer` as new deliveries. Entries that
+    /// used up their deliveries go to the dead-letter stream instead, and
+    /// entries whose event is gone (trimmed, taken) are dropped. Returns
+    /// how many were delivered.
+    pub(super) async fn hand_out(
+        &mut self,
+        head: &StreamHead,
+        group: &GroupRecord,
+        entries: Vec<PendingEntry>,
+        consumer: &str,
+        out: &mut Vec<Delivery>,
+    ) -> Result<u32, StorageError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut events = self.events_of(head, &entries).await?;
+        let until = self.deadline(group.ack_timeout);
+        let mut reassigned = Vec::new();
+        let mut deferred = Vec::new();
+        let mut finished = Vec::new();
+        for entry in entries {
+            match events.remove(&entry.sequence) {
+                None => finished.push(entry.sequence),
+                Some(event) if entry.delivery_count >= group.max_deliveries => {
+                    if self.dead_letter(group, &entry, &event).await? {
+                        finished.push(entry.sequence);
+                    } else {
+                        // Keep it pending rather than lose it; try again
+                        // after an ack timeout.
+                        deferred.push(PendingEntry {
+                            deliverable_at: until,
+                            ..entry
+                        });
+                    }
+                }
+                Some(event) => {
+                    let next = PendingEntry {
+                        consumer: consumer.to_owned(),
+                        delivery_count: entry.delivery_count.saturating_add(1),
+                        delivered_at: self.now,
+                        deliverable_at: until,
+                        ..entry
+                    };
+                    out.push(Delivery {
+                        event,
+                        delivery_count: next.delivery_count,
+                    });
+                    reassigned.push(next);
+                }
+            }
+        }
+        self.tx.save_pending(group.id, &reassigned).await?;
+        if !deferred.is_empty() {
+            self.tx.save_pending(group.id, &deferred).await?;
+        }
+        if !finished.is_empty() {
+            self.tx.remove_pending(group.id, &finished).await?;
+        }
+        Ok(u32::try_from(reassigned.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Appends a copy of `event` to the group's dead-letter stream, with
+    /// extension attributes saying where it came from and why. Returns
+    /// whether the dead-letter stream has it (it may refuse: full, or no
+    /// room for a new stream).
+    async fn dead_letter(
+        &mut self,
+        group: &GroupRecord,
+        entry: &PendingEntry,
+        event: &StoredEvent,
+    ) -> Result<bool, StorageError> {
+        // Positions are never reused and a group's creation time tells apart
+        // groups of the same name over time, so the id is unique per (event,
+        // group): groups sharing a dead-letter stream never collide, and a
+        // repeat of this very dead-lettering is recognised as a duplicate.
+        let id = format!(
+            "dlq-{}-{}-{}",
+            event.position, group.created_at.0, group.name
+        );
+        let extensions = [
+            ("rlorigstream", Extension::String(group.stream.to_string())),
+            (
+                "rlorigsequence",
+                Extension::String(event.sequence.to_string()),
+            ),
+            ("rlorigid", Extension::String(event.id.clone())),
+            ("rlgroup", Extension::String(group.name.to_string())),
+            (
+                "rldeliveries",
+                Extension::Integer(i32::try_from(entry.delivery_count).unwrap_or(i32::MAX)),
+            ),
+            (
+                "rlreason",
+                Extension::String(REASON_MAX_DELIVERIES.to_owned()),
+            ),
+        ];
+        let payload = match rewrite_event(&event.payload, &id, &extensions) {
+            Ok(p) => p,
+            Err(e) => {
+                // Only a corrupted row gets here. Keep the event, as stored,
+                // rather than failing every write batch this group is in.
+                error!(position = event.position, error = %e, "stored event is not decodable; dead-lettering it unchanged");
+                event.payload.clone()
+            }
+        };
+        let request = AppendRequest {
+            stream: group.dead_letter_stream.clone(),
+            events: vec![NewEvent {
+                id,
+                event_type: event.event_type.clone(),
+                source: event.source.clone(),
+                subject: event.subject.clone(),
+                payload,
+            }],
+            expected: Expectation::Any,
+            auto_create: true,
+        };
+        match self.append(&request).await? {
+            Err(e) => {
+                error!(error = %e, stream = %group.stream, sequence = event.sequence, "dead-lettering failed; the event stays pending");
+                return Ok(false);
+            }
+            Ok(appended) if appended.iter().any(|a| a.duplicate) => {
+                warn!(stream = %group.stream, group = %group.name, sequence = event.sequence, "event was already dead-lettered");
+            }
+            Ok(_) => {
+                self.dead_lettered += 1;
+                warn!(stream = %group.stream, group = %group.name, sequence = event.sequence, deliveries = entry.delivery_count, "event dead-lettered");
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,229 @@
+//! The group-commit writer: one task per process owns every mutation.
+//!
+//! Callers queue commands; the writer takes everything queued (bounded by
+//! count and bytes), applies it in one transaction and commits once, so one
+//! fsync serves every caller in the batch. Each command is checked before
+//! anything of it is written, so a rejected command leaves no trace while
+//! the others in its batch still commit. A storage error rolls the whole
+//! batch back and fails every command in it.
+//!
+//! # Layout
+//! - here: [`WriterHandle`], through which callers queue commands, and the
+//!   task's start and [`WriterTask::finish`].
+//! - `command`: the commands, with named fields, and their answer types.
+//! - `batch`: the loop that gathers a batch, commits it and feeds the hub.
+//! - `answer`: answers held back until the commit.
+//! - `transaction`: what one transaction has read and has yet to write.
+//! - `apply`: which operation runs each command.
+//! - the operations, each an `impl Transaction` block: `append`, `streams`
+//!   (create, delete, expire, trim, take), `groups` (create and delete
+//!   groups and consumers), `delivery` (hand out work, dead-letter),
+//!   `settlement` (ack, nack, claim, release), `checkpoints`, `probe`.
+//!
+//! Imports run one way: `answer` ← `command` ← `transaction` ← the
+//! operations, `apply` ← `batch` ← here. The domain outside sees only the
+//! handle and the commands, never the transaction.
+
+mod answer;
+mod append;
+mod apply;
+mod batch;
+mod checkpoints;
+mod command;
+mod delivery;
+mod groups;
+mod probe;
+mod settlement;
+mod streams;
+mod transaction;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::error::LogError;
+use super::hub::Hub;
+use super::model::{Retention, StoredEvent, StreamInfo, UnixMicros};
+use super::names::StreamName;
+use crate::metrics::Metrics;
+use crate::storage::{Storage, TakeEnd, TrimUntil};
+use batch::{WriteOutcome, Writer};
+use command::Command;
+
+pub(crate) use answer::Reply;
+pub use command::{AppendRequest, Appended};
+pub(crate) use command::{GiveBack, GroupCommand};
+pub use transaction::StreamLimits;
+
+/// Commands that may wait for the writer before callers are slowed down.
+const QUEUE_DEPTH: usize = 4096;
+/// Bytes a write probe writes: at least a few pages, at most enough to tell
+/// that large batches fit without allocating a whole batch's worth.
+pub const PROBE_BYTES: std::ops::RangeInclusive<usize> = (64 << 10)..=(8 << 20);
+
+/// Queues commands for the writer task. Cheap to clone.
+#[derive(Clone)]
+pub struct WriterHandle {
+    queue: mpsc::Sender<Command>,
+    outcome: Arc<WriteOutcome>,
+}
+
+impl WriterHandle {
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, LogError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(make(reply))
+            .await
+            .map_err(|_| LogError::ShuttingDown)?;
+        answer.await.map_err(|_| LogError::ShuttingDown)?
+    }
+
+    /// Runs a consumer-group or checkpoint command.
+    pub(crate) async fn group<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> GroupCommand,
+    ) -> Result<T, LogError> {
+        self.call(|reply| Command::Group(make(reply))).await
+    }
+
+    /// Whether the last write transaction failed for want of storage (a
+    /// full disk, a lost database) and none has committed since.
+    pub fn writes_failing(&self) -> bool {
+        self.outcome.failing.load(Ordering::Acquire)
+    }
+
+    /// Commits a write twice as large as the payload of the last batch that
+    /// failed for want of storage (within [`PROBE_BYTES`]), then frees its
+    /// space again:
+    /// succeeds only when such a batch would fit. Reads alone cannot tell,
+    /// and neither can a one-page write: a full disk serves both.
+    pub async fn probe(&self) -> Result<(), LogError> {
+        // Twice the payload: the failed batch also wrote index pages and
+        // left the space it got in the WAL file for the next writer, which
+        // a probe of the same size could squeeze into while the batch still
+        // cannot.
+        let bytes = self
+            .outcome
+            .failed_bytes
+            .load(Ordering::Acquire)
+            .saturating_mul(2)
+            .clamp(*PROBE_BYTES.start(), *PROBE_BYTES.end());
+        self.call(|reply| Command::Probe { bytes, reply }).await?;
+        self.call(|reply| Command::Probe { bytes: 0, reply }).await
+    }
+
+    /// Appends a publish request's events.
+    pub async fn append(&self, request: AppendRequest) -> Result<Vec<Appended>, LogError> {
+        self.call(|reply| Command::Append { request, reply }).await
+    }
+
+    /// Creates a stream.
+    pub async fn create_stream(
+        &self,
+        stream: StreamName,
+        retention: Retention,
+    ) -> Result<StreamInfo, LogError> {
+        self.call(|reply| Command::CreateStream {
+            stream,
+            retention,
+            reply,
+        })
+        .await
+    }
+
+    /// Deletes a stream; returns the number of events deleted.
+    pub async fn delete_stream(&self, stream: StreamName) -> Result<u64, LogError> {
+        self.call(|reply| Command::DeleteStream { stream, reply })
+            .await
+    }
+
+    /// Deletes a stream idle since before `cutoff` (no appends, or created
+    /// before it when it never had any); returns the events removed, or
+    /// `None` when the stream is gone or no longer idle.
+    pub async fn expire(
+        &self,
+        stream: StreamName,
+        cutoff: UnixMicros,
+    ) -> Result<Option<u64>, LogError> {
+        self.call(|reply| Command::ExpireStream {
+            stream,
+            cutoff,
+            reply,
+        })
+        .await
+    }
+
+    /// Trims a stream; returns the number of events removed.
+    pub async fn trim(&self, stream: StreamName, until: TrimUntil) -> Result<u64, LogError> {
+        self.call(|reply| Command::Trim {
+            stream,
+            until,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes and returns up to `limit` events, and about `max_bytes` of
+    /// payload (at least one event), from one end of a stream.
+    pub async fn take(
+        &self,
+        stream: StreamName,
+        end: TakeEnd,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        self.call(|reply| Command::Take {
+            stream,
+            end,
+            limit,
+            max_bytes,
+            reply,
+        })
+        .await
+    }
+}
+
+/// The running writer task.
+pub struct WriterTask {
+    handle: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl WriterTask {
+    /// Stops taking commands, commits those already queued, and waits up to
+    /// `grace` for that. Later calls fail with SHUTTING_DOWN.
+    pub async fn finish(self, grace: Duration) {
+        self.stop.cancel();
+        if tokio::time::timeout(grace, self.handle).await.is_err() {
+            warn!("the writer did not finish its queue within the grace period");
+        }
+    }
+}
+
+/// Starts the writer task.
+/// Committed events go to `hub` when given; when several processes write the
+/// database, the tailer feeds the hub instead and this is `None`.
+pub fn spawn(
+    storage: Arc<dyn Storage>,
+    hub: Option<Hub>,
+    clock_floor: Option<UnixMicros>,
+    limits: StreamLimits,
+    metrics: Arc<Metrics>,
+) -> (WriterHandle, WriterTask) {
+    let (queue, commands) = mpsc::channel(QUEUE_DEPTH);
+    let stop = CancellationToken::new();
+    let outcome = Arc::new(WriteOutcome::default());
+    let writer = Writer {
+        storage,
+        hub,
+        limits,
+        metrics,
+        outcome: outcome.clone(),
+    };
+    let handle = tokio::spawn(writer.run(commands, clock_floor.unwrap_or_default(), stop.clone()));
+    (WriterHandle { queue, outcome }, WriterTask { handle, stop })
+}

@@ -1,0 +1,134 @@
+//! Settling pending entries inside the write transaction: ack, nack, claim
+//! (XCLAIM / XAUTOCLAIM) and the release of deliveries whose caller is gone.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::answer::Outcome;
+use super::transaction::Transaction;
+use crate::log::groups::{ClaimTarget, Delivery, PendingEntry, Settled};
+use crate::log::model::{Sequence, UnixMicros};
+use crate::log::names::{Label, StreamName};
+
+impl Transaction {
+    /// Acks (`nack` is `None`) or nacks pending entries; a nack may be
+    /// limited to the entries one consumer holds.
+    pub(super) async fn settle_pending(
+        &mut self,
+        stream: &StreamName,
+        group: &Label,
+        sequences: &[Sequence],
+        nack: Option<(Option<Label>, Duration)>,
+    ) -> Outcome<Settled> {
+        let (_, record) = match self.group_of(stream, group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut wanted = sequences.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let done = match nack {
+            None => self.tx.remove_pending(record.id, &wanted).await?,
+            Some((holder, delay)) => {
+                if let Some(consumer) = &holder {
+                    self.tx
+                        .touch_consumer(record.id, consumer.as_str(), self.now)
+                        .await?;
+                }
+                let at = self.deadline(delay);
+                let holder = holder.as_ref().map(Label::as_str);
+                self.tx
+                    .defer_pending(record.id, &wanted, holder, at)
+                    .await?
+            }
+        };
+        let done_set: HashSet<Sequence> = done.iter().copied().collect();
+        let not_pending = wanted
+            .into_iter()
+            .filter(|s| !done_set.contains(s))
+            .collect();
+        Ok(Ok(Settled {
+            settled: done.len() as u64,
+            not_pending,
+        }))
+    }
+
+    pub(super) async fn claim(
+        &mut self,
+        stream: &StreamName,
+        group: &Label,
+        consumer: &Label,
+        min_idle: Duration,
+        target: ClaimTarget,
+    ) -> Outcome<Vec<Delivery>> {
+        let (head, record) = match self.group_of(stream, group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.tx
+            .touch_consumer(record.id, consumer.as_str(), self.now)
+            .await?;
+        let idle_since = UnixMicros(
+            self.now
+                .0
+                .saturating_sub(i64::try_from(min_idle.as_micros()).unwrap_or(i64::MAX)),
+        );
+        let entries = match target {
+            ClaimTarget::Sequences(mut sequences) => {
+                // A repeated sequence must not be handed out twice.
+                sequences.sort_unstable();
+                sequences.dedup();
+                self.tx
+                    .pending_entries(record.id, &sequences)
+                    .await?
+                    .into_iter()
+                    .filter(|e| e.delivered_at <= idle_since)
+                    .collect()
+            }
+            ClaimTarget::Oldest(count) => {
+                self.tx.idle_pending(record.id, idle_since, count).await?
+            }
+        };
+        let mut out = Vec::new();
+        self.hand_out(&head, &record, entries, consumer.as_str(), &mut out)
+            .await?;
+        Ok(Ok(out))
+    }
+
+    /// Makes entries handed to `consumer` due now and held by no one, as
+    /// if that delivery never happened (its count is taken back). Entries
+    /// acked, nacked, claimed or redelivered since are left alone.
+    pub(super) async fn release(
+        &mut self,
+        stream: &StreamName,
+        group: &Label,
+        consumer: &Label,
+        handed: &[(Sequence, u32)],
+    ) -> Outcome<u64> {
+        let (_, record) = match self.group_of(stream, group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let counts: HashMap<Sequence, u32> = handed.iter().copied().collect();
+        let mut sequences: Vec<Sequence> = counts.keys().copied().collect();
+        sequences.sort_unstable();
+        let released: Vec<PendingEntry> = self
+            .tx
+            .pending_entries(record.id, &sequences)
+            .await?
+            .into_iter()
+            .filter(|e| {
+                e.consumer == consumer.as_str()
+                    && counts.get(&e.sequence) == Some(&e.delivery_count)
+            })
+            .map(|e| PendingEntry {
+                consumer: String::new(),
+                delivery_count: e.delivery_count.saturating_sub(1),
+                deliverable_at: self.now,
+                ..e
+            })
+            .collect();
+        self.tx.save_pending(record.id, &released).await?;
+        Ok(Ok(released.len() as u64))
+    }
+}

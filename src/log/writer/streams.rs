@@ -1,0 +1,120 @@
+//! Stream commands inside the write transaction: create, delete, expire,
+//! trim and take, and the `max_streams` check every stream creation makes.
+
+use super::answer::Outcome;
+use super::transaction::Transaction;
+use crate::log::error::LogError;
+use crate::log::model::{Retention, StoredEvent, StreamInfo, UnixMicros};
+use crate::log::names::StreamName;
+use crate::storage::{TakeEnd, TrimUntil};
+
+impl Transaction {
+    /// Counts a stream about to be created against `max_streams`.
+    pub(super) async fn make_room_for_stream(&mut self) -> Outcome<()> {
+        let limit = self.limits.max_streams;
+        if limit == 0 {
+            return Ok(Ok(()));
+        }
+        let count = match self.stream_count {
+            Some(n) => n,
+            // Every write transaction holds the log-head lock on PostgreSQL,
+            // so no other replica creates streams between count and insert.
+            None => self.tx.count_streams().await?,
+        };
+        if count >= limit {
+            self.stream_count = Some(count);
+            return Ok(Err(LogError::TooManyStreams { limit }));
+        }
+        self.stream_count = Some(count + 1);
+        Ok(Ok(()))
+    }
+
+    pub(super) async fn create(
+        &mut self,
+        name: &StreamName,
+        retention: &Retention,
+    ) -> Outcome<StreamInfo> {
+        if self.head(name).await?.is_some() {
+            return Ok(Err(LogError::StreamAlreadyExists(name.to_string())));
+        }
+        if let Err(e) = self.make_room_for_stream().await? {
+            return Ok(Err(e));
+        }
+        let head = self.tx.create_stream(name, retention, self.now).await?;
+        self.prefetched.insert(head.id);
+        self.heads.insert(name.clone(), Some(head));
+        Ok(Ok(StreamInfo {
+            name: name.clone(),
+            event_count: 0,
+            first_sequence: 0,
+            last_sequence: 0,
+            last_position: 0,
+            created_at: self.now,
+            last_appended_at: None,
+            retention: retention.clone(),
+            group_count: 0,
+        }))
+    }
+
+    pub(super) async fn expire(
+        &mut self,
+        name: &StreamName,
+        cutoff: UnixMicros,
+    ) -> Outcome<Option<u64>> {
+        // Read in the transaction: an append earlier in this very batch
+        // counts as activity.
+        let idle = match self.head(name).await? {
+            None => false,
+            Some(head) => head.last_appended_at.unwrap_or(head.created_at) < cutoff,
+        };
+        if !idle {
+            return Ok(Ok(None));
+        }
+        Ok(self.delete(name).await?.map(Some))
+    }
+
+    pub(super) async fn delete(&mut self, name: &StreamName) -> Outcome<u64> {
+        let Some(head) = self.head(name).await? else {
+            return Ok(Err(LogError::StreamNotFound(name.to_string())));
+        };
+        self.flush().await?;
+        let removed = self.tx.delete_stream(head.id).await?;
+        self.heads.insert(name.clone(), None);
+        if let Some(n) = self.stream_count.as_mut() {
+            *n = n.saturating_sub(1);
+        }
+        Ok(Ok(removed))
+    }
+
+    pub(super) async fn trim(&mut self, name: &StreamName, until: TrimUntil) -> Outcome<u64> {
+        let Some(mut head) = self.head(name).await? else {
+            return Ok(Err(LogError::StreamNotFound(name.to_string())));
+        };
+        self.flush().await?;
+        let removed = self.tx.trim(head.id, until).await?;
+        if removed > 0 {
+            head.event_count = head.event_count.saturating_sub(removed);
+            self.set_head(head);
+        }
+        Ok(Ok(removed))
+    }
+
+    pub(super) async fn take(
+        &mut self,
+        name: &StreamName,
+        end: TakeEnd,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Outcome<Vec<StoredEvent>> {
+        let Some(mut head) = self.head(name).await? else {
+            return Ok(Err(LogError::StreamNotFound(name.to_string())));
+        };
+        self.flush().await?;
+        let taken = self.tx.take(&head, end, limit, max_bytes).await?;
+        if !taken.is_empty() {
+            head.event_count = head.event_count.saturating_sub(taken.len() as u64);
+            self.set_head(head);
+        }
+        Ok(Ok(taken))
+    }
+}

@@ -1,0 +1,195 @@
+//! The state of one write transaction: what it read (stream heads, the log
+//! head, stored duplicates) and what it has yet to write (event rows,
+//! counters), so the commands of a batch see each other's effects while
+//! storage sees a few multi-row statements.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::command::{Appended, Command};
+use crate::log::model::{Position, StoredEvent, UnixMicros};
+use crate::log::names::StreamName;
+use crate::storage::{EventRow, StorageError, StreamHead, WriteTx};
+
+/// The state of one write transaction while its commands are applied.
+pub(super) struct Transaction {
+    pub(super) tx: Box<dyn WriteTx>,
+    pub(super) now: UnixMicros,
+    /// Stream heads read (and locked) so far; `None` = known not to exist.
+    pub(super) heads: HashMap<StreamName, Option<StreamHead>>,
+    /// Heads whose counters changed since the last flush.
+    pub(super) dirty: Vec<StreamName>,
+    /// The log head, once read.
+    pub(super) log_head: Option<Position>,
+    pub(super) log_head_dirty: bool,
+    /// Rows not inserted yet; inserting them together is the point of
+    /// batching.
+    pub(super) rows: Vec<EventRow>,
+    /// Ids appended by this transaction and not yet inserted, per stream id,
+    /// so a later command in the batch sees them as duplicates.
+    pub(super) unflushed_ids: HashMap<(i64, String), usize>,
+    /// Streams whose stored duplicates of this batch's ids were looked up
+    /// up front (see `prefetch`); valid until the first flush.
+    pub(super) prefetched: HashSet<i64>,
+    /// What that lookup found, by (stream id, event id).
+    pub(super) existing: HashMap<(i64, String), Appended>,
+    /// Every event appended, in position order.
+    pub(super) appended: Vec<StoredEvent>,
+    /// Events dead-lettered by group commands.
+    pub(super) dead_lettered: u64,
+    pub(super) limits: StreamLimits,
+    /// Streams that exist, once counted (only creating one needs it).
+    pub(super) stream_count: Option<u64>,
+}
+
+/// Size limits the writer enforces; 0 means none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamLimits {
+    /// Most streams the log holds.
+    pub max_streams: u64,
+    /// Most retained events per stream.
+    pub max_stream_events: u64,
+}
+
+impl Transaction {
+    pub(super) fn new(tx: Box<dyn WriteTx>, now: UnixMicros, limits: StreamLimits) -> Self {
+        Self {
+            tx,
+            now,
+            heads: HashMap::new(),
+            dirty: Vec::new(),
+            log_head: None,
+            log_head_dirty: false,
+            rows: Vec::new(),
+            unflushed_ids: HashMap::new(),
+            prefetched: HashSet::new(),
+            existing: HashMap::new(),
+            appended: Vec::new(),
+            dead_lettered: 0,
+            limits,
+            stream_count: None,
+        }
+    }
+
+    /// Reads, in one statement each, the heads of every stream the batch
+    /// appends to and the stored events with the batch's ids. Per-command
+    /// lookups would cost a round trip each, and round trips, not rows,
+    /// are what limits a group commit.
+    pub(super) async fn prefetch(&mut self, batch: &[Command]) -> Result<(), StorageError> {
+        let appends = || {
+            batch.iter().filter_map(|c| match c {
+                Command::Append { request, .. } => Some(request),
+                _ => None,
+            })
+        };
+        let mut names: Vec<StreamName> = appends().map(|r| r.stream.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let found = self.tx.stream_heads(&names).await?;
+        for name in names {
+            self.heads.insert(name, None);
+        }
+        for head in found {
+            self.heads.insert(head.name.clone(), Some(head));
+        }
+        let mut keys: Vec<(i64, &str)> = Vec::new();
+        for req in appends() {
+            if let Some(Some(head)) = self.heads.get(&req.stream) {
+                self.prefetched.insert(head.id);
+                keys.extend(req.events.iter().map(|e| (head.id, e.id.as_str())));
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        for found in self.tx.find_events(&keys).await? {
+            self.existing
+                .insert((found.stream_id, found.id.clone()), found.into());
+        }
+        Ok(())
+    }
+
+    pub(super) async fn head(
+        &mut self,
+        name: &StreamName,
+    ) -> Result<Option<StreamHead>, StorageError> {
+        if let Some(head) = self.heads.get(name) {
+            return Ok(head.clone());
+        }
+        let head = self
+            .tx
+            .stream_heads(std::slice::from_ref(name))
+            .await?
+            .pop();
+        self.heads.insert(name.clone(), head.clone());
+        Ok(head)
+    }
+
+    pub(super) fn set_head(&mut self, head: StreamHead) {
+        if !self.dirty.contains(&head.name) {
+            self.dirty.push(head.name.clone());
+        }
+        self.heads.insert(head.name.clone(), Some(head));
+    }
+
+    /// Writes pending rows and counters so later statements see them.
+    pub(super) async fn flush(&mut self) -> Result<(), StorageError> {
+        // Flushed ids are in storage now, where only a fresh lookup sees
+        // them (and a trim or take after this may remove stored ones).
+        self.prefetched.clear();
+        self.existing.clear();
+        if !self.rows.is_empty() {
+            self.tx.insert_events(&self.rows).await?;
+            self.appended
+                .extend(self.rows.drain(..).map(|row| row.event));
+            self.unflushed_ids.clear();
+        }
+        let dirty: Vec<StreamHead> = std::mem::take(&mut self.dirty)
+            .iter()
+            .filter_map(|name| self.heads.get(name).cloned().flatten())
+            .collect();
+        if !dirty.is_empty() {
+            self.tx.save_stream_heads(&dirty).await?;
+        }
+        if self.log_head_dirty {
+            if let Some(p) = self.log_head {
+                self.tx.save_log_head(p, self.now).await?;
+            }
+            self.log_head_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending and commits; on any error the transaction is
+    /// rolled back (by `commit` itself when the commit fails).
+    pub(super) async fn finish(mut self) -> Result<Committed, StorageError> {
+        if let Err(e) = self.flush().await {
+            self.tx.rollback().await;
+            return Err(e);
+        }
+        self.tx.commit().await?;
+        Ok(Committed {
+            events: self.appended,
+            dead_lettered: self.dead_lettered,
+        })
+    }
+
+    /// `after` from this transaction's time.
+    pub(super) fn deadline(&self, after: Duration) -> UnixMicros {
+        UnixMicros(
+            self.now
+                .0
+                .saturating_add(i64::try_from(after.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+}
+
+/// What a committed batch did.
+pub(super) struct Committed {
+    /// Appended events, in position order, for the hub.
+    pub(super) events: Vec<StoredEvent>,
+    /// Events moved to dead-letter streams.
+    pub(super) dead_lettered: u64,
+}
