@@ -264,7 +264,7 @@ impl Principal {
         };
         if readable
             .iter()
-            .any(|p| crate::log::names::globs_intersect(p.as_str(), pattern))
+            .any(|p| crate::model::names::globs_intersect(p.as_str(), pattern))
         {
             Ok(())
         } else {

@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod model;
 pub mod proto;
 pub mod server;
 pub mod service;

@@ -23,9 +23,10 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::log::{EventLog, LogError, LogTasks};
 use crate::metrics::{Metrics, MetricsError};
+use crate::model::StorageError;
 use crate::proto::{self, v1};
 use crate::service::admission::{CallLimits, PublishRate, SubscriptionSlots};
-use crate::storage::{self, Storage, StorageError};
+use crate::storage::{self, Storage};
 use crate::tls::{TlsError, TlsMaterial};
 
 /// Why the server could not start or stopped abnormally.

@@ -15,7 +15,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use riverlog::log::names::{
+use riverlog::model::names::{
     Label, MAX_NAME_LEN, NameError, StreamName, StreamPattern, StreamSelector, glob_match,
     globs_intersect,
 };

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use super::guard;
 use crate::auth::Permission;
 use crate::log::{EventLog, Expectation, LogError, ReadQuery, SubscribeQuery, SubscriptionItem};
+use crate::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
 use crate::proto::convert;
 use crate::proto::v1::{self, event_log_server, publish_request, read_request, subscribe_response};
 use crate::service::admission::{CallLimits, admit_events};
-use crate::storage::{Direction, ReadFrom, TakeEnd, TrimUntil};
 
 /// The `riverlog.v1.EventLog` service.
 #[derive(Clone)]

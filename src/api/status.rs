@@ -40,7 +40,7 @@ impl From<LogError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::StorageError;
+    use crate::model::StorageError;
     use tonic::Code;
 
     #[test]

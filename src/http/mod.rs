@@ -2,13 +2,13 @@
 //! Server-Sent Events, the web console at `/`, and `/metrics`. It calls the same domain, checks
 //! the same permissions and limits as gRPC, and never touches storage.
 
+pub mod bodies;
 mod caller;
 mod console;
+pub mod openapi;
 mod problem;
 pub(crate) mod publish;
 mod rest;
-pub mod bodies;
-pub mod openapi;
 pub(crate) mod sse;
 
 use std::sync::Arc;

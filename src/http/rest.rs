@@ -13,18 +13,18 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::HttpState;
-use super::caller::Caller;
-use super::problem::{JsonBody, Params, Problem, bad_request};
 use super::bodies::{
     AckResult, ConsumerPending, DeleteResult, EventsPage, GroupsList, PendingPage, ProblemJson,
     StreamsPage, TrimResult,
 };
+use super::caller::Caller;
+use super::problem::{JsonBody, Params, Problem, bad_request};
 use crate::auth::Permission;
-use crate::log::{EventFilter, ReadQuery, Retention, UnixMicros};
+use crate::log::{EventFilter, LogError, ReadQuery, Retention, UnixMicros};
+use crate::model::query::{Direction, ReadFrom, TrimUntil};
 use crate::proto::convert;
 use crate::proto::views::{GroupView, PendingView, StreamView, event_json};
 use crate::service::access;
-use crate::storage::{Direction, ReadFrom, TrimUntil};
 
 type Reply = Result<axum::response::Response, Problem>;
 
@@ -266,7 +266,7 @@ pub(super) async fn read(
             from,
             direction,
             limit: q.limit,
-            filter: EventFilter::new(q.types, q.sources, q.subjects)?,
+            filter: EventFilter::new(q.types, q.sources, q.subjects).map_err(LogError::from)?,
         })
         .await?;
     Ok(Json(EventsPage {

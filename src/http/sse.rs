@@ -326,7 +326,7 @@ pub(super) async fn subscribe(
         .subscribe(SubscribeQuery {
             streams: q.stream.into_iter().chain(q.pattern).collect(),
             start,
-            filter: EventFilter::new(q.types, q.sources, q.subjects)?,
+            filter: EventFilter::new(q.types, q.sources, q.subjects).map_err(LogError::from)?,
             heartbeat: Some(heartbeat),
             readable: caller.readable(),
             checkpoint_owner: caller.checkpoint_owner(),

@@ -3,11 +3,11 @@
 
 use super::error::LogError;
 use super::groups::{Checkpoint, CheckpointAt, CheckpointOwner};
-use super::model::UnixMicros;
-use super::names::StreamName;
 use super::subscription::Start;
 use super::writer::GroupCommand;
 use super::{EventLog, parse_label, parse_stream};
+use crate::model::names::StreamName;
+use crate::model::records::UnixMicros;
 
 impl EventLog {
     /// Commits one of `owner`'s checkpoints: per stream (`stream`

@@ -1,8 +1,10 @@
-//! The domain's error type. `api::status` maps it to gRPC statuses.
+//! The domain's error type. `service::failure` classifies it for every
+//! transport.
 
-use super::model::Sequence;
-use super::names::NameError;
-use crate::storage::StorageError;
+use crate::model::StorageError;
+use crate::model::filter::InvalidFilter;
+use crate::model::names::NameError;
+use crate::model::records::Sequence;
 
 /// What a publish demanded of the stream's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -221,5 +223,11 @@ impl LogError {
             field,
             reason: reason.into(),
         }
+    }
+}
+
+impl From<InvalidFilter> for LogError {
+    fn from(e: InvalidFilter) -> Self {
+        Self::invalid(e.field, e.reason)
     }
 }

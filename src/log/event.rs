@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::model::UnixMicros;
+use crate::model::records::UnixMicros;
 
 /// The CloudEvents specification version riverlog accepts.
 pub const SPEC_VERSION: &str = "1.0";

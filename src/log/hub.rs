@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use super::model::StoredEvent;
+use crate::model::records::StoredEvent;
 
 /// One committed transaction's events, in position order, shared by every
 /// subscriber.
@@ -157,8 +157,8 @@ impl HubReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::model::UnixMicros;
-    use crate::log::names::StreamName;
+    use crate::model::names::StreamName;
+    use crate::model::records::UnixMicros;
 
     fn batch(position: u64, payload_bytes: usize) -> CommittedBatch {
         Arc::new(vec![Arc::new(StoredEvent {

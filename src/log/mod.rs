@@ -29,11 +29,8 @@
 mod checkpoints;
 pub mod error;
 pub mod event;
-pub mod filter;
 pub mod groups;
 pub mod hub;
-pub mod model;
-pub mod names;
 pub mod retention;
 pub mod subscription;
 mod tailer;
@@ -50,20 +47,23 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::model::filter::EventFilter;
+pub use crate::model::names::{StreamName, StreamPattern, StreamSelector};
+pub use crate::model::records::{
+    Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros,
+};
 pub use error::{Expectation, LogError};
 pub use event::{AttributeValue, EventAttributes, NewEvent};
-pub use filter::EventFilter;
 pub use groups::{ConsumeItem, CreateGroup, MAX_SEQUENCES_PER_CALL};
-pub use model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
-pub use names::{StreamName, StreamPattern, StreamSelector};
 pub use subscription::{Start, SubscriptionItem};
 pub use tasks::LogTasks;
 pub use writer::{AppendRequest, Appended, StreamLimits};
 
 use crate::metrics::Metrics;
-use crate::storage::{Direction, ReadFrom, Storage, TakeEnd, TrimUntil};
+use crate::model::names::Label;
+use crate::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
+use crate::storage::Storage;
 use hub::Hub;
-use names::Label;
 use subscription::Subscription;
 use writer::WriterHandle;
 
@@ -424,7 +424,8 @@ impl EventLog {
             .await?;
         // A page holds at most `limit` events and about a publish's worth
         // of bytes, so it always fits in a response.
-        let keep = model::fitting(&events, self.limits.max_batch_bytes).min(limit as usize);
+        let keep = crate::model::records::fitting(&events, self.limits.max_batch_bytes)
+            .min(limit as usize);
         if events.len() > keep {
             let next_sequence = events[keep].sequence;
             events.truncate(keep);

@@ -12,9 +12,9 @@ use opentelemetry::KeyValue;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::model::{Retention, StreamInfo, UnixMicros};
 use super::{EventLog, LogError, MAX_PAGE_SIZE};
-use crate::storage::TrimUntil;
+use crate::model::query::TrimUntil;
+use crate::model::records::{Retention, StreamInfo, UnixMicros};
 
 /// What one pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

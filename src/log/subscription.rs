@@ -32,11 +32,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::error::LogError;
-use super::filter::EventFilter;
 use super::hub::{CommittedBatch, HubReceiver, Lagged, event_bytes};
-use super::model::{Position, Sequence, StoredEvent, UnixMicros};
-use super::names::{StreamPattern, StreamSelector};
-use crate::storage::{Storage, StorageError};
+use crate::model::StorageError;
+use crate::model::filter::EventFilter;
+use crate::model::names::{StreamPattern, StreamSelector};
+use crate::model::records::{Position, Sequence, StoredEvent, UnixMicros};
+use crate::storage::Storage;
 
 /// Most events read from storage per catch-up query.
 pub const CATCH_UP_PAGE: u32 = 512;

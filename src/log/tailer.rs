@@ -12,10 +12,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::filter::EventFilter;
 use super::hub::Hub;
-use super::model::Position;
-use super::names::{StreamPattern, StreamSelector};
+use crate::model::filter::EventFilter;
+use crate::model::names::{StreamPattern, StreamSelector};
+use crate::model::records::Position;
 use crate::storage::{CommitFeed, Storage};
 
 /// Events read per storage query.

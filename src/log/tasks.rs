@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
-use super::model::Retention;
 use super::writer::WriterTask;
 use super::{EventLog, groups, retention};
+use crate::model::records::Retention;
 
 /// The writer and the background tasks of one [`EventLog`].
 pub struct LogTasks {

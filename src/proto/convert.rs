@@ -131,7 +131,7 @@ pub fn stream_info(s: &StreamInfo) -> v1::StreamInfo {
 pub fn filter(f: Option<v1::EventFilter>) -> Result<EventFilter, LogError> {
     match f {
         None => Ok(EventFilter::default()),
-        Some(f) => EventFilter::new(f.types, f.sources, f.subjects),
+        Some(f) => Ok(EventFilter::new(f.types, f.sources, f.subjects)?),
     }
 }
 

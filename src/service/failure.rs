@@ -13,7 +13,7 @@ use tracing::{error, warn};
 
 use crate::auth::AuthError;
 use crate::log::LogError;
-use crate::storage::StorageError;
+use crate::model::StorageError;
 
 /// `ErrorInfo.domain` of every riverlog error.
 pub const ERROR_DOMAIN: &str = "riverlog.dev";

@@ -18,13 +18,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::log::filter::EventFilter;
-use crate::log::groups::{
+use crate::model::filter::EventFilter;
+use crate::model::groups::{
     Checkpoint, CheckpointOwner, GroupRecord, GroupSettings, GroupState, PendingEntry,
     PendingQuery, PendingSummary,
 };
-use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
-use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
+use crate::model::names::{Label, StreamName, StreamPattern, StreamSelector};
+use crate::model::records::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
+
+use crate::model::StorageError;
+use crate::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
 
 pub mod errors;
 pub mod postgres;
@@ -34,18 +37,6 @@ pub mod sqlite;
 /// Wake-ups from [`Storage::commit_feed`]: each message means "new events may
 /// have been committed"; several commits may share one.
 pub type CommitFeed = tokio::sync::mpsc::Receiver<()>;
-
-/// A storage failure. The message is for logs, not for clients.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StorageError {
-    /// The database cannot be reached or refused the operation for now;
-    /// retrying later may succeed.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-    /// The database answered with an error that retrying will not fix.
-    #[error("storage failure: {0}")]
-    Failure(String),
-}
 
 /// The write-side state of a stream, as locked by a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,49 +79,6 @@ pub struct ExistingEvent {
     pub position: Position,
     /// When it was recorded.
     pub recorded_at: UnixMicros,
-}
-
-/// Which events Trim removes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrimUntil {
-    /// All but the newest N.
-    MaxEvents(u64),
-    /// Those with a sequence below this.
-    BeforeSequence(Sequence),
-    /// Those recorded before this time.
-    BeforeTime(UnixMicros),
-}
-
-/// The end of a stream Take removes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TakeEnd {
-    /// Lowest sequences first.
-    #[default]
-    Oldest,
-    /// Highest sequences first.
-    Newest,
-}
-
-/// Reading direction within a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
-    /// Ascending sequences.
-    #[default]
-    Forward,
-    /// Descending sequences.
-    Backward,
-}
-
-/// Where a stream read starts (inclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ReadFrom {
-    /// The first event in the reading direction.
-    #[default]
-    End,
-    /// This sequence.
-    Sequence(Sequence),
-    /// Events recorded at (forward: or after; backward: or before) this time.
-    Time(UnixMicros),
 }
 
 /// Read access to the log, shared by every request.

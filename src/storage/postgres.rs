@@ -17,7 +17,7 @@ use tracing::warn;
 
 use super::sql::{Dialect, Driver, Sql, SqlStorage, to_i64};
 use super::{CommitFeed, EventRow, StorageError, StorageOptions};
-use crate::log::model::UnixMicros;
+use crate::model::records::UnixMicros;
 
 /// The PostgreSQL storage.
 pub type PostgresStorage = SqlStorage<PostgresDialect>;

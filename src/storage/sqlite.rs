@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 
 use super::sql::{CHUNK, Dialect, Driver, SqlStorage, insert_events_statement};
 use super::{CommitFeed, EventRow, StorageError, StorageOptions};
-use crate::log::model::UnixMicros;
+use crate::model::records::UnixMicros;
 
 /// The SQLite storage.
 pub type SqliteStorage = SqlStorage<SqliteDialect>;

@@ -5,17 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use riverlog::config::Config;
-use riverlog::log::filter::EventFilter;
 use riverlog::log::groups::{
     Checkpoint, CheckpointOwner, GroupState, PendingEntry, PendingQuery, PendingSummary,
 };
-use riverlog::log::model::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
-use riverlog::log::names::{Label, StreamName, StreamPattern, StreamSelector};
+use riverlog::model::StorageError;
+use riverlog::model::filter::EventFilter;
+use riverlog::model::names::{Label, StreamName, StreamPattern, StreamSelector};
+use riverlog::model::query::{Direction, ReadFrom};
+use riverlog::model::records::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use riverlog::proto::v1;
 use riverlog::server::Application;
-use riverlog::storage::{
-    self, Direction, ReadFrom, Storage, StorageError, StorageOptions, WriteTx,
-};
+use riverlog::storage::{self, Storage, StorageOptions, WriteTx};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;

@@ -8,9 +8,9 @@ use super::{
     GroupStart,
 };
 use crate::log::error::LogError;
-use crate::log::names::{Label, StreamName};
 use crate::log::writer::GroupCommand;
 use crate::log::{EventLog, parse_label, parse_stream};
+use crate::model::names::{Label, StreamName};
 
 /// A CreateGroup request, unparsed.
 #[derive(Debug, Clone, Default)]

@@ -14,9 +14,9 @@ use super::signals::{Connection, GroupSignal};
 use super::{DEFAULT_MAX_IN_FLIGHT, DeliverRequest, Delivery};
 use crate::log::error::LogError;
 use crate::log::hub::HubReceiver;
-use crate::log::model::UnixMicros;
 use crate::log::{DEFAULT_HEARTBEAT, EventLog, MAX_HEARTBEAT, MIN_HEARTBEAT};
 use crate::metrics::Active;
+use crate::model::records::UnixMicros;
 
 /// One item of a Consume stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

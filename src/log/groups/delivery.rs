@@ -19,10 +19,10 @@ use tracing::debug;
 use super::{DeliverRequest, Delivered, Delivery, MAX_DELIVERY_BATCH};
 use crate::log::error::LogError;
 use crate::log::hub::HubReceiver;
-use crate::log::model::{Sequence, UnixMicros};
-use crate::log::names::{Label, StreamName};
 use crate::log::writer::{GiveBack, GroupCommand, Reply};
 use crate::log::{EventLog, parse_label, parse_stream};
+use crate::model::names::{Label, StreamName};
+use crate::model::records::{Sequence, UnixMicros};
 
 /// What ended a wait for work.
 pub(super) enum Woken {

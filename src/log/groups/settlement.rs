@@ -8,9 +8,9 @@ use super::{
     ClaimTarget, DeliverRequest, Delivery, PendingEntry, PendingQuery, PendingSummary, Settled,
 };
 use crate::log::error::LogError;
-use crate::log::model::{Sequence, UnixMicros};
 use crate::log::writer::GroupCommand;
 use crate::log::{DEFAULT_PAGE_SIZE, EventLog, page_size, parse_label, parse_stream};
+use crate::model::records::{Sequence, UnixMicros};
 
 /// Most sequences one Ack, Nack or Claim may name.
 pub const MAX_SEQUENCES_PER_CALL: usize = 10_000;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use crate::log::names::{Label, StreamName};
+use crate::model::names::{Label, StreamName};
 
 /// Wake-ups and live connections of the consumer groups on this server.
 #[derive(Default)]

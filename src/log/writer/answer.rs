@@ -4,7 +4,7 @@
 use tokio::sync::oneshot;
 
 use crate::log::error::LogError;
-use crate::storage::StorageError;
+use crate::model::StorageError;
 
 /// Where a command's answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, LogError>>;

@@ -8,7 +8,7 @@ use super::answer::Outcome;
 use super::command::{AppendRequest, Appended};
 use super::transaction::Transaction;
 use crate::log::error::{Expectation, LogError};
-use crate::log::model::{Retention, StoredEvent};
+use crate::model::records::{Retention, StoredEvent};
 use crate::storage::EventRow;
 
 impl Transaction {

@@ -5,7 +5,7 @@ use super::answer::{Answer, settle, settle_reclaiming};
 use super::command::{Command, GroupCommand};
 use super::transaction::Transaction;
 use crate::log::groups::Delivered;
-use crate::storage::StorageError;
+use crate::model::StorageError;
 
 impl Transaction {
     /// Applies one command; a storage error fails it and is returned.

@@ -13,9 +13,10 @@ use super::answer::Answer;
 use super::command::Command;
 use super::transaction::{Committed, StreamLimits, Transaction};
 use crate::log::hub::Hub;
-use crate::log::model::UnixMicros;
 use crate::metrics::Metrics;
-use crate::storage::{Storage, StorageError};
+use crate::model::StorageError;
+use crate::model::records::UnixMicros;
+use crate::storage::Storage;
 
 /// Most commands applied in one transaction.
 const MAX_BATCH_COMMANDS: usize = 1024;
@@ -198,10 +199,11 @@ mod tests {
     use super::*;
     use crate::log::error::{Expectation, LogError};
     use crate::log::event::NewEvent;
-    use crate::log::model::Sequence;
-    use crate::log::names::StreamName;
     use crate::log::writer::command::{AppendRequest, Appended};
-    use crate::storage::{StorageOptions, TakeEnd, sqlite::SqliteStorage};
+    use crate::model::names::StreamName;
+    use crate::model::query::TakeEnd;
+    use crate::model::records::Sequence;
+    use crate::storage::{StorageOptions, sqlite::SqliteStorage};
 
     fn events(ids: &[&str]) -> Vec<NewEvent> {
         ids.iter()

@@ -10,9 +10,11 @@ use crate::log::groups::{
     Checkpoint, ClaimTarget, DeliverRequest, Delivered, Delivery, GroupRecord, GroupSettings,
     Settled,
 };
-use crate::log::model::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
-use crate::log::names::{Label, StreamName};
-use crate::storage::{ExistingEvent, StorageError, TakeEnd, TrimUntil};
+use crate::model::StorageError;
+use crate::model::names::{Label, StreamName};
+use crate::model::query::{TakeEnd, TrimUntil};
+use crate::model::records::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
+use crate::storage::ExistingEvent;
 
 /// An append of one publish request.
 #[derive(Debug)]

@@ -12,9 +12,10 @@ use super::transaction::Transaction;
 use crate::log::error::Expectation;
 use crate::log::event::NewEvent;
 use crate::log::groups::{DeliverRequest, Delivered, Delivery, GroupRecord, PendingEntry};
-use crate::log::model::{Sequence, StoredEvent};
+use crate::model::StorageError;
+use crate::model::records::{Sequence, StoredEvent};
 use crate::proto::{Extension, rewrite_event};
-use crate::storage::{StorageError, StreamHead};
+use crate::storage::StreamHead;
 
 /// Why an event was dead-lettered, as the `rlreason` attribute says.
 const REASON_MAX_DELIVERIES: &str = "max_deliveries";

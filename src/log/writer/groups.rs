@@ -6,7 +6,7 @@ use super::answer::Outcome;
 use super::transaction::Transaction;
 use crate::log::error::LogError;
 use crate::log::groups::{GroupRecord, GroupSettings, GroupStart};
-use crate::log::names::{Label, StreamName};
+use crate::model::names::{Label, StreamName};
 use crate::storage::StreamHead;
 
 impl Transaction {

@@ -47,10 +47,11 @@ use tracing::warn;
 
 use super::error::LogError;
 use super::hub::Hub;
-use super::model::{Retention, StoredEvent, StreamInfo, UnixMicros};
-use super::names::StreamName;
 use crate::metrics::Metrics;
-use crate::storage::{Storage, TakeEnd, TrimUntil};
+use crate::model::names::StreamName;
+use crate::model::query::{TakeEnd, TrimUntil};
+use crate::model::records::{Retention, StoredEvent, StreamInfo, UnixMicros};
+use crate::storage::Storage;
 use batch::{WriteOutcome, Writer};
 use command::Command;
 

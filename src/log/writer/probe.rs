@@ -3,7 +3,7 @@
 //! of it.
 
 use super::transaction::Transaction;
-use crate::storage::StorageError;
+use crate::model::StorageError;
 
 impl Transaction {
     /// Writes what every append writes (the log head, rewritten as it is

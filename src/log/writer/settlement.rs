@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::answer::Outcome;
 use super::transaction::Transaction;
 use crate::log::groups::{ClaimTarget, Delivery, PendingEntry, Settled};
-use crate::log::model::{Sequence, UnixMicros};
-use crate::log::names::{Label, StreamName};
+use crate::model::names::{Label, StreamName};
+use crate::model::records::{Sequence, UnixMicros};
 
 impl Transaction {
     /// Acks (`nack` is `None`) or nacks pending entries; a nack may be

@@ -4,9 +4,9 @@
 use super::answer::Outcome;
 use super::transaction::Transaction;
 use crate::log::error::LogError;
-use crate::log::model::{Retention, StoredEvent, StreamInfo, UnixMicros};
-use crate::log::names::StreamName;
-use crate::storage::{TakeEnd, TrimUntil};
+use crate::model::names::StreamName;
+use crate::model::query::{TakeEnd, TrimUntil};
+use crate::model::records::{Retention, StoredEvent, StreamInfo, UnixMicros};
 
 impl Transaction {
     /// Counts a stream about to be created against `max_streams`.

@@ -7,9 +7,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::command::{Appended, Command};
-use crate::log::model::{Position, StoredEvent, UnixMicros};
-use crate::log::names::StreamName;
-use crate::storage::{EventRow, StorageError, StreamHead, WriteTx};
+use crate::model::StorageError;
+use crate::model::names::StreamName;
+use crate::model::records::{Position, StoredEvent, UnixMicros};
+use crate::storage::{EventRow, StreamHead, WriteTx};
 
 /// The state of one write transaction while its commands are applied.
 pub(super) struct Transaction {

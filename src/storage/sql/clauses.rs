@@ -2,8 +2,8 @@
 
 use super::Dialect;
 use super::driver::Sql;
-use crate::log::filter::EventFilter;
-use crate::log::names::StreamSelector;
+use crate::model::filter::EventFilter;
+use crate::model::names::StreamSelector;
 
 /// Appends `AND (col = ? OR col MATCH ? ...)` for each non-empty list of
 /// the filter: entries with `*` are patterns, the others exact values.

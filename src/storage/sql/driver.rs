@@ -12,7 +12,7 @@ use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
 };
 
-use crate::storage::StorageError;
+use crate::model::StorageError;
 
 /// What differs between sqlx drivers beyond types: implemented for
 /// `sqlx::Sqlite` and `sqlx::Postgres` beside their dialects.

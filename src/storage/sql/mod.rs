@@ -26,7 +26,7 @@ use std::future::Future;
 use sqlx::{Database, Pool};
 
 use super::{CommitFeed, EventRow, StorageError};
-use crate::log::model::UnixMicros;
+use crate::model::records::UnixMicros;
 pub(super) use rows::to_i64;
 
 mod clauses;

@@ -8,14 +8,16 @@ use super::driver::{Driver, Sql, get};
 use super::rows::*;
 use super::writes::SqlWriteTx;
 use super::{Dialect, SqlStorage};
-use crate::log::filter::EventFilter;
-use crate::log::groups::{
+use crate::model::StorageError;
+use crate::model::filter::EventFilter;
+use crate::model::groups::{
     Checkpoint, CheckpointOwner, ConsumerRecord, GroupRecord, GroupState, PendingEntry,
     PendingQuery, PendingSummary,
 };
-use crate::log::model::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
-use crate::log::names::{Label, StreamName, StreamPattern, StreamSelector};
-use crate::storage::{CommitFeed, Direction, ReadFrom, Storage, StorageError, WriteTx};
+use crate::model::names::{Label, StreamName, StreamPattern, StreamSelector};
+use crate::model::query::{Direction, ReadFrom};
+use crate::model::records::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
+use crate::storage::{CommitFeed, Storage, WriteTx};
 
 /// Most checkpoints one listing returns.
 const MAX_CHECKPOINTS_LISTED: i64 = 10_000;

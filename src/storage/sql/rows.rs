@@ -6,10 +6,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::driver::{SqlDb, get};
-use crate::log::groups::{Checkpoint, CheckpointOwner, GroupRecord, PendingEntry};
-use crate::log::model::{Retention, StoredEvent, StreamInfo, UnixMicros};
-use crate::log::names::{Label, StreamName};
-use crate::storage::{ExistingEvent, StorageError, StreamHead};
+use crate::model::StorageError;
+use crate::model::groups::{Checkpoint, CheckpointOwner, GroupRecord, PendingEntry};
+use crate::model::names::{Label, StreamName};
+use crate::model::records::{Retention, StoredEvent, StreamInfo, UnixMicros};
+use crate::storage::{ExistingEvent, StreamHead};
 
 /// The columns [`stored_events`] decodes, of `events e JOIN streams s`.
 pub(super) const EVENT_COLUMNS: &str = "e.stream_id, s.name, e.sequence, e.position, e.recorded_at, \

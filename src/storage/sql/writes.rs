@@ -7,12 +7,12 @@ use super::driver::{Driver, Sql, get};
 use super::rows::*;
 use super::transaction::PooledTx;
 use super::{CHUNK, Dialect};
-use crate::log::groups::{Checkpoint, GroupRecord, GroupSettings, PendingEntry};
-use crate::log::model::{Position, Retention, Sequence, StoredEvent, UnixMicros};
-use crate::log::names::{Label, StreamName};
-use crate::storage::{
-    EventRow, ExistingEvent, StorageError, StreamHead, TakeEnd, TrimUntil, WriteTx,
-};
+use crate::model::StorageError;
+use crate::model::groups::{Checkpoint, GroupRecord, GroupSettings, PendingEntry};
+use crate::model::names::{Label, StreamName};
+use crate::model::query::{TakeEnd, TrimUntil};
+use crate::model::records::{Position, Retention, Sequence, StoredEvent, UnixMicros};
+use crate::storage::{EventRow, ExistingEvent, StreamHead, WriteTx};
 
 /// A write transaction on the write connection.
 pub(super) struct SqlWriteTx<D: Dialect> {
@@ -300,7 +300,7 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
                 );
             })
             .await?;
-        events.truncate(crate::log::model::fitting(&events, max_bytes));
+        events.truncate(crate::model::records::fitting(&events, max_bytes));
         if let Some(last) = events.last() {
             // The taken events are exactly those up to (or down to) the last
             // one read, so one range delete removes them.

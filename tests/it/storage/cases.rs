@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
-use riverlog::log::filter::EventFilter;
 use riverlog::log::groups::{
     Checkpoint, CheckpointOwner, GroupSettings, GroupStart, PendingEntry, PendingQuery,
 };
-use riverlog::log::model::{Retention, UnixMicros};
-use riverlog::log::names::{Label, StreamPattern, StreamSelector, glob_match};
-use riverlog::storage::{Direction, ReadFrom, StorageError, TakeEnd, TrimUntil};
+use riverlog::model::StorageError;
+use riverlog::model::filter::EventFilter;
+use riverlog::model::names::{Label, StreamPattern, StreamSelector, glob_match};
+use riverlog::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
+use riverlog::model::records::{Retention, UnixMicros};
 
 use super::fixture::{Backend, Ev, append_in, ev, evs, positions, sequences, stream};
 use crate::common::{PATIENCE, within};
@@ -286,7 +287,7 @@ pub async fn dedup_lookup_finds_ids_per_stream_and_a_duplicate_fails_whole(
     let before = b.storage.head_position().await.unwrap();
     let rows = vec![riverlog::storage::EventRow {
         stream_id: a_id,
-        event: riverlog::log::model::StoredEvent {
+        event: riverlog::model::records::StoredEvent {
             sequence: 3,
             position: before + 1,
             ..a[0].clone()

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use riverlog::log::model::{Position, Retention, StoredEvent, UnixMicros};
-use riverlog::log::names::StreamName;
+use riverlog::model::names::StreamName;
+use riverlog::model::records::{Position, Retention, StoredEvent, UnixMicros};
 use riverlog::storage::{EventRow, Storage, StorageOptions, StreamHead, WriteTx};
 
 use crate::common::TestDb;

@@ -1,8 +1,17 @@
 //! Server-side event filters by CloudEvent attributes.
 
-use super::error::LogError;
-use super::model::StoredEvent;
 use super::names::glob_match;
+use super::records::StoredEvent;
+
+/// A filter over its size limits: which list (`filter.types`, ...) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidFilter {
+    /// The request field, as the API names it.
+    pub field: &'static str,
+    /// For humans.
+    pub reason: String,
+}
 
 /// Most entries accepted per filter list.
 pub const MAX_FILTER_ENTRIES: usize = 64;
@@ -28,26 +37,26 @@ impl EventFilter {
         types: Vec<String>,
         sources: Vec<String>,
         subjects: Vec<String>,
-    ) -> Result<Self, LogError> {
+    ) -> Result<Self, InvalidFilter> {
         for (field, list) in [
             ("filter.types", &types),
             ("filter.sources", &sources),
             ("filter.subjects", &subjects),
         ] {
             if list.len() > MAX_FILTER_ENTRIES {
-                return Err(LogError::invalid(
+                return Err(InvalidFilter {
                     field,
-                    format!("at most {MAX_FILTER_ENTRIES} entries"),
-                ));
+                    reason: format!("at most {MAX_FILTER_ENTRIES} entries"),
+                });
             }
             if list
                 .iter()
                 .any(|e| e.is_empty() || e.len() > MAX_FILTER_ENTRY_LEN)
             {
-                return Err(LogError::invalid(
+                return Err(InvalidFilter {
                     field,
-                    format!("entries must be 1-{MAX_FILTER_ENTRY_LEN} bytes"),
-                ));
+                    reason: format!("entries must be 1-{MAX_FILTER_ENTRY_LEN} bytes"),
+                });
             }
         }
         Ok(Self {
@@ -80,8 +89,8 @@ fn any_matches(list: &[String], value: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::model::UnixMicros;
-    use crate::log::names::StreamName;
+    use crate::model::names::StreamName;
+    use crate::model::records::UnixMicros;
 
     fn event(t: &str, subject: Option<&str>) -> StoredEvent {
         StoredEvent {

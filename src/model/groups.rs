@@ -1,0 +1,182 @@
+//! Consumer-group and checkpoint records, as storage keeps them and the
+//! domain reports them.
+
+use std::time::Duration;
+
+use super::names::{Label, StreamName};
+use super::records::{Position, Sequence, UnixMicros};
+
+/// Where a new group starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupStart {
+    /// The oldest retained event.
+    #[default]
+    Earliest,
+    /// Only events appended after creation.
+    Latest,
+    /// The first event with at least this sequence.
+    Sequence(Sequence),
+}
+
+/// Settings of a new group, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSettings {
+    /// Where it starts.
+    pub start: GroupStart,
+    /// Redelivery timeout.
+    pub ack_timeout: Duration,
+    /// Deliveries before dead-lettering.
+    pub max_deliveries: u32,
+    /// Where dead letters go.
+    pub dead_letter_stream: StreamName,
+}
+
+/// A group as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Backend row id.
+    pub id: i64,
+    /// Row id of the stream.
+    pub stream_id: i64,
+    /// The stream.
+    pub stream: StreamName,
+    /// Group name.
+    pub name: Label,
+    /// Redelivery timeout.
+    pub ack_timeout: Duration,
+    /// Deliveries before dead-lettering.
+    pub max_deliveries: u32,
+    /// Where dead letters go.
+    pub dead_letter_stream: StreamName,
+    /// Highest sequence handed out.
+    pub cursor: Sequence,
+    /// Creation time.
+    pub created_at: UnixMicros,
+}
+
+/// One pending entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEntry {
+    /// The event's sequence.
+    pub sequence: Sequence,
+    /// Consumer holding it.
+    pub consumer: String,
+    /// Deliveries so far.
+    pub delivery_count: u32,
+    /// Last delivery time.
+    pub delivered_at: UnixMicros,
+    /// When it may be delivered again.
+    pub deliverable_at: UnixMicros,
+}
+
+/// A consumer as the group knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Consumer name.
+    pub name: String,
+    /// Its pending entries.
+    pub pending: u64,
+    /// Last fetch, consume or claim.
+    pub last_seen_at: UnixMicros,
+}
+
+/// Everything GetGroup reports, as storage knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    /// The group.
+    pub group: GroupRecord,
+    /// Its consumers in name order.
+    pub consumers: Vec<ConsumerRecord>,
+    /// Pending entries in total.
+    pub pending: u64,
+    /// Lowest pending sequence, if any.
+    pub lowest_pending: Option<Sequence>,
+    /// Retained events past the cursor.
+    pub lag: u64,
+}
+
+/// A filter of ListPending.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingQuery {
+    /// Only this consumer's entries.
+    pub consumer: Option<String>,
+    /// Only entries delivered at or before this time.
+    pub delivered_before: Option<UnixMicros>,
+    /// Only sequences above this.
+    pub after_sequence: Sequence,
+    /// Most entries.
+    pub limit: u32,
+}
+
+/// The summary of a group's pending entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingSummary {
+    /// Pending entries.
+    pub count: u64,
+    /// Lowest pending sequence.
+    pub lowest: Option<Sequence>,
+    /// Highest pending sequence.
+    pub highest: Option<Sequence>,
+    /// Counts per consumer, in name order (storage also counts entries held
+    /// by no one under `""`; the domain leaves those out).
+    pub consumers: Vec<(String, u64)>,
+}
+
+/// Whose checkpoints these are. Each token has its own, by its configured
+/// name, so one tenant cannot read, list or move another's resume point;
+/// with auth off every caller is the one shared owner.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct CheckpointOwner(std::sync::Arc<str>);
+
+/// A committed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Who may read and move it.
+    pub owner: CheckpointOwner,
+    /// Its name.
+    pub name: Label,
+    /// Its stream; `None` for a global checkpoint.
+    pub stream: Option<StreamName>,
+    /// The last processed sequence (0 for global checkpoints).
+    pub sequence: Sequence,
+    /// The last processed global position.
+    pub position: Position,
+    /// Commit time.
+    pub committed_at: UnixMicros,
+}
+
+/// What a checkpoint commit names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointAt {
+    /// A sequence of the checkpoint's stream.
+    Sequence(Sequence),
+    /// A global position.
+    Position(Position),
+}
+
+impl GroupState {
+    /// Every sequence up to this is acked or dead-lettered.
+    pub fn ack_floor(&self) -> Sequence {
+        match self.lowest_pending {
+            Some(lowest) => lowest - 1,
+            None => self.group.cursor,
+        }
+    }
+}
+
+impl CheckpointOwner {
+    /// The owner every caller shares when auth is off (stored as `''`).
+    pub fn shared() -> Self {
+        Self::default()
+    }
+
+    /// The checkpoints of the token named `name`.
+    pub fn token(name: &str) -> Self {
+        Self(std::sync::Arc::from(name))
+    }
+
+    /// The stored owner: the token's name, or `""` when shared.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
