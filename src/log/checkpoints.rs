@@ -5,7 +5,7 @@ use super::error::LogError;
 use super::groups::{Checkpoint, CheckpointAt, CheckpointOwner};
 use super::subscription::Start;
 use super::writer::GroupCommand;
-use super::{EventLog, parse_label, parse_stream};
+use super::{EventLog, parse_checkpoint, parse_stream};
 use crate::model::names::StreamName;
 use crate::model::records::UnixMicros;
 
@@ -19,7 +19,7 @@ impl EventLog {
         stream: &str,
         at: Option<CheckpointAt>,
     ) -> Result<Checkpoint, LogError> {
-        let name = parse_label("checkpoint", name)?;
+        let name = parse_checkpoint(name)?;
         let stream = match stream {
             "" => None,
             s => Some(parse_stream(s)?),
@@ -89,7 +89,7 @@ impl EventLog {
         name: &str,
         stream: &str,
     ) -> Result<Checkpoint, LogError> {
-        let label = parse_label("checkpoint", name)?;
+        let label = parse_checkpoint(name)?;
         let stream_name = match stream {
             "" => None,
             s => Some(parse_stream(s)?),
@@ -123,7 +123,7 @@ impl EventLog {
         name: &str,
         single_stream: Option<&StreamName>,
     ) -> Result<Start, LogError> {
-        let label = parse_label("checkpoint", name)?;
+        let label = parse_checkpoint(name)?;
         if let Some(stream) = single_stream {
             if let Some(cp) = self.storage.checkpoint(owner, &label, Some(stream)).await? {
                 return Ok(if cp.sequence > 0 {

@@ -61,11 +61,25 @@ pub enum LogError {
         /// Its stream, for a per-stream checkpoint.
         stream: Option<String>,
     },
-    /// A group, consumer or checkpoint name failed to parse.
-    #[error("invalid {kind} name {name:?}: {reason}")]
-    InvalidLabel {
-        /// What it names: `group`, `consumer` or `checkpoint`.
-        kind: &'static str,
+    /// A group name failed to parse.
+    #[error("invalid group name {name:?}: {reason}")]
+    InvalidGroupName {
+        /// The rejected input.
+        name: String,
+        /// Why.
+        reason: NameError,
+    },
+    /// A consumer name failed to parse.
+    #[error("invalid consumer name {name:?}: {reason}")]
+    InvalidConsumerName {
+        /// The rejected input.
+        name: String,
+        /// Why.
+        reason: NameError,
+    },
+    /// A checkpoint name failed to parse.
+    #[error("invalid checkpoint name {name:?}: {reason}")]
+    InvalidCheckpointName {
         /// The rejected input.
         name: String,
         /// Why.

@@ -60,7 +60,7 @@ pub use tasks::LogTasks;
 pub use writer::{AppendRequest, Appended, StreamLimits};
 
 use crate::metrics::Metrics;
-use crate::model::names::Label;
+use crate::model::names::{CheckpointName, ConsumerName, GroupName};
 use crate::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
 use crate::storage::Storage;
 use hub::Hub;
@@ -195,10 +195,22 @@ fn parse_stream(name: &str) -> Result<StreamName, LogError> {
     })
 }
 
-/// Parses a group, consumer or checkpoint name; `kind` says which.
-fn parse_label(kind: &'static str, name: &str) -> Result<Label, LogError> {
-    Label::parse(name).map_err(|reason| LogError::InvalidLabel {
-        kind,
+fn parse_group(name: &str) -> Result<GroupName, LogError> {
+    GroupName::parse(name).map_err(|reason| LogError::InvalidGroupName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+fn parse_consumer(name: &str) -> Result<ConsumerName, LogError> {
+    ConsumerName::parse(name).map_err(|reason| LogError::InvalidConsumerName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+fn parse_checkpoint(name: &str) -> Result<CheckpointName, LogError> {
+    CheckpointName::parse(name).map_err(|reason| LogError::InvalidCheckpointName {
         name: name.to_owned(),
         reason,
     })

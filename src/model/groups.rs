@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::names::{Label, StreamName};
+use super::names::{CheckpointName, GroupName, StreamName};
 use super::records::{Position, Sequence, UnixMicros};
 
 /// Where a new group starts.
@@ -41,7 +41,7 @@ pub struct GroupRecord {
     /// The stream.
     pub stream: StreamName,
     /// Group name.
-    pub name: Label,
+    pub name: GroupName,
     /// Redelivery timeout.
     pub ack_timeout: Duration,
     /// Deliveries before dead-lettering.
@@ -134,7 +134,7 @@ pub struct Checkpoint {
     /// Who may read and move it.
     pub owner: CheckpointOwner,
     /// Its name.
-    pub name: Label,
+    pub name: CheckpointName,
     /// Its stream; `None` for a global checkpoint.
     pub stream: Option<StreamName>,
     /// The last processed sequence (0 for global checkpoints).

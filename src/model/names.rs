@@ -1,4 +1,5 @@
-//! Stream names and stream patterns, parsed once at the edge.
+//! Stream, group, consumer and checkpoint names and stream patterns,
+//! parsed once at the edge.
 
 use std::fmt;
 use std::sync::Arc;
@@ -64,29 +65,48 @@ impl fmt::Display for StreamName {
     }
 }
 
-/// A group, consumer or checkpoint name: the stream-name alphabet, 1-256
-/// characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Label(Arc<str>);
+/// Defines a name type of the stream-name alphabet, 1-256 characters,
+/// distinct from the others so one cannot be passed for another.
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
-impl Label {
-    /// Parses a label.
-    pub fn parse(input: &str) -> Result<Self, NameError> {
-        check(input, false)?;
-        Ok(Self(Arc::from(input)))
-    }
+        impl $name {
+            /// Parses a name: 1-256 characters of `A-Z a-z 0-9 _ - . : /`.
+            pub fn parse(input: &str) -> Result<Self, NameError> {
+                check(input, false)?;
+                Ok(Self(Arc::from(input)))
+            }
 
-    /// The label as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            /// The name as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for Label {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+name_type!(
+    /// A consumer group's name, unique within its stream.
+    GroupName
+);
+name_type!(
+    /// A consumer's name, unique within its group.
+    ConsumerName
+);
+name_type!(
+    /// A checkpoint's name, unique per owner (and stream, for per-stream
+    /// checkpoints).
+    CheckpointName
+);
 
 /// A stream pattern: a stream name in which `*` matches any run of
 /// characters, `:` included.

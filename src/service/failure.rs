@@ -98,14 +98,17 @@ fn classify(err: LogError) -> Failure {
             }
             (Code::NotFound, "CHECKPOINT_NOT_FOUND")
         }
-        LogError::InvalidLabel { kind, name, .. } => {
-            metadata.insert((*kind).to_owned(), name.clone());
-            let reason = match *kind {
-                "group" => "INVALID_GROUP_NAME",
-                "consumer" => "INVALID_CONSUMER_NAME",
-                _ => "INVALID_CHECKPOINT_NAME",
-            };
-            (Code::InvalidArgument, reason)
+        LogError::InvalidGroupName { name, .. } => {
+            metadata.insert("group".to_owned(), name.clone());
+            (Code::InvalidArgument, "INVALID_GROUP_NAME")
+        }
+        LogError::InvalidConsumerName { name, .. } => {
+            metadata.insert("consumer".to_owned(), name.clone());
+            (Code::InvalidArgument, "INVALID_CONSUMER_NAME")
+        }
+        LogError::InvalidCheckpointName { name, .. } => {
+            metadata.insert("checkpoint".to_owned(), name.clone());
+            (Code::InvalidArgument, "INVALID_CHECKPOINT_NAME")
         }
         LogError::InvalidStreamName { name, .. } => {
             metadata.insert("stream".to_owned(), name.clone());

@@ -23,7 +23,7 @@ use crate::model::groups::{
     Checkpoint, CheckpointOwner, GroupRecord, GroupSettings, GroupState, PendingEntry,
     PendingQuery, PendingSummary,
 };
-use crate::model::names::{Label, StreamName, StreamPattern, StreamSelector};
+use crate::model::names::{CheckpointName, GroupName, StreamName, StreamPattern, StreamSelector};
 use crate::model::records::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 
 use crate::model::StorageError;
@@ -141,7 +141,7 @@ pub trait Storage: Send + Sync + 'static {
     async fn group_state(
         &self,
         stream: &StreamName,
-        group: &Label,
+        group: &GroupName,
     ) -> Result<Option<GroupState>, StorageError>;
 
     /// Every group of a stream, in name order.
@@ -162,7 +162,7 @@ pub trait Storage: Send + Sync + 'static {
     async fn checkpoint(
         &self,
         owner: &CheckpointOwner,
-        name: &Label,
+        name: &CheckpointName,
         stream: Option<&StreamName>,
     ) -> Result<Option<Checkpoint>, StorageError>;
 
@@ -257,14 +257,14 @@ pub trait WriteTx: Send {
     async fn group(
         &mut self,
         stream: &StreamHead,
-        name: &Label,
+        name: &GroupName,
     ) -> Result<Option<GroupRecord>, StorageError>;
 
     /// Creates a group with its cursor.
     async fn create_group(
         &mut self,
         stream: &StreamHead,
-        name: &Label,
+        name: &GroupName,
         settings: &GroupSettings,
         cursor: Sequence,
         now: UnixMicros,

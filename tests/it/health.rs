@@ -10,7 +10,9 @@ use riverlog::log::groups::{
 };
 use riverlog::model::StorageError;
 use riverlog::model::filter::EventFilter;
-use riverlog::model::names::{Label, StreamName, StreamPattern, StreamSelector};
+use riverlog::model::names::{
+    CheckpointName, GroupName, StreamName, StreamPattern, StreamSelector,
+};
 use riverlog::model::query::{Direction, ReadFrom};
 use riverlog::model::records::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use riverlog::proto::v1;
@@ -203,7 +205,7 @@ impl Storage for SwitchableStorage {
     async fn group_state(
         &self,
         stream: &StreamName,
-        group: &Label,
+        group: &GroupName,
     ) -> Result<Option<GroupState>, StorageError> {
         self.check()?;
         self.inner.group_state(stream, group).await
@@ -230,7 +232,7 @@ impl Storage for SwitchableStorage {
     async fn checkpoint(
         &self,
         owner: &CheckpointOwner,
-        name: &Label,
+        name: &CheckpointName,
         stream: Option<&StreamName>,
     ) -> Result<Option<Checkpoint>, StorageError> {
         self.check()?;

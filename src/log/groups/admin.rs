@@ -9,8 +9,8 @@ use super::{
 };
 use crate::log::error::LogError;
 use crate::log::writer::GroupCommand;
-use crate::log::{EventLog, parse_label, parse_stream};
-use crate::model::names::{Label, StreamName};
+use crate::log::{EventLog, parse_consumer, parse_group, parse_stream};
+use crate::model::names::{GroupName, StreamName};
 
 /// A CreateGroup request, unparsed.
 #[derive(Debug, Clone, Default)]
@@ -50,7 +50,7 @@ impl EventLog {
     /// Creates a consumer group on an existing stream.
     pub async fn create_group(&self, request: CreateGroup) -> Result<GroupInfo, LogError> {
         let stream = parse_stream(&request.stream)?;
-        let group = parse_label("group", &request.group)?;
+        let group = parse_group(&request.group)?;
         let ack_timeout = match request.ack_timeout {
             None => DEFAULT_ACK_TIMEOUT,
             Some(d) if d < Duration::from_millis(1) => {
@@ -89,7 +89,7 @@ impl EventLog {
     pub(super) async fn group_info(
         &self,
         stream: &StreamName,
-        group: &Label,
+        group: &GroupName,
     ) -> Result<GroupInfo, LogError> {
         let Some(state) = self.storage.group_state(stream, group).await? else {
             // Name the missing piece, as the writer's commands do.
@@ -110,7 +110,7 @@ impl EventLog {
     /// Describes a group.
     pub async fn get_group(&self, stream: &str, group: &str) -> Result<GroupInfo, LogError> {
         let stream = parse_stream(stream)?;
-        let group = parse_label("group", group)?;
+        let group = parse_group(group)?;
         self.group_info(&stream, &group).await
     }
 
@@ -133,7 +133,7 @@ impl EventLog {
     /// Deletes a group with its pending entries.
     pub async fn delete_group(&self, stream: &str, group: &str) -> Result<(), LogError> {
         let stream = parse_stream(stream)?;
-        let group = parse_label("group", group)?;
+        let group = parse_group(group)?;
         self.writer
             .group(|reply| GroupCommand::Delete {
                 stream: stream.clone(),
@@ -153,8 +153,8 @@ impl EventLog {
         consumer: &str,
     ) -> Result<u64, LogError> {
         let stream = parse_stream(stream)?;
-        let group = parse_label("group", group)?;
-        let consumer = parse_label("consumer", consumer)?;
+        let group = parse_group(group)?;
+        let consumer = parse_consumer(consumer)?;
         let released = self
             .writer
             .group(|reply| GroupCommand::DeleteConsumer {

@@ -20,8 +20,8 @@ use super::{DeliverRequest, Delivered, Delivery, MAX_DELIVERY_BATCH};
 use crate::log::error::LogError;
 use crate::log::hub::HubReceiver;
 use crate::log::writer::{GiveBack, GroupCommand, Reply};
-use crate::log::{EventLog, parse_label, parse_stream};
-use crate::model::names::{Label, StreamName};
+use crate::log::{EventLog, parse_consumer, parse_group, parse_stream};
+use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::records::{Sequence, UnixMicros};
 
 /// What ended a wait for work.
@@ -56,8 +56,8 @@ impl EventLog {
     ) -> Result<DeliverRequest, LogError> {
         Ok(DeliverRequest {
             stream: parse_stream(stream)?,
-            group: parse_label("group", group)?,
-            consumer: parse_label("consumer", consumer)?,
+            group: parse_group(group)?,
+            consumer: parse_consumer(consumer)?,
             count: 1,
             max_in_flight: None,
             pending_only: false,
@@ -86,8 +86,8 @@ impl EventLog {
     pub(super) fn give_back_to(
         &self,
         stream: StreamName,
-        group: Label,
-        consumer: Label,
+        group: GroupName,
+        consumer: ConsumerName,
     ) -> GiveBack {
         let log = self.clone();
         Box::new(move |deliveries| log.give_back(stream, group, consumer, &deliveries))
@@ -101,8 +101,8 @@ impl EventLog {
     pub(super) fn give_back(
         &self,
         stream: StreamName,
-        group: Label,
-        consumer: Label,
+        group: GroupName,
+        consumer: ConsumerName,
         deliveries: &[Delivery],
     ) {
         if deliveries.is_empty() {
@@ -129,8 +129,8 @@ impl EventLog {
     async fn release(
         &self,
         stream: StreamName,
-        group: Label,
-        consumer: Label,
+        group: GroupName,
+        consumer: ConsumerName,
         handed: Vec<(Sequence, u32)>,
     ) -> Result<u64, LogError> {
         let released = self
@@ -344,8 +344,11 @@ mod tests {
     #[tokio::test]
     async fn given_back_deliveries_are_due_at_once_held_by_no_one_and_not_counted() {
         let (log, _tasks, _dir) = log_with_group(2).await;
-        let (s, g) = (StreamName::parse("s").unwrap(), Label::parse("g").unwrap());
-        let gone = Label::parse("gone").unwrap();
+        let (s, g) = (
+            StreamName::parse("s").unwrap(),
+            GroupName::parse("g").unwrap(),
+        );
+        let gone = ConsumerName::parse("gone").unwrap();
         let lost = log.fetch("s", "g", "gone", 2, Duration::ZERO, false).await;
         let lost = handed(&lost.unwrap());
         assert_eq!(lost, [(1, 1), (2, 1)]);

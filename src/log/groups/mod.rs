@@ -36,7 +36,7 @@ pub use crate::model::groups::{
 
 use std::time::Duration;
 
-use crate::model::names::{Label, StreamName};
+use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::records::{Sequence, StoredEvent, UnixMicros};
 
 /// Default redelivery timeout.
@@ -84,9 +84,9 @@ pub struct DeliverRequest {
     /// The stream.
     pub stream: StreamName,
     /// The group.
-    pub group: Label,
+    pub group: GroupName,
     /// The consumer receiving them.
-    pub consumer: Label,
+    pub consumer: ConsumerName,
     /// Most deliveries.
     pub count: u32,
     /// For Consume: the consumer's credit; its unacked entries count against it.

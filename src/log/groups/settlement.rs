@@ -9,7 +9,9 @@ use super::{
 };
 use crate::log::error::LogError;
 use crate::log::writer::GroupCommand;
-use crate::log::{DEFAULT_PAGE_SIZE, EventLog, page_size, parse_label, parse_stream};
+use crate::log::{
+    DEFAULT_PAGE_SIZE, EventLog, page_size, parse_consumer, parse_group, parse_stream,
+};
 use crate::model::records::{Sequence, UnixMicros};
 
 /// Most sequences one Ack, Nack or Claim may name.
@@ -37,7 +39,7 @@ impl EventLog {
         sequences: Vec<Sequence>,
     ) -> Result<Settled, LogError> {
         let stream = parse_stream(stream)?;
-        let group = parse_label("group", group)?;
+        let group = parse_group(group)?;
         check_sequences(&sequences)?;
         let settled = self
             .writer
@@ -63,10 +65,10 @@ impl EventLog {
         delay: Duration,
     ) -> Result<Settled, LogError> {
         let stream = parse_stream(stream)?;
-        let group = parse_label("group", group)?;
+        let group = parse_group(group)?;
         let holder = match consumer {
             "" => None,
-            c => Some(parse_label("consumer", c)?),
+            c => Some(parse_consumer(c)?),
         };
         check_sequences(&sequences)?;
         let settled = self
@@ -95,10 +97,10 @@ impl EventLog {
         after_sequence: Sequence,
     ) -> Result<(PendingSummary, Vec<PendingEntry>), LogError> {
         let stream = parse_stream(stream)?;
-        let group = parse_label("group", group)?;
+        let group = parse_group(group)?;
         let consumer = match consumer {
             "" => None,
-            c => Some(parse_label("consumer", c)?.to_string()),
+            c => Some(parse_consumer(c)?.to_string()),
         };
         let info = self.group_info(&stream, &group).await?;
         let id = info.state.group.id;

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use crate::model::names::{Label, StreamName};
+use crate::model::names::{GroupName, StreamName};
 
 /// Wake-ups and live connections of the consumer groups on this server.
 #[derive(Default)]
 pub(crate) struct GroupSignals {
-    groups: Mutex<HashMap<(StreamName, Label), Arc<GroupSignal>>>,
+    groups: Mutex<HashMap<(StreamName, GroupName), Arc<GroupSignal>>>,
 }
 
 /// One group's wake-up and its connected consumers.
@@ -34,14 +34,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl GroupSignals {
-    pub(super) fn get(&self, stream: &StreamName, group: &Label) -> Arc<GroupSignal> {
+    pub(super) fn get(&self, stream: &StreamName, group: &GroupName) -> Arc<GroupSignal> {
         lock(&self.groups)
             .entry((stream.clone(), group.clone()))
             .or_default()
             .clone()
     }
 
-    pub(super) fn wake(&self, stream: &StreamName, group: &Label) {
+    pub(super) fn wake(&self, stream: &StreamName, group: &GroupName) {
         if let Some(signal) = lock(&self.groups).get(&(stream.clone(), group.clone())) {
             signal.changed.notify_waiters();
         }
@@ -49,7 +49,7 @@ impl GroupSignals {
 
     /// Wakes and drops the signal of a deleted group; its waiters find the
     /// group gone.
-    pub(super) fn forget(&self, stream: &StreamName, group: &Label) {
+    pub(super) fn forget(&self, stream: &StreamName, group: &GroupName) {
         if let Some(signal) = lock(&self.groups).remove(&(stream.clone(), group.clone())) {
             signal.changed.notify_waiters();
         }
@@ -66,7 +66,7 @@ impl GroupSignals {
         });
     }
 
-    pub(super) fn connected(&self, stream: &StreamName, group: &Label) -> Vec<String> {
+    pub(super) fn connected(&self, stream: &StreamName, group: &GroupName) -> Vec<String> {
         let Some(signal) = lock(&self.groups)
             .get(&(stream.clone(), group.clone()))
             .cloned()

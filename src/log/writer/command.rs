@@ -11,7 +11,7 @@ use crate::log::groups::{
     Settled,
 };
 use crate::model::StorageError;
-use crate::model::names::{Label, StreamName};
+use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::query::{TakeEnd, TrimUntil};
 use crate::model::records::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use crate::storage::ExistingEvent;
@@ -137,19 +137,19 @@ pub(crate) type GiveBack = Box<dyn FnOnce(Vec<Delivery>) + Send + Sync>;
 pub(crate) enum GroupCommand {
     Create {
         stream: StreamName,
-        group: Label,
+        group: GroupName,
         settings: GroupSettings,
         reply: Reply<GroupRecord>,
     },
     Delete {
         stream: StreamName,
-        group: Label,
+        group: GroupName,
         reply: Reply<()>,
     },
     DeleteConsumer {
         stream: StreamName,
-        group: Label,
-        consumer: Label,
+        group: GroupName,
+        consumer: ConsumerName,
         reply: Reply<u64>,
     },
     Deliver {
@@ -159,23 +159,23 @@ pub(crate) enum GroupCommand {
     },
     Ack {
         stream: StreamName,
-        group: Label,
+        group: GroupName,
         sequences: Vec<Sequence>,
         reply: Reply<Settled>,
     },
     /// Due again after `delay`; with a `holder`, only the entries it holds.
     Nack {
         stream: StreamName,
-        group: Label,
-        holder: Option<Label>,
+        group: GroupName,
+        holder: Option<ConsumerName>,
         sequences: Vec<Sequence>,
         delay: Duration,
         reply: Reply<Settled>,
     },
     Claim {
         stream: StreamName,
-        group: Label,
-        consumer: Label,
+        group: GroupName,
+        consumer: ConsumerName,
         min_idle: Duration,
         target: ClaimTarget,
         reply: Reply<Vec<Delivery>>,
@@ -185,8 +185,8 @@ pub(crate) enum GroupCommand {
     /// delivery count it was handed out with).
     Release {
         stream: StreamName,
-        group: Label,
-        consumer: Label,
+        group: GroupName,
+        consumer: ConsumerName,
         handed: Vec<(Sequence, u32)>,
         reply: Reply<u64>,
     },

@@ -6,7 +6,7 @@ use super::answer::Outcome;
 use super::transaction::Transaction;
 use crate::log::error::LogError;
 use crate::log::groups::{GroupRecord, GroupSettings, GroupStart};
-use crate::model::names::{Label, StreamName};
+use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::storage::StreamHead;
 
 impl Transaction {
@@ -14,7 +14,7 @@ impl Transaction {
     pub(super) async fn group_of(
         &mut self,
         stream: &StreamName,
-        group: &Label,
+        group: &GroupName,
     ) -> Outcome<(StreamHead, GroupRecord)> {
         let Some(head) = self.head(stream).await? else {
             return Ok(Err(LogError::StreamNotFound(stream.to_string())));
@@ -31,7 +31,7 @@ impl Transaction {
     pub(super) async fn create_group(
         &mut self,
         stream: &StreamName,
-        group: &Label,
+        group: &GroupName,
         settings: &GroupSettings,
     ) -> Outcome<GroupRecord> {
         let Some(head) = self.head(stream).await? else {
@@ -64,7 +64,11 @@ impl Transaction {
         Ok(Ok(record))
     }
 
-    pub(super) async fn delete_group(&mut self, stream: &StreamName, group: &Label) -> Outcome<()> {
+    pub(super) async fn delete_group(
+        &mut self,
+        stream: &StreamName,
+        group: &GroupName,
+    ) -> Outcome<()> {
         let (_, record) = match self.group_of(stream, group).await? {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
@@ -76,8 +80,8 @@ impl Transaction {
     pub(super) async fn delete_consumer(
         &mut self,
         stream: &StreamName,
-        group: &Label,
-        consumer: &Label,
+        group: &GroupName,
+        consumer: &ConsumerName,
     ) -> Outcome<u64> {
         let (_, record) = match self.group_of(stream, group).await? {
             Ok(found) => found,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::answer::Outcome;
 use super::transaction::Transaction;
 use crate::log::groups::{ClaimTarget, Delivery, PendingEntry, Settled};
-use crate::model::names::{Label, StreamName};
+use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::records::{Sequence, UnixMicros};
 
 impl Transaction {
@@ -16,9 +16,9 @@ impl Transaction {
     pub(super) async fn settle_pending(
         &mut self,
         stream: &StreamName,
-        group: &Label,
+        group: &GroupName,
         sequences: &[Sequence],
-        nack: Option<(Option<Label>, Duration)>,
+        nack: Option<(Option<ConsumerName>, Duration)>,
     ) -> Outcome<Settled> {
         let (_, record) = match self.group_of(stream, group).await? {
             Ok(found) => found,
@@ -36,7 +36,7 @@ impl Transaction {
                         .await?;
                 }
                 let at = self.deadline(delay);
-                let holder = holder.as_ref().map(Label::as_str);
+                let holder = holder.as_ref().map(ConsumerName::as_str);
                 self.tx
                     .defer_pending(record.id, &wanted, holder, at)
                     .await?
@@ -56,8 +56,8 @@ impl Transaction {
     pub(super) async fn claim(
         &mut self,
         stream: &StreamName,
-        group: &Label,
-        consumer: &Label,
+        group: &GroupName,
+        consumer: &ConsumerName,
         min_idle: Duration,
         target: ClaimTarget,
     ) -> Outcome<Vec<Delivery>> {
@@ -101,8 +101,8 @@ impl Transaction {
     pub(super) async fn release(
         &mut self,
         stream: &StreamName,
-        group: &Label,
-        consumer: &Label,
+        group: &GroupName,
+        consumer: &ConsumerName,
         handed: &[(Sequence, u32)],
     ) -> Outcome<u64> {
         let (_, record) = match self.group_of(stream, group).await? {

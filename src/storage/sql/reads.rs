@@ -14,7 +14,7 @@ use crate::model::groups::{
     Checkpoint, CheckpointOwner, ConsumerRecord, GroupRecord, GroupState, PendingEntry,
     PendingQuery, PendingSummary,
 };
-use crate::model::names::{Label, StreamName, StreamPattern, StreamSelector};
+use crate::model::names::{CheckpointName, GroupName, StreamName, StreamPattern, StreamSelector};
 use crate::model::query::{Direction, ReadFrom};
 use crate::model::records::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
 use crate::storage::{CommitFeed, Storage, WriteTx};
@@ -83,7 +83,7 @@ impl<D: Dialect> SqlStorage<D> {
     async fn group_states(
         &self,
         stream: &StreamName,
-        name: Option<&Label>,
+        name: Option<&GroupName>,
     ) -> Result<Vec<GroupState>, StorageError> {
         let mut conn = self.reader().await?;
         let mut q = Sql::<D::DB>::new(format!(
@@ -242,7 +242,7 @@ impl<D: Dialect> Storage for SqlStorage<D> {
     async fn group_state(
         &self,
         stream: &StreamName,
-        group: &Label,
+        group: &GroupName,
     ) -> Result<Option<GroupState>, StorageError> {
         Ok(self.group_states(stream, Some(group)).await?.pop())
     }
@@ -314,7 +314,7 @@ impl<D: Dialect> Storage for SqlStorage<D> {
     async fn checkpoint(
         &self,
         owner: &CheckpointOwner,
-        name: &Label,
+        name: &CheckpointName,
         stream: Option<&StreamName>,
     ) -> Result<Option<Checkpoint>, StorageError> {
         let sql = format!(

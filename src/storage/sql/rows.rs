@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::driver::{SqlDb, get};
 use crate::model::StorageError;
 use crate::model::groups::{Checkpoint, CheckpointOwner, GroupRecord, PendingEntry};
-use crate::model::names::{Label, StreamName};
+use crate::model::names::{CheckpointName, GroupName, NameError, StreamName};
 use crate::model::records::{Retention, StoredEvent, StreamInfo, UnixMicros};
 use crate::storage::{ExistingEvent, StreamHead};
 
@@ -75,9 +75,12 @@ fn parse_name(name: &str) -> Result<StreamName, StorageError> {
         .map_err(|e| StorageError::Failure(format!("stored stream name {name:?} is invalid: {e}")))
 }
 
-/// A stored group, consumer or checkpoint name, parsed.
-fn parse_label(label: &str) -> Result<Label, StorageError> {
-    Label::parse(label)
+/// A stored group or checkpoint name, parsed.
+fn parse_label<N>(
+    label: &str,
+    parse: impl FnOnce(&str) -> Result<N, NameError>,
+) -> Result<N, StorageError> {
+    parse(label)
         .map_err(|e| StorageError::Failure(format!("stored name {label:?} is invalid: {e}")))
 }
 
@@ -158,7 +161,7 @@ pub(super) fn group_record<DB: SqlDb>(
         id: get::<DB, _>(row, 0)?,
         stream_id: get::<DB, _>(row, 1)?,
         stream,
-        name: parse_label(str_at::<DB>(row, 2)?)?,
+        name: parse_label(str_at::<DB>(row, 2)?, GroupName::parse)?,
         ack_timeout: Duration::from_micros(to_u64(get::<DB, _>(row, 3)?)),
         max_deliveries: to_u32(get::<DB, _>(row, 4)?),
         dead_letter_stream: parse_name(str_at::<DB>(row, 5)?)?,
@@ -183,7 +186,7 @@ pub(super) fn pending_entry<DB: SqlDb>(row: &DB::Row) -> Result<PendingEntry, St
 pub(super) fn checkpoint<DB: SqlDb>(row: &DB::Row) -> Result<Checkpoint, StorageError> {
     let stream = str_at::<DB>(row, 1)?;
     Ok(Checkpoint {
-        name: parse_label(str_at::<DB>(row, 0)?)?,
+        name: parse_label(str_at::<DB>(row, 0)?, CheckpointName::parse)?,
         stream: if stream.is_empty() {
             None
         } else {

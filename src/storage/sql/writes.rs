@@ -9,7 +9,7 @@ use super::transaction::PooledTx;
 use super::{CHUNK, Dialect};
 use crate::model::StorageError;
 use crate::model::groups::{Checkpoint, GroupRecord, GroupSettings, PendingEntry};
-use crate::model::names::{Label, StreamName};
+use crate::model::names::{GroupName, StreamName};
 use crate::model::query::{TakeEnd, TrimUntil};
 use crate::model::records::{Position, Retention, Sequence, StoredEvent, UnixMicros};
 use crate::storage::{EventRow, ExistingEvent, StreamHead, WriteTx};
@@ -315,7 +315,7 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
     async fn group(
         &mut self,
         stream: &StreamHead,
-        name: &Label,
+        name: &GroupName,
     ) -> Result<Option<GroupRecord>, StorageError> {
         let sql =
             format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.stream_id = ? AND g.name = ?");
@@ -329,7 +329,7 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
     async fn create_group(
         &mut self,
         stream: &StreamHead,
-        name: &Label,
+        name: &GroupName,
         settings: &GroupSettings,
         cursor: Sequence,
         now: UnixMicros,

@@ -7,15 +7,21 @@ use riverlog::log::groups::{
 };
 use riverlog::model::StorageError;
 use riverlog::model::filter::EventFilter;
-use riverlog::model::names::{Label, StreamPattern, StreamSelector, glob_match};
+use riverlog::model::names::{
+    CheckpointName, GroupName, StreamPattern, StreamSelector, glob_match,
+};
 use riverlog::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
 use riverlog::model::records::{Retention, UnixMicros};
 
 use super::fixture::{Backend, Ev, append_in, ev, evs, positions, sequences, stream};
 use crate::common::{PATIENCE, within};
 
-fn label(s: &str) -> Label {
-    Label::parse(s).expect("valid name")
+fn group_name(s: &str) -> GroupName {
+    GroupName::parse(s).expect("valid group name")
+}
+
+fn checkpoint_name(s: &str) -> CheckpointName {
+    CheckpointName::parse(s).expect("valid checkpoint name")
 }
 
 fn all() -> EventFilter {
@@ -424,7 +430,7 @@ fn entry(sequence: u64, consumer: &str, delivered_at: i64, deliverable_at: i64) 
 fn checkpoint(owner: &CheckpointOwner, name: &str, on: Option<&str>, sequence: u64) -> Checkpoint {
     Checkpoint {
         owner: owner.clone(),
-        name: label(name),
+        name: checkpoint_name(name),
         stream: on.map(stream),
         sequence,
         position: sequence + 100,
@@ -442,7 +448,13 @@ pub async fn delete_stream_removes_its_events_groups_and_checkpoints(
     let shared = CheckpointOwner::shared();
     let mut tx = b.begin().await;
     let group = tx
-        .create_group(&head, &label("g"), &settings("a:dlq"), 0, UnixMicros(1))
+        .create_group(
+            &head,
+            &group_name("g"),
+            &settings("a:dlq"),
+            0,
+            UnixMicros(1),
+        )
         .await
         .unwrap();
     tx.touch_consumer(group.id, "c", UnixMicros(1))
@@ -463,13 +475,13 @@ pub async fn delete_stream_removes_its_events_groups_and_checkpoints(
     assert!(b.storage.get_stream(&stream("a")).await.unwrap().is_none());
     assert!(
         b.storage
-            .group_state(&stream("a"), &label("g"))
+            .group_state(&stream("a"), &group_name("g"))
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(b.storage.pending_summary(group.id).await.unwrap().count, 0);
-    let cp = label("cp");
+    let cp = checkpoint_name("cp");
     assert!(
         b.storage
             .checkpoint(&shared, &cp, Some(&stream("a")))
@@ -498,18 +510,33 @@ pub async fn groups_keep_cursor_consumers_and_pending_entries(open: impl AsyncFn
     let head = b.head("s").await;
     let mut tx = b.begin().await;
     let g = tx
-        .create_group(&head, &label("g"), &settings("s:dlq"), 0, UnixMicros(7))
+        .create_group(
+            &head,
+            &group_name("g"),
+            &settings("s:dlq"),
+            0,
+            UnixMicros(7),
+        )
         .await
         .unwrap();
     assert_eq!(
         (g.stream.as_str(), g.name.as_str(), g.cursor, g.created_at),
         ("s", "g", 0, UnixMicros(7))
     );
-    assert_eq!(tx.group(&head, &label("g")).await.unwrap(), Some(g.clone()));
-    assert_eq!(tx.group(&head, &label("nope")).await.unwrap(), None);
-    tx.create_group(&head, &label("a"), &settings("s:dlq"), 5, UnixMicros(7))
-        .await
-        .unwrap();
+    assert_eq!(
+        tx.group(&head, &group_name("g")).await.unwrap(),
+        Some(g.clone())
+    );
+    assert_eq!(tx.group(&head, &group_name("nope")).await.unwrap(), None);
+    tx.create_group(
+        &head,
+        &group_name("a"),
+        &settings("s:dlq"),
+        5,
+        UnixMicros(7),
+    )
+    .await
+    .unwrap();
     tx.touch_consumer(g.id, "c1", UnixMicros(10)).await.unwrap();
     tx.touch_consumer(g.id, "c1", UnixMicros(20)).await.unwrap();
     tx.touch_consumer(g.id, "c2", UnixMicros(15)).await.unwrap();
@@ -528,7 +555,7 @@ pub async fn groups_keep_cursor_consumers_and_pending_entries(open: impl AsyncFn
 
     let state = b
         .storage
-        .group_state(&stream("s"), &label("g"))
+        .group_state(&stream("s"), &group_name("g"))
         .await
         .unwrap()
         .unwrap();
@@ -609,7 +636,7 @@ pub async fn groups_keep_cursor_consumers_and_pending_entries(open: impl AsyncFn
     tx.commit().await.unwrap();
     assert!(
         b.storage
-            .group_state(&stream("s"), &label("g"))
+            .group_state(&stream("s"), &group_name("g"))
             .await
             .unwrap()
             .is_none()
@@ -623,7 +650,13 @@ pub async fn pending_entries_are_settled_deferred_and_released(open: impl AsyncF
     let head = b.head("s").await;
     let mut tx = b.begin().await;
     let g = tx
-        .create_group(&head, &label("g"), &settings("s:dlq"), 0, UnixMicros(1))
+        .create_group(
+            &head,
+            &group_name("g"),
+            &settings("s:dlq"),
+            0,
+            UnixMicros(1),
+        )
         .await
         .unwrap();
     for c in ["c1", "c2"] {
@@ -709,7 +742,7 @@ pub async fn pending_entries_are_settled_deferred_and_released(open: impl AsyncF
     tx.commit().await.unwrap();
     let state = b
         .storage
-        .group_state(&stream("s"), &label("g"))
+        .group_state(&stream("s"), &group_name("g"))
         .await
         .unwrap()
         .unwrap();
@@ -739,7 +772,7 @@ pub async fn checkpoints_belong_to_owners_and_list_by_literal_prefix(
     let get = async |owner, on: Option<&str>| {
         let on = on.map(stream);
         b.storage
-            .checkpoint(owner, &label("app.a"), on.as_ref())
+            .checkpoint(owner, &checkpoint_name("app.a"), on.as_ref())
             .await
             .unwrap()
     };
