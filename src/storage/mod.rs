@@ -8,10 +8,10 @@
 //! - All mutations happen inside a [`WriteTx`]; nothing is visible to readers
 //!   before [`WriteTx::commit`] returns, and a dropped transaction leaves no
 //!   trace. A commit that returns `Ok` is durable.
-//! - Between [`WriteTx::log_head`] and commit the transaction holds the
+//! - From [`Storage::begin_write`] to commit the transaction holds the
 //!   log-head lock: concurrent write transactions (other processes sharing
 //!   the database) wait for it, so positions are assigned in commit order.
-//! - [`WriteTx::stream_head`] locks the stream's row for the transaction.
+//! - [`WriteTx::stream_heads`] locks the streams' rows for the transaction.
 //! - Reads see only committed data, each call a consistent snapshot.
 
 use std::sync::Arc;
@@ -191,7 +191,8 @@ pub trait Storage: Send + Sync + 'static {
 /// back, but by closing its connection, which then has to be reopened.
 #[async_trait]
 pub trait WriteTx: Send {
-    /// The highest position assigned so far; takes the log-head lock.
+    /// The highest position assigned so far (the transaction holds the
+    /// log-head lock since it began).
     async fn log_head(&mut self) -> Result<Position, StorageError>;
 
     /// The `recorded_at` of the last append by any writer sharing the

@@ -54,9 +54,10 @@ impl Dialect for PostgresDialect {
     const BEGIN: &'static str = "BEGIN";
     // Name order in the statement that uses it: replicas lock the same
     // stream rows in the same order.
-    const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const LOCK_ROWS: &'static str = "FOR UPDATE";
+    const BEGIN_READ: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const GREATEST: &'static str = "GREATEST";
-    const MATCH: &'static str = " LIKE ";
+    const MATCH: &'static str = "LIKE";
 
     /// `*` becomes `%`; LIKE's own metacharacters (`%`, `_`, which stream
     /// names may contain, and the escape character `\`) match themselves

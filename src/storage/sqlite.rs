@@ -39,8 +39,10 @@ impl Dialect for SqliteDialect {
     // whole database locked, rows need no locks of their own.
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const LOCK_ROWS: &'static str = "";
+    // In WAL mode a read transaction keeps the snapshot of its first read.
+    const BEGIN_READ: &'static str = "BEGIN";
     const GREATEST: &'static str = "MAX";
-    const MATCH: &'static str = " GLOB ";
+    const MATCH: &'static str = "GLOB";
 
     /// GLOB's `*` is riverlog's; `?` and `[` are escaped as one-character
     /// classes (https://sqlite.org/lang_expr.html#glob).

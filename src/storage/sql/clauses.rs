@@ -23,7 +23,7 @@ pub(super) fn push_filter<D: Dialect>(q: &mut Sql<D::DB>, filter: &EventFilter) 
             }
             if entry.contains('*') {
                 q.push(column)
-                    .push(D::MATCH)
+                    .push(format!(" {} ", D::MATCH))
                     .bind(D::pattern(entry).as_str());
             } else {
                 q.push(column).push(" = ").bind(entry.as_str());
@@ -36,7 +36,7 @@ pub(super) fn push_filter<D: Dialect>(q: &mut Sql<D::DB>, filter: &EventFilter) 
 /// Appends `s.name MATCH ?` for a stream-name pattern.
 pub(super) fn push_name_pattern<D: Dialect>(q: &mut Sql<D::DB>, pattern: &str) {
     q.push("s.name")
-        .push(D::MATCH)
+        .push(format!(" {} ", D::MATCH))
         .bind(D::pattern(pattern).as_str());
 }
 

@@ -15,7 +15,9 @@ use sqlx::{
 use crate::model::StorageError;
 
 /// What differs between sqlx drivers beyond types: implemented for
-/// `sqlx::Sqlite` and `sqlx::Postgres` beside their dialects.
+/// `sqlx::Sqlite` and `sqlx::Postgres` beside their dialects. It sits on
+/// the driver's type rather than on [`super::Dialect`] so that [`Sql`],
+/// which knows only the driver, answers in classified errors.
 pub trait Driver: Database {
     /// Translates a driver error into an outage or a failure (the tables of
     /// `storage/errors.rs`).
@@ -195,6 +197,8 @@ impl Column for Vec<u8> {
 /// The parameters of a statement written with `?`s: a tuple of [`Param`]s,
 /// bound in order.
 pub trait Params {
+    /// How many parameters: the `?`s the statement must hold.
+    const LEN: usize;
     /// Binds each parameter in place of the next `?`, followed by the SQL
     /// text up to the `?` after it.
     fn bind_in<'s, DB: SqlDb>(self, q: &mut Sql<DB>, text: &mut impl Iterator<Item = &'s str>);
@@ -206,6 +210,7 @@ pub trait Params {
 macro_rules! params_tuple {
     ($($name:ident),+) => {
         impl<$($name: Param),+> Params for ($($name,)+) {
+            const LEN: usize = [$(stringify!($name)),+].len();
             #[allow(non_snake_case)]
             fn bind_in<'s, DB: SqlDb>(
                 self,
@@ -247,7 +252,8 @@ params_tuple!(A, B, C, D, E, F, G, H, I);
 pub struct Sql<DB: SqlDb>(QueryBuilder<DB>);
 
 impl<DB: SqlDb> Sql<DB> {
-    /// A statement starting with `sql`.
+    /// A statement starting with `sql`, taken as it is: a `?` here is not a
+    /// placeholder (only [`Sql::query`] and [`Sql::append`] make them).
     pub fn new(sql: impl Into<String>) -> Self {
         Self(QueryBuilder::new(sql))
     }
@@ -263,15 +269,21 @@ impl<DB: SqlDb> Sql<DB> {
 
     /// Appends SQL written with `?` for each of `params`, as
     /// [`Sql::query`] does.
-    pub fn append(&mut self, sql: &str, params: impl Params) -> &mut Self {
+    pub fn append<P: Params>(&mut self, sql: &str, params: P) -> &mut Self {
+        // Statements are static text: a mismatch is a bug in riverlog, caught
+        // by the first test that runs the statement, never by a client.
+        assert_eq!(
+            sql.matches('?').count(),
+            P::LEN,
+            "one parameter per ? in {sql:?}"
+        );
         let mut text = sql.split('?');
         self.push(text.next().unwrap_or_default());
         params.bind_in(self, &mut text);
-        debug_assert!(text.next().is_none(), "more ? than parameters in {sql:?}");
         self
     }
 
-    /// Appends SQL text. Never pass values here: bind them.
+    /// Appends SQL text as it is. Never pass values here: bind them.
     pub fn push(&mut self, sql: impl std::fmt::Display) -> &mut Self {
         self.0.push(sql);
         self
@@ -313,7 +325,7 @@ impl<DB: SqlDb> Sql<DB> {
         self
     }
 
-    /// Runs it, returning every row.
+    /// Runs it, returning every row. A statement runs once.
     pub async fn fetch_all(
         &mut self,
         conn: &mut DB::Connection,
@@ -329,14 +341,19 @@ impl<DB: SqlDb> Sql<DB> {
         Ok(self.fetch_all(conn).await?.into_iter().next())
     }
 
+    /// Runs a statement that always returns one row (an aggregate).
+    pub async fn fetch_one(&mut self, conn: &mut DB::Connection) -> Result<DB::Row, StorageError> {
+        self.fetch_optional(conn).await?.ok_or_else(|| {
+            StorageError::Failure(format!("no row from {:?}", self.0.sql().as_str()))
+        })
+    }
+
     /// Runs it, returning column 0 of its one row.
     pub async fn fetch_scalar<T: Column>(
         &mut self,
         conn: &mut DB::Connection,
     ) -> Result<T, StorageError> {
-        let row = self.fetch_optional(conn).await?.ok_or_else(|| {
-            StorageError::Failure(format!("no row from {:?}", self.0.sql().as_str()))
-        })?;
+        let row = self.fetch_one(conn).await?;
         get::<DB, T>(&row, 0)
     }
 

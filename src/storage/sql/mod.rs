@@ -49,6 +49,9 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// [`Dialect::lock_log_head`].
     const BEGIN: &'static str;
 
+    /// Opens a read-only transaction whose statements share one snapshot.
+    const BEGIN_READ: &'static str;
+
     /// The SQL function giving the larger of two values (`MAX`, `GREATEST`).
     const GREATEST: &'static str;
 

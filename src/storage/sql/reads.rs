@@ -1,4 +1,6 @@
-//! The read side: [`Storage`] on the reader pool.
+//! The read side of [`Storage`], on the reader pool; beginning a write
+//! transaction, the commit feed and closing are here too, as the trait
+//! puts them.
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
@@ -6,6 +8,7 @@ use sqlx::pool::PoolConnection;
 use super::clauses::{push_filter, push_name_pattern, push_selectors};
 use super::driver::{Driver, Sql, get};
 use super::rows::*;
+use super::transaction::PooledTx;
 use super::writes::SqlWriteTx;
 use super::{Dialect, SqlStorage};
 use crate::model::StorageError;
@@ -23,6 +26,14 @@ use crate::storage::{CommitFeed, Storage, WriteTx};
 const MAX_CHECKPOINTS_LISTED: i64 = 10_000;
 
 impl<D: Dialect> SqlStorage<D> {
+    /// A read-only transaction on a reader connection: the statements of
+    /// one call see one snapshot. It ends with `rollback`.
+    async fn snapshot(&self) -> Result<PooledTx<D::DB>, StorageError> {
+        PooledTx::begin(&self.readers, D::BEGIN_READ)
+            .await
+            .map_err(D::DB::classify)
+    }
+
     /// A reader connection.
     async fn reader(&self) -> Result<PoolConnection<D::DB>, StorageError> {
         self.readers.acquire().await.map_err(D::DB::classify)
@@ -55,15 +66,10 @@ impl<D: Dialect> SqlStorage<D> {
             "SELECT COUNT(*), MIN(sequence) FROM group_pending WHERE group_id = ?",
             (group.id,),
         )
-        .fetch_optional(conn)
+        .fetch_one(conn)
         .await?;
-        let (pending, lowest) = match totals {
-            Some(row) => (
-                get::<D::DB, i64>(&row, 0)?,
-                get::<D::DB, Option<i64>>(&row, 1)?,
-            ),
-            None => (0, None),
-        };
+        let (pending, lowest): (i64, Option<i64>) =
+            (get::<D::DB, _>(&totals, 0)?, get::<D::DB, _>(&totals, 1)?);
         let lag: i64 = Sql::<D::DB>::query(
             "SELECT COUNT(*) FROM events WHERE stream_id = ? AND sequence > ?",
             (group.stream_id, to_i64(group.cursor)),
@@ -85,21 +91,24 @@ impl<D: Dialect> SqlStorage<D> {
         stream: &StreamName,
         name: Option<&GroupName>,
     ) -> Result<Vec<GroupState>, StorageError> {
-        let mut conn = self.reader().await?;
-        let mut q = Sql::<D::DB>::new(format!(
+        // One snapshot: consumers, totals and lag agree with each other.
+        let mut snapshot = self.snapshot().await?;
+        let conn = snapshot.conn();
+        let sql = format!(
             "SELECT {GROUP_COLUMNS} FROM groups g JOIN streams s ON s.id = g.stream_id \
-             WHERE s.name = "
-        ));
-        q.bind(stream.as_str());
+             WHERE s.name = ?"
+        );
+        let mut q = Sql::<D::DB>::query(&sql, (stream.as_str(),));
         if let Some(name) = name {
             q.append(" AND g.name = ?", (name.as_str(),));
         }
-        let rows = q.push(" ORDER BY g.name").fetch_all(&mut conn).await?;
+        let rows = q.push(" ORDER BY g.name").fetch_all(conn).await?;
         let mut states = Vec::with_capacity(rows.len());
         for row in &rows {
             let record = group_record::<D::DB>(row, stream.clone())?;
-            states.push(Self::complete_group_state(&mut conn, record).await?);
+            states.push(Self::complete_group_state(conn, record).await?);
         }
+        snapshot.rollback().await;
         Ok(states)
     }
 }
@@ -255,32 +264,31 @@ impl<D: Dialect> Storage for SqlStorage<D> {
     }
 
     async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError> {
-        let mut conn = self.reader().await?;
+        let mut snapshot = self.snapshot().await?;
+        let conn = snapshot.conn();
         let totals = Sql::<D::DB>::query(
             "SELECT COUNT(*), MIN(sequence), MAX(sequence) FROM group_pending WHERE group_id = ?",
             (group_id,),
         )
-        .fetch_optional(&mut conn)
+        .fetch_one(conn)
         .await?;
-        let (count, lowest, highest) = match totals {
-            Some(row) => (
-                get::<D::DB, i64>(&row, 0)?,
-                get::<D::DB, Option<i64>>(&row, 1)?,
-                get::<D::DB, Option<i64>>(&row, 2)?,
-            ),
-            None => (0, None, None),
-        };
+        let (count, lowest, highest): (i64, Option<i64>, Option<i64>) = (
+            get::<D::DB, _>(&totals, 0)?,
+            get::<D::DB, _>(&totals, 1)?,
+            get::<D::DB, _>(&totals, 2)?,
+        );
         let rows = Sql::<D::DB>::query(
             "SELECT consumer, COUNT(*) FROM group_pending WHERE group_id = ? \
                  GROUP BY consumer ORDER BY consumer",
             (group_id,),
         )
-        .fetch_all(&mut conn)
+        .fetch_all(conn)
         .await?;
         let consumers = rows
             .iter()
             .map(|r| Ok((get::<D::DB, String>(r, 0)?, to_u64(get::<D::DB, _>(r, 1)?))))
             .collect::<Result<_, StorageError>>()?;
+        snapshot.rollback().await;
         Ok(PendingSummary {
             count: to_u64(count),
             lowest: lowest.map(to_u64),
@@ -332,12 +340,22 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         owner: &CheckpointOwner,
         prefix: &str,
     ) -> Result<Vec<Checkpoint>, StorageError> {
-        // substr() rather than a pattern: the prefix is matched literally.
+        // A range rather than a pattern or substr(): the prefix is matched
+        // literally, and the range walks the primary key (owner, name,
+        // stream). Names are ASCII, so every name starting with the prefix
+        // sorts (bytewise: SQLite's BINARY, PostgreSQL's "C") below the
+        // prefix followed by the highest code point.
         let sql = format!(
             "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints \
-             WHERE owner = ? AND substr(name, 1, length(?)) = ? ORDER BY name, stream LIMIT ?"
+             WHERE owner = ? AND name >= ? AND name < ? ORDER BY name, stream LIMIT ?"
         );
-        let params = (owner.as_str(), prefix, prefix, MAX_CHECKPOINTS_LISTED);
+        let beyond = format!("{prefix}{}", char::MAX);
+        let params = (
+            owner.as_str(),
+            prefix,
+            beyond.as_str(),
+            MAX_CHECKPOINTS_LISTED,
+        );
         let rows = Sql::<D::DB>::query(&sql, params)
             .fetch_all(&mut *self.reader().await?)
             .await?;

@@ -142,7 +142,7 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
                 "SELECT {STREAM_HEAD_COLUMNS} FROM streams WHERE name IN "
             ))
             .bind_list(chunk.iter().map(StreamName::as_str))
-            .push(" ORDER BY name")
+            .push(" ORDER BY name ")
             .push(D::LOCK_ROWS)
             .fetch_all(self.conn())
             .await?;
@@ -242,22 +242,22 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
     }
 
     async fn delete_stream(&mut self, stream_id: i64) -> Result<u64, StorageError> {
-        let mut removed = 0;
         for sql in [
             "DELETE FROM group_pending WHERE group_id IN (SELECT id FROM groups WHERE stream_id = ?)",
             "DELETE FROM group_consumers WHERE group_id IN (SELECT id FROM groups WHERE stream_id = ?)",
             "DELETE FROM checkpoints WHERE stream = (SELECT name FROM streams WHERE id = ?)",
             "DELETE FROM groups WHERE stream_id = ?",
-            "DELETE FROM events WHERE stream_id = ?",
-            "DELETE FROM streams WHERE id = ?",
         ] {
-            let deleted = Sql::<D::DB>::query(sql, (stream_id,))
+            Sql::<D::DB>::query(sql, (stream_id,))
                 .execute(self.conn())
                 .await?;
-            if sql.starts_with("DELETE FROM events") {
-                removed = deleted;
-            }
         }
+        let removed = Sql::<D::DB>::query("DELETE FROM events WHERE stream_id = ?", (stream_id,))
+            .execute(self.conn())
+            .await?;
+        Sql::<D::DB>::query("DELETE FROM streams WHERE id = ?", (stream_id,))
+            .execute(self.conn())
+            .await?;
         Ok(removed)
     }
 

@@ -882,7 +882,7 @@ pub async fn writers_take_turns_so_positions_follow_commit_order(open: impl Asyn
     let second = tokio::spawn(async move {
         started_tx.send(()).ok();
         let mut tx = other.begin_write().await.expect("second writer begins");
-        let stored = append_in(tx.as_mut(), "s", &evs("second", 2)).await;
+        let stored = append_in(tx.as_mut(), "t", &evs("second", 2)).await;
         tx.commit().await.expect("second commits");
         other.close().await;
         stored
@@ -891,16 +891,17 @@ pub async fn writers_take_turns_so_positions_follow_commit_order(open: impl Asyn
     // Give the second writer every chance to run ahead; with the log-head
     // lock it cannot, whatever this pause.
     tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !second.is_finished(),
+        "the second writer waits for the first"
+    );
     first.commit().await.unwrap();
     let second = within(second).await.unwrap();
     assert_eq!(positions(&second), [4, 5]);
-    assert_eq!(sequences(&second), [4, 5]);
-    let all_events = b
-        .storage
-        .read_stream(&stream("s"), ReadFrom::End, Direction::Forward, &all(), 10)
-        .await
-        .unwrap();
-    assert_eq!(positions(&all_events), [1, 2, 3, 4, 5]);
+    assert_eq!(sequences(&second), [1, 2]);
+    let any = [StreamSelector::parse("*").unwrap()];
+    let log = b.storage.read_log(0, &any, &all(), 10).await.unwrap();
+    assert_eq!(positions(&log), [1, 2, 3, 4, 5]);
 }
 
 pub async fn commits_that_append_wake_the_commit_feed(open: impl AsyncFn() -> Backend) {
@@ -912,10 +913,20 @@ pub async fn commits_that_append_wake_the_commit_feed(open: impl AsyncFn() -> Ba
         return;
     }
     let mut feed = feed.expect("PostgreSQL announces commits");
+    // The announcement itself, not the listener's periodic look: a raw
+    // LISTEN on the channel sees the notification this commit sends.
+    let mut raw = sqlx::postgres::PgListener::connect(b.url()).await.unwrap();
+    raw.listen("riverlog_commits").await.unwrap();
     let other = b.second_opener().await;
     let mut tx = other.begin_write().await.unwrap();
     append_in(tx.as_mut(), "s", &evs("e", 1)).await;
     tx.commit().await.unwrap();
+    // Other tests' schemas announce on the same channel: wait for ours.
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&mut raw)
+        .await
+        .unwrap();
+    within(async { while raw.recv().await.unwrap().payload() != schema {} }).await;
     tokio::time::timeout(PATIENCE, feed.recv())
         .await
         .expect("a wake-up arrives")
@@ -944,7 +955,7 @@ const STREAM_PATTERNS: &[&str] = &[
 pub async fn stream_patterns_match_as_riverlog_defines_them(open: impl AsyncFn() -> Backend) {
     let b = open().await;
     for name in STREAM_NAMES {
-        b.create(name, Retention::default()).await;
+        b.append(name, &[ev(&format!("in-{name}"), 1)]).await;
     }
     for pattern in STREAM_PATTERNS {
         let parsed = StreamPattern::parse(pattern).unwrap();
@@ -966,7 +977,12 @@ pub async fn stream_patterns_match_as_riverlog_defines_them(open: impl AsyncFn()
             .read_log(0, &[StreamSelector::Pattern(parsed.clone())], &all(), 100)
             .await
             .unwrap();
-        assert!(selected.is_empty(), "the streams hold no events");
+        let mut streams: Vec<_> = selected
+            .iter()
+            .map(|e| e.stream.as_str().to_owned())
+            .collect();
+        streams.sort();
+        assert_eq!(streams, expected, "read_log with {pattern:?}");
     }
 }
 
@@ -1031,4 +1047,75 @@ pub async fn filter_patterns_match_as_riverlog_defines_them(open: impl AsyncFn()
             "type filter {pattern:?} across the log"
         );
     }
+}
+
+pub async fn batches_larger_than_one_statement_are_written_and_found_whole(
+    open: impl AsyncFn() -> Backend,
+) {
+    let b = open().await;
+    // More rows than one multi-row statement takes (500).
+    let n = 1_200;
+    let stored = b.append("big", &evs("e", n)).await;
+    assert_eq!(positions(&stored), (1..=n as u64).collect::<Vec<_>>());
+    let head = b.head("big").await;
+    let id = head.id;
+    let mut tx = b.begin().await;
+    let keys: Vec<(i64, &str)> = stored.iter().map(|e| (id, e.id.as_str())).collect();
+    assert_eq!(tx.find_events(&keys).await.unwrap().len(), n);
+    let all_sequences: Vec<u64> = (1..=n as u64).collect();
+    assert_eq!(
+        tx.events_by_sequence(id, &all_sequences).await.unwrap(),
+        stored
+    );
+    let g = tx
+        .create_group(
+            &head,
+            &group_name("g"),
+            &settings("big:dlq"),
+            0,
+            UnixMicros(1),
+        )
+        .await
+        .unwrap();
+    let entries: Vec<_> = all_sequences.iter().map(|&s| entry(s, "c", 1, 2)).collect();
+    tx.save_pending(g.id, &entries).await.unwrap();
+    assert_eq!(
+        tx.pending_entries(g.id, &all_sequences).await.unwrap(),
+        entries
+    );
+    let mut deferred = tx
+        .defer_pending(g.id, &all_sequences, Some("c"), UnixMicros(9))
+        .await
+        .unwrap();
+    deferred.sort_unstable();
+    assert_eq!(deferred, all_sequences);
+    let mut removed = tx.remove_pending(g.id, &all_sequences).await.unwrap();
+    removed.sort_unstable();
+    assert_eq!(removed, all_sequences);
+    tx.commit().await.unwrap();
+}
+
+pub async fn stream_heads_are_read_and_saved_many_at_a_time(open: impl AsyncFn() -> Backend) {
+    let b = open().await;
+    for name in ["c", "a", "b"] {
+        b.create(name, Retention::default()).await;
+    }
+    let mut tx = b.begin().await;
+    let names = [stream("c"), stream("missing"), stream("a"), stream("b")];
+    let mut heads = tx.stream_heads(&names).await.unwrap();
+    let found: Vec<_> = heads.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(found, ["a", "b", "c"], "the existing ones, in name order");
+    for (i, head) in heads.iter_mut().enumerate() {
+        head.last_sequence = 10 + i as u64;
+        head.last_position = 20 + i as u64;
+        head.event_count = 30 + i as u64;
+        // One head keeps no append time: NULL and set values side by side.
+        head.last_appended_at = (i != 1).then_some(UnixMicros(40 + i as i64));
+    }
+    tx.save_stream_heads(&heads).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = b.begin().await;
+    let reread = tx.stream_heads(&names).await.unwrap();
+    tx.rollback().await;
+    assert_eq!(reread, heads);
 }

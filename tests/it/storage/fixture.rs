@@ -38,6 +38,11 @@ impl Backend {
         }
     }
 
+    /// The database URL.
+    pub fn url(&self) -> &str {
+        &self.db.url
+    }
+
     /// The same database opened again, as a second process (a replica, or
     /// a second server pointed at the same SQLite file) would.
     pub async fn second_opener(&self) -> Arc<dyn Storage> {

@@ -48,4 +48,6 @@ conformance!(
     commits_that_append_wake_the_commit_feed,
     stream_patterns_match_as_riverlog_defines_them,
     filter_patterns_match_as_riverlog_defines_them,
+    batches_larger_than_one_statement_are_written_and_found_whole,
+    stream_heads_are_read_and_saved_many_at_a_time,
 );
