@@ -34,14 +34,15 @@ echo "=== SQLite: unit and integration tests (the postgres:: module needs Postgr
 run_tests --all-targets -- --skip postgres::
 cargo test --doc
 
-# The same integration suite on PostgreSQL, one fresh schema per test.
+# The same integration suite on PostgreSQL, one fresh schema per test, and
+# the unit tests whose postgres:: variants run the writer on PostgreSQL.
 pg_url="${RIVERLOG_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -d "$pg_url"; then
   echo "=== PostgreSQL ($pg_url): integration tests"
   # Schemas of earlier runs (a run that was killed leaves its own behind).
   psql "$pg_url" -qAt -c "SELECT 'DROP SCHEMA ' || quote_ident(schema_name) || ' CASCADE;' \
     FROM information_schema.schemata WHERE schema_name LIKE 'rl\_t\_%'" | psql "$pg_url" -q >/dev/null
-  RIVERLOG_TEST_BACKEND=postgres RIVERLOG_TEST_DATABASE_URL="$pg_url" run_tests --test it
+  RIVERLOG_TEST_BACKEND=postgres RIVERLOG_TEST_DATABASE_URL="$pg_url" run_tests --test it --lib
 else
   loud "PostgreSQL at $pg_url is NOT reachable: the PostgreSQL tests were SKIPPED." \
        "Start it (or set RIVERLOG_TEST_DATABASE_URL) to run them."

@@ -33,6 +33,8 @@ pub mod errors;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 
 /// Wake-ups from [`Storage::commit_feed`]: each message means "new events may
 /// have been committed"; several commits may share one.

@@ -262,20 +262,16 @@ mod tests {
     use crate::log::groups::{ConsumeItem, CreateGroup};
     use crate::log::{EventAttributes, Expectation, Limits, LogTasks};
     use crate::metrics::Metrics;
-    use crate::storage::{StorageOptions, sqlite::SqliteStorage};
+    use crate::storage::Storage;
+    use crate::storage::testing::on_each_backend;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    /// A log on a fresh SQLite file with `events` in stream `s` and group
-    /// `g` on it, whose entries would wait an hour for redelivery.
-    async fn log_with_group(events: usize) -> (EventLog, LogTasks, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("g.db").display());
-        let storage = SqliteStorage::open(&url, &StorageOptions::default())
-            .await
-            .unwrap();
+    /// A log on `storage` with `events` in stream `s` and group `g` on it,
+    /// whose entries would wait an hour for redelivery.
+    async fn log_with_group(storage: Arc<dyn Storage>, events: usize) -> (EventLog, LogTasks) {
         let (log, tasks) = EventLog::start(
-            Arc::new(storage),
+            storage,
             Limits::default(),
             CancellationToken::new(),
             Arc::new(Metrics::new().unwrap()),
@@ -303,7 +299,7 @@ mod tests {
         })
         .await
         .unwrap();
-        (log, tasks, dir)
+        (log, tasks)
     }
 
     fn handed(deliveries: &[Delivery]) -> Vec<(Sequence, u32)> {
@@ -321,9 +317,10 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn a_delivery_whose_caller_is_gone_before_it_is_decided_hands_out_nothing() {
-        let (log, _tasks, _dir) = log_with_group(1).await;
+    async fn a_delivery_whose_caller_is_gone_before_it_is_decided_hands_out_nothing(
+        storage: Arc<dyn Storage>,
+    ) {
+        let (log, _tasks) = log_with_group(storage, 1).await;
         let mut request = log.deliver_request("s", "g", "gone").unwrap();
         request.count = 10;
         let (reply, answer) = oneshot::channel();
@@ -341,9 +338,10 @@ mod tests {
         assert_eq!(pending(&log).await, [(1, "heir".to_owned(), 1)]);
     }
 
-    #[tokio::test]
-    async fn given_back_deliveries_are_due_at_once_held_by_no_one_and_not_counted() {
-        let (log, _tasks, _dir) = log_with_group(2).await;
+    async fn given_back_deliveries_are_due_at_once_held_by_no_one_and_not_counted(
+        storage: Arc<dyn Storage>,
+    ) {
+        let (log, _tasks) = log_with_group(storage, 2).await;
         let (s, g) = (
             StreamName::parse("s").unwrap(),
             GroupName::parse("g").unwrap(),
@@ -368,9 +366,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_closed_consume_stream_gives_back_what_it_had_not_sent() {
-        let (log, _tasks, _dir) = log_with_group(3).await;
+    async fn a_closed_consume_stream_gives_back_what_it_had_not_sent(storage: Arc<dyn Storage>) {
+        let (log, _tasks) = log_with_group(storage, 3).await;
         let stream = log.consume("s", "g", "gone", 10, None).await.unwrap();
         let mut stream = Box::pin(stream);
         let first = match stream.next().await {
@@ -385,4 +382,10 @@ mod tests {
         let got = log.fetch("s", "g", "heir", 10, patience, false).await;
         assert_eq!(handed(&got.unwrap()), [(2, 1), (3, 1)]);
     }
+
+    on_each_backend!(
+        a_delivery_whose_caller_is_gone_before_it_is_decided_hands_out_nothing,
+        given_back_deliveries_are_due_at_once_held_by_no_one_and_not_counted,
+        a_closed_consume_stream_gives_back_what_it_had_not_sent,
+    );
 }

@@ -203,7 +203,9 @@ mod tests {
     use crate::model::names::StreamName;
     use crate::model::query::TakeEnd;
     use crate::model::records::Sequence;
-    use crate::storage::{StorageOptions, sqlite::SqliteStorage};
+    use std::sync::Arc;
+
+    use crate::storage::testing::on_each_backend;
 
     fn events(ids: &[&str]) -> Vec<NewEvent> {
         ids.iter()
@@ -240,19 +242,16 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn one_batch_sees_its_own_appends_rejects_alone_and_survives_a_mid_batch_flush() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let storage = SqliteStorage::open(&url, &StorageOptions::default())
-            .await
-            .unwrap();
+    async fn one_batch_sees_its_own_appends_rejects_alone_and_survives_a_mid_batch_flush(
+        storage: Arc<dyn Storage>,
+    ) {
+        let storage = &*storage;
         let s = StreamName::parse("s").unwrap();
         let t = StreamName::parse("t").unwrap();
 
         // A stored event first, so the batch's prefetch has something to find.
         let (seed, seeded) = append(&s, &["stored"], Expectation::Any);
-        commit_batch(&storage, vec![seed], UnixMicros(1), StreamLimits::default())
+        commit_batch(storage, vec![seed], UnixMicros(1), StreamLimits::default())
             .await
             .unwrap();
         seeded.await.unwrap().unwrap();
@@ -271,7 +270,7 @@ mod tests {
         };
         let (a6, r6) = append(&s, &["b", "stored", "d"], Expectation::Any);
         let events = commit_batch(
-            &storage,
+            storage,
             vec![a1, a2, a3, a4, take, a6],
             UnixMicros(2),
             StreamLimits::default(),
@@ -314,4 +313,6 @@ mod tests {
         let positions: Vec<_> = events.iter().map(|e| e.position).collect();
         assert_eq!(positions, [2, 3, 4, 5, 6], "positions follow commit order");
     }
+
+    on_each_backend!(one_batch_sees_its_own_appends_rejects_alone_and_survives_a_mid_batch_flush);
 }

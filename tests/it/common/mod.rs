@@ -59,8 +59,7 @@ pub fn backend_is_postgres() -> bool {
 
 /// The PostgreSQL the suite uses (`RIVERLOG_TEST_DATABASE_URL`).
 pub fn postgres_url() -> String {
-    std::env::var("RIVERLOG_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    riverlog::storage::testing::postgres_url()
 }
 
 impl TestDb {
@@ -85,29 +84,8 @@ impl TestDb {
 
     /// A fresh schema in the test PostgreSQL, whatever the suite's backend.
     pub async fn postgres() -> Self {
-        use sqlx::Connection;
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let schema = format!("rl_t_{}_{}_{}", std::process::id(), nanos, n);
-        let base = postgres_url();
-        let mut conn = sqlx::PgConnection::connect(&base)
-            .await
-            .unwrap_or_else(|e| panic!("test PostgreSQL at {base} unreachable: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .expect("schema created");
-        let separator = if base.contains('?') { '&' } else { '?' };
-        // The schema also names the connections, so a test can find (and
-        // terminate) its own server's connections and no one else's.
         Self {
-            url: format!(
-                "{base}{separator}options[search_path]={schema}&application_name={schema}"
-            ),
+            url: riverlog::storage::testing::fresh_postgres_schema().await,
             _dir: None,
         }
     }
