@@ -4,13 +4,25 @@
 //! history or as live subscriptions.
 //!
 //! # Layout
-//! - [`proto`]: code generated from `proto/riverlog/v1` (package `riverlog.v1`).
-//! - [`api`]: the gRPC services; transport only, errors mapped in `api::status`.
-//! - [`log`]: the domain: names, validation, the group-commit writer, the
-//!   in-memory hub and subscriptions.
-//! - [`storage`]: the storage trait and its SQLite backend.
-//! - [`config`], [`telemetry`], [`server`]: flags, logging, and the
-//!   application that wires it all and shuts it down gracefully.
+//! Dependencies point down this list; nothing imports upwards.
+//! - [`api`] (gRPC) and [`http`] (JSON API, CloudEvents over HTTP, SSE, the
+//!   console): transports. Each decodes, calls [`log`], encodes; neither
+//!   imports the other. [`cli`] is a client of the gRPC API.
+//! - [`service`]: what every transport shares: error classification
+//!   (`service::failure`), call admission (rate limits, subscription slots,
+//!   event checks), permission rules, trace context.
+//! - [`proto`]: code generated from `proto/riverlog/v1` (package
+//!   `riverlog.v1`), its JSON and view forms, and domain/wire conversions.
+//! - [`log`]: the domain: the [`log::EventLog`] operations, the
+//!   group-commit writer, consumer groups, checkpoints, the live hub,
+//!   subscriptions and retention.
+//! - [`storage`]: the storage contract ([`storage::Storage`],
+//!   [`storage::WriteTx`]), its SQL written once for SQLite and PostgreSQL.
+//! - [`model`]: the ground floor domain and storage share: names, records,
+//!   query shapes, filters, the storage error.
+//! - [`auth`], [`config`], [`metrics`], [`telemetry`], [`tls`], [`server`]:
+//!   tokens and permissions, settings, metrics, logging and tracing, TLS,
+//!   and the application that wires it all and shuts it down gracefully.
 
 pub mod api;
 pub mod auth;

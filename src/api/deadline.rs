@@ -40,7 +40,7 @@ fn parse(value: &str) -> Option<Duration> {
 }
 
 /// How long a call may wait on the server's side within a caller timeout:
-/// the timeout less a fifth of it (at most [`MAX_ALLOWANCE`]) for
+/// the timeout less a fifth of it (at most `MAX_ALLOWANCE`) for
 /// decoding, answering and the way back.
 pub fn wait_within(timeout: Duration) -> Duration {
     timeout.saturating_sub((timeout / 5).min(MAX_ALLOWANCE))

@@ -1,5 +1,6 @@
 //! Transport: the gRPC services. Decoding, validation of wire shapes,
-//! and the mapping of domain errors to statuses; no business rules.
+//! and failures as statuses (`status`); no business rules. What the HTTP
+//! side shares with it lives in [`crate::service`] and [`crate::proto`].
 
 pub mod checkpoints;
 pub mod codec;

@@ -20,8 +20,8 @@
 //! - [`retention`]: per-stream limits enforced in the background.
 //! - `tasks`: [`LogTasks`], the writer and background tasks, joined
 //!   before storage closes.
-//! - [`names`], [`event`], [`filter`], [`model`], [`error`]: the types
-//!   requests are parsed into and errors are reported as.
+//! - [`event`], [`error`]: new events as parsed from the wire, and the
+//!   domain's error; names, records and filters are in [`crate::model`].
 //!
 //! The domain files reach the writer only through its handle and
 //! commands; the writer takes only record types from them (`groups`).

@@ -1,8 +1,11 @@
 //! The storage contract and its backends.
 //!
 //! The domain (`crate::log`) talks to storage only through [`Storage`] and
-//! [`WriteTx`]. Backends translate their own errors into [`StorageError`] at
-//! this boundary, so no database error text leaks further.
+//! [`WriteTx`]; storage imports nothing of the domain, only
+//! [`crate::model`]. The SQL is written once in `sql/`; `sqlite.rs` and
+//! `postgres.rs` hold what each database does its own way and how it is
+//! opened. Backends translate their own errors into [`StorageError`] at
+//! this boundary (`errors.rs`), so no database error text leaks further.
 //!
 //! # Concurrency contract
 //! - All mutations happen inside a [`WriteTx`]; nothing is visible to readers
