@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::names::{CheckpointName, GroupName, StreamName};
-use super::records::{Position, Sequence, UnixMicros};
+use super::names::{CheckpointName, ConsumerName, GroupName, StreamName};
+use super::records::{Position, Sequence, StoredEvent, UnixMicros};
 
 /// Where a new group starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -179,4 +179,58 @@ impl CheckpointOwner {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// An event handed to a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The event.
+    pub event: StoredEvent,
+    /// 1 on first delivery.
+    pub delivery_count: u32,
+}
+
+/// What a delivery command handed out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The deliveries, due redeliveries first, then new events.
+    pub deliveries: Vec<Delivery>,
+    /// When the next pending entry becomes due, if any: a waiting consumer
+    /// should look again then.
+    pub next_due: Option<UnixMicros>,
+}
+
+/// Which pending entries a delivery command hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverRequest {
+    /// The stream.
+    pub stream: StreamName,
+    /// The group.
+    pub group: GroupName,
+    /// The consumer receiving them.
+    pub consumer: ConsumerName,
+    /// Most deliveries.
+    pub count: u32,
+    /// For Consume: the consumer's credit; its unacked entries count against it.
+    pub max_in_flight: Option<u32>,
+    /// Re-read the consumer's own pending entries instead (Redis ID 0).
+    pub pending_only: bool,
+}
+
+/// Which entries a claim takes over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimTarget {
+    /// These sequences (XCLAIM).
+    Sequences(Vec<Sequence>),
+    /// The oldest idle entries, at most this many (XAUTOCLAIM).
+    Oldest(u32),
+}
+
+/// The outcome of Ack or Nack.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Entries acked or nacked.
+    pub settled: u64,
+    /// Sequences that were not pending.
+    pub not_pending: Vec<Sequence>,
 }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::cloudevent::cloud_event::Data;
 use super::{AttributeValue, CloudEvent, CloudEventAttributeValue};
-use crate::log::UnixMicros;
+use crate::model::records::UnixMicros;
 
 /// Whether a content type says JSON (`application/json`, `...+json`).
 fn is_json_type(content_type: &str) -> bool {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::json::{rfc3339, to_json};
 use super::v1;
-use crate::log::UnixMicros;
+use crate::model::records::UnixMicros;
 
 /// RFC 3339 of a protobuf timestamp.
 pub fn time(t: Option<&prost_types::Timestamp>) -> Option<String> {

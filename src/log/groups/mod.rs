@@ -30,14 +30,12 @@ pub use settlement::MAX_SEQUENCES_PER_CALL;
 pub(crate) use signals::GroupSignals;
 
 pub use crate::model::groups::{
-    Checkpoint, CheckpointAt, CheckpointOwner, ConsumerRecord, GroupRecord, GroupSettings,
-    GroupStart, GroupState, PendingEntry, PendingQuery, PendingSummary,
+    Checkpoint, CheckpointAt, CheckpointOwner, ClaimTarget, ConsumerRecord, DeliverRequest,
+    Delivered, Delivery, GroupRecord, GroupSettings, GroupStart, GroupState, PendingEntry,
+    PendingQuery, PendingSummary, Settled,
 };
 
 use std::time::Duration;
-
-use crate::model::names::{ConsumerName, GroupName, StreamName};
-use crate::model::records::{Sequence, StoredEvent, UnixMicros};
 
 /// Default redelivery timeout.
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,58 +55,4 @@ pub struct GroupInfo {
     pub state: GroupState,
     /// Consumers with an open Consume stream here.
     pub connected: Vec<String>,
-}
-
-/// An event handed to a consumer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// The event.
-    pub event: StoredEvent,
-    /// 1 on first delivery.
-    pub delivery_count: u32,
-}
-
-/// What a delivery command handed out.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Delivered {
-    /// The deliveries, due redeliveries first, then new events.
-    pub deliveries: Vec<Delivery>,
-    /// When the next pending entry becomes due, if any: a waiting consumer
-    /// should look again then.
-    pub next_due: Option<UnixMicros>,
-}
-
-/// Which pending entries a delivery command hands out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliverRequest {
-    /// The stream.
-    pub stream: StreamName,
-    /// The group.
-    pub group: GroupName,
-    /// The consumer receiving them.
-    pub consumer: ConsumerName,
-    /// Most deliveries.
-    pub count: u32,
-    /// For Consume: the consumer's credit; its unacked entries count against it.
-    pub max_in_flight: Option<u32>,
-    /// Re-read the consumer's own pending entries instead (Redis ID 0).
-    pub pending_only: bool,
-}
-
-/// Which entries a claim takes over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClaimTarget {
-    /// These sequences (XCLAIM).
-    Sequences(Vec<Sequence>),
-    /// The oldest idle entries, at most this many (XAUTOCLAIM).
-    Oldest(u32),
-}
-
-/// The outcome of Ack or Nack.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Settled {
-    /// Entries acked or nacked.
-    pub settled: u64,
-    /// Sequences that were not pending.
-    pub not_pending: Vec<Sequence>,
 }

@@ -4,8 +4,8 @@
 use super::answer::{Answer, settle, settle_reclaiming};
 use super::command::{Command, GroupCommand};
 use super::transaction::Transaction;
-use crate::log::groups::Delivered;
 use crate::model::StorageError;
+use crate::model::groups::Delivered;
 
 impl Transaction {
     /// Applies one command; a storage error fails it and is returned.

@@ -4,7 +4,7 @@
 use super::answer::Outcome;
 use super::transaction::Transaction;
 use crate::log::error::LogError;
-use crate::log::groups::Checkpoint;
+use crate::model::groups::Checkpoint;
 
 impl Transaction {
     pub(super) async fn save_checkpoint(&mut self, checkpoint: Checkpoint) -> Outcome<Checkpoint> {

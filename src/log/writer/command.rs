@@ -6,11 +6,11 @@ use std::time::Duration;
 use super::answer::{Reply, refuse};
 use crate::log::error::Expectation;
 use crate::log::event::NewEvent;
-use crate::log::groups::{
+use crate::model::StorageError;
+use crate::model::groups::{
     Checkpoint, ClaimTarget, DeliverRequest, Delivered, Delivery, GroupRecord, GroupSettings,
     Settled,
 };
-use crate::model::StorageError;
 use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::query::{TakeEnd, TrimUntil};
 use crate::model::records::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};

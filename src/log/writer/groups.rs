@@ -5,7 +5,7 @@
 use super::answer::Outcome;
 use super::transaction::Transaction;
 use crate::log::error::LogError;
-use crate::log::groups::{GroupRecord, GroupSettings, GroupStart};
+use crate::model::groups::{GroupRecord, GroupSettings, GroupStart};
 use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::storage::StreamHead;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::answer::Outcome;
 use super::transaction::Transaction;
-use crate::log::groups::{ClaimTarget, Delivery, PendingEntry, Settled};
+use crate::model::groups::{ClaimTarget, Delivery, PendingEntry, Settled};
 use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::records::{Sequence, UnixMicros};
 
