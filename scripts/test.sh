@@ -39,9 +39,14 @@ cargo test --doc
 pg_url="${RIVERLOG_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -d "$pg_url"; then
   echo "=== PostgreSQL ($pg_url): integration tests"
-  # Schemas of earlier runs (a run that was killed leaves its own behind).
-  psql "$pg_url" -qAt -c "SELECT 'DROP SCHEMA ' || quote_ident(schema_name) || ' CASCADE;' \
-    FROM information_schema.schemata WHERE schema_name LIKE 'rl\_t\_%'" | psql "$pg_url" -q >/dev/null
+  # Schemas of earlier runs (a run that was killed leaves its own behind):
+  # rl_t_<pid>_..., dropped only when that test process is gone, so a run
+  # never pulls the schemas from under another one still running.
+  psql "$pg_url" -qAt -c "SELECT schema_name FROM information_schema.schemata \
+    WHERE schema_name LIKE 'rl\_t\_%'" | while read -r schema; do
+    pid="${schema#rl_t_}"; pid="${pid%%_*}"
+    kill -0 "$pid" 2>/dev/null || echo "DROP SCHEMA \"$schema\" CASCADE;"
+  done | PGOPTIONS='-c client_min_messages=warning' psql "$pg_url" -q >/dev/null
   RIVERLOG_TEST_BACKEND=postgres RIVERLOG_TEST_DATABASE_URL="$pg_url" run_tests --test it --lib
 else
   loud "PostgreSQL at $pg_url is NOT reachable: the PostgreSQL tests were SKIPPED." \
