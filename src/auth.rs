@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::log::groups::CheckpointOwner;
-use crate::log::{StreamName, StreamPattern};
+use crate::model::groups::CheckpointOwner;
+use crate::model::names::{StreamName, StreamPattern};
 
 /// One `[[auth.tokens]]` entry of the config file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]

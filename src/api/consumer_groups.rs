@@ -8,12 +8,12 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::{deadline, guard};
-use crate::auth::Permission;
 use crate::log::groups::GroupStart;
-use crate::log::{ConsumeItem, CreateGroup, EventLog, LogError, UnixMicros};
+use crate::log::{
+    Claim, ConsumeItem, CreateGroup, EventLog, Fetch, ListPending, LogError, UnixMicros, parse,
+};
 use crate::proto::convert;
 use crate::proto::v1::{self, consume_response, consumer_groups_server, group_start};
-use crate::service::access;
 use crate::service::admission::CallLimits;
 
 /// The `riverlog.v1.ConsumerGroups` service.
@@ -59,30 +59,23 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::CreateGroupRequest>,
     ) -> Result<Response<v1::CreateGroupResponse>, Status> {
-        // Whoever decides where a stream's events are copied (here: its
-        // dead-letter stream) must be allowed to read them.
-        let principal = guard::authorize(&request, Permission::Admin, |r| &r.stream)?;
-        access::require(&principal, Permission::Subscribe, &request.get_ref().stream)?;
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
+        let stream = parse::stream(&req.stream)?;
+        let group = parse::group(&req.group)?;
         let start = match req.start.and_then(|s| s.start) {
             None | Some(group_start::Start::Earliest(())) => GroupStart::Earliest,
             Some(group_start::Start::Latest(())) => GroupStart::Latest,
             Some(group_start::Start::Sequence(s)) => GroupStart::Sequence(s),
         };
         let create = CreateGroup {
-            stream: req.stream,
-            group: req.group,
             start,
             ack_timeout: optional_duration(req.ack_timeout, "ack_timeout")?,
             max_deliveries: req.max_deliveries,
             dead_letter_stream: req.dead_letter_stream,
+            ..CreateGroup::new(stream, group)
         };
-        // The group will write dead letters there: its creator must be
-        // allowed to. A malformed name is reported by the domain below.
-        if let Ok(name) = create.dead_letter_stream() {
-            principal.require(Permission::Publish, &name)?;
-        }
-        let info = self.log.create_group(create).await?;
+        let info = self.log.create_group(&principal, create).await?;
         Ok(Response::new(v1::CreateGroupResponse {
             info: Some(convert::group_info(&info)),
         }))
@@ -92,9 +85,10 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::GetGroupRequest>,
     ) -> Result<Response<v1::GetGroupResponse>, Status> {
-        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
+        let principal = guard::principal(&request)?;
         let req = request.get_ref();
-        let info = self.log.get_group(&req.stream, &req.group).await?;
+        let (stream, group) = (parse::stream(&req.stream)?, parse::group(&req.group)?);
+        let info = self.log.get_group(&principal, &stream, &group).await?;
         Ok(Response::new(v1::GetGroupResponse {
             info: Some(convert::group_info(&info)),
         }))
@@ -104,8 +98,9 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::ListGroupsRequest>,
     ) -> Result<Response<v1::ListGroupsResponse>, Status> {
-        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
-        let groups = self.log.list_groups(&request.get_ref().stream).await?;
+        let principal = guard::principal(&request)?;
+        let stream = parse::stream(&request.get_ref().stream)?;
+        let groups = self.log.list_groups(&principal, &stream).await?;
         Ok(Response::new(v1::ListGroupsResponse {
             groups: groups.iter().map(convert::group_info).collect(),
         }))
@@ -115,9 +110,10 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::DeleteGroupRequest>,
     ) -> Result<Response<v1::DeleteGroupResponse>, Status> {
-        guard::authorize(&request, Permission::Admin, |r| &r.stream)?;
+        let principal = guard::principal(&request)?;
         let req = request.get_ref();
-        self.log.delete_group(&req.stream, &req.group).await?;
+        let (stream, group) = (parse::stream(&req.stream)?, parse::group(&req.group)?);
+        self.log.delete_group(&principal, stream, group).await?;
         Ok(Response::new(v1::DeleteGroupResponse {}))
     }
 
@@ -125,11 +121,14 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::DeleteConsumerRequest>,
     ) -> Result<Response<v1::DeleteConsumerResponse>, Status> {
-        guard::authorize(&request, Permission::Admin, |r| &r.stream)?;
+        let principal = guard::principal(&request)?;
         let req = request.get_ref();
+        let stream = parse::stream(&req.stream)?;
+        let group = parse::group(&req.group)?;
+        let consumer = parse::consumer(&req.consumer)?;
         let pending_released = self
             .log
-            .delete_consumer(&req.stream, &req.group, &req.consumer)
+            .delete_consumer(&principal, stream, group, consumer)
             .await?;
         Ok(Response::new(v1::DeleteConsumerResponse {
             pending_released,
@@ -142,16 +141,20 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::ConsumeRequest>,
     ) -> Result<Response<ConsumeStream>, Status> {
-        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
+        let principal = guard::principal(&request)?;
         let slot = self.limits.slots.acquire(request.remote_addr())?;
         let req = request.into_inner();
+        let stream = parse::stream(&req.stream)?;
+        let group = parse::group(&req.group)?;
+        let consumer = parse::consumer(&req.consumer)?;
         let heartbeat = optional_duration(req.heartbeat_interval, "heartbeat_interval")?;
         let items = self
             .log
             .consume(
-                &req.stream,
-                &req.group,
-                &req.consumer,
+                &principal,
+                stream,
+                group,
+                consumer,
                 req.max_in_flight,
                 heartbeat,
             )
@@ -167,7 +170,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::FetchRequest>,
     ) -> Result<Response<v1::FetchResponse>, Status> {
-        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
+        let principal = guard::principal(&request)?;
         // Answer (empty-handed if need be) before the caller's deadline:
         // past it the answer, and what it handed out, would be lost.
         let mut block = Duration::from_millis(u64::from(request.get_ref().block_ms));
@@ -175,17 +178,15 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
             block = block.min(deadline::wait_within(timeout));
         }
         let req = request.into_inner();
-        let deliveries = self
-            .log
-            .fetch(
-                &req.stream,
-                &req.group,
-                &req.consumer,
-                req.count,
-                block,
-                req.pending_only,
-            )
-            .await?;
+        let fetch = Fetch {
+            stream: parse::stream(&req.stream)?,
+            group: parse::group(&req.group)?,
+            consumer: parse::consumer(&req.consumer)?,
+            count: req.count,
+            block,
+            pending_only: req.pending_only,
+        };
+        let deliveries = self.log.fetch(&principal, fetch).await?;
         Ok(Response::new(v1::FetchResponse {
             deliveries: deliveries.iter().map(convert::delivery).collect(),
         }))
@@ -195,9 +196,13 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::AckRequest>,
     ) -> Result<Response<v1::AckResponse>, Status> {
-        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        let settled = self.log.ack(&req.stream, &req.group, req.sequences).await?;
+        let (stream, group) = (parse::stream(&req.stream)?, parse::group(&req.group)?);
+        let settled = self
+            .log
+            .ack(&principal, stream, group, req.sequences)
+            .await?;
         Ok(Response::new(v1::AckResponse {
             acked: settled.settled,
             not_pending: settled.not_pending,
@@ -208,12 +213,14 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::NackRequest>,
     ) -> Result<Response<v1::NackResponse>, Status> {
-        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
+        let (stream, group) = (parse::stream(&req.stream)?, parse::group(&req.group)?);
+        let holder = parse::optional_consumer(&req.consumer)?;
         let delay = optional_duration(req.delay, "delay")?.unwrap_or_default();
         let settled = self
             .log
-            .nack(&req.stream, &req.group, &req.consumer, req.sequences, delay)
+            .nack(&principal, stream, group, holder, req.sequences, delay)
             .await?;
         Ok(Response::new(v1::NackResponse {
             nacked: settled.settled,
@@ -225,20 +232,17 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::ListPendingRequest>,
     ) -> Result<Response<v1::ListPendingResponse>, Status> {
-        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        let min_idle = optional_duration(req.min_idle, "min_idle")?;
-        let (summary, entries) = self
-            .log
-            .list_pending(
-                &req.stream,
-                &req.group,
-                &req.consumer,
-                min_idle,
-                req.limit,
-                req.after_sequence,
-            )
-            .await?;
+        let query = ListPending {
+            stream: parse::stream(&req.stream)?,
+            group: parse::group(&req.group)?,
+            consumer: parse::optional_consumer(&req.consumer)?,
+            min_idle: optional_duration(req.min_idle, "min_idle")?,
+            limit: req.limit,
+            after_sequence: req.after_sequence,
+        };
+        let (summary, entries) = self.log.list_pending(&principal, query).await?;
         let now = UnixMicros::now();
         Ok(Response::new(v1::ListPendingResponse {
             summary: Some(v1::PendingSummary {
@@ -262,20 +266,17 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::ClaimRequest>,
     ) -> Result<Response<v1::ClaimResponse>, Status> {
-        guard::authorize(&request, Permission::Subscribe, |r| &r.stream)?;
+        let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        let min_idle = optional_duration(req.min_idle, "min_idle")?.unwrap_or_default();
-        let deliveries = self
-            .log
-            .claim(
-                &req.stream,
-                &req.group,
-                &req.consumer,
-                min_idle,
-                req.sequences,
-                req.count,
-            )
-            .await?;
+        let claim = Claim {
+            stream: parse::stream(&req.stream)?,
+            group: parse::group(&req.group)?,
+            consumer: parse::consumer(&req.consumer)?,
+            min_idle: optional_duration(req.min_idle, "min_idle")?.unwrap_or_default(),
+            sequences: req.sequences,
+            count: req.count,
+        };
+        let deliveries = self.log.claim(&principal, claim).await?;
         Ok(Response::new(v1::ClaimResponse {
             deliveries: deliveries.iter().map(convert::delivery).collect(),
         }))

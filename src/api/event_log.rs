@@ -3,13 +3,14 @@
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use crate::service::access;
 use crate::service::trace_context::TraceContext;
 use std::sync::Arc;
 
 use super::guard;
-use crate::auth::Permission;
-use crate::log::{EventLog, Expectation, LogError, ReadQuery, SubscribeQuery, SubscriptionItem};
+use crate::log::{
+    EventLog, Expectation, LogError, PublishBatch, ReadQuery, SubscribeQuery, SubscriptionItem,
+    parse,
+};
 use crate::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
 use crate::proto::convert;
 use crate::proto::v1::{self, event_log_server, publish_request, read_request, subscribe_response};
@@ -56,9 +57,12 @@ impl event_log_server::EventLog for EventLogApi {
     ) -> Result<Response<v1::CreateStreamResponse>, Status> {
         let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        access::require(&principal, Permission::Admin, &req.stream)?;
+        let stream = parse::stream(&req.stream)?;
         let retention = convert::retention(req.retention)?;
-        let info = self.log.create_stream(&req.stream, retention).await?;
+        let info = self
+            .log
+            .create_stream(&principal, stream, retention)
+            .await?;
         Ok(Response::new(v1::CreateStreamResponse {
             info: Some(convert::stream_info(&info)),
         }))
@@ -69,8 +73,8 @@ impl event_log_server::EventLog for EventLogApi {
         request: Request<v1::GetStreamRequest>,
     ) -> Result<Response<v1::GetStreamResponse>, Status> {
         let principal = guard::principal(&request)?;
-        access::require(&principal, Permission::Subscribe, &request.get_ref().stream)?;
-        let info = self.log.get_stream(&request.get_ref().stream).await?;
+        let stream = parse::stream(&request.get_ref().stream)?;
+        let info = self.log.get_stream(&principal, &stream).await?;
         Ok(Response::new(v1::GetStreamResponse {
             info: Some(convert::stream_info(&info)),
         }))
@@ -81,17 +85,10 @@ impl event_log_server::EventLog for EventLogApi {
         request: Request<v1::ListStreamsRequest>,
     ) -> Result<Response<v1::ListStreamsResponse>, Status> {
         let principal = guard::principal(&request)?;
-        principal.require_some(Permission::Subscribe)?;
         let req = request.get_ref();
-        let readable = principal.readable();
         let (streams, next_page_token) = self
             .log
-            .list_streams(
-                &req.pattern,
-                req.page_size,
-                &req.page_token,
-                readable.as_deref(),
-            )
+            .list_streams(&principal, &req.pattern, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(v1::ListStreamsResponse {
             streams: streams.iter().map(convert::stream_info).collect(),
@@ -104,8 +101,8 @@ impl event_log_server::EventLog for EventLogApi {
         request: Request<v1::DeleteStreamRequest>,
     ) -> Result<Response<v1::DeleteStreamResponse>, Status> {
         let principal = guard::principal(&request)?;
-        access::require(&principal, Permission::Admin, &request.get_ref().stream)?;
-        let events_deleted = self.log.delete_stream(&request.get_ref().stream).await?;
+        let stream = parse::stream(&request.get_ref().stream)?;
+        let events_deleted = self.log.delete_stream(&principal, stream).await?;
         Ok(Response::new(v1::DeleteStreamResponse { events_deleted }))
     }
 
@@ -116,29 +113,33 @@ impl event_log_server::EventLog for EventLogApi {
         let principal = guard::principal(&request)?;
         let trace = TraceContext::from_headers(request.metadata().as_ref());
         let req = request.into_inner();
-        access::require(&principal, Permission::Publish, &req.stream)?;
-        let expected = match req.expected {
-            None => Expectation::Any,
-            Some(publish_request::Expected::ExpectedLastSequence(s)) => {
-                Expectation::LastSequence(s)
-            }
-            Some(publish_request::Expected::ExpectedState(state)) => {
-                match v1::StreamState::try_from(state) {
-                    Ok(v1::StreamState::Unspecified) => Expectation::Any,
-                    Ok(v1::StreamState::NoStream) => Expectation::NoStream,
-                    Ok(v1::StreamState::Exists) => Expectation::Exists,
-                    Err(_) => {
-                        return Err(LogError::invalid(
-                            "expected_state",
-                            format!("unknown value {state}"),
-                        )
-                        .into());
+        let stream = parse::stream(&req.stream)?;
+        // Decoded only once the caller may publish there (see EventLog::publish).
+        let admit = || -> Result<PublishBatch, Status> {
+            let expected = match req.expected {
+                None => Expectation::Any,
+                Some(publish_request::Expected::ExpectedLastSequence(s)) => {
+                    Expectation::LastSequence(s)
+                }
+                Some(publish_request::Expected::ExpectedState(state)) => {
+                    match v1::StreamState::try_from(state) {
+                        Ok(v1::StreamState::Unspecified) => Expectation::Any,
+                        Ok(v1::StreamState::NoStream) => Expectation::NoStream,
+                        Ok(v1::StreamState::Exists) => Expectation::Exists,
+                        Err(_) => {
+                            return Err(LogError::invalid(
+                                "expected_state",
+                                format!("unknown value {state}"),
+                            )
+                            .into());
+                        }
                     }
                 }
-            }
+            };
+            let events = admit_events(&self.limits, &principal, req.events, trace.as_ref())?;
+            Ok(PublishBatch { events, expected })
         };
-        let events = admit_events(&self.limits, &principal, req.events, trace.as_ref())?;
-        let appended = self.log.publish(&req.stream, events, expected).await?;
+        let appended = self.log.publish(&principal, stream, admit).await?;
         Ok(Response::new(v1::PublishResponse {
             positions: appended
                 .into_iter()
@@ -159,7 +160,7 @@ impl event_log_server::EventLog for EventLogApi {
     ) -> Result<Response<v1::ReadResponse>, Status> {
         let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        access::require(&principal, Permission::Subscribe, &req.stream)?;
+        let stream = parse::stream(&req.stream)?;
         let from = match req.from {
             None | Some(read_request::From::FromSequence(0)) => ReadFrom::End,
             Some(read_request::From::FromSequence(s)) => ReadFrom::Sequence(s),
@@ -180,13 +181,16 @@ impl event_log_server::EventLog for EventLogApi {
         };
         let page = self
             .log
-            .read(ReadQuery {
-                stream: req.stream,
-                from,
-                direction,
-                limit: req.limit,
-                filter: convert::filter(req.filter)?,
-            })
+            .read(
+                &principal,
+                ReadQuery {
+                    stream,
+                    from,
+                    direction,
+                    limit: req.limit,
+                    filter: convert::filter(req.filter)?,
+                },
+            )
             .await?;
         Ok(Response::new(v1::ReadResponse {
             events: page.events.iter().map(convert::recorded_event).collect(),
@@ -204,21 +208,22 @@ impl event_log_server::EventLog for EventLogApi {
         let principal = guard::principal(&request)?;
         let slot = self.limits.slots.acquire(request.remote_addr())?;
         let req = request.into_inner();
-        access::require_subscription(&principal, &req.streams)?;
+        let streams = parse::selectors(&req.streams)?;
         let heartbeat = req
             .heartbeat_interval
             .map(|d| convert::from_duration(&d, "heartbeat_interval"))
             .transpose()?;
         let items = self
             .log
-            .subscribe(SubscribeQuery {
-                streams: req.streams,
-                start: convert::start(req.start)?,
-                filter: convert::filter(req.filter)?,
-                heartbeat,
-                readable: principal.readable(),
-                checkpoint_owner: principal.checkpoint_owner(),
-            })
+            .subscribe(
+                &principal,
+                SubscribeQuery {
+                    streams,
+                    start: convert::start(req.start)?,
+                    filter: convert::filter(req.filter)?,
+                    heartbeat,
+                },
+            )
             .await?;
         Ok(Response::new(Box::pin(items.map(move |item| {
             // The slot frees when the stream is dropped.
@@ -234,7 +239,7 @@ impl event_log_server::EventLog for EventLogApi {
         use v1::trim_request::Until;
         let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        access::require(&principal, Permission::Admin, &req.stream)?;
+        let stream = parse::stream(&req.stream)?;
         let until = match req.until {
             None => {
                 return Err(LogError::invalid(
@@ -249,7 +254,7 @@ impl event_log_server::EventLog for EventLogApi {
                 TrimUntil::BeforeTime(convert::from_timestamp(&t, "before_time")?)
             }
         };
-        let removed = self.log.trim(&req.stream, until).await?;
+        let removed = self.log.trim(&principal, stream, until).await?;
         Ok(Response::new(v1::TrimResponse { removed }))
     }
 
@@ -259,9 +264,7 @@ impl event_log_server::EventLog for EventLogApi {
     ) -> Result<Response<v1::TakeResponse>, Status> {
         let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        // Take removes what it reads: it needs both.
-        access::require(&principal, Permission::Subscribe, &req.stream)?;
-        access::require(&principal, Permission::Publish, &req.stream)?;
+        let stream = parse::stream(&req.stream)?;
         let end = match v1::TakeEnd::try_from(req.end) {
             Ok(v1::TakeEnd::Unspecified | v1::TakeEnd::Oldest) => TakeEnd::Oldest,
             Ok(v1::TakeEnd::Newest) => TakeEnd::Newest,
@@ -269,7 +272,7 @@ impl event_log_server::EventLog for EventLogApi {
                 return Err(LogError::invalid("end", format!("unknown value {}", req.end)).into());
             }
         };
-        let events = self.log.take(&req.stream, end, req.limit).await?;
+        let events = self.log.take(&principal, stream, end, req.limit).await?;
         Ok(Response::new(v1::TakeResponse {
             events: events.iter().map(convert::recorded_event).collect(),
         }))

@@ -1,14 +1,13 @@
 //! Authentication of every gRPC call: the interceptor that resolves the
-//! caller, and the handlers' way to get it back (permission rules are in
-//! [`crate::service::access`]).
+//! caller, and the handlers' way to get it back to pass it to the domain
+//! (which decides what it may do: [`crate::log::access`]).
 
 use std::sync::Arc;
 
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::auth::{Authenticator, Permission, Principal};
-use crate::service::access::require;
+use crate::auth::{Authenticator, Principal};
 
 /// Resolves the `authorization` metadata of each call to a [`Principal`]
 /// stored in the request's extensions. Health and reflection are not
@@ -46,16 +45,4 @@ pub fn principal<T>(request: &Request<T>) -> Result<Arc<Principal>, Status> {
         // Only a service added without the guard gets here: refuse rather
         // than serve it unauthenticated.
         .ok_or_else(|| Status::internal("call was not authenticated"))
-}
-
-/// The caller of `request`, once it holds `permission` on the request's
-/// stream.
-pub fn authorize<T>(
-    request: &Request<T>,
-    permission: Permission,
-    stream: impl FnOnce(&T) -> &str,
-) -> Result<Arc<Principal>, Status> {
-    let principal = principal(request)?;
-    require(&principal, permission, stream(request.get_ref()))?;
-    Ok(principal)
 }

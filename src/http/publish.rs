@@ -20,12 +20,11 @@ use serde_json::Value;
 use super::HttpState;
 use super::caller::Caller;
 use super::problem::{Params, Problem, bad_request, body_problem};
-use crate::auth::Permission;
-use crate::log::Expectation;
+use crate::auth::Principal;
+use crate::log::{Expectation, PublishBatch, parse};
 use crate::proto::cloudevent::cloud_event::Data;
 use crate::proto::json::from_json;
 use crate::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPayload};
-use crate::service::access;
 use crate::service::admission::admit_events;
 use crate::service::failure::Failure;
 use crate::service::trace_context::TraceContext;
@@ -163,27 +162,16 @@ fn parse_json(body: &Bytes) -> Result<Value, Problem> {
         .map_err(|e| Problem(Failure::malformed_request(format_args!("not JSON: {e}"))))
 }
 
-/// Publish events with the CloudEvents HTTP binding: structured
-/// (`application/cloudevents+json`), batched (`application/cloudevents-batch+json`,
-/// atomic) or binary (`ce-*` headers; the body is the data).
-#[utoipa::path(post, path = "/api/v1/streams/{stream}/events", tag = "events",
-    params(("stream" = String, Path, description = "Stream name, percent-encoded"), PublishParams),
-    request_body(content(
-        (super::bodies::CloudEventJson = "application/cloudevents+json"),
-        (Vec<super::bodies::CloudEventJson> = "application/cloudevents-batch+json"),
-        (Vec<u8> = "application/octet-stream"),
-    )),
-    responses((status = 201, body = super::bodies::PublishResult),
-              (status = "default", body = super::bodies::ProblemJson, content_type = "application/problem+json")))]
-pub(super) async fn publish(
-    State(state): State<Arc<HttpState>>,
-    Caller(caller): Caller,
-    Path(stream): Path<String>,
-    Params(params): Params<PublishParams>,
-    headers: HeaderMap,
+/// The rest of a publish, decoded and admitted once the caller may
+/// publish to its stream (see `EventLog::publish`): the condition, the
+/// events in whichever binding the body uses, within the caller's rate.
+fn publish_batch(
+    state: &HttpState,
+    caller: &Principal,
+    params: &PublishParams,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<axum::response::Response, Problem> {
-    access::require(&caller, Permission::Publish, &stream)?;
+) -> Result<PublishBatch, Problem> {
     let body = body.map_err(|e| body_problem(e.status(), e.body_text()))?;
     let header_expected = headers
         .get(EXPECTED_HEADER)
@@ -204,7 +192,7 @@ pub(super) async fn publish(
         (Some(s), _) | (None, Some(s)) => Expectation::LastSequence(s),
         (None, None) => Expectation::Any,
     };
-    let events = match essence(&content_type(&headers)).as_str() {
+    let events = match essence(&content_type(headers)).as_str() {
         "application/cloudevents+json" => vec![structured(&parse_json(&body)?, None)?],
         "application/cloudevents-batch+json" => match parse_json(&body)? {
             Value::Array(items) => items
@@ -219,15 +207,40 @@ pub(super) async fn publish(
                 ));
             }
         },
-        _ => vec![binary_event(&headers, body)?],
+        _ => vec![binary_event(headers, body)?],
     };
-    let checked = admit_events(
+    let events = admit_events(
         &state.limits,
-        &caller,
+        caller,
         events.iter().map(EventPayload::from_event).collect(),
-        TraceContext::from_headers(&headers).as_ref(),
+        TraceContext::from_headers(headers).as_ref(),
     )?;
-    let appended = state.log.publish(&stream, checked, expected).await?;
+    Ok(PublishBatch { events, expected })
+}
+
+/// Publish events with the CloudEvents HTTP binding: structured
+/// (`application/cloudevents+json`), batched (`application/cloudevents-batch+json`,
+/// atomic) or binary (`ce-*` headers; the body is the data).
+#[utoipa::path(post, path = "/api/v1/streams/{stream}/events", tag = "events",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded"), PublishParams),
+    request_body(content(
+        (super::bodies::CloudEventJson = "application/cloudevents+json"),
+        (Vec<super::bodies::CloudEventJson> = "application/cloudevents-batch+json"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    responses((status = 201, body = super::bodies::PublishResult),
+              (status = "default", body = super::bodies::ProblemJson, content_type = "application/problem+json")))]
+pub(super) async fn publish(
+    State(state): State<Arc<HttpState>>,
+    Caller(caller): Caller,
+    Path(stream): Path<String>,
+    Params(params): Params<PublishParams>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::response::Response, Problem> {
+    let name = parse::stream(&stream)?;
+    let admit = || publish_batch(&state, &caller, &params, &headers, body);
+    let appended = state.log.publish(&caller, name, admit).await?;
     let positions = appended
         .iter()
         .map(|a| super::bodies::PositionView {

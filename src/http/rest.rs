@@ -1,6 +1,6 @@
 //! The JSON API under `/api/v1`: streams, history, groups, pending, acks.
-//! Every handler calls the same domain methods and permission checks as
-//! the gRPC services. Stream names go in the path percent-encoded (a `/` in
+//! Every handler calls the same domain methods as the gRPC services, which
+//! check the caller's permissions. Stream names go in the path percent-encoded (a `/` in
 //! a name is `%2F`).
 
 use std::sync::Arc;
@@ -19,12 +19,10 @@ use super::bodies::{
 };
 use super::caller::Caller;
 use super::problem::{JsonBody, Params, Problem, bad_request};
-use crate::auth::Permission;
-use crate::log::{EventFilter, LogError, ReadQuery, Retention, UnixMicros};
+use crate::log::{EventFilter, ListPending, LogError, ReadQuery, Retention, UnixMicros, parse};
 use crate::model::query::{Direction, ReadFrom, TrimUntil};
 use crate::proto::convert;
 use crate::proto::views::{GroupView, PendingView, StreamView, event_json};
-use crate::service::access;
 
 type Reply = Result<axum::response::Response, Problem>;
 
@@ -66,11 +64,9 @@ pub(super) async fn list_streams(
     Caller(caller): Caller,
     Params(q): Params<ListStreams>,
 ) -> Reply {
-    caller.require_some(Permission::Subscribe)?;
-    let readable = caller.readable();
     let (streams, next) = state
         .log
-        .list_streams(&q.pattern, q.page_size, &q.page_token, readable.as_deref())
+        .list_streams(&caller, &q.pattern, q.page_size, &q.page_token)
         .await?;
     Ok(Json(StreamsPage {
         streams: streams.iter().map(stream_view).collect(),
@@ -111,7 +107,7 @@ pub(super) async fn create_stream(
     Caller(caller): Caller,
     JsonBody(body): JsonBody<CreateStream>,
 ) -> Reply {
-    access::require(&caller, Permission::Admin, &body.stream)?;
+    let stream = parse::stream(&body.stream)?;
     let r = &body.retention;
     let retention = Retention {
         max_events: r.max_events.filter(|&n| n > 0),
@@ -126,7 +122,7 @@ pub(super) async fn create_stream(
             .map(|s| parse_duration("retention.ttl", s))
             .transpose()?,
     };
-    let info = state.log.create_stream(&body.stream, retention).await?;
+    let info = state.log.create_stream(&caller, stream, retention).await?;
     Ok((StatusCode::CREATED, Json(stream_view(&info))).into_response())
 }
 
@@ -140,8 +136,8 @@ pub(super) async fn get_stream(
     Caller(caller): Caller,
     Path(stream): Path<String>,
 ) -> Reply {
-    access::require(&caller, Permission::Subscribe, &stream)?;
-    let info = state.log.get_stream(&stream).await?;
+    let stream = parse::stream(&stream)?;
+    let info = state.log.get_stream(&caller, &stream).await?;
     Ok(Json(stream_view(&info)).into_response())
 }
 
@@ -155,8 +151,8 @@ pub(super) async fn delete_stream(
     Caller(caller): Caller,
     Path(stream): Path<String>,
 ) -> Reply {
-    access::require(&caller, Permission::Admin, &stream)?;
-    let events_deleted = state.log.delete_stream(&stream).await?;
+    let name = parse::stream(&stream)?;
+    let events_deleted = state.log.delete_stream(&caller, name).await?;
     Ok(Json(DeleteResult {
         stream,
         events_deleted,
@@ -187,7 +183,7 @@ pub(super) async fn trim(
     Path(stream): Path<String>,
     JsonBody(body): JsonBody<Trim>,
 ) -> Reply {
-    access::require(&caller, Permission::Admin, &stream)?;
+    let name = parse::stream(&stream)?;
     let until = match (body.max_events, body.before_sequence, body.before_time) {
         (Some(n), None, None) => TrimUntil::MaxEvents(n),
         (None, Some(s), None) => TrimUntil::BeforeSequence(s),
@@ -199,7 +195,7 @@ pub(super) async fn trim(
             ));
         }
     };
-    let removed = state.log.trim(&stream, until).await?;
+    let removed = state.log.trim(&caller, name, until).await?;
     Ok(Json(TrimResult { stream, removed }).into_response())
 }
 
@@ -242,7 +238,7 @@ pub(super) async fn read(
     Path(stream): Path<String>,
     Params(q): Params<ReadParams>,
 ) -> Reply {
-    access::require(&caller, Permission::Subscribe, &stream)?;
+    let name = parse::stream(&stream)?;
     let from = match (q.from, &q.from_time) {
         (Some(_), Some(_)) => return Err(bad_request("from", "give from or from_time, not both")),
         (None | Some(0), None) => ReadFrom::End,
@@ -261,13 +257,16 @@ pub(super) async fn read(
     };
     let page = state
         .log
-        .read(ReadQuery {
-            stream: stream.clone(),
-            from,
-            direction,
-            limit: q.limit,
-            filter: EventFilter::new(q.types, q.sources, q.subjects).map_err(LogError::from)?,
-        })
+        .read(
+            &caller,
+            ReadQuery {
+                stream: name,
+                from,
+                direction,
+                limit: q.limit,
+                filter: EventFilter::new(q.types, q.sources, q.subjects).map_err(LogError::from)?,
+            },
+        )
         .await?;
     Ok(Json(EventsPage {
         stream,
@@ -292,8 +291,8 @@ pub(super) async fn list_groups(
     Caller(caller): Caller,
     Path(stream): Path<String>,
 ) -> Reply {
-    access::require(&caller, Permission::Subscribe, &stream)?;
-    let groups = state.log.list_groups(&stream).await?;
+    let stream = parse::stream(&stream)?;
+    let groups = state.log.list_groups(&caller, &stream).await?;
     Ok(Json(GroupsList {
         groups: groups
             .iter()
@@ -330,18 +329,15 @@ pub(super) async fn list_pending(
     Path((stream, group)): Path<(String, String)>,
     Params(q): Params<PendingParams>,
 ) -> Reply {
-    access::require(&caller, Permission::Subscribe, &stream)?;
-    let (summary, entries) = state
-        .log
-        .list_pending(
-            &stream,
-            &group,
-            &q.consumer,
-            None,
-            q.limit,
-            q.after_sequence,
-        )
-        .await?;
+    let query = ListPending {
+        stream: parse::stream(&stream)?,
+        group: parse::group(&group)?,
+        consumer: parse::optional_consumer(&q.consumer)?,
+        min_idle: None,
+        limit: q.limit,
+        after_sequence: q.after_sequence,
+    };
+    let (summary, entries) = state.log.list_pending(&caller, query).await?;
     let now = UnixMicros::now();
     Ok(Json(PendingPage {
         count: summary.count,
@@ -380,8 +376,11 @@ pub(super) async fn ack(
     Path((stream, group)): Path<(String, String)>,
     JsonBody(body): JsonBody<Ack>,
 ) -> Reply {
-    access::require(&caller, Permission::Subscribe, &stream)?;
-    let settled = state.log.ack(&stream, &group, body.sequences).await?;
+    let (stream, group) = (parse::stream(&stream)?, parse::group(&group)?);
+    let settled = state
+        .log
+        .ack(&caller, stream, group, body.sequences)
+        .await?;
     Ok(Json(AckResult {
         acked: settled.settled,
         not_pending: settled.not_pending,

@@ -26,11 +26,11 @@ use serde_json::Value;
 use super::HttpState;
 use super::caller::Caller;
 use super::problem::{Params, Problem, bad_request};
-use crate::auth::Permission;
-use crate::log::{ConsumeItem, EventFilter, LogError, Start, SubscribeQuery, SubscriptionItem};
+use crate::log::{
+    ConsumeItem, EventFilter, LogError, Start, SubscribeQuery, SubscriptionItem, parse,
+};
 use crate::proto::convert;
 use crate::proto::views::event_json;
-use crate::service::access;
 use crate::service::failure::Failure;
 
 /// How long a browser waits before reconnecting.
@@ -304,7 +304,7 @@ pub(super) async fn subscribe(
     headers: HeaderMap,
     Params(q): Params<SubscribeParams>,
 ) -> Result<Response, Problem> {
-    access::require_subscription(&caller, q.stream.iter().chain(&q.pattern))?;
+    let streams = parse::selectors(q.stream.iter().chain(&q.pattern))?;
     let slot = state.limits.slots.acquire(Some(connection))?;
     let resume_after = last_event_id(&headers)?;
     let start = match resume_after {
@@ -323,14 +323,15 @@ pub(super) async fn subscribe(
     };
     let items = state
         .log
-        .subscribe(SubscribeQuery {
-            streams: q.stream.into_iter().chain(q.pattern).collect(),
-            start,
-            filter: EventFilter::new(q.types, q.sources, q.subjects).map_err(LogError::from)?,
-            heartbeat: Some(heartbeat),
-            readable: caller.readable(),
-            checkpoint_owner: caller.checkpoint_owner(),
-        })
+        .subscribe(
+            &caller,
+            SubscribeQuery {
+                streams,
+                start,
+                filter: EventFilter::new(q.types, q.sources, q.subjects).map_err(LogError::from)?,
+                heartbeat: Some(heartbeat),
+            },
+        )
         .await
         .map_err(|e| subscribe_problem(e, resume_after))?;
     let events = items
@@ -390,7 +391,9 @@ pub(super) async fn consume(
     Path(group): Path<String>,
     Params(q): Params<ConsumeParams>,
 ) -> Result<Response, Problem> {
-    access::require(&caller, Permission::Subscribe, &q.stream)?;
+    let stream = parse::stream(&q.stream)?;
+    let group = parse::group(&group)?;
+    let consumer = parse::consumer(&q.consumer)?;
     let slot = state.limits.slots.acquire(Some(connection))?;
     let heartbeat = q
         .heartbeat
@@ -403,7 +406,7 @@ pub(super) async fn consume(
         .or(Some(state.sse_heartbeat));
     let items = state
         .log
-        .consume(&q.stream, &group, &q.consumer, q.max_in_flight, heartbeat)
+        .consume(&caller, stream, group, consumer, q.max_in_flight, heartbeat)
         .await?;
     let events = items
         .take_while(|item| std::future::ready(item.is_ok()))

@@ -1,29 +1,27 @@
 //! Checkpoints: named positions a plain subscriber commits and resumes
 //! from, per stream or global, each readable only by its owner.
 
+use super::access::{Operation, authorize};
 use super::error::LogError;
 use super::groups::{Checkpoint, CheckpointAt, CheckpointOwner};
 use super::subscription::Start;
 use super::writer::GroupCommand;
-use super::{EventLog, parse_checkpoint, parse_stream};
-use crate::model::names::StreamName;
+use super::{EventLog, parse};
+use crate::auth::Principal;
+use crate::model::names::{CheckpointName, StreamName};
 use crate::model::records::UnixMicros;
 
 impl EventLog {
-    /// Commits one of `owner`'s checkpoints: per stream (`stream`
-    /// non-empty) or global.
+    /// Commits one of the caller's checkpoints: of `stream`, or global
+    /// (`None`).
     pub async fn commit_checkpoint(
         &self,
-        owner: &CheckpointOwner,
-        name: &str,
-        stream: &str,
+        caller: &Principal,
+        name: CheckpointName,
+        stream: Option<StreamName>,
         at: Option<CheckpointAt>,
     ) -> Result<Checkpoint, LogError> {
-        let name = parse_checkpoint(name)?;
-        let stream = match stream {
-            "" => None,
-            s => Some(parse_stream(s)?),
-        };
+        authorize(caller, Operation::Checkpoint(stream.as_ref()))?;
         let (sequence, position) = match (at, &stream) {
             (None, _) => return Err(LogError::invalid("at", "set a sequence or a position")),
             (Some(CheckpointAt::Sequence(_)), None) => {
@@ -70,7 +68,7 @@ impl EventLog {
             }
         };
         let checkpoint = Checkpoint {
-            owner: owner.clone(),
+            owner: caller.checkpoint_owner(),
             name,
             stream,
             sequence,
@@ -82,34 +80,42 @@ impl EventLog {
             .await
     }
 
-    /// Reads one of `owner`'s checkpoints.
+    /// Reads one of the caller's checkpoints: of `stream`, or global
+    /// (`None`).
     pub async fn get_checkpoint(
         &self,
-        owner: &CheckpointOwner,
-        name: &str,
-        stream: &str,
+        caller: &Principal,
+        name: &CheckpointName,
+        stream: Option<&StreamName>,
     ) -> Result<Checkpoint, LogError> {
-        let label = parse_checkpoint(name)?;
-        let stream_name = match stream {
-            "" => None,
-            s => Some(parse_stream(s)?),
-        };
+        authorize(caller, Operation::Checkpoint(stream))?;
         self.storage
-            .checkpoint(owner, &label, stream_name.as_ref())
+            .checkpoint(&caller.checkpoint_owner(), name, stream)
             .await?
             .ok_or_else(|| LogError::CheckpointNotFound {
-                name: name.to_owned(),
-                stream: stream_name.map(|s| s.to_string()),
+                name: name.to_string(),
+                stream: stream.map(|s| s.to_string()),
             })
     }
 
-    /// `owner`'s checkpoints whose names start with `prefix`.
+    /// The caller's checkpoints whose names start with `prefix`, but for
+    /// those of streams it may no longer read.
     pub async fn list_checkpoints(
         &self,
-        owner: &CheckpointOwner,
+        caller: &Principal,
         prefix: &str,
     ) -> Result<Vec<Checkpoint>, LogError> {
-        Ok(self.storage.list_checkpoints(owner, prefix).await?)
+        authorize(caller, Operation::ListCheckpoints)?;
+        let mut checkpoints = self
+            .storage
+            .list_checkpoints(&caller.checkpoint_owner(), prefix)
+            .await?;
+        checkpoints.retain(|c| {
+            c.stream
+                .as_ref()
+                .is_none_or(|s| caller.may_read(s.as_str()))
+        });
+        Ok(checkpoints)
     }
 
     /// Where a subscription starting at checkpoint `name` begins: right
@@ -123,7 +129,7 @@ impl EventLog {
         name: &str,
         single_stream: Option<&StreamName>,
     ) -> Result<Start, LogError> {
-        let label = parse_checkpoint(name)?;
+        let label = parse::checkpoint(name)?;
         if let Some(stream) = single_stream {
             if let Some(cp) = self.storage.checkpoint(owner, &label, Some(stream)).await? {
                 return Ok(if cp.sequence > 0 {

@@ -1,6 +1,7 @@
 //! The domain's error type. `service::failure` classifies it for every
 //! transport.
 
+use crate::auth::AuthError;
 use crate::model::StorageError;
 use crate::model::filter::InvalidFilter;
 use crate::model::names::NameError;
@@ -34,6 +35,9 @@ impl std::fmt::Display for Expectation {
 /// Everything a log operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
+    /// The caller may not do this (see `log::access`).
+    #[error(transparent)]
+    Denied(#[from] AuthError),
     /// The stream does not exist.
     #[error("stream {0:?} not found")]
     StreamNotFound(String),

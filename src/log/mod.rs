@@ -2,7 +2,8 @@
 //! retention over one group-commit writer.
 //!
 //! [`EventLog`] is the one entry point both transports (gRPC and HTTP/SSE)
-//! call. It parses and checks requests, sends every mutation through the
+//! call. It takes the caller and parsed names, checks the caller's
+//! permission, checks the rest of the request, sends every mutation through the
 //! writer and serves reads from storage.
 //!
 //! # Layout
@@ -14,6 +15,10 @@
 //! - [`groups`]: consumer groups (admin, delivery, settlement, wake-ups,
 //!   metric sampling) and the group and checkpoint records.
 //! - `checkpoints`: committing, reading and resuming from checkpoints.
+//! - [`access`]: which permission each operation needs; every operation
+//!   here checks its caller with it first thing.
+//! - [`parse`]: request strings into names, for the transports to call
+//!   at the edge (operations take parsed names).
 //! - [`hub`]: in-memory fan-out of committed batches; `tailer` feeds it
 //!   from storage when several processes write one database.
 //! - [`subscription`]: catch-up from storage, then live from the hub.
@@ -26,11 +31,13 @@
 //! The domain files reach the writer only through its handle and
 //! commands; the writer takes only record types from them (`groups`).
 
+pub mod access;
 mod checkpoints;
 pub mod error;
 pub mod event;
 pub mod groups;
 pub mod hub;
+pub mod parse;
 pub mod retention;
 pub mod subscription;
 mod tailer;
@@ -54,15 +61,16 @@ pub use crate::model::records::{
 };
 pub use error::{Expectation, LogError};
 pub use event::{AttributeValue, EventAttributes, NewEvent};
-pub use groups::{ConsumeItem, CreateGroup, MAX_SEQUENCES_PER_CALL};
+pub use groups::{Claim, ConsumeItem, CreateGroup, Fetch, ListPending, MAX_SEQUENCES_PER_CALL};
 pub use subscription::{Start, SubscriptionItem};
 pub use tasks::LogTasks;
 pub use writer::{AppendRequest, Appended, StreamLimits};
 
+use crate::auth::Principal;
 use crate::metrics::Metrics;
-use crate::model::names::{CheckpointName, ConsumerName, GroupName};
 use crate::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
 use crate::storage::Storage;
+use access::{Operation, authorize};
 use hub::Hub;
 use subscription::Subscription;
 use writer::WriterHandle;
@@ -119,10 +127,10 @@ impl Default for Limits {
 }
 
 /// A read of one stream's history.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReadQuery {
-    /// Stream name, unparsed.
-    pub stream: String,
+    /// The stream.
+    pub stream: StreamName,
     /// Where to start.
     pub from: ReadFrom,
     /// Direction.
@@ -131,6 +139,16 @@ pub struct ReadQuery {
     pub limit: u32,
     /// Event filter.
     pub filter: EventFilter,
+}
+
+/// A publish's events and condition, decoded and admitted by a transport.
+#[derive(Debug, Clone, Default)]
+pub struct PublishBatch {
+    /// Each event as its attributes and its protobuf encoding, which is
+    /// stored as is.
+    pub events: Vec<(EventAttributes, Bytes)>,
+    /// What the stream's state must be.
+    pub expected: Expectation,
 }
 
 /// One page of a stream's history.
@@ -149,19 +167,14 @@ pub struct ReadPage {
 /// A subscription request.
 #[derive(Debug, Clone, Default)]
 pub struct SubscribeQuery {
-    /// Stream names and patterns, unparsed.
-    pub streams: Vec<String>,
+    /// Stream names and patterns.
+    pub streams: Vec<StreamSelector>,
     /// Where to start.
     pub start: Start,
     /// Event filter.
     pub filter: EventFilter,
     /// Heartbeat interval; `None` = default.
     pub heartbeat: Option<Duration>,
-    /// Only streams matching one of these are delivered; `None`: any.
-    /// (What the caller may read, for pattern subscriptions.)
-    pub readable: Option<Arc<[StreamPattern]>>,
-    /// Whose checkpoint a `checkpoint:NAME` start names.
-    pub checkpoint_owner: groups::CheckpointOwner,
 }
 
 /// The event log service.
@@ -186,34 +199,6 @@ fn page_size(requested: u32, default: u32) -> u32 {
         0 => default,
         n => n.min(MAX_PAGE_SIZE),
     }
-}
-
-fn parse_stream(name: &str) -> Result<StreamName, LogError> {
-    StreamName::parse(name).map_err(|reason| LogError::InvalidStreamName {
-        name: name.to_owned(),
-        reason,
-    })
-}
-
-fn parse_group(name: &str) -> Result<GroupName, LogError> {
-    GroupName::parse(name).map_err(|reason| LogError::InvalidGroupName {
-        name: name.to_owned(),
-        reason,
-    })
-}
-
-fn parse_consumer(name: &str) -> Result<ConsumerName, LogError> {
-    ConsumerName::parse(name).map_err(|reason| LogError::InvalidConsumerName {
-        name: name.to_owned(),
-        reason,
-    })
-}
-
-fn parse_checkpoint(name: &str) -> Result<CheckpointName, LogError> {
-    CheckpointName::parse(name).map_err(|reason| LogError::InvalidCheckpointName {
-        name: name.to_owned(),
-        reason,
-    })
 }
 
 impl EventLog {
@@ -285,32 +270,41 @@ impl EventLog {
     /// Creates an empty stream.
     pub async fn create_stream(
         &self,
-        stream: &str,
+        caller: &Principal,
+        stream: StreamName,
         retention: Retention,
     ) -> Result<StreamInfo, LogError> {
-        let name = parse_stream(stream)?;
-        self.writer.create_stream(name, retention).await
+        authorize(caller, Operation::Administer(&stream))?;
+        self.writer.create_stream(stream, retention).await
     }
 
     /// Describes a stream.
-    pub async fn get_stream(&self, stream: &str) -> Result<StreamInfo, LogError> {
-        let name = parse_stream(stream)?;
+    pub async fn get_stream(
+        &self,
+        caller: &Principal,
+        stream: &StreamName,
+    ) -> Result<StreamInfo, LogError> {
+        authorize(caller, Operation::Inspect(stream))?;
         self.storage
-            .get_stream(&name)
+            .get_stream(stream)
             .await?
-            .ok_or_else(|| LogError::StreamNotFound(stream.to_owned()))
+            .ok_or_else(|| LogError::StreamNotFound(stream.to_string()))
     }
 
     /// Lists streams in name order; returns the page and the next page token
-    /// (empty on the last page). With `readable`, only streams matching one
-    /// of those patterns are listed, and page tokens never name others.
+    /// (empty on the last page). Only streams the caller may read are
+    /// listed, and page tokens never name others. (The pattern is checked
+    /// after the caller, as it always was: it names no stream to check.)
     pub async fn list_streams(
         &self,
+        caller: &Principal,
         pattern: &str,
         page_size_requested: u32,
         page_token: &str,
-        readable: Option<&[StreamPattern]>,
     ) -> Result<(Vec<StreamInfo>, String), LogError> {
+        authorize(caller, Operation::ListStreams)?;
+        let readable = caller.readable();
+        let readable = readable.as_deref();
         let pattern = match pattern {
             "" => None,
             p => Some(
@@ -358,22 +352,38 @@ impl EventLog {
     }
 
     /// Deletes a stream and its events; returns how many events went.
-    pub async fn delete_stream(&self, stream: &str) -> Result<u64, LogError> {
-        let name = parse_stream(stream)?;
-        let deleted = self.writer.delete_stream(name.clone()).await?;
-        self.groups.forget_stream(&name);
+    pub async fn delete_stream(
+        &self,
+        caller: &Principal,
+        stream: StreamName,
+    ) -> Result<u64, LogError> {
+        authorize(caller, Operation::Administer(&stream))?;
+        let deleted = self.writer.delete_stream(stream.clone()).await?;
+        self.groups.forget_stream(&stream);
         Ok(deleted)
     }
 
-    /// Appends events atomically. Each event comes as its attributes and its
-    /// protobuf encoding, which is stored as is.
-    pub async fn publish(
+    /// Appends events atomically, once `caller` may publish to `stream`.
+    /// Only then does `admit` decode the rest of the request (its
+    /// condition and events, within the caller's publish rate): a refused
+    /// caller spends no allowance and hears nothing about its events.
+    pub async fn publish<E: From<LogError>>(
         &self,
-        stream: &str,
+        caller: &Principal,
+        stream: StreamName,
+        admit: impl FnOnce() -> Result<PublishBatch, E>,
+    ) -> Result<Vec<Appended>, E> {
+        authorize(caller, Operation::Publish(&stream)).map_err(LogError::from)?;
+        let PublishBatch { events, expected } = admit()?;
+        Ok(self.append(stream, events, expected).await?)
+    }
+
+    async fn append(
+        &self,
+        name: StreamName,
         events: Vec<(EventAttributes, Bytes)>,
         expected: Expectation,
     ) -> Result<Vec<Appended>, LogError> {
-        let name = parse_stream(stream)?;
         let limits = &self.limits;
         if events.is_empty() {
             return Err(LogError::invalid(
@@ -421,18 +431,19 @@ impl EventLog {
     }
 
     /// Reads a page of one stream's history.
-    pub async fn read(&self, query: ReadQuery) -> Result<ReadPage, LogError> {
-        let name = parse_stream(&query.stream)?;
+    pub async fn read(&self, caller: &Principal, query: ReadQuery) -> Result<ReadPage, LogError> {
+        authorize(caller, Operation::Inspect(&query.stream))?;
+        let name = &query.stream;
         let info = self
             .storage
-            .get_stream(&name)
+            .get_stream(name)
             .await?
-            .ok_or_else(|| LogError::StreamNotFound(query.stream.clone()))?;
+            .ok_or_else(|| LogError::StreamNotFound(name.to_string()))?;
         let limit = page_size(query.limit, DEFAULT_PAGE_SIZE);
         // One extra event tells whether another page exists.
         let mut events = self
             .storage
-            .read_stream(&name, query.from, query.direction, &query.filter, limit + 1)
+            .read_stream(name, query.from, query.direction, &query.filter, limit + 1)
             .await?;
         // A page holds at most `limit` events and about a publish's worth
         // of bytes, so it always fits in a response.
@@ -466,12 +477,16 @@ impl EventLog {
         })
     }
 
-    /// Starts a subscription: history first, then live events.
+    /// Starts a subscription: history first, then live events of the
+    /// streams the caller may read. A checkpoint start names one of the
+    /// caller's checkpoints.
     pub async fn subscribe(
         &self,
+        caller: &Principal,
         query: SubscribeQuery,
     ) -> Result<impl Stream<Item = Result<SubscriptionItem, LogError>> + Send + 'static, LogError>
     {
+        authorize(caller, Operation::Subscribe(&query.streams))?;
         if query.streams.is_empty() {
             return Err(LogError::invalid(
                 "streams",
@@ -484,25 +499,7 @@ impl EventLog {
                 format!("at most {MAX_SUBSCRIPTION_STREAMS} streams and patterns"),
             ));
         }
-        let selectors = query
-            .streams
-            .iter()
-            .map(|s| {
-                StreamSelector::parse(s).map_err(|reason| {
-                    if s.contains('*') {
-                        LogError::InvalidPattern {
-                            pattern: s.clone(),
-                            reason,
-                        }
-                    } else {
-                        LogError::InvalidStreamName {
-                            name: s.clone(),
-                            reason,
-                        }
-                    }
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let selectors = query.streams;
         let heartbeat = query.heartbeat.unwrap_or(DEFAULT_HEARTBEAT);
         if !(MIN_HEARTBEAT..=MAX_HEARTBEAT).contains(&heartbeat) {
             return Err(LogError::invalid(
@@ -518,7 +515,7 @@ impl EventLog {
                     _ => None,
                 };
                 (
-                    self.checkpoint_start(&query.checkpoint_owner, &name, single)
+                    self.checkpoint_start(&caller.checkpoint_owner(), &name, single)
                         .await?,
                     Some(name),
                 )
@@ -579,7 +576,7 @@ impl EventLog {
             live,
             selectors,
             filter: query.filter,
-            readable: query.readable,
+            readable: caller.readable(),
             min_sequence,
             cursor,
             heartbeat,
@@ -594,19 +591,26 @@ impl EventLog {
     }
 
     /// Removes old events from a stream; returns how many went.
-    pub async fn trim(&self, stream: &str, until: TrimUntil) -> Result<u64, LogError> {
-        let name = parse_stream(stream)?;
-        self.writer.trim(name, until).await
+    pub async fn trim(
+        &self,
+        caller: &Principal,
+        stream: StreamName,
+        until: TrimUntil,
+    ) -> Result<u64, LogError> {
+        authorize(caller, Operation::Administer(&stream))?;
+        self.writer.trim(stream, until).await
     }
 
     /// Removes and returns up to `limit` events from one end of a stream.
     pub async fn take(
         &self,
-        stream: &str,
+        caller: &Principal,
+        stream: StreamName,
         end: TakeEnd,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, LogError> {
-        let name = parse_stream(stream)?;
+        authorize(caller, Operation::Take(&stream))?;
+        let name = stream;
         let limit = page_size(limit, 1);
         self.writer
             .take(name, end, limit, self.limits.max_batch_bytes)

@@ -112,7 +112,12 @@ mod tests {
         assert!(stopped.load(Ordering::Acquire));
         assert!(background.is_closed() && background.is_empty());
         assert!(matches!(
-            log.create_stream("s", Retention::default()).await,
+            log.create_stream(
+                &crate::auth::Principal::open(),
+                crate::log::parse::stream("s").unwrap(),
+                Retention::default()
+            )
+            .await,
             Err(LogError::ShuttingDown)
         ));
     }

@@ -165,6 +165,8 @@ fn classify(err: LogError) -> Failure {
             (Code::OutOfRange, "START_BEYOND_HEAD")
         }
         LogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+        // A refusal reads the same whoever made it.
+        LogError::Denied(refusal) => return refusal.clone().into(),
         LogError::TooManyStreams { limit } => {
             metadata.insert("limit".to_owned(), limit.to_string());
             (Code::ResourceExhausted, "TOO_MANY_STREAMS")

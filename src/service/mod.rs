@@ -1,9 +1,9 @@
 //! What every transport shares, so gRPC (`api`), HTTP/SSE (`http`) and
 //! the CLI never import each other: the classification of errors into
 //! codes and reasons, the admission of calls (rate limits, subscription
-//! slots, event checks), the permission rules, and trace context.
+//! slots, event checks) and trace context. (Which permission each
+//! operation needs is the domain's: `log::access`.)
 
-pub mod access;
 pub mod admission;
 pub mod failure;
 pub mod trace_context;

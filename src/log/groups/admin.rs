@@ -7,26 +7,44 @@ use super::{
     DEAD_LETTER_SUFFIX, DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_DELIVERIES, GroupInfo, GroupSettings,
     GroupStart,
 };
+use crate::auth::Principal;
+use crate::log::EventLog;
+use crate::log::access::{Operation, authorize};
 use crate::log::error::LogError;
 use crate::log::writer::GroupCommand;
-use crate::log::{EventLog, parse_consumer, parse_group, parse_stream};
-use crate::model::names::{GroupName, StreamName};
+use crate::model::names::{ConsumerName, GroupName, StreamName};
 
-/// A CreateGroup request, unparsed.
-#[derive(Debug, Clone, Default)]
+/// A CreateGroup request.
+#[derive(Debug, Clone)]
 pub struct CreateGroup {
-    /// Stream name.
-    pub stream: String,
-    /// Group name.
-    pub group: String,
+    /// The stream.
+    pub stream: StreamName,
+    /// The group.
+    pub group: GroupName,
     /// Where it starts.
     pub start: GroupStart,
     /// Redelivery timeout; `None` = default.
     pub ack_timeout: Option<Duration>,
     /// Deliveries before dead-lettering; 0 = default.
     pub max_deliveries: u32,
-    /// Dead-letter stream; empty = `<stream>:dlq`.
+    /// Dead-letter stream, unparsed (a malformed one is an invalid
+    /// `dead_letter_stream` argument, not a stream name error); empty =
+    /// `<stream>:dlq`.
     pub dead_letter_stream: String,
+}
+
+impl CreateGroup {
+    /// A group of `stream` named `group` with every setting at its default.
+    pub fn new(stream: StreamName, group: GroupName) -> Self {
+        Self {
+            stream,
+            group,
+            start: GroupStart::default(),
+            ack_timeout: None,
+            max_deliveries: 0,
+            dead_letter_stream: String::new(),
+        }
+    }
 }
 
 impl CreateGroup {
@@ -34,7 +52,7 @@ impl CreateGroup {
     /// `<stream>:dlq` by default.
     pub fn dead_letter_stream(&self) -> Result<StreamName, LogError> {
         match self.dead_letter_stream.as_str() {
-            "" => StreamName::parse(&format!("{}{DEAD_LETTER_SUFFIX}", self.stream)).map_err(|e| {
+            "" => StreamName::parse(&format!("{}{DEAD_LETTER_SUFFIX}", self.stream.as_str())).map_err(|e| {
                 LogError::invalid(
                     "dead_letter_stream",
                     format!("the default `<stream>{DEAD_LETTER_SUFFIX}` is not a valid name ({e}); name one"),
@@ -48,9 +66,19 @@ impl CreateGroup {
 
 impl EventLog {
     /// Creates a consumer group on an existing stream.
-    pub async fn create_group(&self, request: CreateGroup) -> Result<GroupInfo, LogError> {
-        let stream = parse_stream(&request.stream)?;
-        let group = parse_group(&request.group)?;
+    pub async fn create_group(
+        &self,
+        caller: &Principal,
+        request: CreateGroup,
+    ) -> Result<GroupInfo, LogError> {
+        let dead_letter = request.dead_letter_stream();
+        authorize(
+            caller,
+            Operation::CreateGroup {
+                stream: &request.stream,
+                dead_letter: dead_letter.as_ref().ok(),
+            },
+        )?;
         let ack_timeout = match request.ack_timeout {
             None => DEFAULT_ACK_TIMEOUT,
             Some(d) if d < Duration::from_millis(1) => {
@@ -62,7 +90,8 @@ impl EventLog {
             0 => DEFAULT_MAX_DELIVERIES,
             n => n,
         };
-        let dead_letter_stream = request.dead_letter_stream()?;
+        let dead_letter_stream = dead_letter?;
+        let CreateGroup { stream, group, .. } = request;
         if dead_letter_stream == stream {
             return Err(LogError::invalid(
                 "dead_letter_stream",
@@ -108,32 +137,45 @@ impl EventLog {
     }
 
     /// Describes a group.
-    pub async fn get_group(&self, stream: &str, group: &str) -> Result<GroupInfo, LogError> {
-        let stream = parse_stream(stream)?;
-        let group = parse_group(group)?;
-        self.group_info(&stream, &group).await
+    pub async fn get_group(
+        &self,
+        caller: &Principal,
+        stream: &StreamName,
+        group: &GroupName,
+    ) -> Result<GroupInfo, LogError> {
+        authorize(caller, Operation::Inspect(stream))?;
+        self.group_info(stream, group).await
     }
 
     /// The groups of a stream, in name order.
-    pub async fn list_groups(&self, stream: &str) -> Result<Vec<GroupInfo>, LogError> {
-        let name = parse_stream(stream)?;
-        if self.storage.get_stream(&name).await?.is_none() {
-            return Err(LogError::StreamNotFound(stream.to_owned()));
+    pub async fn list_groups(
+        &self,
+        caller: &Principal,
+        stream: &StreamName,
+    ) -> Result<Vec<GroupInfo>, LogError> {
+        authorize(caller, Operation::Inspect(stream))?;
+        let name = stream;
+        if self.storage.get_stream(name).await?.is_none() {
+            return Err(LogError::StreamNotFound(name.to_string()));
         }
-        let states = self.storage.list_group_states(&name).await?;
+        let states = self.storage.list_group_states(name).await?;
         Ok(states
             .into_iter()
             .map(|state| {
-                let connected = self.groups.connected(&name, &state.group.name);
+                let connected = self.groups.connected(name, &state.group.name);
                 GroupInfo { state, connected }
             })
             .collect())
     }
 
     /// Deletes a group with its pending entries.
-    pub async fn delete_group(&self, stream: &str, group: &str) -> Result<(), LogError> {
-        let stream = parse_stream(stream)?;
-        let group = parse_group(group)?;
+    pub async fn delete_group(
+        &self,
+        caller: &Principal,
+        stream: StreamName,
+        group: GroupName,
+    ) -> Result<(), LogError> {
+        authorize(caller, Operation::Administer(&stream))?;
         self.writer
             .group(|reply| GroupCommand::Delete {
                 stream: stream.clone(),
@@ -148,13 +190,12 @@ impl EventLog {
     /// Removes a consumer; its pending entries are claimable at once.
     pub async fn delete_consumer(
         &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
+        caller: &Principal,
+        stream: StreamName,
+        group: GroupName,
+        consumer: ConsumerName,
     ) -> Result<u64, LogError> {
-        let stream = parse_stream(stream)?;
-        let group = parse_group(group)?;
-        let consumer = parse_consumer(consumer)?;
+        authorize(caller, Operation::Administer(&stream))?;
         let released = self
             .writer
             .group(|reply| GroupCommand::DeleteConsumer {

@@ -12,10 +12,13 @@ use tokio::time::Instant;
 use super::delivery::{Woken, batch_size};
 use super::signals::{Connection, GroupSignal};
 use super::{DEFAULT_MAX_IN_FLIGHT, DeliverRequest, Delivery};
+use crate::auth::Principal;
+use crate::log::access::{Operation, authorize};
 use crate::log::error::LogError;
 use crate::log::hub::HubReceiver;
 use crate::log::{DEFAULT_HEARTBEAT, EventLog, MAX_HEARTBEAT, MIN_HEARTBEAT};
 use crate::metrics::Active;
+use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::records::UnixMicros;
 
 /// One item of a Consume stream.
@@ -33,13 +36,15 @@ impl EventLog {
     /// before the stream starts.
     pub async fn consume(
         &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
+        caller: &Principal,
+        stream: StreamName,
+        group: GroupName,
+        consumer: ConsumerName,
         max_in_flight: u32,
         heartbeat: Option<Duration>,
     ) -> Result<impl Stream<Item = Result<ConsumeItem, LogError>> + Send + 'static, LogError> {
-        let mut request = self.deliver_request(stream, group, consumer)?;
+        authorize(caller, Operation::Consume(&stream))?;
+        let mut request = DeliverRequest::new(stream, group, consumer);
         let credit = batch_size(max_in_flight, DEFAULT_MAX_IN_FLIGHT);
         request.count = credit;
         request.max_in_flight = Some(credit);

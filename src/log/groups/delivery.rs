@@ -16,11 +16,13 @@ use opentelemetry::KeyValue;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::{DeliverRequest, Delivered, Delivery, MAX_DELIVERY_BATCH};
+use super::{DeliverRequest, Delivered, Delivery, Fetch, MAX_DELIVERY_BATCH};
+use crate::auth::Principal;
+use crate::log::EventLog;
+use crate::log::access::{Operation, authorize};
 use crate::log::error::LogError;
 use crate::log::hub::HubReceiver;
 use crate::log::writer::{GiveBack, GroupCommand, Reply};
-use crate::log::{EventLog, parse_consumer, parse_group, parse_stream};
 use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::records::{Sequence, UnixMicros};
 
@@ -47,23 +49,21 @@ fn instant_at(t: UnixMicros) -> Instant {
     Instant::now() + Duration::from_micros(u64::try_from(wait).unwrap_or(0))
 }
 
-impl EventLog {
-    pub(super) fn deliver_request(
-        &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-    ) -> Result<DeliverRequest, LogError> {
-        Ok(DeliverRequest {
-            stream: parse_stream(stream)?,
-            group: parse_group(group)?,
-            consumer: parse_consumer(consumer)?,
+impl DeliverRequest {
+    /// One delivery for `consumer`.
+    pub(super) fn new(stream: StreamName, group: GroupName, consumer: ConsumerName) -> Self {
+        Self {
+            stream,
+            group,
+            consumer,
             count: 1,
             max_in_flight: None,
             pending_only: false,
-        })
+        }
     }
+}
 
+impl EventLog {
     /// The writer command that hands out work for `request`; deliveries
     /// whose caller is gone by the time they are answered come back.
     pub(super) fn deliver_command(
@@ -191,32 +191,23 @@ impl EventLog {
 
     /// Unary delivery (XREADGROUP): up to `count` deliveries, waiting up to
     /// `block` for the first.
-    pub async fn fetch(
-        &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        count: u32,
-        block: Duration,
-        pending_only: bool,
-    ) -> Result<Vec<Delivery>, LogError> {
-        let deliveries = self
-            .fetch_waiting(stream, group, consumer, count, block, pending_only)
-            .await?;
+    pub async fn fetch(&self, caller: &Principal, fetch: Fetch) -> Result<Vec<Delivery>, LogError> {
+        authorize(caller, Operation::Consume(&fetch.stream))?;
+        let deliveries = self.fetch_waiting(fetch).await?;
         self.count_deliveries(&deliveries);
         Ok(deliveries)
     }
 
-    async fn fetch_waiting(
-        &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        count: u32,
-        block: Duration,
-        pending_only: bool,
-    ) -> Result<Vec<Delivery>, LogError> {
-        let mut request = self.deliver_request(stream, group, consumer)?;
+    async fn fetch_waiting(&self, fetch: Fetch) -> Result<Vec<Delivery>, LogError> {
+        let Fetch {
+            stream,
+            group,
+            consumer,
+            count,
+            block,
+            pending_only,
+        } = fetch;
+        let mut request = DeliverRequest::new(stream, group, consumer);
         request.count = batch_size(count, 1);
         request.pending_only = pending_only;
         let until = Instant::now() + block;
@@ -259,13 +250,35 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::log::groups::{ConsumeItem, CreateGroup};
-    use crate::log::{EventAttributes, Expectation, Limits, LogTasks};
+    use crate::log::groups::{ConsumeItem, CreateGroup, ListPending};
+    use crate::log::{EventAttributes, Limits, LogTasks, PublishBatch, parse};
     use crate::metrics::Metrics;
     use crate::storage::Storage;
     use crate::storage::testing::on_each_backend;
 
     const HOUR: Duration = Duration::from_secs(3600);
+
+    fn names(consumer: &str) -> (StreamName, GroupName, ConsumerName) {
+        let consumer = parse::consumer(consumer).unwrap();
+        (
+            parse::stream("s").unwrap(),
+            parse::group("g").unwrap(),
+            consumer,
+        )
+    }
+
+    async fn fetch(log: &EventLog, consumer: &str, count: u32, block: Duration) -> Vec<Delivery> {
+        let (stream, group, consumer) = names(consumer);
+        let fetch = Fetch {
+            stream,
+            group,
+            consumer,
+            count,
+            block,
+            pending_only: false,
+        };
+        log.fetch(&Principal::open(), fetch).await.unwrap()
+    }
 
     /// A log on `storage` with `events` in stream `s` and group `g` on it,
     /// whose entries would wait an hour for redelivery.
@@ -290,15 +303,20 @@ mod tests {
                 (attributes, Bytes::from_static(b"x"))
             })
             .collect();
-        log.publish("s", batch, Expectation::Any).await.unwrap();
-        log.create_group(CreateGroup {
-            stream: "s".into(),
-            group: "g".into(),
+        let (stream, group, _) = names("c");
+        let anyone = Principal::open();
+        let admit = || {
+            Ok::<_, LogError>(PublishBatch {
+                events: batch,
+                ..Default::default()
+            })
+        };
+        log.publish(&anyone, stream.clone(), admit).await.unwrap();
+        let create = CreateGroup {
             ack_timeout: Some(HOUR),
-            ..CreateGroup::default()
-        })
-        .await
-        .unwrap();
+            ..CreateGroup::new(stream, group)
+        };
+        log.create_group(&anyone, create).await.unwrap();
         (log, tasks)
     }
 
@@ -310,7 +328,16 @@ mod tests {
     }
 
     async fn pending(log: &EventLog) -> Vec<(Sequence, String, u32)> {
-        let (_, entries) = log.list_pending("s", "g", "", None, 100, 0).await.unwrap();
+        let (stream, group, _) = names("c");
+        let query = ListPending {
+            stream,
+            group,
+            consumer: None,
+            min_idle: None,
+            limit: 100,
+            after_sequence: 0,
+        };
+        let (_, entries) = log.list_pending(&Principal::open(), query).await.unwrap();
         entries
             .into_iter()
             .map(|e| (e.sequence, e.consumer, e.delivery_count))
@@ -321,7 +348,8 @@ mod tests {
         storage: Arc<dyn Storage>,
     ) {
         let (log, _tasks) = log_with_group(storage, 1).await;
-        let mut request = log.deliver_request("s", "g", "gone").unwrap();
+        let (stream, group, consumer) = names("gone");
+        let mut request = DeliverRequest::new(stream, group, consumer);
         request.count = 10;
         let (reply, answer) = oneshot::channel();
         drop(answer);
@@ -333,8 +361,8 @@ mod tests {
             .group(|_unused: Reply<Delivered>| command(reply))
             .await;
         // Commands apply in order: this one sees what that one did.
-        let got = log.fetch("s", "g", "heir", 10, Duration::ZERO, false).await;
-        assert_eq!(handed(&got.unwrap()), [(1, 1)]);
+        let got = fetch(&log, "heir", 10, Duration::ZERO).await;
+        assert_eq!(handed(&got), [(1, 1)]);
         assert_eq!(pending(&log).await, [(1, "heir".to_owned(), 1)]);
     }
 
@@ -342,13 +370,8 @@ mod tests {
         storage: Arc<dyn Storage>,
     ) {
         let (log, _tasks) = log_with_group(storage, 2).await;
-        let (s, g) = (
-            StreamName::parse("s").unwrap(),
-            GroupName::parse("g").unwrap(),
-        );
-        let gone = ConsumerName::parse("gone").unwrap();
-        let lost = log.fetch("s", "g", "gone", 2, Duration::ZERO, false).await;
-        let lost = handed(&lost.unwrap());
+        let (s, g, gone) = names("gone");
+        let lost = handed(&fetch(&log, "gone", 2, Duration::ZERO).await);
         assert_eq!(lost, [(1, 1), (2, 1)]);
         let released = log.release(s.clone(), g.clone(), gone.clone(), lost.clone());
         assert_eq!(released.await.unwrap(), 2);
@@ -356,8 +379,8 @@ mod tests {
             pending(&log).await,
             [(1, String::new(), 0), (2, String::new(), 0)]
         );
-        let got = log.fetch("s", "g", "heir", 2, Duration::ZERO, false).await;
-        assert_eq!(handed(&got.unwrap()), [(1, 1), (2, 1)]);
+        let got = fetch(&log, "heir", 2, Duration::ZERO).await;
+        assert_eq!(handed(&got), [(1, 1), (2, 1)]);
         // A late give-back leaves entries someone else holds now alone.
         assert_eq!(log.release(s, g, gone, lost).await.unwrap(), 0);
         assert_eq!(
@@ -368,7 +391,9 @@ mod tests {
 
     async fn a_closed_consume_stream_gives_back_what_it_had_not_sent(storage: Arc<dyn Storage>) {
         let (log, _tasks) = log_with_group(storage, 3).await;
-        let stream = log.consume("s", "g", "gone", 10, None).await.unwrap();
+        let (s, g, gone) = names("gone");
+        let anyone = Principal::open();
+        let stream = log.consume(&anyone, s, g, gone, 10, None).await.unwrap();
         let mut stream = Box::pin(stream);
         let first = match stream.next().await {
             Some(Ok(ConsumeItem::Delivery(d))) => d,
@@ -379,8 +404,8 @@ mod tests {
         // The give-back runs on its own task and wakes waiting fetches;
         // without it this fetch would come back empty.
         let patience = Duration::from_secs(20);
-        let got = log.fetch("s", "g", "heir", 10, patience, false).await;
-        assert_eq!(handed(&got.unwrap()), [(2, 1), (3, 1)]);
+        let got = fetch(&log, "heir", 10, patience).await;
+        assert_eq!(handed(&got), [(2, 1), (3, 1)]);
     }
 
     on_each_backend!(

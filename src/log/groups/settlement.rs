@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use super::delivery::batch_size;
 use super::{
-    ClaimTarget, DeliverRequest, Delivery, PendingEntry, PendingQuery, PendingSummary, Settled,
+    Claim, ClaimTarget, Delivery, ListPending, PendingEntry, PendingQuery, PendingSummary, Settled,
 };
+use crate::auth::Principal;
+use crate::log::access::{Operation, authorize};
 use crate::log::error::LogError;
 use crate::log::writer::GroupCommand;
-use crate::log::{
-    DEFAULT_PAGE_SIZE, EventLog, page_size, parse_consumer, parse_group, parse_stream,
-};
+use crate::log::{DEFAULT_PAGE_SIZE, EventLog, page_size};
+use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::records::{Sequence, UnixMicros};
 
 /// Most sequences one Ack, Nack or Claim may name.
@@ -34,12 +35,12 @@ impl EventLog {
     /// Acknowledges deliveries.
     pub async fn ack(
         &self,
-        stream: &str,
-        group: &str,
+        caller: &Principal,
+        stream: StreamName,
+        group: GroupName,
         sequences: Vec<Sequence>,
     ) -> Result<Settled, LogError> {
-        let stream = parse_stream(stream)?;
-        let group = parse_group(group)?;
+        authorize(caller, Operation::Consume(&stream))?;
         check_sequences(&sequences)?;
         let settled = self
             .writer
@@ -55,21 +56,17 @@ impl EventLog {
     }
 
     /// Rejects deliveries: they are due again after `delay`. With a
-    /// consumer, only the entries it still holds.
+    /// `holder`, only the entries that consumer still holds.
     pub async fn nack(
         &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
+        caller: &Principal,
+        stream: StreamName,
+        group: GroupName,
+        holder: Option<ConsumerName>,
         sequences: Vec<Sequence>,
         delay: Duration,
     ) -> Result<Settled, LogError> {
-        let stream = parse_stream(stream)?;
-        let group = parse_group(group)?;
-        let holder = match consumer {
-            "" => None,
-            c => Some(parse_consumer(c)?),
-        };
+        authorize(caller, Operation::Consume(&stream))?;
         check_sequences(&sequences)?;
         let settled = self
             .writer
@@ -89,19 +86,18 @@ impl EventLog {
     /// The group's pending summary and a page of its entries.
     pub async fn list_pending(
         &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        min_idle: Option<Duration>,
-        limit: u32,
-        after_sequence: Sequence,
+        caller: &Principal,
+        request: ListPending,
     ) -> Result<(PendingSummary, Vec<PendingEntry>), LogError> {
-        let stream = parse_stream(stream)?;
-        let group = parse_group(group)?;
-        let consumer = match consumer {
-            "" => None,
-            c => Some(parse_consumer(c)?.to_string()),
-        };
+        authorize(caller, Operation::Consume(&request.stream))?;
+        let ListPending {
+            stream,
+            group,
+            consumer,
+            min_idle,
+            limit,
+            after_sequence,
+        } = request;
         let info = self.group_info(&stream, &group).await?;
         let id = info.state.group.id;
         let mut summary = self.storage.pending_summary(id).await?;
@@ -111,7 +107,7 @@ impl EventLog {
             .consumers
             .retain(|(consumer, _)| !consumer.is_empty());
         let query = PendingQuery {
-            consumer,
+            consumer: consumer.map(|c| c.to_string()),
             delivered_before: min_idle.map(|d| UnixMicros::now().saturating_sub(d)),
             after_sequence,
             limit: page_size(limit, DEFAULT_PAGE_SIZE),
@@ -122,28 +118,22 @@ impl EventLog {
 
     /// Takes over idle pending entries: `sequences` (XCLAIM), or the oldest
     /// `count` when none are named (XAUTOCLAIM).
-    pub async fn claim(
-        &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        min_idle: Duration,
-        sequences: Vec<Sequence>,
-        count: u32,
-    ) -> Result<Vec<Delivery>, LogError> {
-        let request = self.deliver_request(stream, group, consumer)?;
+    pub async fn claim(&self, caller: &Principal, claim: Claim) -> Result<Vec<Delivery>, LogError> {
+        authorize(caller, Operation::Consume(&claim.stream))?;
+        let Claim {
+            stream,
+            group,
+            consumer,
+            min_idle,
+            sequences,
+            count,
+        } = claim;
         let target = if sequences.is_empty() {
             ClaimTarget::Oldest(batch_size(count, 100))
         } else {
             check_sequences(&sequences)?;
             ClaimTarget::Sequences(sequences)
         };
-        let DeliverRequest {
-            stream,
-            group,
-            consumer,
-            ..
-        } = request;
         let give_back = self.give_back_to(stream.clone(), group.clone(), consumer.clone());
         let claimed = self
             .writer
