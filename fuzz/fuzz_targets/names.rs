@@ -16,8 +16,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use riverlog::model::names::{
-    Label, MAX_NAME_LEN, NameError, StreamName, StreamPattern, StreamSelector, glob_match,
-    globs_intersect,
+    CheckpointName, ConsumerName, GroupName, MAX_NAME_LEN, NameError, StreamName, StreamPattern,
+    StreamSelector, glob_match, globs_intersect,
 };
 
 /// Longest line the quadratic matching checks run on.
@@ -104,16 +104,23 @@ fn check_parsers(s: &str, others: &[&str]) {
         assert_eq!(StreamName::parse(n.as_str()).as_ref(), Ok(n));
     }
 
-    let label = Label::parse(s);
-    assert_eq!(
-        label.is_ok(),
-        name.is_ok(),
-        "Label and StreamName agree on {s:?}"
-    );
-    if let Ok(l) = &label {
-        assert_eq!(l.as_str(), s);
-        assert_eq!(Label::parse(l.as_str()).as_ref(), Ok(l));
+    // Group, consumer and checkpoint names follow the stream-name rules.
+    macro_rules! agrees_with_stream_names {
+        ($($kind:ident),*) => {$(
+            let parsed = $kind::parse(s);
+            assert_eq!(
+                parsed.is_ok(),
+                name.is_ok(),
+                "{} and StreamName agree on {s:?}",
+                stringify!($kind)
+            );
+            if let Ok(l) = &parsed {
+                assert_eq!(l.as_str(), s);
+                assert_eq!($kind::parse(l.as_str()).as_ref(), Ok(l));
+            }
+        )*};
     }
+    agrees_with_stream_names!(GroupName, ConsumerName, CheckpointName);
 
     let pattern = StreamPattern::parse(s);
     assert_eq!(
