@@ -3,8 +3,8 @@
 //!
 //! [`EventLog`] is the one entry point both transports (gRPC and HTTP/SSE)
 //! call. It takes the caller and parsed names, checks the caller's
-//! permission, checks the rest of the request, sends every mutation through the
-//! writer and serves reads from storage.
+//! permission, then the rest of the request, sends every mutation through
+//! the writer and serves reads from storage.
 //!
 //! # Layout
 //! - here: [`EventLog`], its start, limits, and the stream operations

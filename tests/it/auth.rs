@@ -774,3 +774,85 @@ async fn metrics_listen_serves_metrics_on_their_own_address_only() {
     let (status, _) = get_metrics(server.http_addr, Some("admin")).await;
     assert_eq!(status, 404, "not beside the API any more");
 }
+
+#[tokio::test]
+async fn a_refused_publish_is_denied_before_its_events_are_looked_at_and_spends_no_allowance() {
+    let server = TestServer::start_with(|c| {
+        c.auth.tokens = vec![token("ingest", &["orders:*"], &["orders:*"], false)];
+        // A burst of 2, then one event per second: the test cannot outrun it.
+        c.publish_rate_limit = 1;
+        c.publish_burst = 2;
+    })
+    .await;
+    let mut client = server.client().await;
+    let refused = |events| as_token("ingest", publish_request("billing:1", events));
+    for _ in 0..3 {
+        let err = client.publish(refused(vec![event("b")])).await.unwrap_err();
+        assert_denied(&err, "publish");
+    }
+    // Over the burst, or not a CloudEvent: still refused first.
+    let err = client
+        .publish(refused(events("b", 0..3)))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "publish");
+    let err = client
+        .publish(refused(vec![riverlog::proto::CloudEvent::default().into()]))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "publish");
+    client
+        .publish(as_token(
+            "ingest",
+            publish_request("orders:1", events("o", 0..2)),
+        ))
+        .await
+        .expect("the refused publishes spent none of the burst");
+}
+
+#[tokio::test]
+async fn a_malformed_name_of_any_kind_is_invalid_argument_whoever_asks() {
+    let server = server().await;
+    let mut groups = server.groups().await;
+    let err = groups
+        .create_group(as_token(
+            "reader",
+            v1::CreateGroupRequest {
+                stream: "orders:1".into(),
+                group: "bad group".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_GROUP_NAME");
+    let err = groups
+        .fetch(as_token(
+            "writer",
+            fetch_request("orders:1", "g", "bad consumer", 1, 0),
+        ))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_CONSUMER_NAME");
+    let mut checkpoints = CheckpointsClient::new(server.channel().await);
+    let err = checkpoints
+        .get_checkpoint(as_token(
+            "writer",
+            v1::GetCheckpointRequest {
+                name: "bad name".into(),
+                stream: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_CHECKPOINT_NAME");
+    let mut client = server.client().await;
+    let err = client
+        .subscribe(as_token(
+            "writer",
+            subscribe_request(&["bad pattern*"], None),
+        ))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_PATTERN");
+}
