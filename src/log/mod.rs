@@ -610,10 +610,9 @@ impl EventLog {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, LogError> {
         authorize(caller, Operation::Take(&stream))?;
-        let name = stream;
         let limit = page_size(limit, 1);
         self.writer
-            .take(name, end, limit, self.limits.max_batch_bytes)
+            .take(stream, end, limit, self.limits.max_batch_bytes)
             .await
     }
 }

@@ -154,15 +154,14 @@ impl EventLog {
         stream: &StreamName,
     ) -> Result<Vec<GroupInfo>, LogError> {
         authorize(caller, Operation::Inspect(stream))?;
-        let name = stream;
-        if self.storage.get_stream(name).await?.is_none() {
-            return Err(LogError::StreamNotFound(name.to_string()));
+        if self.storage.get_stream(stream).await?.is_none() {
+            return Err(LogError::StreamNotFound(stream.to_string()));
         }
-        let states = self.storage.list_group_states(name).await?;
+        let states = self.storage.list_group_states(stream).await?;
         Ok(states
             .into_iter()
             .map(|state| {
-                let connected = self.groups.connected(name, &state.group.name);
+                let connected = self.groups.connected(stream, &state.group.name);
                 GroupInfo { state, connected }
             })
             .collect())
