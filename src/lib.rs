@@ -10,12 +10,14 @@
 //!   imports the other. [`cli`] is a client of the gRPC API.
 //! - [`service`]: what every transport shares: error classification
 //!   (`service::failure`), call admission (rate limits, subscription slots,
-//!   event checks), permission rules, trace context.
+//!   event checks), trace context.
 //! - [`proto`]: code generated from `proto/riverlog/v1` (package
 //!   `riverlog.v1`), its JSON and view forms, and domain/wire conversions.
-//! - [`log`]: the domain: the [`log::EventLog`] operations, the
-//!   group-commit writer, consumer groups, checkpoints, the live hub,
-//!   subscriptions and retention.
+//! - [`log`]: the domain: the [`log::EventLog`] operations (which take
+//!   the caller and names parsed at the edge by [`log::parse`], and check
+//!   the caller first with [`log::access`]), the group-commit writer,
+//!   consumer groups, checkpoints, the live hub, subscriptions and
+//!   retention.
 //! - [`storage`]: the storage contract ([`storage::Storage`],
 //!   [`storage::WriteTx`]), its SQL written once for SQLite and PostgreSQL.
 //! - [`model`]: the ground floor domain and storage share: names, records,

@@ -1,5 +1,7 @@
-//! Transport: the gRPC services. Decoding, validation of wire shapes,
-//! and failures as statuses (`status`); no business rules. What the HTTP
+//! Transport: the gRPC services. Decoding (names through
+//! [`crate::log::parse`]), validation of wire shapes, and failures as
+//! statuses (`status`); no business rules and no permission checks (the
+//! domain makes them). What the HTTP
 //! side shares with it lives in [`crate::service`] and [`crate::proto`].
 
 pub mod checkpoints;
