@@ -241,3 +241,39 @@ pub fn exhausted(
         ..Failure::new(Code::ResourceExhausted, reason, message, metadata)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Permission;
+
+    #[test]
+    fn a_refusal_reads_the_same_whether_the_domain_or_a_transport_made_it() {
+        let refusals = [
+            AuthError::Unauthenticated("unknown token"),
+            AuthError::PermissionDenied {
+                token: "reader".into(),
+                permission: Permission::Publish,
+                stream: Some("orders:1".into()),
+            },
+        ];
+        for refusal in refusals {
+            let direct = Failure::from(refusal.clone());
+            let via_domain = Failure::from(LogError::Denied(refusal));
+            assert_eq!(
+                (
+                    direct.code,
+                    direct.reason,
+                    &direct.message,
+                    &direct.metadata
+                ),
+                (
+                    via_domain.code,
+                    via_domain.reason,
+                    &via_domain.message,
+                    &via_domain.metadata
+                )
+            );
+        }
+    }
+}
