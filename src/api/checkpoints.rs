@@ -29,8 +29,8 @@ impl checkpoints_server::Checkpoints for CheckpointsApi {
     ) -> Result<Response<v1::CommitCheckpointResponse>, Status> {
         let principal = guard::principal(&request)?;
         let req = request.into_inner();
-        let name = parse::checkpoint(&req.name)?;
         let stream = parse::optional_stream(&req.stream)?;
+        let name = parse::checkpoint(&req.name)?;
         let at = req.at.map(|at| match at {
             commit_checkpoint_request::At::Sequence(s) => CheckpointAt::Sequence(s),
             commit_checkpoint_request::At::Position(p) => CheckpointAt::Position(p),
@@ -50,8 +50,8 @@ impl checkpoints_server::Checkpoints for CheckpointsApi {
     ) -> Result<Response<v1::GetCheckpointResponse>, Status> {
         let principal = guard::principal(&request)?;
         let req = request.get_ref();
-        let name = parse::checkpoint(&req.name)?;
         let stream = parse::optional_stream(&req.stream)?;
+        let name = parse::checkpoint(&req.name)?;
         let checkpoint = self
             .log
             .get_checkpoint(&principal, &name, stream.as_ref())
