@@ -23,12 +23,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use riverlog::service::trace_context::TraceContext;
 use riverlog::fuzzing::publish_event;
 use riverlog::proto::cloudevent::cloud_event::cloud_event_attribute_value::Attr;
 use riverlog::proto::v1::RecordedEvent;
 use riverlog::proto::views::event_json;
 use riverlog::proto::{CloudEvent, EventPayload};
+use riverlog::service::trace_context::TraceContext;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 

@@ -16,12 +16,12 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use riverlog::service::trace_context::TraceContext;
 use riverlog::fuzzing::{admit, http_binary_event};
 use riverlog::proto::cloudevent::cloud_event::Data;
 use riverlog::proto::v1::RecordedEvent;
 use riverlog::proto::views::event_json;
 use riverlog::proto::{AttributeValue, EventPayload};
+use riverlog::service::trace_context::TraceContext;
 
 fuzz_target!(|data: &[u8]| {
     let (head, body) = match find(data, b"\n\n") {

@@ -16,9 +16,9 @@
 
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use riverlog::proto::convert;
 use riverlog::fuzzing::last_event_id;
 use riverlog::log::{Start, UnixMicros};
+use riverlog::proto::convert;
 use riverlog::proto::json::rfc3339;
 use riverlog::proto::v1::StartPosition;
 
