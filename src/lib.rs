@@ -10,9 +10,10 @@
 //!   imports the other. [`cli`] is a client of the gRPC API.
 //! - [`service`]: what every transport shares: error classification
 //!   (`service::failure`), call admission (rate limits, subscription slots,
-//!   event checks), trace context.
+//!   event checks), trace context, domain/wire conversions
+//!   (`service::convert`).
 //! - [`proto`]: code generated from `proto/riverlog/v1` (package
-//!   `riverlog.v1`), its JSON and view forms, and domain/wire conversions.
+//!   `riverlog.v1`), its JSON and view forms; it imports no domain code.
 //! - [`log`]: the domain: the [`log::EventLog`] operations (which take
 //!   the caller and names parsed at the edge by [`log::parse`], and check
 //!   the caller first with [`log::access`]), the group-commit writer,

@@ -18,9 +18,9 @@ use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use riverlog::fuzzing::last_event_id;
 use riverlog::log::{Start, UnixMicros};
-use riverlog::proto::convert;
 use riverlog::proto::json::rfc3339;
 use riverlog::proto::v1::StartPosition;
+use riverlog::service::convert;
 
 /// 10000-01-01T00:00:00Z in microseconds: RFC 3339 years have 4 digits.
 const YEAR_10000: i64 = 253_402_300_800_000_000;

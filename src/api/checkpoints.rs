@@ -5,8 +5,8 @@ use tonic::{Request, Response, Status};
 use super::guard;
 use crate::log::groups::CheckpointAt;
 use crate::log::{EventLog, parse};
-use crate::proto::convert;
 use crate::proto::v1::{self, checkpoints_server, commit_checkpoint_request};
+use crate::service::convert;
 
 /// The `riverlog.v1.Checkpoints` service.
 #[derive(Clone)]

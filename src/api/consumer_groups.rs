@@ -12,9 +12,9 @@ use crate::log::groups::GroupStart;
 use crate::log::{
     Claim, ConsumeItem, CreateGroup, EventLog, Fetch, ListPending, LogError, UnixMicros, parse,
 };
-use crate::proto::convert;
 use crate::proto::v1::{self, consume_response, consumer_groups_server, group_start};
 use crate::service::admission::CallLimits;
+use crate::service::convert;
 
 /// The `riverlog.v1.ConsumerGroups` service.
 #[derive(Clone)]

@@ -12,9 +12,9 @@ use crate::log::{
     parse,
 };
 use crate::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
-use crate::proto::convert;
 use crate::proto::v1::{self, event_log_server, publish_request, read_request, subscribe_response};
 use crate::service::admission::{CallLimits, admit_events};
+use crate::service::convert;
 
 /// The `riverlog.v1.EventLog` service.
 #[derive(Clone)]

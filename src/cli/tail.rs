@@ -41,7 +41,7 @@ pub struct TailArgs {
 }
 
 fn parse_start(s: &str) -> Result<Start, String> {
-    crate::log::Start::parse(s).map(|start| crate::proto::convert::start_position(&start))
+    crate::log::Start::parse(s).map(|start| crate::service::convert::start_position(&start))
 }
 
 impl TailArgs {

@@ -21,8 +21,8 @@ use super::caller::Caller;
 use super::problem::{JsonBody, Params, Problem, bad_request};
 use crate::log::{EventFilter, ListPending, LogError, ReadQuery, Retention, UnixMicros, parse};
 use crate::model::query::{Direction, ReadFrom, TrimUntil};
-use crate::proto::convert;
 use crate::proto::views::{GroupView, PendingView, StreamView, event_json};
+use crate::service::convert;
 
 type Reply = Result<axum::response::Response, Problem>;
 

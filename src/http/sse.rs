@@ -29,8 +29,8 @@ use super::problem::{Params, Problem, bad_request};
 use crate::log::{
     ConsumeItem, EventFilter, LogError, Start, SubscribeQuery, SubscriptionItem, parse,
 };
-use crate::proto::convert;
 use crate::proto::views::event_json;
+use crate::service::convert;
 use crate::service::failure::Failure;
 
 /// How long a browser waits before reconnecting.

@@ -1,6 +1,5 @@
 //! Generated protobuf and gRPC code for package `riverlog.v1`.
 
-pub mod convert;
 pub mod json;
 mod payload;
 pub mod views;

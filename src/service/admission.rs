@@ -12,11 +12,12 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use bytes::Bytes;
 
+use super::convert;
 use super::failure::{Failure, exhausted};
 use super::trace_context::TraceContext;
 use crate::auth::Principal;
 use crate::log::{EventAttributes, LogError};
-use crate::proto::{EventPayload, convert};
+use crate::proto::EventPayload;
 
 /// Counts open Subscribe and Consume streams against their limits.
 #[derive(Debug)]
