@@ -616,3 +616,44 @@ impl EventLog {
             .await
     }
 }
+
+/// Every stream of the log, a page at a time in name order, for the
+/// background passes (retention, group metrics) that visit them all.
+pub(crate) struct StreamPages<'a> {
+    log: &'a EventLog,
+    /// The last name of the previous page; `None` before the first.
+    after: Option<String>,
+    done: bool,
+}
+
+impl StreamPages<'_> {
+    /// The next page of at most [`MAX_PAGE_SIZE`] streams; `None` after
+    /// the last.
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<StreamInfo>>, LogError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .log
+            .storage
+            .list_streams(None, self.after.as_deref(), MAX_PAGE_SIZE)
+            .await?;
+        self.done = page.len() < MAX_PAGE_SIZE as usize;
+        match page.last() {
+            Some(last) => self.after = Some(last.name.to_string()),
+            None => return Ok(None),
+        }
+        Ok(Some(page))
+    }
+}
+
+impl EventLog {
+    /// Walks every stream (see [`StreamPages`]).
+    pub(crate) fn stream_pages(&self) -> StreamPages<'_> {
+        StreamPages {
+            log: self,
+            after: None,
+            done: false,
+        }
+    }
+}

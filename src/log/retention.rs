@@ -12,7 +12,7 @@ use opentelemetry::KeyValue;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{EventLog, LogError, MAX_PAGE_SIZE};
+use super::{EventLog, LogError};
 use crate::model::query::TrimUntil;
 use crate::model::records::{Retention, StreamInfo, UnixMicros};
 
@@ -46,20 +46,11 @@ impl EventLog {
     /// Applies retention to every stream once.
     pub async fn enforce_retention(&self, defaults: &Retention) -> Result<RetentionPass, LogError> {
         let mut pass = RetentionPass::default();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .storage
-                .list_streams(None, after.as_deref(), MAX_PAGE_SIZE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.name.to_string());
+        let mut pages = self.stream_pages();
+        while let Some(page) = pages.next_page().await? {
             for stream in &page {
                 self.retain(stream, &effective(&stream.retention, defaults), &mut pass)
                     .await?;
-            }
-            if page.len() < MAX_PAGE_SIZE as usize {
-                break;
             }
         }
         let removed = &self.metrics.retention_removed;

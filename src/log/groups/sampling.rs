@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::log::EventLog;
 use crate::log::error::LogError;
-use crate::log::{EventLog, MAX_PAGE_SIZE};
 use crate::metrics::GroupSample;
 
 /// Most consumer groups the lag and pending gauges report.
@@ -18,14 +18,8 @@ impl EventLog {
     /// for the metrics.
     pub async fn group_samples(&self, limit: usize) -> Result<Vec<GroupSample>, LogError> {
         let mut samples = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .storage
-                .list_streams(None, after.as_deref(), MAX_PAGE_SIZE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.name.to_string());
+        let mut pages = self.stream_pages();
+        while let Some(page) = pages.next_page().await? {
             for stream in page.iter().filter(|s| s.group_count > 0) {
                 for state in self.storage.list_group_states(&stream.name).await? {
                     if samples.len() >= limit {
@@ -38,9 +32,6 @@ impl EventLog {
                         pending: state.pending,
                     });
                 }
-            }
-            if page.len() < MAX_PAGE_SIZE as usize {
-                break;
             }
         }
         Ok(samples)
