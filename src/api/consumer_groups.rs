@@ -142,7 +142,7 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         request: Request<v1::ConsumeRequest>,
     ) -> Result<Response<ConsumeStream>, Status> {
         let principal = guard::principal(&request)?;
-        let slot = self.limits.slots.acquire(request.remote_addr())?;
+        let connection = request.remote_addr();
         let req = request.into_inner();
         let stream = parse::stream(&req.stream)?;
         let group = parse::group(&req.group)?;
@@ -159,6 +159,8 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
                 heartbeat,
             )
             .await?;
+        // After the domain's checks: a refused caller never holds a slot.
+        let slot = self.limits.slots.acquire(connection)?;
         Ok(Response::new(Box::pin(items.map(move |item| {
             // The slot frees when the stream is dropped.
             let _open = &slot;

@@ -206,7 +206,7 @@ impl event_log_server::EventLog for EventLogApi {
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<SubscribeStream>, Status> {
         let principal = guard::principal(&request)?;
-        let slot = self.limits.slots.acquire(request.remote_addr())?;
+        let connection = request.remote_addr();
         let req = request.into_inner();
         let streams = parse::selectors(&req.streams)?;
         let heartbeat = req
@@ -225,6 +225,8 @@ impl event_log_server::EventLog for EventLogApi {
                 },
             )
             .await?;
+        // After the domain's checks: a refused caller never holds a slot.
+        let slot = self.limits.slots.acquire(connection)?;
         Ok(Response::new(Box::pin(items.map(move |item| {
             // The slot frees when the stream is dropped.
             let _open = &slot;

@@ -305,7 +305,6 @@ pub(super) async fn subscribe(
     Params(q): Params<SubscribeParams>,
 ) -> Result<Response, Problem> {
     let streams = parse::selectors(q.stream.iter().chain(&q.pattern))?;
-    let slot = state.limits.slots.acquire(Some(connection))?;
     let resume_after = last_event_id(&headers)?;
     let start = match resume_after {
         Some(id) => Start::Position(id.saturating_add(1)),
@@ -334,6 +333,8 @@ pub(super) async fn subscribe(
         )
         .await
         .map_err(|e| subscribe_problem(e, resume_after))?;
+    // After the domain's checks: a refused caller never holds a slot.
+    let slot = state.limits.slots.acquire(Some(connection))?;
     let events = items
         // An error (shutdown, storage) ends the stream; the browser
         // reconnects with Last-Event-ID.
@@ -394,7 +395,6 @@ pub(super) async fn consume(
     let stream = parse::stream(&q.stream)?;
     let group = parse::group(&group)?;
     let consumer = parse::consumer(&q.consumer)?;
-    let slot = state.limits.slots.acquire(Some(connection))?;
     let heartbeat = q
         .heartbeat
         .as_deref()
@@ -408,6 +408,8 @@ pub(super) async fn consume(
         .log
         .consume(&caller, stream, group, consumer, q.max_in_flight, heartbeat)
         .await?;
+    // After the domain's checks: a refused caller never holds a slot.
+    let slot = state.limits.slots.acquire(Some(connection))?;
     let events = items
         .take_while(|item| std::future::ready(item.is_ok()))
         .filter_map(move |item| {

@@ -2,8 +2,13 @@
 //! HTTP/SSE and grpc-web alike: every [`EventLog`](super::EventLog)
 //! operation names itself as an [`Operation`] and calls [`authorize`]
 //! first thing, after its names were parsed (a malformed name is
-//! INVALID_ARGUMENT whoever asks) and before anything else of the request
-//! is looked at.
+//! INVALID_ARGUMENT whoever asks) and before it reads or changes anything.
+//! Fields the transports decode into domain values (retention, start,
+//! filter, durations) are checked before it, so a refused caller may
+//! first learn that such a field is malformed; a publish's events are
+//! decoded and counted against the rate only after it (`admit`). The
+//! transports take a subscription slot only after the domain accepted the
+//! call.
 //!
 //! The rules, as DESIGN.md states them: reading needs subscribe, appending
 //! publish, creating, deleting and trimming admin; whoever decides where a

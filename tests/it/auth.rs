@@ -856,3 +856,55 @@ async fn a_malformed_name_of_any_kind_is_invalid_argument_whoever_asks() {
         .unwrap_err();
     assert_error(&err, Code::InvalidArgument, "INVALID_PATTERN");
 }
+
+/// Subscription slots are admission for callers who may subscribe: one
+/// refused by its token gets PERMISSION_DENIED even when every slot is
+/// taken, and never takes a slot from those who may.
+#[tokio::test]
+async fn a_refused_streaming_call_is_denied_even_when_every_slot_is_taken() {
+    let server = TestServer::start_with(|c| {
+        c.auth.tokens = vec![
+            token("reader", &[], &["orders:*"], false),
+            token("writer", &["orders:*"], &[], false),
+        ];
+        c.max_subscriptions = 1;
+    })
+    .await;
+    let mut client = server.client().await;
+    let mut held = client
+        .subscribe(as_token("reader", subscribe_request(&["orders:a"], None)))
+        .await
+        .expect("the reader takes the one slot")
+        .into_inner();
+    within(held.message())
+        .await
+        .expect("the subscription is live");
+
+    let refused = client
+        .subscribe(as_token("writer", subscribe_request(&["orders:a"], None)))
+        .await
+        .unwrap_err();
+    assert_denied(&refused, "subscribe");
+    let refused = server
+        .groups()
+        .await
+        .consume(as_token(
+            "writer",
+            v1::ConsumeRequest {
+                stream: "orders:a".into(),
+                group: "g".into(),
+                consumer: "c".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_denied(&refused, "subscribe");
+    // Still one slot, still taken: a caller who may subscribe is refused
+    // for the limit.
+    let full = client
+        .subscribe(as_token("reader", subscribe_request(&["orders:b"], None)))
+        .await
+        .unwrap_err();
+    assert_eq!(full.code(), Code::ResourceExhausted);
+}
