@@ -908,3 +908,205 @@ async fn a_refused_streaming_call_is_denied_even_when_every_slot_is_taken() {
         .unwrap_err();
     assert_eq!(full.code(), Code::ResourceExhausted);
 }
+
+/// The group and checkpoint calls not covered above, each refused for the
+/// token that lacks what it needs, on a group that exists.
+#[tokio::test]
+async fn every_group_and_checkpoint_call_checks_its_permission() {
+    let server = server().await;
+    let mut client = server.client().await;
+    client
+        .publish(as_token(
+            "admin",
+            publish_request("orders:1", vec![event("e")]),
+        ))
+        .await
+        .unwrap();
+    let mut groups = server.groups().await;
+    groups
+        .create_group(as_token(
+            "admin",
+            v1::CreateGroupRequest {
+                stream: "orders:1".into(),
+                group: "g".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let (stream, group) = (String::from("orders:1"), String::from("g"));
+    let get = v1::GetGroupRequest {
+        stream: stream.clone(),
+        group: group.clone(),
+    };
+    assert_denied(
+        &groups.get_group(as_token("writer", get)).await.unwrap_err(),
+        "subscribe",
+    );
+    let list = v1::ListGroupsRequest {
+        stream: stream.clone(),
+    };
+    assert_denied(
+        &groups
+            .list_groups(as_token("writer", list))
+            .await
+            .unwrap_err(),
+        "subscribe",
+    );
+    let nack = v1::NackRequest {
+        stream: stream.clone(),
+        group: group.clone(),
+        sequences: vec![1],
+        ..Default::default()
+    };
+    assert_denied(
+        &groups.nack(as_token("writer", nack)).await.unwrap_err(),
+        "subscribe",
+    );
+    let pending = v1::ListPendingRequest {
+        stream: stream.clone(),
+        group: group.clone(),
+        ..Default::default()
+    };
+    let err = groups
+        .list_pending(as_token("writer", pending))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
+    let claim = v1::ClaimRequest {
+        stream: stream.clone(),
+        group: group.clone(),
+        consumer: "c".into(),
+        sequences: vec![1],
+        ..Default::default()
+    };
+    assert_denied(
+        &groups.claim(as_token("writer", claim)).await.unwrap_err(),
+        "subscribe",
+    );
+    let delete = v1::DeleteConsumerRequest {
+        stream: stream.clone(),
+        group: group.clone(),
+        consumer: "c".into(),
+    };
+    let err = groups
+        .delete_consumer(as_token("reader", delete))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "admin");
+
+    let mut checkpoints = CheckpointsClient::new(server.channel().await);
+    let get = v1::GetCheckpointRequest {
+        name: "cp".into(),
+        stream: stream.clone(),
+    };
+    let err = checkpoints
+        .get_checkpoint(as_token("writer", get))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "subscribe");
+}
+
+/// The HTTP side asks the same domain: each endpoint refuses the token that
+/// lacks what it needs with 403 problem+json `PERMISSION_DENIED`.
+#[tokio::test]
+async fn every_http_endpoint_checks_its_permission() {
+    let server = server().await;
+    let api = server.api();
+    let as_token = |who: &str, method: reqwest::Method, path: &str| {
+        api.request(method, path)
+            .header("authorization", format!("Bearer {who}-secret"))
+    };
+    let created = as_token("admin", reqwest::Method::POST, "/streams/orders:1/events")
+        .header("content-type", "application/cloudevents+json")
+        .body(r#"{"specversion":"1.0","id":"e","source":"/t","type":"t"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    use reqwest::Method;
+    for (who, method, path, body, permission) in [
+        (
+            "writer",
+            Method::GET,
+            "/streams/orders:1",
+            None,
+            "subscribe",
+        ),
+        (
+            "writer",
+            Method::GET,
+            "/streams/orders:1/events",
+            None,
+            "subscribe",
+        ),
+        (
+            "writer",
+            Method::GET,
+            "/streams/orders:1/groups",
+            None,
+            "subscribe",
+        ),
+        (
+            "writer",
+            Method::GET,
+            "/streams/orders:1/groups/g/pending",
+            None,
+            "subscribe",
+        ),
+        (
+            "writer",
+            Method::POST,
+            "/streams/orders:1/groups/g/ack",
+            Some(r#"{"sequences":[1]}"#),
+            "subscribe",
+        ),
+        (
+            "writer",
+            Method::GET,
+            "/groups/g/consume?stream=orders:1&consumer=c",
+            None,
+            "subscribe",
+        ),
+        (
+            "writer",
+            Method::GET,
+            "/subscribe?pattern=orders:*",
+            None,
+            "subscribe",
+        ),
+        (
+            "reader",
+            Method::POST,
+            "/streams",
+            Some(r#"{"stream":"orders:2"}"#),
+            "admin",
+        ),
+        (
+            "reader",
+            Method::POST,
+            "/streams/orders:1/trim",
+            Some(r#"{"max_events":0}"#),
+            "admin",
+        ),
+        ("reader", Method::DELETE, "/streams/orders:1", None, "admin"),
+    ] {
+        let mut request = as_token(who, method.clone(), path);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 403, "{who} {method} {path}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            problem["reason"], "PERMISSION_DENIED",
+            "{who} {method} {path}"
+        );
+        assert_eq!(
+            problem["metadata"]["permission"], permission,
+            "{who} {method} {path}"
+        );
+    }
+}
