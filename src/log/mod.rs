@@ -303,8 +303,6 @@ impl EventLog {
         page_token: &str,
     ) -> Result<(Vec<StreamInfo>, String), LogError> {
         authorize(caller, Operation::ListStreams)?;
-        let readable = caller.readable();
-        let readable = readable.as_deref();
         let pattern = match pattern {
             "" => None,
             p => Some(
@@ -322,8 +320,7 @@ impl EventLog {
                 })?),
             };
         let size = page_size(page_size_requested, DEFAULT_PAGE_SIZE);
-        let visible =
-            |s: &StreamInfo| readable.is_none_or(|r| r.iter().any(|p| p.matches(s.name.as_str())));
+        let visible = |s: &StreamInfo| caller.may_read(s.name.as_str());
         let mut streams = Vec::new();
         let mut cursor = after.map(|a| a.to_string());
         // One extra stream tells whether another page exists.

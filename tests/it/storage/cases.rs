@@ -417,6 +417,25 @@ fn settings(dead_letters: &str) -> GroupSettings {
     }
 }
 
+/// Creates group `g` of `head` in `tx`: cursor 0, created at `at`, dead
+/// letters to `<stream>:dlq`.
+async fn group_g(
+    tx: &mut dyn riverlog::storage::WriteTx,
+    head: &riverlog::storage::StreamHead,
+    at: i64,
+) -> riverlog::model::groups::GroupRecord {
+    let dead_letters = format!("{}:dlq", head.name);
+    tx.create_group(
+        head,
+        &group_name("g"),
+        &settings(&dead_letters),
+        0,
+        UnixMicros(at),
+    )
+    .await
+    .unwrap()
+}
+
 fn entry(sequence: u64, consumer: &str, delivered_at: i64, deliverable_at: i64) -> PendingEntry {
     PendingEntry {
         sequence,
@@ -447,16 +466,7 @@ pub async fn delete_stream_removes_its_events_groups_and_checkpoints(
     let head = b.head("a").await;
     let shared = CheckpointOwner::shared();
     let mut tx = b.begin().await;
-    let group = tx
-        .create_group(
-            &head,
-            &group_name("g"),
-            &settings("a:dlq"),
-            0,
-            UnixMicros(1),
-        )
-        .await
-        .unwrap();
+    let group = group_g(tx.as_mut(), &head, 1).await;
     tx.touch_consumer(group.id, "c", UnixMicros(1))
         .await
         .unwrap();
@@ -509,16 +519,7 @@ pub async fn groups_keep_cursor_consumers_and_pending_entries(open: impl AsyncFn
     b.append("s", &evs("e", 5)).await;
     let head = b.head("s").await;
     let mut tx = b.begin().await;
-    let g = tx
-        .create_group(
-            &head,
-            &group_name("g"),
-            &settings("s:dlq"),
-            0,
-            UnixMicros(7),
-        )
-        .await
-        .unwrap();
+    let g = group_g(tx.as_mut(), &head, 7).await;
     assert_eq!(
         (g.stream.as_str(), g.name.as_str(), g.cursor, g.created_at),
         ("s", "g", 0, UnixMicros(7))
@@ -649,16 +650,7 @@ pub async fn pending_entries_are_settled_deferred_and_released(open: impl AsyncF
     b.append("s", &evs("e", 6)).await;
     let head = b.head("s").await;
     let mut tx = b.begin().await;
-    let g = tx
-        .create_group(
-            &head,
-            &group_name("g"),
-            &settings("s:dlq"),
-            0,
-            UnixMicros(1),
-        )
-        .await
-        .unwrap();
+    let g = group_g(tx.as_mut(), &head, 1).await;
     for c in ["c1", "c2"] {
         tx.touch_consumer(g.id, c, UnixMicros(1)).await.unwrap();
     }
@@ -1067,16 +1059,7 @@ pub async fn batches_larger_than_one_statement_are_written_and_found_whole(
         tx.events_by_sequence(id, &all_sequences).await.unwrap(),
         stored
     );
-    let g = tx
-        .create_group(
-            &head,
-            &group_name("g"),
-            &settings("big:dlq"),
-            0,
-            UnixMicros(1),
-        )
-        .await
-        .unwrap();
+    let g = group_g(tx.as_mut(), &head, 1).await;
     let entries: Vec<_> = all_sequences.iter().map(|&s| entry(s, "c", 1, 2)).collect();
     tx.save_pending(g.id, &entries).await.unwrap();
     assert_eq!(
