@@ -255,8 +255,23 @@ impl PostgresStorage {
             .run(&writer)
             .await
             .map_err(|e| StorageError::Failure(format!("migrating the database: {e}")))?;
+        // Every read riverlog makes is a page: a limit in the order of an
+        // index. Reader connections make PostgreSQL keep to that order:
+        // - Plans for the values given: a generic plan (which a prepared
+        //   statement may switch to after five runs) plans for an average
+        //   stream, and an average stream among many is tiny.
+        // - No sort where an index gives the order. Expecting few rows
+        //   (no statistics yet, or a selective filter), PostgreSQL would
+        //   fetch every event of a stream past the position and sort
+        //   them, for each page: a catch-up quadratic in the stream's
+        //   length. A sort only costs more to the planner, so it still
+        //   sorts where no index has the order.
+        // storage::sql::plans checks the plans this gives.
         let readers = pool(options.read_connections.max(1))
-            .connect_with(connect.clone())
+            .connect_with(connect.clone().options([
+                ("plan_cache_mode", "force_custom_plan"),
+                ("enable_sort", "off"),
+            ]))
             .await
             .map_err(Postgres::classify)?;
         let listener = pool(1).connect_lazy_with(connect);

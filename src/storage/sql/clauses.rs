@@ -33,30 +33,59 @@ pub(super) fn push_filter<D: Dialect>(q: &mut Sql<D::DB>, filter: &EventFilter) 
     }
 }
 
-/// Appends `s.name MATCH ?` for a stream-name pattern.
-pub(super) fn push_name_pattern<D: Dialect>(q: &mut Sql<D::DB>, pattern: &str) {
-    q.push("s.name")
+/// Appends `<column> MATCH ?` for a stream-name pattern.
+pub(super) fn push_name_pattern<D: Dialect>(q: &mut Sql<D::DB>, column: &str, pattern: &str) {
+    q.push(column)
         .push(format!(" {} ", D::MATCH))
         .bind(D::pattern(pattern).as_str());
 }
 
-/// Appends `AND (s.name = ? OR s.name MATCH ? ...)`: events of any of the
-/// selected streams (none when `selectors` is empty).
-pub(super) fn push_selectors<D: Dialect>(q: &mut Sql<D::DB>, selectors: &[StreamSelector]) {
-    q.push(" AND (");
-    for (i, selector) in selectors.iter().enumerate() {
-        if i > 0 {
-            q.push(" OR ");
+/// The streams a log read takes events from.
+///
+/// One stream is a literal id, not a join on its name or a subquery: with
+/// the value in hand PostgreSQL plans with that stream's own statistics
+/// (the reader connections ask for custom plans, see `postgres.rs`), so it
+/// walks the stream's `(stream_id, position)` index in order and stops at
+/// the limit. Joined by name, it could not see the id when planning: it
+/// fetched every event of the stream past the position and sorted them,
+/// so each page of a catch-up read re-read the rest of the stream.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Selected<'a> {
+    /// The stream with this id.
+    One(i64),
+    /// Streams with any of these names or patterns (none when empty).
+    Any(&'a [StreamSelector]),
+}
+
+/// Appends `AND e.stream_id ...` for the `selected` streams.
+///
+/// Several streams are a set of ids tested on each event while the
+/// position order is walked (the `+` keeps the planner from reading each
+/// stream's index and sorting the union, which reads every selected event
+/// past the position for each page): a page stops at the limit, so a
+/// catch-up is linear in the events it passes.
+pub(super) fn push_selected<D: Dialect>(q: &mut Sql<D::DB>, selected: Selected<'_>) {
+    match selected {
+        Selected::One(id) => {
+            q.append(" AND e.stream_id = ?", (id,));
         }
-        match selector {
-            StreamSelector::Name(n) => {
-                q.push("s.name = ").bind(n.as_str());
+        Selected::Any([]) => {
+            q.push(" AND 1 = 0");
+        }
+        Selected::Any(selectors) => {
+            q.push(" AND +e.stream_id IN (SELECT id FROM streams WHERE ");
+            for (i, selector) in selectors.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                match selector {
+                    StreamSelector::Name(n) => {
+                        q.push("name = ").bind(n.as_str());
+                    }
+                    StreamSelector::Pattern(p) => push_name_pattern::<D>(q, "name", p.as_str()),
+                }
             }
-            StreamSelector::Pattern(p) => push_name_pattern::<D>(q, p.as_str()),
+            q.push(")");
         }
     }
-    if selectors.is_empty() {
-        q.push("1 = 0");
-    }
-    q.push(")");
 }

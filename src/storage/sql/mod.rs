@@ -31,6 +31,8 @@ pub(super) use rows::to_i64;
 
 mod clauses;
 mod driver;
+#[cfg(test)]
+mod plans;
 mod reads;
 mod rows;
 mod transaction;

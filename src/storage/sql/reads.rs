@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 
-use super::clauses::{push_filter, push_name_pattern, push_selectors};
+use super::clauses::{Selected, push_filter, push_name_pattern, push_selected};
 use super::driver::{Driver, Sql, get};
 use super::rows::*;
 use super::transaction::PooledTx;
@@ -113,6 +113,73 @@ impl<D: Dialect> SqlStorage<D> {
     }
 }
 
+/// The statement of [`Storage::read_stream`]: the events of stream
+/// `stream_id` from `from` in `direction`, in sequence order.
+///
+/// The stream is given by id, looked up first, rather than by name: a
+/// literal id is what lets PostgreSQL plan with that stream's own
+/// statistics (see [`Selected`]).
+pub(super) fn read_stream_statement<D: Dialect>(
+    q: &mut Sql<D::DB>,
+    stream_id: i64,
+    from: ReadFrom,
+    direction: Direction,
+    filter: &EventFilter,
+    limit: u32,
+) {
+    q.append(
+        &format!("{EVENTS_SELECT} WHERE e.stream_id = ?"),
+        (stream_id,),
+    );
+    let (cmp, order) = match direction {
+        Direction::Forward => (">=", "ASC"),
+        Direction::Backward => ("<=", "DESC"),
+    };
+    match from {
+        ReadFrom::End => {}
+        ReadFrom::Sequence(s) => {
+            q.push(format!(" AND e.sequence {cmp} ")).bind(to_i64(s));
+        }
+        ReadFrom::Time(t) => {
+            q.push(format!(" AND e.recorded_at {cmp} ")).bind(t.0);
+        }
+    }
+    push_filter::<D>(q, filter);
+    q.push(format!(" ORDER BY e.sequence {order} LIMIT "))
+        .bind(i64::from(limit));
+}
+
+/// The statement of [`Storage::read_log`]: events of the `selected`
+/// streams past `after`, in position order.
+pub(super) fn read_log_statement<D: Dialect>(
+    q: &mut Sql<D::DB>,
+    after: Position,
+    selected: Selected<'_>,
+    filter: &EventFilter,
+    limit: u32,
+) {
+    q.append(
+        &format!("{EVENTS_SELECT} WHERE e.position > ?"),
+        (to_i64(after),),
+    );
+    push_selected::<D>(q, selected);
+    push_filter::<D>(q, filter);
+    q.append(" ORDER BY e.position LIMIT ?", (i64::from(limit),));
+}
+
+impl<D: Dialect> SqlStorage<D> {
+    /// The id of stream `name`, if it exists.
+    pub(super) async fn stream_id(
+        conn: &mut <D::DB as sqlx::Database>::Connection,
+        name: &StreamName,
+    ) -> Result<Option<i64>, StorageError> {
+        let row = Sql::<D::DB>::query("SELECT id FROM streams WHERE name = ?", (name.as_str(),))
+            .fetch_optional(conn)
+            .await?;
+        row.map(|r| get::<D::DB, i64>(&r, 0)).transpose()
+    }
+}
+
 #[async_trait]
 impl<D: Dialect> Storage for SqlStorage<D> {
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StorageError> {
@@ -137,7 +204,7 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         q.push(" WHERE 1 = 1");
         if let Some(p) = pattern {
             q.push(" AND ");
-            push_name_pattern::<D>(&mut q, p.as_str());
+            push_name_pattern::<D>(&mut q, "s.name", p.as_str());
         }
         if let Some(a) = after {
             q.append(" AND s.name > ?", (a,));
@@ -157,31 +224,13 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         filter: &EventFilter,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StorageError> {
-        let mut q = Sql::<D::DB>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
-             WHERE s.name = "
-        ));
-        q.bind(stream.as_str());
-        let (cmp, order) = match direction {
-            Direction::Forward => (">=", "ASC"),
-            Direction::Backward => ("<=", "DESC"),
+        let mut conn = self.reader().await?;
+        let Some(id) = Self::stream_id(&mut conn, stream).await? else {
+            return Ok(Vec::new());
         };
-        match from {
-            ReadFrom::End => {}
-            ReadFrom::Sequence(s) => {
-                q.push(format!(" AND e.sequence {cmp} ")).bind(to_i64(s));
-            }
-            ReadFrom::Time(t) => {
-                q.push(format!(" AND e.recorded_at {cmp} ")).bind(t.0);
-            }
-        }
-        push_filter::<D>(&mut q, filter);
-        let rows = q
-            .push(format!(" ORDER BY e.sequence {order} LIMIT "))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *self.reader().await?)
-            .await?;
-        stored_events::<D::DB>(rows)
+        let mut q = Sql::<D::DB>::new("");
+        read_stream_statement::<D>(&mut q, id, from, direction, filter, limit);
+        stored_events::<D::DB>(q.fetch_all(&mut conn).await?)
     }
 
     async fn read_log(
@@ -191,18 +240,20 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         filter: &EventFilter,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StorageError> {
-        let mut q = Sql::<D::DB>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
-             WHERE e.position > "
-        ));
-        q.bind(to_i64(after));
-        push_selectors::<D>(&mut q, selectors);
-        push_filter::<D>(&mut q, filter);
-        let rows = q
-            .append(" ORDER BY e.position LIMIT ?", (i64::from(limit),))
-            .fetch_all(&mut *self.reader().await?)
-            .await?;
-        stored_events::<D::DB>(rows)
+        let mut conn = self.reader().await?;
+        // One stream by its id, looked up first (see `Selected`). Should the
+        // stream be deleted and created again in between, the old id finds
+        // nothing: an empty page, as a read a moment earlier could give.
+        let selected = match selectors {
+            [StreamSelector::Name(name)] => match Self::stream_id(&mut conn, name).await? {
+                Some(id) => Selected::One(id),
+                None => return Ok(Vec::new()),
+            },
+            several => Selected::Any(several),
+        };
+        let mut q = Sql::<D::DB>::new("");
+        read_log_statement::<D>(&mut q, after, selected, filter, limit);
+        stored_events::<D::DB>(q.fetch_all(&mut conn).await?)
     }
 
     async fn head_position(&self) -> Result<Position, StorageError> {
@@ -231,12 +282,16 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         stream: &StreamName,
         sequence: Sequence,
     ) -> Result<Position, StorageError> {
+        let mut conn = self.reader().await?;
+        let Some(id) = Self::stream_id(&mut conn, stream).await? else {
+            return Ok(0);
+        };
         let row = Sql::<D::DB>::query(
-            "SELECT e.position FROM events e JOIN streams s ON s.id = e.stream_id \
-             WHERE s.name = ? AND e.sequence < ? ORDER BY e.sequence DESC LIMIT 1",
-            (stream.as_str(), to_i64(sequence)),
+            "SELECT position FROM events WHERE stream_id = ? AND sequence < ? \
+             ORDER BY sequence DESC LIMIT 1",
+            (id, to_i64(sequence)),
         )
-        .fetch_optional(&mut *self.reader().await?)
+        .fetch_optional(&mut conn)
         .await?;
         row.map_or(Ok(0), |r| Ok(to_u64(get::<D::DB, _>(&r, 0)?)))
     }

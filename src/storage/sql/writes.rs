@@ -54,7 +54,7 @@ impl<D: Dialect> SqlWriteTx<D> {
         rest: impl FnOnce(&mut Sql<D::DB>),
     ) -> Result<Vec<StoredEvent>, StorageError> {
         let mut q = Sql::<D::DB>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e JOIN streams s ON s.id = e.stream_id \
+            "{EVENTS_SELECT} \
              WHERE e.stream_id = "
         ));
         q.bind(stream_id);
