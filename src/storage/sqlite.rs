@@ -127,7 +127,12 @@ impl SqliteStorage {
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
-                    .synchronous(synchronous),
+                    .synchronous(synchronous)
+                    // A multi-row statement inside a transaction keeps a
+                    // statement journal (to undo just that statement); on
+                    // files, that was a temporary file created, written
+                    // and unlinked for nearly every commit.
+                    .pragma("temp_store", "MEMORY"),
             )
             .await
             .map_err(Sqlite::classify)?;
