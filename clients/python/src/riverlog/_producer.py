@@ -231,8 +231,13 @@ class Producer:
                 if answer.HasField("error"):
                     batch.fail(_request_error(answer.error))
                 else:
-                    for future, position in zip(batch.futures, answer.positions):
-                        future.set_result(Published.from_proto(position))
+                    for i, future in enumerate(batch.futures):
+                        if i < len(answer.positions):
+                            future.set_result(Published.from_proto(answer.positions[i]))
+                        else:
+                            future.set_exception(RiverlogError(
+                                grpc.StatusCode.INTERNAL, "no position for this event"
+                            ))
             error = None
         except grpc.RpcError as err:
             error = RiverlogError.from_rpc_error(err)
