@@ -72,6 +72,12 @@ pub struct Metrics {
     pub events_dead_lettered: Counter<u64>,
     /// `riverlog.retention.removed`: events removed by retention, by `rule`.
     pub retention_removed: Counter<u64>,
+    /// `riverlog.publish_stream.requests`: PublishStream requests answered,
+    /// by `rpc.grpc.status_code` (0: appended; else the refusal's code).
+    pub publish_stream_requests: Counter<u64>,
+    /// `riverlog.publish_stream.in_flight`: PublishStream requests read and
+    /// not answered yet, over all calls.
+    pub publish_stream_in_flight: UpDownCounter<i64>,
 }
 
 /// Why metrics could not be set up.
@@ -198,6 +204,14 @@ impl Metrics {
                 .u64_counter("riverlog.retention.removed")
                 .with_description("Events removed by retention rules")
                 .build(),
+            publish_stream_requests: meter
+                .u64_counter("riverlog.publish_stream.requests")
+                .with_description("PublishStream requests answered, by status code")
+                .build(),
+            publish_stream_in_flight: meter
+                .i64_up_down_counter("riverlog.publish_stream.in_flight")
+                .with_description("PublishStream requests read and not answered yet")
+                .build(),
             provider,
             registry,
             observed,
@@ -210,6 +224,7 @@ impl Metrics {
         metrics.events_dead_lettered.add(0, &[]);
         metrics.subscriptions_active.add(0, &[]);
         metrics.consumers_active.add(0, &[]);
+        metrics.publish_stream_in_flight.add(0, &[]);
         Ok(metrics)
     }
 

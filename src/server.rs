@@ -281,9 +281,13 @@ impl Application {
         });
         let event_log = InterceptedService::new(
             compressed!(
-                v1::event_log_server::EventLogServer::new(EventLogApi::new(log, limits))
-                    .max_decoding_message_size(max_request)
-                    .max_encoding_message_size(max_response)
+                v1::event_log_server::EventLogServer::new(EventLogApi::new(
+                    log,
+                    limits,
+                    metrics.clone()
+                ))
+                .max_decoding_message_size(max_request)
+                .max_encoding_message_size(max_response)
             ),
             guard,
         );

@@ -2,8 +2,9 @@
 //
 // The generated gRPC stubs live in riverlog.dev/client/go/riverlogv1; this
 // package only adds Dial (with an optional bearer token), a CloudEvent
-// builder, Publish, callback loops for Subscribe and Consume, and access to
-// the google.rpc.ErrorInfo reason that riverlog errors carry.
+// builder, Publish, a batching Producer over PublishStream, callback loops
+// for Subscribe and Consume, and access to the google.rpc.ErrorInfo reason
+// that riverlog errors carry.
 package riverlog
 
 import (

@@ -18,7 +18,8 @@
 # generation is deterministic); gofmt; go vet; unit tests; the quick start
 # program (examples/quickstart, also the README's quick start verbatim) against
 # a server without auth, and against a server with a bearer token (the right
-# token passes; none and a wrong one fail with Unauthenticated).
+# token passes; none and a wrong one fail with Unauthenticated); the tests
+# named Live (the Producer) against both servers.
 #
 # Builds in GOPATH mode (GO111MODULE=off) over /usr/share/gocode, where the
 # Debian -dev packages put their sources: the Go module proxy is not used.
@@ -121,6 +122,7 @@ start_server() {
 
 echo "== quick start against a server without auth"
 start_server plain
+plain_addr=$addr
 "$tmp/quickstart" -addr "$addr" || fail "quick start (no auth)"
 
 echo "== quick start against a server with a bearer token"
@@ -133,6 +135,13 @@ sha256 = "$sha"
 publish = ["*"]
 subscribe = ["*"]
 admin = true
+
+[[auth.tokens]]
+name = "go-client-orders"
+sha256 = "$(printf %s "$token-orders" | "$bin" hash-token)"
+publish = ["orders:*"]
+subscribe = ["orders:*"]
+admin = false
 TOML
 start_server auth --config "$tmp/auth.toml"
 "$tmp/quickstart" -addr "$addr" -token "$token" || fail "quick start (token)"
@@ -143,5 +152,14 @@ for bad in "" wrong-token; do
   grep -q 'code = Unauthenticated' "$tmp/bad.out" || { cat "$tmp/bad.out" >&2; fail "token '$bad': no Unauthenticated"; }
 done
 echo "missing and wrong tokens: Unauthenticated"
+
+echo "== the Producer against both servers"
+if ! RIVERLOG_ADDR=$plain_addr RIVERLOG_AUTH_ADDR=$addr RIVERLOG_TOKEN=$token-orders \
+  go test -count=1 -run Live -v ./... >"$tmp/live.out" 2>&1; then
+  cat "$tmp/live.out" >&2
+  fail "Producer tests"
+fi
+grep -E '^(--- |ok)' "$tmp/live.out"
+if grep -q -- '--- SKIP' "$tmp/live.out"; then fail "Producer tests were skipped"; fi
 
 echo "test.sh: all passed"

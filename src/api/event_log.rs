@@ -1,34 +1,111 @@
 //! gRPC adapter of the `EventLog` service: decode, call the domain, encode.
 
-use futures::StreamExt;
-use tonic::{Request, Response, Status};
-
-use crate::service::trace_context::TraceContext;
 use std::sync::Arc;
 
-use super::guard;
+use futures::future::{self, Either};
+use futures::{FutureExt, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{guard, publish_stream};
+use crate::auth::Principal;
 use crate::log::{
-    EventLog, Expectation, LogError, PublishBatch, ReadQuery, SubscribeQuery, SubscriptionItem,
-    parse,
+    Appended, EventLog, Expectation, LogError, PublishBatch, Queued, ReadQuery, SubscribeQuery,
+    SubscriptionItem, parse,
 };
+use crate::metrics::Metrics;
 use crate::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
 use crate::proto::v1::{self, event_log_server, publish_request, read_request, subscribe_response};
 use crate::service::admission::{CallLimits, admit_events};
 use crate::service::convert;
+use crate::service::failure::Failure;
+use crate::service::trace_context::TraceContext;
 
 /// The `riverlog.v1.EventLog` service.
 #[derive(Clone)]
 pub struct EventLogApi {
     log: EventLog,
     limits: Arc<CallLimits>,
+    /// PublishStream's own instruments.
+    metrics: Arc<Metrics>,
 }
 
 impl EventLogApi {
     /// Serves `log` over gRPC within `limits`.
-    pub fn new(log: EventLog, limits: Arc<CallLimits>) -> Self {
-        Self { log, limits }
+    pub fn new(log: EventLog, limits: Arc<CallLimits>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            log,
+            limits,
+            metrics,
+        }
+    }
+
+    /// Checks one publish request and queues its events for commit: all a
+    /// unary Publish does before it awaits the commit, and what each
+    /// PublishStream request does before the next is read.
+    async fn queue_publish(
+        &self,
+        principal: &Principal,
+        trace: Option<&TraceContext>,
+        req: v1::PublishRequest,
+    ) -> Result<Queued<Vec<Appended>>, Failure> {
+        let stream = parse::stream(&req.stream)?;
+        // Decoded only once the caller may publish there (see EventLog::publish).
+        let admit = || -> Result<PublishBatch, Failure> {
+            Ok(PublishBatch {
+                expected: expectation(req.expected)?,
+                events: admit_events(&self.limits, principal, req.events, trace)?,
+            })
+        };
+        self.log.queue_publish(principal, stream, admit).await
     }
 }
+
+/// A publish's optimistic-concurrency condition.
+fn expectation(expected: Option<publish_request::Expected>) -> Result<Expectation, LogError> {
+    Ok(match expected {
+        None => Expectation::Any,
+        Some(publish_request::Expected::ExpectedLastSequence(s)) => Expectation::LastSequence(s),
+        Some(publish_request::Expected::ExpectedState(state)) => {
+            match v1::StreamState::try_from(state) {
+                Ok(v1::StreamState::Unspecified) => Expectation::Any,
+                Ok(v1::StreamState::NoStream) => Expectation::NoStream,
+                Ok(v1::StreamState::Exists) => Expectation::Exists,
+                Err(_) => {
+                    return Err(LogError::invalid(
+                        "expected_state",
+                        format!("unknown value {state}"),
+                    ));
+                }
+            }
+        }
+    })
+}
+
+/// Where a publish's events landed, as its answer.
+fn published(appended: Vec<Appended>) -> v1::PublishResponse {
+    v1::PublishResponse {
+        positions: appended
+            .into_iter()
+            .map(|a| v1::PublishedPosition {
+                id: a.id,
+                sequence: a.sequence,
+                position: a.position,
+                duplicate: a.duplicate,
+                recorded_at: Some(convert::timestamp(a.recorded_at)),
+            })
+            .collect(),
+        error: None,
+    }
+}
+
+/// What every request of one PublishStream call shares.
+struct StreamCaller {
+    api: EventLogApi,
+    principal: Arc<Principal>,
+    trace: Option<TraceContext>,
+}
+
+type PublishStreamStream = tonic::codegen::BoxStream<v1::PublishResponse>;
 
 type SubscribeStream = tonic::codegen::BoxStream<v1::SubscribeResponse>;
 
@@ -112,46 +189,46 @@ impl event_log_server::EventLog for EventLogApi {
     ) -> Result<Response<v1::PublishResponse>, Status> {
         let principal = guard::principal(&request)?;
         let trace = TraceContext::from_headers(request.metadata().as_ref());
-        let req = request.into_inner();
-        let stream = parse::stream(&req.stream)?;
-        // Decoded only once the caller may publish there (see EventLog::publish).
-        let admit = || -> Result<PublishBatch, Status> {
-            let expected = match req.expected {
-                None => Expectation::Any,
-                Some(publish_request::Expected::ExpectedLastSequence(s)) => {
-                    Expectation::LastSequence(s)
+        let queued = self
+            .queue_publish(&principal, trace.as_ref(), request.into_inner())
+            .await?;
+        Ok(Response::new(published(queued.await?)))
+    }
+
+    type PublishStreamStream = PublishStreamStream;
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<v1::PublishRequest>>,
+    ) -> Result<Response<PublishStreamStream>, Status> {
+        let caller = Arc::new(StreamCaller {
+            api: self.clone(),
+            principal: guard::principal(&request)?,
+            trace: TraceContext::from_headers(request.metadata().as_ref()),
+        });
+        let submit = move |req: v1::PublishRequest| {
+            let caller = caller.clone();
+            async move {
+                let queued = caller
+                    .api
+                    .queue_publish(&caller.principal, caller.trace.as_ref(), req)
+                    .await;
+                match queued {
+                    Ok(queued) => Either::Right(queued.map(|outcome| match outcome {
+                        Ok(appended) => published(appended),
+                        Err(e) => publish_stream::refusal(e.into()),
+                    })),
+                    Err(refused) => Either::Left(future::ready(publish_stream::refusal(refused))),
                 }
-                Some(publish_request::Expected::ExpectedState(state)) => {
-                    match v1::StreamState::try_from(state) {
-                        Ok(v1::StreamState::Unspecified) => Expectation::Any,
-                        Ok(v1::StreamState::NoStream) => Expectation::NoStream,
-                        Ok(v1::StreamState::Exists) => Expectation::Exists,
-                        Err(_) => {
-                            return Err(LogError::invalid(
-                                "expected_state",
-                                format!("unknown value {state}"),
-                            )
-                            .into());
-                        }
-                    }
-                }
-            };
-            let events = admit_events(&self.limits, &principal, req.events, trace.as_ref())?;
-            Ok(PublishBatch { events, expected })
+            }
         };
-        let appended = self.log.publish(&principal, stream, admit).await?;
-        Ok(Response::new(v1::PublishResponse {
-            positions: appended
-                .into_iter()
-                .map(|a| v1::PublishedPosition {
-                    id: a.id,
-                    sequence: a.sequence,
-                    position: a.position,
-                    duplicate: a.duplicate,
-                    recorded_at: Some(convert::timestamp(a.recorded_at)),
-                })
-                .collect(),
-        }))
+        Ok(Response::new(Box::pin(publish_stream::answers(
+            request.into_inner(),
+            submit,
+            publish_stream::Window::DEFAULT,
+            self.log.stopping(),
+            self.metrics.clone(),
+        ))))
     }
 
     async fn read(

@@ -10,11 +10,20 @@ use futures::future::BoxFuture;
 use tonic::Code;
 use tower::{Layer, Service};
 
-use crate::service::failure::exhausted;
+use crate::service::failure::{Failure, exhausted};
 
 /// How tonic's decoder words the refusal (tonic 0.14, `codec/decode.rs`);
 /// a test fails if that ever changes.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
+
+/// RESOURCE_EXHAUSTED (`MESSAGE_TOO_LARGE`) when `status` is tonic's
+/// refusal of an oversized request message. A streaming call meets it
+/// among its requests, after its headers went out, and ends with it
+/// itself (`api::publish_stream`).
+pub(super) fn too_large(status: &tonic::Status) -> Option<Failure> {
+    (status.code() == Code::OutOfRange && status.message().starts_with(TONIC_TOO_LARGE))
+        .then(|| exhausted(status.message(), "MESSAGE_TOO_LARGE", HashMap::new(), None))
+}
 
 /// Adds [`MessageSize`] to every service.
 #[derive(Clone, Copy, Default)]
@@ -54,12 +63,10 @@ where
         Box::pin(async move {
             let mut response = inner.call(request).await?;
             // Decoding errors come back "trailers-only": in the headers.
-            let refused = tonic::Status::from_header_map(response.headers()).filter(|s| {
-                s.code() == Code::OutOfRange && s.message().starts_with(TONIC_TOO_LARGE)
-            });
-            if let Some(refused) = refused {
-                let status =
-                    exhausted(refused.message(), "MESSAGE_TOO_LARGE", HashMap::new(), None);
+            let refused = tonic::Status::from_header_map(response.headers())
+                .as_ref()
+                .and_then(too_large);
+            if let Some(status) = refused {
                 let headers = response.headers_mut();
                 headers.remove("grpc-message");
                 headers.remove("grpc-status-details-bin");

@@ -12,6 +12,7 @@ pub mod event_log;
 pub mod guard;
 pub mod message_size;
 pub mod observe;
+pub mod publish_stream;
 pub mod status;
 
 pub use checkpoints::CheckpointsApi;

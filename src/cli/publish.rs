@@ -1,14 +1,20 @@
 //! `riverlog publish STREAM`: one event from flags, or many from stdin.
 
 use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
 use serde_json::{Value, json};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{CliError, Connection, emit};
 use crate::proto::cloudevent::cloud_event::Data;
 use crate::proto::json::from_json;
-use crate::proto::v1::{PublishRequest, publish_request};
+use crate::proto::v1::event_log_client::EventLogClient;
+use crate::proto::v1::{PublishRequest, PublishedPosition, RequestError, publish_request};
 use crate::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPayload};
 
 /// Publish events to a stream.
@@ -40,9 +46,13 @@ pub struct PublishArgs {
     #[arg(long)]
     pub content_type: Option<String>,
     /// Fail unless the stream's last sequence is this (0: no event yet).
+    /// With stdin, each batch expects the sequence the batches before it
+    /// lead to, so the events land contiguously after this one.
     #[arg(long)]
     pub expect_last_sequence: Option<u64>,
-    /// Events per publish call when reading stdin; each call is atomic.
+    /// Events per publish request when reading stdin; each is atomic. The
+    /// batches go over one PublishStream call, several in flight at once;
+    /// the first refused batch stops the reading of stdin.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
     /// Print one JSON object per event instead of a line.
@@ -99,23 +109,24 @@ impl PublishArgs {
         Ok(self.event_from_data(line, None))
     }
 
-    async fn send(
-        &self,
-        client: &mut crate::proto::v1::event_log_client::EventLogClient<super::Authed>,
-        events: Vec<CloudEvent>,
-    ) -> Result<(), CliError> {
-        let expected = self
-            .expect_last_sequence
-            .map(publish_request::Expected::ExpectedLastSequence);
-        let response = client
-            .publish(PublishRequest {
-                stream: self.stream.clone(),
-                events: events.iter().map(EventPayload::from_event).collect(),
-                expected,
-            })
-            .await?
-            .into_inner();
-        for p in response.positions {
+    /// The optimistic-concurrency condition of a request that follows
+    /// `sent` events of this run: `--expect-last-sequence` plus them, so
+    /// the events of stdin must land contiguously after it.
+    fn expected(&self, sent: u64) -> Option<publish_request::Expected> {
+        self.expect_last_sequence
+            .map(|last| publish_request::Expected::ExpectedLastSequence(last + sent))
+    }
+
+    fn request(&self, events: &[CloudEvent], sent: u64) -> PublishRequest {
+        PublishRequest {
+            stream: self.stream.clone(),
+            events: events.iter().map(EventPayload::from_event).collect(),
+            expected: self.expected(sent),
+        }
+    }
+
+    fn print_positions(&self, positions: Vec<PublishedPosition>) -> Result<(), CliError> {
+        for p in positions {
             let line = if self.json {
                 json!({
                     "stream": self.stream,
@@ -151,27 +162,102 @@ impl PublishArgs {
         let mut client = self.connection.event_log().await?;
         if data != "-" {
             let event = self.event_from_data(&data, self.id.as_deref());
-            return self.send(&mut client, vec![event]).await;
+            let response = client.publish(self.request(&[event], 0)).await?;
+            return self.print_positions(response.into_inner().positions);
         }
         if self.id.is_some() {
             return Err(CliError::Usage(
                 "--id names a single event; stdin lines get their own ids".into(),
             ));
         }
-        let mut batch = Vec::with_capacity(self.batch);
-        for (i, line) in std::io::stdin().lock().lines().enumerate() {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            batch.push(self.event_from_line(&line, i + 1)?);
-            if batch.len() == self.batch {
-                self.send(&mut client, std::mem::take(&mut batch)).await?;
-            }
-        }
-        if !batch.is_empty() {
-            self.send(&mut client, batch).await?;
-        }
-        Ok(())
+        Arc::new(self).publish_stdin(client).await
     }
+
+    /// Publishes stdin's lines in batches of `--batch` over one
+    /// PublishStream call, several batches in flight at once, printing the
+    /// events as their batches are answered (in order). The first refused
+    /// batch stops the reading of stdin; batches sent before its answer
+    /// came are still answered and printed, then the refusal is reported.
+    async fn publish_stdin(
+        self: Arc<Self>,
+        mut client: EventLogClient<super::Authed>,
+    ) -> Result<(), CliError> {
+        let (requests, outgoing) = tokio::sync::mpsc::channel(IN_FLIGHT_BATCHES);
+        let refused = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let args = self.clone();
+            let refused = refused.clone();
+            // Reading stdin blocks: on a thread of its own, which the
+            // process does not wait for when the call fails first.
+            let (done, finished) = tokio::sync::oneshot::channel();
+            let read = move || -> Result<(), CliError> {
+                let mut batch = Vec::with_capacity(args.batch);
+                let mut sent = 0u64;
+                let mut send = |batch: &mut Vec<CloudEvent>| {
+                    let request = args.request(batch, sent);
+                    sent += batch.len() as u64;
+                    batch.clear();
+                    // Fails only once the call has ended: its answer says why.
+                    !refused.load(Ordering::Acquire) && requests.blocking_send(request).is_ok()
+                };
+                for (i, line) in std::io::stdin().lock().lines().enumerate() {
+                    let line = line?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    batch.push(args.event_from_line(&line, i + 1)?);
+                    if batch.len() == args.batch && !send(&mut batch) {
+                        return Ok(());
+                    }
+                }
+                if !batch.is_empty() {
+                    send(&mut batch);
+                }
+                Ok(())
+            };
+            std::thread::spawn(move || {
+                let _ = done.send(read());
+            });
+            finished
+        };
+        let mut first_refusal = None;
+        let mut answers = client
+            .publish_stream(ReceiverStream::new(outgoing))
+            .await?
+            .into_inner();
+        while let Some(answer) = answers.message().await? {
+            match answer.error {
+                Some(error) => {
+                    refused.store(true, Ordering::Release);
+                    first_refusal.get_or_insert(error);
+                }
+                None => self.print_positions(answer.positions)?,
+            }
+        }
+        match reader.await {
+            Ok(read) => read?,
+            Err(_) => return Err(CliError::Io(std::io::Error::other("stdin reader failed"))),
+        }
+        match first_refusal {
+            Some(error) => Err(CliError::Refused(request_status(error))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Batches of stdin read ahead of their answers (the server pipelines
+/// them; it holds up to 256 per call itself).
+const IN_FLIGHT_BATCHES: usize = 16;
+
+/// A refused request as the status a unary Publish would have returned,
+/// for the exit code and message every command prints.
+fn request_status(error: RequestError) -> Status {
+    let mut details = ErrorDetails::with_error_info(error.reason, error.domain, error.metadata);
+    if let Some(delay) = error
+        .retry_delay
+        .and_then(|d| std::time::Duration::try_from(d).ok())
+    {
+        details.set_retry_info(Some(delay));
+    }
+    Status::with_error_details(Code::from_i32(error.code), error.message, details)
 }

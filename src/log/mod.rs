@@ -64,7 +64,7 @@ pub use event::{AttributeValue, EventAttributes, NewEvent};
 pub use groups::{Claim, ConsumeItem, CreateGroup, Fetch, ListPending, MAX_SEQUENCES_PER_CALL};
 pub use subscription::{Start, SubscriptionItem};
 pub use tasks::LogTasks;
-pub use writer::{AppendRequest, Appended, StreamLimits};
+pub use writer::{AppendRequest, Appended, Queued, StreamLimits};
 
 use crate::auth::Principal;
 use crate::metrics::Metrics;
@@ -254,6 +254,12 @@ impl EventLog {
         Ok((log, tasks))
     }
 
+    /// Resolves when the server begins to shut down: calls that stay open
+    /// (subscriptions, publish streams) end then.
+    pub fn stopping(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.shutdown.clone().cancelled_owned()
+    }
+
     /// Whether storage takes writes, as far as the last write transaction
     /// showed: after one failed for want of storage (a full disk, a lost
     /// database), commits a probe write to find out whether it does again.
@@ -370,17 +376,31 @@ impl EventLog {
         stream: StreamName,
         admit: impl FnOnce() -> Result<PublishBatch, E>,
     ) -> Result<Vec<Appended>, E> {
-        authorize(caller, Operation::Publish(&stream)).map_err(LogError::from)?;
-        let PublishBatch { events, expected } = admit()?;
-        Ok(self.append(stream, events, expected).await?)
+        Ok(self.queue_publish(caller, stream, admit).await?.await?)
     }
 
-    async fn append(
+    /// [`EventLog::publish`] up to the writer's queue: every check made,
+    /// the events queued for commit, the commit not awaited. A caller may
+    /// queue its next publish at once; publishes queued one after the
+    /// other are applied in that order (an expected sequence sees the
+    /// events queued before it), and share commits.
+    pub async fn queue_publish<E: From<LogError>>(
+        &self,
+        caller: &Principal,
+        stream: StreamName,
+        admit: impl FnOnce() -> Result<PublishBatch, E>,
+    ) -> Result<Queued<Vec<Appended>>, E> {
+        authorize(caller, Operation::Publish(&stream)).map_err(LogError::from)?;
+        let PublishBatch { events, expected } = admit()?;
+        Ok(self.queue_append(stream, events, expected).await?)
+    }
+
+    async fn queue_append(
         &self,
         name: StreamName,
         events: Vec<(EventAttributes, Bytes)>,
         expected: Expectation,
-    ) -> Result<Vec<Appended>, LogError> {
+    ) -> Result<Queued<Vec<Appended>>, LogError> {
         let limits = &self.limits;
         if events.is_empty() {
             return Err(LogError::invalid(
@@ -418,7 +438,7 @@ impl EventLog {
             )));
         }
         self.writer
-            .append(AppendRequest {
+            .queue_append(AppendRequest {
                 stream: name,
                 events: checked,
                 expected,

@@ -16,7 +16,7 @@ use crate::common::*;
 const STEPS: [&str; 4] = ["insert", "stream_head", "log_head", "commit"];
 
 /// Installs the fault triggers, all disarmed.
-async fn install_faults(db: &TestDb) {
+pub(crate) async fn install_faults(db: &TestDb) {
     let mut sql = vec!["CREATE TABLE test_faults (step TEXT PRIMARY KEY)".to_owned()];
     if backend_is_postgres() {
         // 53100 is disk_full: the outage class clients retry.
@@ -77,11 +77,11 @@ async fn install_faults(db: &TestDb) {
     run_sql(db, &sql).await;
 }
 
-async fn arm(db: &TestDb, step: &str) {
+pub(crate) async fn arm(db: &TestDb, step: &str) {
     run_sql(db, &[format!("INSERT INTO test_faults VALUES ('{step}')")]).await;
 }
 
-async fn disarm(db: &TestDb) {
+pub(crate) async fn disarm(db: &TestDb) {
     run_sql(db, &["DELETE FROM test_faults".to_owned()]).await;
 }
 

@@ -16,6 +16,7 @@ mod limits;
 mod metrics;
 mod postgres;
 mod publish;
+mod publish_stream;
 mod read;
 mod restart;
 mod retention;

@@ -32,7 +32,50 @@ type EventLogClient interface {
 	// Durable when acknowledged. Idempotent by event id within the stream: an
 	// event whose id the stream already holds is not appended again; its
 	// original sequence and position come back flagged `duplicate`.
+	// (PublishStream shares its messages: each of its requests is a Publish.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
+	// Many publishes on one call, for producers that send many events: each
+	// request is a Publish, with the same checks, guarantees and refusals,
+	// and each gets exactly one answer, in request order.
+	//
+	// Pipelined: the server queues a request for commit without waiting for
+	// the commit of the ones before it, so the requests of one call (and of
+	// other callers) share group commits. Requests are applied in the order
+	// sent: an expected sequence sees the events of the requests before it.
+	// Each request stands alone: one refused does not stop the next, so a
+	// producer chaining expected sequences sees the following ones refused
+	// too (WRONG_EXPECTED_SEQUENCE).
+	//
+	// Answers: `positions` when the request's events are durable (as Publish
+	// answers); `error` when the request was refused, carrying the code,
+	// message and ErrorInfo reason and metadata that Publish would have
+	// returned as its status. The call stays open after a refusal.
+	//
+	// Window: at most 256 requests, and about 16 MiB of events, are read and
+	// not yet answered; beyond it the server reads no further request until
+	// an answer is sent, so a client that does not read answers is slowed by
+	// HTTP/2 flow control and the server's memory stays bounded.
+	//
+	// The call ends:
+	//   - OK after the client half-closes and every request is answered;
+	//   - with a status when the whole call fails: UNAUTHENTICATED (no or an
+	//     unknown token) before any answer; UNAVAILABLE (SHUTTING_DOWN) when the
+	//     server shuts down; INVALID_ARGUMENT (MALFORMED_REQUEST) or
+	//     RESOURCE_EXHAUSTED (MESSAGE_TOO_LARGE) for a request that does not
+	//     decode. The server then reads no further request, and ends the call
+	//     only once every request it read is answered: whatever was not
+	//     answered was not read, and appended nothing.
+	//
+	// A call cut short by the client or the network leaves each unanswered
+	// request either wholly appended or not at all; publish them again with
+	// the same event ids to find out (duplicates are answered as such).
+	//
+	// The messages are Publish's, as the API contract names them.
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	PublishStream(ctx context.Context, opts ...grpc.CallOption) (EventLog_PublishStreamClient, error)
 	// Reads a page of a stream's history, forwards or backwards.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error)
 	// Delivers the matching history, then `caught_up`, then new events live as
@@ -101,6 +144,37 @@ func (c *eventLogClient) Publish(ctx context.Context, in *PublishRequest, opts .
 	return out, nil
 }
 
+func (c *eventLogClient) PublishStream(ctx context.Context, opts ...grpc.CallOption) (EventLog_PublishStreamClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_EventLog_serviceDesc.Streams[0], "/riverlog.v1.EventLog/PublishStream", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &eventLogPublishStreamClient{stream}
+	return x, nil
+}
+
+type EventLog_PublishStreamClient interface {
+	Send(*PublishRequest) error
+	Recv() (*PublishResponse, error)
+	grpc.ClientStream
+}
+
+type eventLogPublishStreamClient struct {
+	grpc.ClientStream
+}
+
+func (x *eventLogPublishStreamClient) Send(m *PublishRequest) error {
+	return x.ClientStream.SendMsg(m)
+}
+
+func (x *eventLogPublishStreamClient) Recv() (*PublishResponse, error) {
+	m := new(PublishResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 func (c *eventLogClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error) {
 	out := new(ReadResponse)
 	err := c.cc.Invoke(ctx, "/riverlog.v1.EventLog/Read", in, out, opts...)
@@ -111,7 +185,7 @@ func (c *eventLogClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc
 }
 
 func (c *eventLogClient) Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (EventLog_SubscribeClient, error) {
-	stream, err := c.cc.NewStream(ctx, &_EventLog_serviceDesc.Streams[0], "/riverlog.v1.EventLog/Subscribe", opts...)
+	stream, err := c.cc.NewStream(ctx, &_EventLog_serviceDesc.Streams[1], "/riverlog.v1.EventLog/Subscribe", opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +253,50 @@ type EventLogServer interface {
 	// Durable when acknowledged. Idempotent by event id within the stream: an
 	// event whose id the stream already holds is not appended again; its
 	// original sequence and position come back flagged `duplicate`.
+	// (PublishStream shares its messages: each of its requests is a Publish.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
+	// Many publishes on one call, for producers that send many events: each
+	// request is a Publish, with the same checks, guarantees and refusals,
+	// and each gets exactly one answer, in request order.
+	//
+	// Pipelined: the server queues a request for commit without waiting for
+	// the commit of the ones before it, so the requests of one call (and of
+	// other callers) share group commits. Requests are applied in the order
+	// sent: an expected sequence sees the events of the requests before it.
+	// Each request stands alone: one refused does not stop the next, so a
+	// producer chaining expected sequences sees the following ones refused
+	// too (WRONG_EXPECTED_SEQUENCE).
+	//
+	// Answers: `positions` when the request's events are durable (as Publish
+	// answers); `error` when the request was refused, carrying the code,
+	// message and ErrorInfo reason and metadata that Publish would have
+	// returned as its status. The call stays open after a refusal.
+	//
+	// Window: at most 256 requests, and about 16 MiB of events, are read and
+	// not yet answered; beyond it the server reads no further request until
+	// an answer is sent, so a client that does not read answers is slowed by
+	// HTTP/2 flow control and the server's memory stays bounded.
+	//
+	// The call ends:
+	//   - OK after the client half-closes and every request is answered;
+	//   - with a status when the whole call fails: UNAUTHENTICATED (no or an
+	//     unknown token) before any answer; UNAVAILABLE (SHUTTING_DOWN) when the
+	//     server shuts down; INVALID_ARGUMENT (MALFORMED_REQUEST) or
+	//     RESOURCE_EXHAUSTED (MESSAGE_TOO_LARGE) for a request that does not
+	//     decode. The server then reads no further request, and ends the call
+	//     only once every request it read is answered: whatever was not
+	//     answered was not read, and appended nothing.
+	//
+	// A call cut short by the client or the network leaves each unanswered
+	// request either wholly appended or not at all; publish them again with
+	// the same event ids to find out (duplicates are answered as such).
+	//
+	// The messages are Publish's, as the API contract names them.
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	PublishStream(EventLog_PublishStreamServer) error
 	// Reads a page of a stream's history, forwards or backwards.
 	Read(context.Context, *ReadRequest) (*ReadResponse, error)
 	// Delivers the matching history, then `caught_up`, then new events live as
@@ -214,6 +331,9 @@ func (UnimplementedEventLogServer) DeleteStream(context.Context, *DeleteStreamRe
 }
 func (UnimplementedEventLogServer) Publish(context.Context, *PublishRequest) (*PublishResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Publish not implemented")
+}
+func (UnimplementedEventLogServer) PublishStream(EventLog_PublishStreamServer) error {
+	return status.Errorf(codes.Unimplemented, "method PublishStream not implemented")
 }
 func (UnimplementedEventLogServer) Read(context.Context, *ReadRequest) (*ReadResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Read not implemented")
@@ -330,6 +450,32 @@ func _EventLog_Publish_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventLog_PublishStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EventLogServer).PublishStream(&eventLogPublishStreamServer{stream})
+}
+
+type EventLog_PublishStreamServer interface {
+	Send(*PublishResponse) error
+	Recv() (*PublishRequest, error)
+	grpc.ServerStream
+}
+
+type eventLogPublishStreamServer struct {
+	grpc.ServerStream
+}
+
+func (x *eventLogPublishStreamServer) Send(m *PublishResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+func (x *eventLogPublishStreamServer) Recv() (*PublishRequest, error) {
+	m := new(PublishRequest)
+	if err := x.ServerStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 func _EventLog_Read_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReadRequest)
 	if err := dec(in); err != nil {
@@ -443,6 +589,12 @@ var _EventLog_serviceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PublishStream",
+			Handler:       _EventLog_PublishStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Subscribe",
 			Handler:       _EventLog_Subscribe_Handler,

@@ -11,6 +11,7 @@ import {
 } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { toRiverlogError } from "./errors.js";
+import { Producer, type ProducerOptions, toPublished } from "./producer.js";
 import { type Event, type EventInput, optionalDate, toCloudEvent, toEvent } from "./events.js";
 import { Checkpoints } from "./gen/riverlog/v1/checkpoints_pb.js";
 import {
@@ -344,13 +345,17 @@ export class Client {
     const response = await this.unary(() =>
       this.eventLog.publish(request, this.callOptions(options.signal)),
     );
-    return response.positions.map((p) => ({
-      id: p.id,
-      sequence: p.sequence,
-      position: p.position,
-      duplicate: p.duplicate,
-      recordedAt: optionalDate(p.recordedAt),
-    }));
+    return response.positions.map(toPublished);
+  }
+
+  /**
+   * A batching producer over one `PublishStream` call: `send` resolves
+   * each event to its position, or rejects with the error its batch was
+   * refused with (see {@link Producer}). Close it when done.
+   */
+  producer(options: ProducerOptions = {}): Producer {
+    const source = this.options.source;
+    return new Producer(this, source === undefined ? options : { source, ...options });
   }
 
   /** Reads one page of a stream's history. */

@@ -37,8 +37,11 @@ mod settlement;
 mod streams;
 mod transaction;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -73,14 +76,39 @@ pub struct WriterHandle {
     outcome: Arc<WriteOutcome>,
 }
 
+/// The answer to a queued command: ready once the batch that holds it has
+/// committed (or failed).
+pub struct Queued<T>(oneshot::Receiver<Result<T, LogError>>);
+
+impl<T> Future for Queued<T> {
+    type Output = Result<T, LogError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The writer drops commands only when it stops.
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(LogError::ShuttingDown)))
+    }
+}
+
 impl WriterHandle {
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, LogError> {
+    /// Queues a command; returns once the writer holds it. Commands are
+    /// applied in the order they were queued, each in the same commit as
+    /// the one queued before it or a later one.
+    async fn queue<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<Queued<T>, LogError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(make(reply))
             .await
             .map_err(|_| LogError::ShuttingDown)?;
-        answer.await.map_err(|_| LogError::ShuttingDown)?
+        Ok(Queued(answer))
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, LogError> {
+        self.queue(make).await?.await
     }
 
     /// Runs a consumer-group or checkpoint command.
@@ -119,7 +147,17 @@ impl WriterHandle {
 
     /// Appends a publish request's events.
     pub async fn append(&self, request: AppendRequest) -> Result<Vec<Appended>, LogError> {
-        self.call(|reply| Command::Append { request, reply }).await
+        self.queue_append(request).await?.await
+    }
+
+    /// Queues a publish request's events without waiting for their commit,
+    /// so a caller may queue its next request meanwhile (see
+    /// [`WriterHandle::queue`] for the order they are applied in).
+    pub async fn queue_append(
+        &self,
+        request: AppendRequest,
+    ) -> Result<Queued<Vec<Appended>>, LogError> {
+        self.queue(|reply| Command::Append { request, reply }).await
     }
 
     /// Creates a stream.

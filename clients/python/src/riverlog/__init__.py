@@ -28,6 +28,7 @@ from ._errors import (
     error_reason,
 )
 from ._events import CloudEvent, Event, EventLike, Published, cloud_event, to_cloud_event
+from ._producer import Producer
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "Subscription",
     "Consumer",
     "Delivery",
+    "Producer",
     "Event",
     "Published",
     "CloudEvent",

@@ -26,6 +26,7 @@ from google.protobuf import duration_pb2, empty_pb2
 
 from ._errors import AlreadyExistsError, RiverlogError
 from ._events import CloudEvent, Event, EventLike, Published, _timestamp, to_cloud_event
+from ._producer import Producer
 from .v1 import (
     checkpoints_pb2,
     checkpoints_pb2_grpc,
@@ -74,7 +75,15 @@ _DEFAULT_OPTIONS = {
                         "retryableStatusCodes": ["UNAVAILABLE"],
                     },
                 },
-                {"name": [{"service": "riverlog.v1.EventLog", "method": "Take"}]},
+                # Take is destructive; a PublishStream's requests are
+                # answered one by one, and its producer fails what the call
+                # left unanswered rather than resend behind the caller's back.
+                {
+                    "name": [
+                        {"service": "riverlog.v1.EventLog", "method": "Take"},
+                        {"service": "riverlog.v1.EventLog", "method": "PublishStream"},
+                    ]
+                },
             ]
         }
     ),
@@ -486,6 +495,26 @@ class Client:
             request.expected_state = event_log_pb2.STREAM_STATE_EXISTS
         response = self._call(self._event_log.Publish, request)
         return [Published.from_proto(p) for p in response.positions]
+
+    def producer(
+        self,
+        *,
+        max_batch_events: int = 500,
+        max_batch_bytes: int = 1 << 20,
+        linger: float = 0.005,
+        max_buffered: int = 20_000,
+    ) -> "Producer":
+        """A :class:`Producer` that batches events per stream over one
+        ``PublishStream`` call and resolves each event's future to its
+        position (see :class:`Producer`). Close it, or use it as a context
+        manager."""
+        return Producer(
+            self,
+            max_batch_events=max_batch_events,
+            max_batch_bytes=max_batch_bytes,
+            linger=linger,
+            max_buffered=max_buffered,
+        )
 
     def read(
         self,

@@ -28,19 +28,21 @@ from riverlog.v1 import cloudevent_pb2 as riverlog_dot_v1_dot_cloudevent__pb2
 from riverlog.v1 import types_pb2 as riverlog_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1briverlog/v1/event_log.proto\x12\x0briverlog.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1criverlog/v1/cloudevent.proto\x1a\x17riverlog/v1/types.proto\"P\n\x13\x43reateStreamRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12)\n\tretention\x18\x02 \x01(\x0b\x32\x16.riverlog.v1.Retention\"=\n\x14\x43reateStreamResponse\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x17.riverlog.v1.StreamInfo\"\"\n\x10GetStreamRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\":\n\x11GetStreamResponse\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x17.riverlog.v1.StreamInfo\"L\n\x12ListStreamsRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x13ListStreamsResponse\x12(\n\x07streams\x18\x01 \x03(\x0b\x32\x17.riverlog.v1.StreamInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x13\x44\x65leteStreamRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\".\n\x14\x44\x65leteStreamResponse\x12\x16\n\x0e\x65vents_deleted\x18\x01 \x01(\x04\"\xab\x01\n\x0ePublishRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.riverlog.v1.CloudEvent\x12 \n\x16\x65xpected_last_sequence\x18\x03 \x01(\x04H\x00\x12\x32\n\x0e\x65xpected_state\x18\x04 \x01(\x0e\x32\x18.riverlog.v1.StreamStateH\x00\x42\n\n\x08\x65xpected\"\x87\x01\n\x11PublishedPosition\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08position\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x0fPublishResponse\x12\x31\n\tpositions\x18\x01 \x03(\x0b\x32\x1e.riverlog.v1.PublishedPosition\"\xd7\x01\n\x0bReadRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x17\n\rfrom_sequence\x18\x02 \x01(\x04H\x00\x12/\n\tfrom_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12-\n\tdirection\x18\x04 \x01(\x0e\x32\x1a.riverlog.v1.ReadDirection\x12\r\n\x05limit\x18\x05 \x01(\r\x12(\n\x06\x66ilter\x18\x06 \x01(\x0b\x32\x18.riverlog.v1.EventFilterB\x06\n\x04\x66rom\"h\n\x0cReadResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.riverlog.v1.RecordedEvent\x12\x15\n\rnext_sequence\x18\x02 \x01(\x04\x12\x15\n\rend_of_stream\x18\x03 \x01(\x08\"\xaf\x01\n\x10SubscribeRequest\x12\x0f\n\x07streams\x18\x01 \x03(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.riverlog.v1.StartPosition\x12(\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x18.riverlog.v1.EventFilter\x12\x35\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x1c\n\x08\x43\x61ughtUp\x12\x10\n\x08position\x18\x01 \x01(\x04\"\xa4\x01\n\x11SubscribeResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.riverlog.v1.RecordedEventH\x00\x12+\n\theartbeat\x18\x02 \x01(\x0b\x32\x16.riverlog.v1.HeartbeatH\x00\x12*\n\tcaught_up\x18\x03 \x01(\x0b\x32\x15.riverlog.v1.CaughtUpH\x00\x42\t\n\x07message\"\x8a\x01\n\x0bTrimRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x14\n\nmax_events\x18\x02 \x01(\x04H\x00\x12\x19\n\x0f\x62\x65\x66ore_sequence\x18\x03 \x01(\x04H\x00\x12\x31\n\x0b\x62\x65\x66ore_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x07\n\x05until\"\x1f\n\x0cTrimResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x04\"O\n\x0bTakeRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12!\n\x03\x65nd\x18\x02 \x01(\x0e\x32\x14.riverlog.v1.TakeEnd\x12\r\n\x05limit\x18\x03 \x01(\r\":\n\x0cTakeResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.riverlog.v1.RecordedEvent*`\n\x0bStreamState\x12\x1c\n\x18STREAM_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16STREAM_STATE_NO_STREAM\x10\x01\x12\x17\n\x13STREAM_STATE_EXISTS\x10\x02*h\n\rReadDirection\x12\x1e\n\x1aREAD_DIRECTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16READ_DIRECTION_FORWARD\x10\x01\x12\x1b\n\x17READ_DIRECTION_BACKWARD\x10\x02*M\n\x07TakeEnd\x12\x18\n\x14TAKE_END_UNSPECIFIED\x10\x00\x12\x13\n\x0fTAKE_END_OLDEST\x10\x01\x12\x13\n\x0fTAKE_END_NEWEST\x10\x02\x32\x9d\x05\n\x08\x45ventLog\x12S\n\x0c\x43reateStream\x12 .riverlog.v1.CreateStreamRequest\x1a!.riverlog.v1.CreateStreamResponse\x12J\n\tGetStream\x12\x1d.riverlog.v1.GetStreamRequest\x1a\x1e.riverlog.v1.GetStreamResponse\x12P\n\x0bListStreams\x12\x1f.riverlog.v1.ListStreamsRequest\x1a .riverlog.v1.ListStreamsResponse\x12S\n\x0c\x44\x65leteStream\x12 .riverlog.v1.DeleteStreamRequest\x1a!.riverlog.v1.DeleteStreamResponse\x12\x44\n\x07Publish\x12\x1b.riverlog.v1.PublishRequest\x1a\x1c.riverlog.v1.PublishResponse\x12;\n\x04Read\x12\x18.riverlog.v1.ReadRequest\x1a\x19.riverlog.v1.ReadResponse\x12L\n\tSubscribe\x12\x1d.riverlog.v1.SubscribeRequest\x1a\x1e.riverlog.v1.SubscribeResponse0\x01\x12;\n\x04Trim\x12\x18.riverlog.v1.TrimRequest\x1a\x19.riverlog.v1.TrimResponse\x12;\n\x04Take\x12\x18.riverlog.v1.TakeRequest\x1a\x19.riverlog.v1.TakeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1briverlog/v1/event_log.proto\x12\x0briverlog.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1criverlog/v1/cloudevent.proto\x1a\x17riverlog/v1/types.proto\"P\n\x13\x43reateStreamRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12)\n\tretention\x18\x02 \x01(\x0b\x32\x16.riverlog.v1.Retention\"=\n\x14\x43reateStreamResponse\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x17.riverlog.v1.StreamInfo\"\"\n\x10GetStreamRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\":\n\x11GetStreamResponse\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x17.riverlog.v1.StreamInfo\"L\n\x12ListStreamsRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x13ListStreamsResponse\x12(\n\x07streams\x18\x01 \x03(\x0b\x32\x17.riverlog.v1.StreamInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x13\x44\x65leteStreamRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\".\n\x14\x44\x65leteStreamResponse\x12\x16\n\x0e\x65vents_deleted\x18\x01 \x01(\x04\"\xab\x01\n\x0ePublishRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.riverlog.v1.CloudEvent\x12 \n\x16\x65xpected_last_sequence\x18\x03 \x01(\x04H\x00\x12\x32\n\x0e\x65xpected_state\x18\x04 \x01(\x0e\x32\x18.riverlog.v1.StreamStateH\x00\x42\n\n\x08\x65xpected\"\x87\x01\n\x11PublishedPosition\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08position\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x0fPublishResponse\x12\x31\n\tpositions\x18\x01 \x03(\x0b\x32\x1e.riverlog.v1.PublishedPosition\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.riverlog.v1.RequestError\"\xe9\x01\n\x0cRequestError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06\x64omain\x18\x04 \x01(\t\x12\x39\n\x08metadata\x18\x05 \x03(\x0b\x32\'.riverlog.v1.RequestError.MetadataEntry\x12.\n\x0bretry_delay\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd7\x01\n\x0bReadRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x17\n\rfrom_sequence\x18\x02 \x01(\x04H\x00\x12/\n\tfrom_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12-\n\tdirection\x18\x04 \x01(\x0e\x32\x1a.riverlog.v1.ReadDirection\x12\r\n\x05limit\x18\x05 \x01(\r\x12(\n\x06\x66ilter\x18\x06 \x01(\x0b\x32\x18.riverlog.v1.EventFilterB\x06\n\x04\x66rom\"h\n\x0cReadResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.riverlog.v1.RecordedEvent\x12\x15\n\rnext_sequence\x18\x02 \x01(\x04\x12\x15\n\rend_of_stream\x18\x03 \x01(\x08\"\xaf\x01\n\x10SubscribeRequest\x12\x0f\n\x07streams\x18\x01 \x03(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.riverlog.v1.StartPosition\x12(\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x18.riverlog.v1.EventFilter\x12\x35\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x1c\n\x08\x43\x61ughtUp\x12\x10\n\x08position\x18\x01 \x01(\x04\"\xa4\x01\n\x11SubscribeResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.riverlog.v1.RecordedEventH\x00\x12+\n\theartbeat\x18\x02 \x01(\x0b\x32\x16.riverlog.v1.HeartbeatH\x00\x12*\n\tcaught_up\x18\x03 \x01(\x0b\x32\x15.riverlog.v1.CaughtUpH\x00\x42\t\n\x07message\"\x8a\x01\n\x0bTrimRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x14\n\nmax_events\x18\x02 \x01(\x04H\x00\x12\x19\n\x0f\x62\x65\x66ore_sequence\x18\x03 \x01(\x04H\x00\x12\x31\n\x0b\x62\x65\x66ore_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x07\n\x05until\"\x1f\n\x0cTrimResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x04\"O\n\x0bTakeRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12!\n\x03\x65nd\x18\x02 \x01(\x0e\x32\x14.riverlog.v1.TakeEnd\x12\r\n\x05limit\x18\x03 \x01(\r\":\n\x0cTakeResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.riverlog.v1.RecordedEvent*`\n\x0bStreamState\x12\x1c\n\x18STREAM_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16STREAM_STATE_NO_STREAM\x10\x01\x12\x17\n\x13STREAM_STATE_EXISTS\x10\x02*h\n\rReadDirection\x12\x1e\n\x1aREAD_DIRECTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16READ_DIRECTION_FORWARD\x10\x01\x12\x1b\n\x17READ_DIRECTION_BACKWARD\x10\x02*M\n\x07TakeEnd\x12\x18\n\x14TAKE_END_UNSPECIFIED\x10\x00\x12\x13\n\x0fTAKE_END_OLDEST\x10\x01\x12\x13\n\x0fTAKE_END_NEWEST\x10\x02\x32\xed\x05\n\x08\x45ventLog\x12S\n\x0c\x43reateStream\x12 .riverlog.v1.CreateStreamRequest\x1a!.riverlog.v1.CreateStreamResponse\x12J\n\tGetStream\x12\x1d.riverlog.v1.GetStreamRequest\x1a\x1e.riverlog.v1.GetStreamResponse\x12P\n\x0bListStreams\x12\x1f.riverlog.v1.ListStreamsRequest\x1a .riverlog.v1.ListStreamsResponse\x12S\n\x0c\x44\x65leteStream\x12 .riverlog.v1.DeleteStreamRequest\x1a!.riverlog.v1.DeleteStreamResponse\x12\x44\n\x07Publish\x12\x1b.riverlog.v1.PublishRequest\x1a\x1c.riverlog.v1.PublishResponse\x12N\n\rPublishStream\x12\x1b.riverlog.v1.PublishRequest\x1a\x1c.riverlog.v1.PublishResponse(\x01\x30\x01\x12;\n\x04Read\x12\x18.riverlog.v1.ReadRequest\x1a\x19.riverlog.v1.ReadResponse\x12L\n\tSubscribe\x12\x1d.riverlog.v1.SubscribeRequest\x1a\x1e.riverlog.v1.SubscribeResponse0\x01\x12;\n\x04Trim\x12\x18.riverlog.v1.TrimRequest\x1a\x19.riverlog.v1.TrimResponse\x12;\n\x04Take\x12\x18.riverlog.v1.TakeRequest\x1a\x19.riverlog.v1.TakeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'riverlog.v1.event_log_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STREAMSTATE']._serialized_start=2056
-  _globals['_STREAMSTATE']._serialized_end=2152
-  _globals['_READDIRECTION']._serialized_start=2154
-  _globals['_READDIRECTION']._serialized_end=2258
-  _globals['_TAKEEND']._serialized_start=2260
-  _globals['_TAKEEND']._serialized_end=2337
+  _globals['_REQUESTERROR_METADATAENTRY']._loaded_options = None
+  _globals['_REQUESTERROR_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_STREAMSTATE']._serialized_start=2334
+  _globals['_STREAMSTATE']._serialized_end=2430
+  _globals['_READDIRECTION']._serialized_start=2432
+  _globals['_READDIRECTION']._serialized_end=2536
+  _globals['_TAKEEND']._serialized_start=2538
+  _globals['_TAKEEND']._serialized_end=2615
   _globals['_CREATESTREAMREQUEST']._serialized_start=164
   _globals['_CREATESTREAMREQUEST']._serialized_end=244
   _globals['_CREATESTREAMRESPONSE']._serialized_start=246
@@ -62,25 +64,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUBLISHEDPOSITION']._serialized_start=835
   _globals['_PUBLISHEDPOSITION']._serialized_end=970
   _globals['_PUBLISHRESPONSE']._serialized_start=972
-  _globals['_PUBLISHRESPONSE']._serialized_end=1040
-  _globals['_READREQUEST']._serialized_start=1043
-  _globals['_READREQUEST']._serialized_end=1258
-  _globals['_READRESPONSE']._serialized_start=1260
-  _globals['_READRESPONSE']._serialized_end=1364
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1367
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1542
-  _globals['_CAUGHTUP']._serialized_start=1544
-  _globals['_CAUGHTUP']._serialized_end=1572
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=1575
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1739
-  _globals['_TRIMREQUEST']._serialized_start=1742
-  _globals['_TRIMREQUEST']._serialized_end=1880
-  _globals['_TRIMRESPONSE']._serialized_start=1882
-  _globals['_TRIMRESPONSE']._serialized_end=1913
-  _globals['_TAKEREQUEST']._serialized_start=1915
-  _globals['_TAKEREQUEST']._serialized_end=1994
-  _globals['_TAKERESPONSE']._serialized_start=1996
-  _globals['_TAKERESPONSE']._serialized_end=2054
-  _globals['_EVENTLOG']._serialized_start=2340
-  _globals['_EVENTLOG']._serialized_end=3009
+  _globals['_PUBLISHRESPONSE']._serialized_end=1082
+  _globals['_REQUESTERROR']._serialized_start=1085
+  _globals['_REQUESTERROR']._serialized_end=1318
+  _globals['_REQUESTERROR_METADATAENTRY']._serialized_start=1271
+  _globals['_REQUESTERROR_METADATAENTRY']._serialized_end=1318
+  _globals['_READREQUEST']._serialized_start=1321
+  _globals['_READREQUEST']._serialized_end=1536
+  _globals['_READRESPONSE']._serialized_start=1538
+  _globals['_READRESPONSE']._serialized_end=1642
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1645
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1820
+  _globals['_CAUGHTUP']._serialized_start=1822
+  _globals['_CAUGHTUP']._serialized_end=1850
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1853
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=2017
+  _globals['_TRIMREQUEST']._serialized_start=2020
+  _globals['_TRIMREQUEST']._serialized_end=2158
+  _globals['_TRIMRESPONSE']._serialized_start=2160
+  _globals['_TRIMRESPONSE']._serialized_end=2191
+  _globals['_TAKEREQUEST']._serialized_start=2193
+  _globals['_TAKEREQUEST']._serialized_end=2272
+  _globals['_TAKERESPONSE']._serialized_start=2274
+  _globals['_TAKERESPONSE']._serialized_end=2332
+  _globals['_EVENTLOG']._serialized_start=2618
+  _globals['_EVENTLOG']._serialized_end=3367
 # @@protoc_insertion_point(module_scope)

@@ -70,6 +70,11 @@ class EventLogStub(object):
                 request_serializer=riverlog_dot_v1_dot_event__log__pb2.PublishRequest.SerializeToString,
                 response_deserializer=riverlog_dot_v1_dot_event__log__pb2.PublishResponse.FromString,
                 _registered_method=True)
+        self.PublishStream = channel.stream_stream(
+                '/riverlog.v1.EventLog/PublishStream',
+                request_serializer=riverlog_dot_v1_dot_event__log__pb2.PublishRequest.SerializeToString,
+                response_deserializer=riverlog_dot_v1_dot_event__log__pb2.PublishResponse.FromString,
+                _registered_method=True)
         self.Read = channel.unary_unary(
                 '/riverlog.v1.EventLog/Read',
                 request_serializer=riverlog_dot_v1_dot_event__log__pb2.ReadRequest.SerializeToString,
@@ -142,6 +147,53 @@ class EventLogServicer(object):
         Durable when acknowledged. Idempotent by event id within the stream: an
         event whose id the stream already holds is not appended again; its
         original sequence and position come back flagged `duplicate`.
+        (PublishStream shares its messages: each of its requests is a Publish.)
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishStream(self, request_iterator, context):
+        """Many publishes on one call, for producers that send many events: each
+        request is a Publish, with the same checks, guarantees and refusals,
+        and each gets exactly one answer, in request order.
+
+        Pipelined: the server queues a request for commit without waiting for
+        the commit of the ones before it, so the requests of one call (and of
+        other callers) share group commits. Requests are applied in the order
+        sent: an expected sequence sees the events of the requests before it.
+        Each request stands alone: one refused does not stop the next, so a
+        producer chaining expected sequences sees the following ones refused
+        too (WRONG_EXPECTED_SEQUENCE).
+
+        Answers: `positions` when the request's events are durable (as Publish
+        answers); `error` when the request was refused, carrying the code,
+        message and ErrorInfo reason and metadata that Publish would have
+        returned as its status. The call stays open after a refusal.
+
+        Window: at most 256 requests, and about 16 MiB of events, are read and
+        not yet answered; beyond it the server reads no further request until
+        an answer is sent, so a client that does not read answers is slowed by
+        HTTP/2 flow control and the server's memory stays bounded.
+
+        The call ends:
+        - OK after the client half-closes and every request is answered;
+        - with a status when the whole call fails: UNAUTHENTICATED (no or an
+        unknown token) before any answer; UNAVAILABLE (SHUTTING_DOWN) when the
+        server shuts down; INVALID_ARGUMENT (MALFORMED_REQUEST) or
+        RESOURCE_EXHAUSTED (MESSAGE_TOO_LARGE) for a request that does not
+        decode. The server then reads no further request, and ends the call
+        only once every request it read is answered: whatever was not
+        answered was not read, and appended nothing.
+        A call cut short by the client or the network leaves each unanswered
+        request either wholly appended or not at all; publish them again with
+        the same event ids to find out (duplicates are answered as such).
+
+        The messages are Publish's, as the API contract names them.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -205,6 +257,11 @@ def add_EventLogServicer_to_server(servicer, server):
             ),
             'Publish': grpc.unary_unary_rpc_method_handler(
                     servicer.Publish,
+                    request_deserializer=riverlog_dot_v1_dot_event__log__pb2.PublishRequest.FromString,
+                    response_serializer=riverlog_dot_v1_dot_event__log__pb2.PublishResponse.SerializeToString,
+            ),
+            'PublishStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PublishStream,
                     request_deserializer=riverlog_dot_v1_dot_event__log__pb2.PublishRequest.FromString,
                     response_serializer=riverlog_dot_v1_dot_event__log__pb2.PublishResponse.SerializeToString,
             ),
@@ -373,6 +430,33 @@ class EventLog(object):
             request,
             target,
             '/riverlog.v1.EventLog/Publish',
+            riverlog_dot_v1_dot_event__log__pb2.PublishRequest.SerializeToString,
+            riverlog_dot_v1_dot_event__log__pb2.PublishResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/riverlog.v1.EventLog/PublishStream',
             riverlog_dot_v1_dot_event__log__pb2.PublishRequest.SerializeToString,
             riverlog_dot_v1_dot_event__log__pb2.PublishResponse.FromString,
             options,

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file riverlog/v1/event_log.proto.
  */
 export const file_riverlog_v1_event_log: GenFile = /*@__PURE__*/
-  fileDesc("ChtyaXZlcmxvZy92MS9ldmVudF9sb2cucHJvdG8SC3JpdmVybG9nLnYxIlAKE0NyZWF0ZVN0cmVhbVJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEikKCXJldGVudGlvbhgCIAEoCzIWLnJpdmVybG9nLnYxLlJldGVudGlvbiI9ChRDcmVhdGVTdHJlYW1SZXNwb25zZRIlCgRpbmZvGAEgASgLMhcucml2ZXJsb2cudjEuU3RyZWFtSW5mbyIiChBHZXRTdHJlYW1SZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCSI6ChFHZXRTdHJlYW1SZXNwb25zZRIlCgRpbmZvGAEgASgLMhcucml2ZXJsb2cudjEuU3RyZWFtSW5mbyJMChJMaXN0U3RyZWFtc1JlcXVlc3QSDwoHcGF0dGVybhgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJYChNMaXN0U3RyZWFtc1Jlc3BvbnNlEigKB3N0cmVhbXMYASADKAsyFy5yaXZlcmxvZy52MS5TdHJlYW1JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlChNEZWxldGVTdHJlYW1SZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCSIuChREZWxldGVTdHJlYW1SZXNwb25zZRIWCg5ldmVudHNfZGVsZXRlZBgBIAEoBCKrAQoOUHVibGlzaFJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEicKBmV2ZW50cxgCIAMoCzIXLnJpdmVybG9nLnYxLkNsb3VkRXZlbnQSIAoWZXhwZWN0ZWRfbGFzdF9zZXF1ZW5jZRgDIAEoBEgAEjIKDmV4cGVjdGVkX3N0YXRlGAQgASgOMhgucml2ZXJsb2cudjEuU3RyZWFtU3RhdGVIAEIKCghleHBlY3RlZCKHAQoRUHVibGlzaGVkUG9zaXRpb24SCgoCaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSEAoIcG9zaXRpb24YAyABKAQSEQoJZHVwbGljYXRlGAQgASgIEi8KC3JlY29yZGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJECg9QdWJsaXNoUmVzcG9uc2USMQoJcG9zaXRpb25zGAEgAygLMh4ucml2ZXJsb2cudjEuUHVibGlzaGVkUG9zaXRpb24i1wEKC1JlYWRSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRIXCg1mcm9tX3NlcXVlbmNlGAIgASgESAASLwoJZnJvbV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEi0KCWRpcmVjdGlvbhgEIAEoDjIaLnJpdmVybG9nLnYxLlJlYWREaXJlY3Rpb24SDQoFbGltaXQYBSABKA0SKAoGZmlsdGVyGAYgASgLMhgucml2ZXJsb2cudjEuRXZlbnRGaWx0ZXJCBgoEZnJvbSJoCgxSZWFkUmVzcG9uc2USKgoGZXZlbnRzGAEgAygLMhoucml2ZXJsb2cudjEuUmVjb3JkZWRFdmVudBIVCg1uZXh0X3NlcXVlbmNlGAIgASgEEhUKDWVuZF9vZl9zdHJlYW0YAyABKAgirwEKEFN1YnNjcmliZVJlcXVlc3QSDwoHc3RyZWFtcxgBIAMoCRIpCgVzdGFydBgCIAEoCzIaLnJpdmVybG9nLnYxLlN0YXJ0UG9zaXRpb24SKAoGZmlsdGVyGAMgASgLMhgucml2ZXJsb2cudjEuRXZlbnRGaWx0ZXISNQoSaGVhcnRiZWF0X2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIhwKCENhdWdodFVwEhAKCHBvc2l0aW9uGAEgASgEIqQBChFTdWJzY3JpYmVSZXNwb25zZRIrCgVldmVudBgBIAEoCzIaLnJpdmVybG9nLnYxLlJlY29yZGVkRXZlbnRIABIrCgloZWFydGJlYXQYAiABKAsyFi5yaXZlcmxvZy52MS5IZWFydGJlYXRIABIqCgljYXVnaHRfdXAYAyABKAsyFS5yaXZlcmxvZy52MS5DYXVnaHRVcEgAQgkKB21lc3NhZ2UiigEKC1RyaW1SZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRIUCgptYXhfZXZlbnRzGAIgASgESAASGQoPYmVmb3JlX3NlcXVlbmNlGAMgASgESAASMQoLYmVmb3JlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCBwoFdW50aWwiHwoMVHJpbVJlc3BvbnNlEg8KB3JlbW92ZWQYASABKAQiTwoLVGFrZVJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEiEKA2VuZBgCIAEoDjIULnJpdmVybG9nLnYxLlRha2VFbmQSDQoFbGltaXQYAyABKA0iOgoMVGFrZVJlc3BvbnNlEioKBmV2ZW50cxgBIAMoCzIaLnJpdmVybG9nLnYxLlJlY29yZGVkRXZlbnQqYAoLU3RyZWFtU3RhdGUSHAoYU1RSRUFNX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWU1RSRUFNX1NUQVRFX05PX1NUUkVBTRABEhcKE1NUUkVBTV9TVEFURV9FWElTVFMQAipoCg1SZWFkRGlyZWN0aW9uEh4KGlJFQURfRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASGgoWUkVBRF9ESVJFQ1RJT05fRk9SV0FSRBABEhsKF1JFQURfRElSRUNUSU9OX0JBQ0tXQVJEEAIqTQoHVGFrZUVuZBIYChRUQUtFX0VORF9VTlNQRUNJRklFRBAAEhMKD1RBS0VfRU5EX09MREVTVBABEhMKD1RBS0VfRU5EX05FV0VTVBACMp0FCghFdmVudExvZxJTCgxDcmVhdGVTdHJlYW0SIC5yaXZlcmxvZy52MS5DcmVhdGVTdHJlYW1SZXF1ZXN0GiEucml2ZXJsb2cudjEuQ3JlYXRlU3RyZWFtUmVzcG9uc2USSgoJR2V0U3RyZWFtEh0ucml2ZXJsb2cudjEuR2V0U3RyZWFtUmVxdWVzdBoeLnJpdmVybG9nLnYxLkdldFN0cmVhbVJlc3BvbnNlElAKC0xpc3RTdHJlYW1zEh8ucml2ZXJsb2cudjEuTGlzdFN0cmVhbXNSZXF1ZXN0GiAucml2ZXJsb2cudjEuTGlzdFN0cmVhbXNSZXNwb25zZRJTCgxEZWxldGVTdHJlYW0SIC5yaXZlcmxvZy52MS5EZWxldGVTdHJlYW1SZXF1ZXN0GiEucml2ZXJsb2cudjEuRGVsZXRlU3RyZWFtUmVzcG9uc2USRAoHUHVibGlzaBIbLnJpdmVybG9nLnYxLlB1Ymxpc2hSZXF1ZXN0Ghwucml2ZXJsb2cudjEuUHVibGlzaFJlc3BvbnNlEjsKBFJlYWQSGC5yaXZlcmxvZy52MS5SZWFkUmVxdWVzdBoZLnJpdmVybG9nLnYxLlJlYWRSZXNwb25zZRJMCglTdWJzY3JpYmUSHS5yaXZlcmxvZy52MS5TdWJzY3JpYmVSZXF1ZXN0Gh4ucml2ZXJsb2cudjEuU3Vic2NyaWJlUmVzcG9uc2UwARI7CgRUcmltEhgucml2ZXJsb2cudjEuVHJpbVJlcXVlc3QaGS5yaXZlcmxvZy52MS5UcmltUmVzcG9uc2USOwoEVGFrZRIYLnJpdmVybG9nLnYxLlRha2VSZXF1ZXN0Ghkucml2ZXJsb2cudjEuVGFrZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_riverlog_v1_cloudevent, file_riverlog_v1_types]);
+  fileDesc("ChtyaXZlcmxvZy92MS9ldmVudF9sb2cucHJvdG8SC3JpdmVybG9nLnYxIlAKE0NyZWF0ZVN0cmVhbVJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEikKCXJldGVudGlvbhgCIAEoCzIWLnJpdmVybG9nLnYxLlJldGVudGlvbiI9ChRDcmVhdGVTdHJlYW1SZXNwb25zZRIlCgRpbmZvGAEgASgLMhcucml2ZXJsb2cudjEuU3RyZWFtSW5mbyIiChBHZXRTdHJlYW1SZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCSI6ChFHZXRTdHJlYW1SZXNwb25zZRIlCgRpbmZvGAEgASgLMhcucml2ZXJsb2cudjEuU3RyZWFtSW5mbyJMChJMaXN0U3RyZWFtc1JlcXVlc3QSDwoHcGF0dGVybhgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJYChNMaXN0U3RyZWFtc1Jlc3BvbnNlEigKB3N0cmVhbXMYASADKAsyFy5yaXZlcmxvZy52MS5TdHJlYW1JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlChNEZWxldGVTdHJlYW1SZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCSIuChREZWxldGVTdHJlYW1SZXNwb25zZRIWCg5ldmVudHNfZGVsZXRlZBgBIAEoBCKrAQoOUHVibGlzaFJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEicKBmV2ZW50cxgCIAMoCzIXLnJpdmVybG9nLnYxLkNsb3VkRXZlbnQSIAoWZXhwZWN0ZWRfbGFzdF9zZXF1ZW5jZRgDIAEoBEgAEjIKDmV4cGVjdGVkX3N0YXRlGAQgASgOMhgucml2ZXJsb2cudjEuU3RyZWFtU3RhdGVIAEIKCghleHBlY3RlZCKHAQoRUHVibGlzaGVkUG9zaXRpb24SCgoCaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSEAoIcG9zaXRpb24YAyABKAQSEQoJZHVwbGljYXRlGAQgASgIEi8KC3JlY29yZGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJuCg9QdWJsaXNoUmVzcG9uc2USMQoJcG9zaXRpb25zGAEgAygLMh4ucml2ZXJsb2cudjEuUHVibGlzaGVkUG9zaXRpb24SKAoFZXJyb3IYAiABKAsyGS5yaXZlcmxvZy52MS5SZXF1ZXN0RXJyb3Ii6QEKDFJlcXVlc3RFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkSDgoGcmVhc29uGAMgASgJEg4KBmRvbWFpbhgEIAEoCRI5CghtZXRhZGF0YRgFIAMoCzInLnJpdmVybG9nLnYxLlJlcXVlc3RFcnJvci5NZXRhZGF0YUVudHJ5Ei4KC3JldHJ5X2RlbGF5GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLXAQoLUmVhZFJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEhcKDWZyb21fc2VxdWVuY2UYAiABKARIABIvCglmcm9tX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASLQoJZGlyZWN0aW9uGAQgASgOMhoucml2ZXJsb2cudjEuUmVhZERpcmVjdGlvbhINCgVsaW1pdBgFIAEoDRIoCgZmaWx0ZXIYBiABKAsyGC5yaXZlcmxvZy52MS5FdmVudEZpbHRlckIGCgRmcm9tImgKDFJlYWRSZXNwb25zZRIqCgZldmVudHMYASADKAsyGi5yaXZlcmxvZy52MS5SZWNvcmRlZEV2ZW50EhUKDW5leHRfc2VxdWVuY2UYAiABKAQSFQoNZW5kX29mX3N0cmVhbRgDIAEoCCKvAQoQU3Vic2NyaWJlUmVxdWVzdBIPCgdzdHJlYW1zGAEgAygJEikKBXN0YXJ0GAIgASgLMhoucml2ZXJsb2cudjEuU3RhcnRQb3NpdGlvbhIoCgZmaWx0ZXIYAyABKAsyGC5yaXZlcmxvZy52MS5FdmVudEZpbHRlchI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iHAoIQ2F1Z2h0VXASEAoIcG9zaXRpb24YASABKAQipAEKEVN1YnNjcmliZVJlc3BvbnNlEisKBWV2ZW50GAEgASgLMhoucml2ZXJsb2cudjEuUmVjb3JkZWRFdmVudEgAEisKCWhlYXJ0YmVhdBgCIAEoCzIWLnJpdmVybG9nLnYxLkhlYXJ0YmVhdEgAEioKCWNhdWdodF91cBgDIAEoCzIVLnJpdmVybG9nLnYxLkNhdWdodFVwSABCCQoHbWVzc2FnZSKKAQoLVHJpbVJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEhQKCm1heF9ldmVudHMYAiABKARIABIZCg9iZWZvcmVfc2VxdWVuY2UYAyABKARIABIxCgtiZWZvcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAEIHCgV1bnRpbCIfCgxUcmltUmVzcG9uc2USDwoHcmVtb3ZlZBgBIAEoBCJPCgtUYWtlUmVxdWVzdBIOCgZzdHJlYW0YASABKAkSIQoDZW5kGAIgASgOMhQucml2ZXJsb2cudjEuVGFrZUVuZBINCgVsaW1pdBgDIAEoDSI6CgxUYWtlUmVzcG9uc2USKgoGZXZlbnRzGAEgAygLMhoucml2ZXJsb2cudjEuUmVjb3JkZWRFdmVudCpgCgtTdHJlYW1TdGF0ZRIcChhTVFJFQU1fU1RBVEVfVU5TUEVDSUZJRUQQABIaChZTVFJFQU1fU1RBVEVfTk9fU1RSRUFNEAESFwoTU1RSRUFNX1NUQVRFX0VYSVNUUxACKmgKDVJlYWREaXJlY3Rpb24SHgoaUkVBRF9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIaChZSRUFEX0RJUkVDVElPTl9GT1JXQVJEEAESGwoXUkVBRF9ESVJFQ1RJT05fQkFDS1dBUkQQAipNCgdUYWtlRW5kEhgKFFRBS0VfRU5EX1VOU1BFQ0lGSUVEEAASEwoPVEFLRV9FTkRfT0xERVNUEAESEwoPVEFLRV9FTkRfTkVXRVNUEAIy7QUKCEV2ZW50TG9nElMKDENyZWF0ZVN0cmVhbRIgLnJpdmVybG9nLnYxLkNyZWF0ZVN0cmVhbVJlcXVlc3QaIS5yaXZlcmxvZy52MS5DcmVhdGVTdHJlYW1SZXNwb25zZRJKCglHZXRTdHJlYW0SHS5yaXZlcmxvZy52MS5HZXRTdHJlYW1SZXF1ZXN0Gh4ucml2ZXJsb2cudjEuR2V0U3RyZWFtUmVzcG9uc2USUAoLTGlzdFN0cmVhbXMSHy5yaXZlcmxvZy52MS5MaXN0U3RyZWFtc1JlcXVlc3QaIC5yaXZlcmxvZy52MS5MaXN0U3RyZWFtc1Jlc3BvbnNlElMKDERlbGV0ZVN0cmVhbRIgLnJpdmVybG9nLnYxLkRlbGV0ZVN0cmVhbVJlcXVlc3QaIS5yaXZlcmxvZy52MS5EZWxldGVTdHJlYW1SZXNwb25zZRJECgdQdWJsaXNoEhsucml2ZXJsb2cudjEuUHVibGlzaFJlcXVlc3QaHC5yaXZlcmxvZy52MS5QdWJsaXNoUmVzcG9uc2USTgoNUHVibGlzaFN0cmVhbRIbLnJpdmVybG9nLnYxLlB1Ymxpc2hSZXF1ZXN0Ghwucml2ZXJsb2cudjEuUHVibGlzaFJlc3BvbnNlKAEwARI7CgRSZWFkEhgucml2ZXJsb2cudjEuUmVhZFJlcXVlc3QaGS5yaXZlcmxvZy52MS5SZWFkUmVzcG9uc2USTAoJU3Vic2NyaWJlEh0ucml2ZXJsb2cudjEuU3Vic2NyaWJlUmVxdWVzdBoeLnJpdmVybG9nLnYxLlN1YnNjcmliZVJlc3BvbnNlMAESOwoEVHJpbRIYLnJpdmVybG9nLnYxLlRyaW1SZXF1ZXN0Ghkucml2ZXJsb2cudjEuVHJpbVJlc3BvbnNlEjsKBFRha2USGC5yaXZlcmxvZy52MS5UYWtlUmVxdWVzdBoZLnJpdmVybG9nLnYxLlRha2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_riverlog_v1_cloudevent, file_riverlog_v1_types]);
 
 /**
  * CreateStream input.
@@ -327,17 +327,26 @@ export const PublishedPositionSchema: GenMessage<PublishedPosition> = /*@__PURE_
   messageDesc(file_riverlog_v1_event_log, 9);
 
 /**
- * Publish output.
+ * Publish output, and one answer of PublishStream.
  *
  * @generated from message riverlog.v1.PublishResponse
  */
 export type PublishResponse = Message<"riverlog.v1.PublishResponse"> & {
   /**
-   * One entry per request event, in request order.
+   * One entry per request event, in request order. Empty when `error` is
+   * set.
    *
    * @generated from field: repeated riverlog.v1.PublishedPosition positions = 1;
    */
   positions: PublishedPosition[];
+
+  /**
+   * PublishStream only: why this request appended nothing (Publish
+   * returns the same as its status instead).
+   *
+   * @generated from field: riverlog.v1.RequestError error = 2;
+   */
+  error?: RequestError | undefined;
 };
 
 /**
@@ -346,6 +355,68 @@ export type PublishResponse = Message<"riverlog.v1.PublishResponse"> & {
  */
 export const PublishResponseSchema: GenMessage<PublishResponse> = /*@__PURE__*/
   messageDesc(file_riverlog_v1_event_log, 10);
+
+/**
+ * A refusal of one request of a streaming call, as the unary call would
+ * have returned it in its status: the code, the message, and the
+ * `google.rpc.ErrorInfo` and `google.rpc.RetryInfo` details.
+ *
+ * @generated from message riverlog.v1.RequestError
+ */
+export type RequestError = Message<"riverlog.v1.RequestError"> & {
+  /**
+   * The gRPC status code (a `google.rpc.Code` value: 3 INVALID_ARGUMENT,
+   * 5 NOT_FOUND, 7 PERMISSION_DENIED, 8 RESOURCE_EXHAUSTED,
+   * 9 FAILED_PRECONDITION, 14 UNAVAILABLE, ...).
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * For humans; may change between versions.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * `ErrorInfo.reason`: a stable code for programs (STREAM_NOT_FOUND,
+   * WRONG_EXPECTED_SEQUENCE, PERMISSION_DENIED, RATE_LIMITED, ...).
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * `ErrorInfo.domain`: always `riverlog.dev`.
+   *
+   * @generated from field: string domain = 4;
+   */
+  domain: string;
+
+  /**
+   * `ErrorInfo.metadata`: facts about the error (`stream`, `limit`, ...).
+   *
+   * @generated from field: map<string, string> metadata = 5;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * `RetryInfo.retry_delay`: when set, retrying after this long may
+   * succeed (RATE_LIMITED).
+   *
+   * @generated from field: google.protobuf.Duration retry_delay = 6;
+   */
+  retryDelay?: Duration | undefined;
+};
+
+/**
+ * Describes the message riverlog.v1.RequestError.
+ * Use `create(RequestErrorSchema)` to create a new message.
+ */
+export const RequestErrorSchema: GenMessage<RequestError> = /*@__PURE__*/
+  messageDesc(file_riverlog_v1_event_log, 11);
 
 /**
  * Read input.
@@ -415,7 +486,7 @@ export type ReadRequest = Message<"riverlog.v1.ReadRequest"> & {
  * Use `create(ReadRequestSchema)` to create a new message.
  */
 export const ReadRequestSchema: GenMessage<ReadRequest> = /*@__PURE__*/
-  messageDesc(file_riverlog_v1_event_log, 11);
+  messageDesc(file_riverlog_v1_event_log, 12);
 
 /**
  * Read output.
@@ -452,7 +523,7 @@ export type ReadResponse = Message<"riverlog.v1.ReadResponse"> & {
  * Use `create(ReadResponseSchema)` to create a new message.
  */
 export const ReadResponseSchema: GenMessage<ReadResponse> = /*@__PURE__*/
-  messageDesc(file_riverlog_v1_event_log, 12);
+  messageDesc(file_riverlog_v1_event_log, 13);
 
 /**
  * Subscribe input.
@@ -495,7 +566,7 @@ export type SubscribeRequest = Message<"riverlog.v1.SubscribeRequest"> & {
  * Use `create(SubscribeRequestSchema)` to create a new message.
  */
 export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
-  messageDesc(file_riverlog_v1_event_log, 13);
+  messageDesc(file_riverlog_v1_event_log, 14);
 
 /**
  * Signals that the subscription has delivered all history that existed
@@ -517,7 +588,7 @@ export type CaughtUp = Message<"riverlog.v1.CaughtUp"> & {
  * Use `create(CaughtUpSchema)` to create a new message.
  */
 export const CaughtUpSchema: GenMessage<CaughtUp> = /*@__PURE__*/
-  messageDesc(file_riverlog_v1_event_log, 14);
+  messageDesc(file_riverlog_v1_event_log, 15);
 
 /**
  * One message of a subscription.
@@ -562,7 +633,7 @@ export type SubscribeResponse = Message<"riverlog.v1.SubscribeResponse"> & {
  * Use `create(SubscribeResponseSchema)` to create a new message.
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
-  messageDesc(file_riverlog_v1_event_log, 15);
+  messageDesc(file_riverlog_v1_event_log, 16);
 
 /**
  * Trim input.
@@ -614,7 +685,7 @@ export type TrimRequest = Message<"riverlog.v1.TrimRequest"> & {
  * Use `create(TrimRequestSchema)` to create a new message.
  */
 export const TrimRequestSchema: GenMessage<TrimRequest> = /*@__PURE__*/
-  messageDesc(file_riverlog_v1_event_log, 16);
+  messageDesc(file_riverlog_v1_event_log, 17);
 
 /**
  * Trim output.
@@ -635,7 +706,7 @@ export type TrimResponse = Message<"riverlog.v1.TrimResponse"> & {
  * Use `create(TrimResponseSchema)` to create a new message.
  */
 export const TrimResponseSchema: GenMessage<TrimResponse> = /*@__PURE__*/
-  messageDesc(file_riverlog_v1_event_log, 17);
+  messageDesc(file_riverlog_v1_event_log, 18);
 
 /**
  * Take input.
@@ -671,7 +742,7 @@ export type TakeRequest = Message<"riverlog.v1.TakeRequest"> & {
  * Use `create(TakeRequestSchema)` to create a new message.
  */
 export const TakeRequestSchema: GenMessage<TakeRequest> = /*@__PURE__*/
-  messageDesc(file_riverlog_v1_event_log, 18);
+  messageDesc(file_riverlog_v1_event_log, 19);
 
 /**
  * Take output.
@@ -693,7 +764,7 @@ export type TakeResponse = Message<"riverlog.v1.TakeResponse"> & {
  * Use `create(TakeResponseSchema)` to create a new message.
  */
 export const TakeResponseSchema: GenMessage<TakeResponse> = /*@__PURE__*/
-  messageDesc(file_riverlog_v1_event_log, 19);
+  messageDesc(file_riverlog_v1_event_log, 20);
 
 /**
  * A condition on a stream's state, checked atomically with a publish.
@@ -861,11 +932,61 @@ export const EventLog: GenService<{
    * Durable when acknowledged. Idempotent by event id within the stream: an
    * event whose id the stream already holds is not appended again; its
    * original sequence and position come back flagged `duplicate`.
+   * (PublishStream shares its messages: each of its requests is a Publish.)
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    *
    * @generated from rpc riverlog.v1.EventLog.Publish
    */
   publish: {
     methodKind: "unary";
+    input: typeof PublishRequestSchema;
+    output: typeof PublishResponseSchema;
+  },
+  /**
+   * Many publishes on one call, for producers that send many events: each
+   * request is a Publish, with the same checks, guarantees and refusals,
+   * and each gets exactly one answer, in request order.
+   *
+   * Pipelined: the server queues a request for commit without waiting for
+   * the commit of the ones before it, so the requests of one call (and of
+   * other callers) share group commits. Requests are applied in the order
+   * sent: an expected sequence sees the events of the requests before it.
+   * Each request stands alone: one refused does not stop the next, so a
+   * producer chaining expected sequences sees the following ones refused
+   * too (WRONG_EXPECTED_SEQUENCE).
+   *
+   * Answers: `positions` when the request's events are durable (as Publish
+   * answers); `error` when the request was refused, carrying the code,
+   * message and ErrorInfo reason and metadata that Publish would have
+   * returned as its status. The call stays open after a refusal.
+   *
+   * Window: at most 256 requests, and about 16 MiB of events, are read and
+   * not yet answered; beyond it the server reads no further request until
+   * an answer is sent, so a client that does not read answers is slowed by
+   * HTTP/2 flow control and the server's memory stays bounded.
+   *
+   * The call ends:
+   * - OK after the client half-closes and every request is answered;
+   * - with a status when the whole call fails: UNAUTHENTICATED (no or an
+   *   unknown token) before any answer; UNAVAILABLE (SHUTTING_DOWN) when the
+   *   server shuts down; INVALID_ARGUMENT (MALFORMED_REQUEST) or
+   *   RESOURCE_EXHAUSTED (MESSAGE_TOO_LARGE) for a request that does not
+   *   decode. The server then reads no further request, and ends the call
+   *   only once every request it read is answered: whatever was not
+   *   answered was not read, and appended nothing.
+   * A call cut short by the client or the network leaves each unanswered
+   * request either wholly appended or not at all; publish them again with
+   * the same event ids to find out (duplicates are answered as such).
+   *
+   * The messages are Publish's, as the API contract names them.
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   * buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   *
+   * @generated from rpc riverlog.v1.EventLog.PublishStream
+   */
+  publishStream: {
+    methodKind: "bidi_streaming";
     input: typeof PublishRequestSchema;
     output: typeof PublishResponseSchema;
   },
