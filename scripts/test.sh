@@ -30,8 +30,9 @@ else
 fi
 rmdir "$probe_dir"
 
-echo "=== SQLite: unit and integration tests (the postgres:: module needs PostgreSQL)"
-run_tests --all-targets -- --skip postgres::
+echo "=== SQLite: unit and integration tests (the postgres:: module needs PostgreSQL),"
+echo "    and the benchmark tool's (bench/: every workload at tiny scale; Redis's if redis-server is installed)"
+run_tests --workspace --all-targets -- --skip postgres::
 cargo test --doc
 
 # The same integration suite on PostgreSQL, one fresh schema per test, and

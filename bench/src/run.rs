@@ -57,7 +57,7 @@ fn plans(args: &Args) -> Vec<Plan> {
 /// A started target.
 enum Started {
     Riverlog(Riverlog),
-    Redis(RedisServer),
+    Redis(Box<RedisServer>),
 }
 
 impl Started {
@@ -82,7 +82,7 @@ impl Started {
                 &args.server_pid,
                 args.metrics_url.as_deref(),
             )),
-            Plan::Redis => Self::Redis(RedisServer::start(&args.redis_server).await?),
+            Plan::Redis => Self::Redis(Box::new(RedisServer::start(&args.redis_server).await?)),
         })
     }
 
@@ -193,7 +193,7 @@ async fn run_one(
     };
     let limit = args.timeout() * 3 + Duration::from_secs(30);
     match tokio::time::timeout(limit, run).await {
-        Ok(Ok(Run::Done(outcome))) => Row::from_outcome(id, title, label, replicas, outcome),
+        Ok(Ok(Run::Done(outcome))) => Row::from_outcome(id, title, label, replicas, *outcome),
         Ok(Ok(Run::Skipped(why))) => Row::not_run(id, title, label, replicas, Status::Skipped, why),
         Ok(Err(e)) => Row::not_run(id, title, label, replicas, Status::Failed, format!("{e:#}")),
         Err(_) => Row::not_run(

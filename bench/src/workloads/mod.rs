@@ -115,9 +115,16 @@ pub struct Outcome {
 #[derive(Debug)]
 pub enum Run {
     /// It ran.
-    Done(Outcome),
+    Done(Box<Outcome>),
     /// It does not apply to this target; why.
     Skipped(String),
+}
+
+impl Run {
+    /// The run of a workload that ran.
+    pub fn done(outcome: Outcome) -> Self {
+        Self::Done(Box::new(outcome))
+    }
 }
 
 /// What every workload gets.

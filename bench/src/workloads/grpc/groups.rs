@@ -109,7 +109,7 @@ pub async fn fetch_ack(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> 
     let server = target.probe.end(&begin).await;
     bar.finish_and_clear();
     joined.with_context(|| format!("the group did not finish within {:?}", args.timeout()))??;
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: acked.load(Ordering::Acquire),
         elapsed,
         latency: latency.figures("fetch + ack cycle"),

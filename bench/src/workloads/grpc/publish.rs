@@ -104,7 +104,7 @@ pub async fn unary(
     if urls.len() > 1 {
         notes.push("server CPU and RSS summed over the replicas".into());
     }
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: timed.events,
         elapsed: timed.elapsed,
         latency: timed.latency.figures("publish request"),
@@ -257,7 +257,7 @@ pub async fn streamed(ctx: &Ctx<'_>, target: &Riverlog, urls: &[String]) -> anyh
         "publishing (stream)",
     )
     .await?;
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: timed.events,
         elapsed: timed.elapsed,
         latency: timed.latency.figures("publish request on the stream"),

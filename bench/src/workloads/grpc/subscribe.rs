@@ -148,7 +148,7 @@ pub async fn live(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> {
     let complete = wait_for(&tallies, published.sent, DRAIN_TIMEOUT).await;
     let server = target.probe.end(&begin).await;
     tasks.abort_all();
-    Ok(Run::Done(fan_out_outcome(
+    Ok(Run::done(fan_out_outcome(
         &tallies, &published, server, complete,
     )))
 }
@@ -235,7 +235,7 @@ pub async fn catch_up(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> {
     if let Some(first) = first {
         extra.push(("first_event_ms".into(), first.as_secs_f64() * 1000.0));
     }
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: received,
         elapsed,
         latency: None,
@@ -392,7 +392,7 @@ pub async fn idle(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> {
     }
     let latency =
         crate::workloads::driver::lock(&tally.latency).figures("publish→receive (wake-up)");
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: tally.received(),
         elapsed,
         latency,
@@ -445,7 +445,7 @@ pub async fn stalled(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> {
             ));
         }
     }
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: loaded.received,
         elapsed: loaded.published.elapsed,
         latency: loaded_f,

@@ -119,7 +119,7 @@ async fn publish(
     )
     .await?;
     let requests = timed.latency.count();
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: timed.events,
         elapsed: timed.elapsed,
         latency: timed
@@ -267,7 +267,7 @@ async fn live(ctx: &Ctx<'_>, server: &RedisServer) -> anyhow::Result<Run> {
     if let Some(f) = published.latency.figures("XADD") {
         extra.push(("publish_p99_ms".into(), f.p99_ms));
     }
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: received,
         elapsed: published.elapsed,
         latency: merged(&tallies).figures("XADD→XREAD"),
@@ -346,7 +346,7 @@ async fn catch_up(ctx: &Ctx<'_>, server: &RedisServer) -> anyhow::Result<Run> {
     let elapsed = started.elapsed();
     let server_use = server.probe.end(&begin).await;
     bar.finish_and_clear();
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: received,
         elapsed,
         latency: None,
@@ -432,7 +432,7 @@ async fn group(ctx: &Ctx<'_>, server: &RedisServer) -> anyhow::Result<Run> {
     let server_use = server.probe.end(&begin).await;
     bar.finish_and_clear();
     joined.with_context(|| format!("the group did not finish within {:?}", args.timeout()))??;
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: acked.load(Ordering::Acquire),
         elapsed,
         latency: latency.figures("XREADGROUP + XACK cycle"),
@@ -524,7 +524,7 @@ async fn idle(ctx: &Ctx<'_>, server: &RedisServer) -> anyhow::Result<Run> {
         ));
     }
     let latency = lock(&tally.latency).figures("XADD→XREAD (wake-up)");
-    Ok(Run::Done(Outcome {
+    Ok(Run::done(Outcome {
         events: tally.received(),
         elapsed,
         latency,
