@@ -112,6 +112,11 @@ pub struct Args {
     /// for 1,000,000).
     #[arg(long, default_value_t = 200_000)]
     pub catch_up_events: u64,
+    /// W4: the catch-up stops after this many seconds even if events are
+    /// left (the report says how many it read): a slow read path gives a
+    /// figure instead of a timeout.
+    #[arg(long, default_value_t = 30.0)]
+    pub catch_up_seconds: f64,
     /// W4/W5 preload (untimed): events per request.
     #[arg(long, default_value_t = 500)]
     pub preload_batch: usize,
@@ -161,6 +166,11 @@ impl Args {
     /// The unmeasured load before a timed window.
     pub fn warmup(&self) -> Duration {
         Duration::from_secs_f64(self.warmup.max(0.0))
+    }
+
+    /// The longest W4 catch-up.
+    pub fn catch_up_limit(&self) -> Duration {
+        Duration::from_secs_f64(self.catch_up_seconds.max(0.1))
     }
 
     /// The limit of one workload.

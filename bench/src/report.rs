@@ -199,6 +199,15 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
 }
 
+/// A server figure, followed by the database processes' one when known
+/// (`62.0 + 59.9 db`).
+fn with_database(server: Option<f64>, database: Option<f64>, digits: usize) -> String {
+    match database {
+        Some(db) => format!("{} + {db:.digits$} db", opt(server, digits)),
+        None => opt(server, digits),
+    }
+}
+
 impl Report {
     /// Whether a workload failed.
     pub fn any_failed(&self) -> bool {
@@ -278,9 +287,17 @@ impl Report {
                     opt(l.map(|l| l.p50_ms), 2),
                     opt(l.map(|l| l.p99_ms), 2),
                     opt(l.map(|l| l.p999_ms), 2),
-                    opt(row.server_cpu_us_per_event, 1),
+                    with_database(
+                        row.server_cpu_us_per_event,
+                        row.database_cpu_us_per_event,
+                        1
+                    ),
                     opt(row.peak_rss_kib.map(|k| k as f64 / 1024.0), 1),
-                    opt(row.write_bytes_per_event, 0),
+                    with_database(
+                        row.write_bytes_per_event,
+                        row.database_write_bytes_per_event,
+                        0
+                    ),
                     opt(row.events_per_commit, 1),
                 );
                 if compare {
@@ -318,7 +335,8 @@ impl Report {
             "\nLatency is per request for publish workloads, publish→receive for W3/W6/W7, per \
              fetch+ack cycle for W5. Server CPU is user+system time of the server process(es) over \
              the measured window divided by its events; peak RSS is VmHWM over the window; written \
-             bytes are /proc/PID/io write_bytes.\n\n## Details\n",
+             bytes are /proc/PID/io write_bytes; `+ N db` adds PostgreSQL's own processes (all of \
+             them on the machine, whoever they serve).\n\n## Details\n",
         );
         for row in &self.rows {
             let _ = write!(

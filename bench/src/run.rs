@@ -144,7 +144,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
                 };
                 let row = run_one(&ctx, &target, plan, id, replicas).await;
                 progress.step(&format!("   {}", summary(&row)));
+                let skipped = row.status == Status::Skipped;
                 rows.push(row);
+                if skipped {
+                    // It would be skipped again with more replicas.
+                    break;
+                }
             }
         }
         progress.step(&format!("== {}: stopping", plan.label()));

@@ -26,6 +26,23 @@ pub async fn run(
     replicas: usize,
 ) -> anyhow::Result<Run> {
     let urls = &target.urls[..replicas.clamp(1, target.urls.len())];
+    let mut run = run_on(id, ctx, target, urls).await?;
+    if let (Run::Done(outcome), true) = (&mut run, target.urls.len() > 1) {
+        outcome.notes.push(format!(
+            "server CPU, RSS and writes summed over all {} running replicas; the load used {}",
+            target.urls.len(),
+            urls.len()
+        ));
+    }
+    Ok(run)
+}
+
+async fn run_on(
+    id: WorkloadId,
+    ctx: &Ctx<'_>,
+    target: &Riverlog,
+    urls: &[String],
+) -> anyhow::Result<Run> {
     match id {
         WorkloadId::W1 => publish::unary(ctx, target, urls, ctx.args.publish_callers, 1).await,
         WorkloadId::W1s => publish::streamed(ctx, target, urls).await,

@@ -96,14 +96,11 @@ pub async fn unary(
     )
     .await?;
     let requests = timed.latency.count();
-    let mut notes = vec![format!(
+    let notes = vec![format!(
         "one stream, {} connection(s) over {} server(s)",
         channels.len(),
         urls.len()
     )];
-    if urls.len() > 1 {
-        notes.push("server CPU and RSS summed over the replicas".into());
-    }
     Ok(Run::done(Outcome {
         events: timed.events,
         elapsed: timed.elapsed,

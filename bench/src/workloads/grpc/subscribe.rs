@@ -210,7 +210,8 @@ pub async fn catch_up(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> {
     let mut items = subscribe(channel, &stream).await.context("Subscribe")?;
     let mut received = 0u64;
     let mut first = None;
-    let read = tokio::time::timeout(args.timeout(), async {
+    let limit = args.catch_up_limit();
+    let read = tokio::time::timeout(limit, async {
         while received < total {
             let Some(item) = items.message().await.context("Subscribe stream")? else {
                 anyhow::bail!("the subscription ended after {received} events");
@@ -230,7 +231,16 @@ pub async fn catch_up(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> {
     let server = target.probe.end(&begin).await;
     bar.finish_and_clear();
     drop(items);
-    read.with_context(|| format!("catch-up not done within {:?}", args.timeout()))??;
+    let mut notes = vec![format!(
+        "preloaded untimed in batches of {} by {} callers",
+        args.preload_batch, args.preload_callers
+    )];
+    match read {
+        Ok(done) => done?,
+        Err(_) => notes.push(format!(
+            "STOPPED after {limit:?} (--catch-up-seconds): {received} of {total} events read"
+        )),
+    }
     let mut extra = Vec::new();
     if let Some(first) = first {
         extra.push(("first_event_ms".into(), first.as_secs_f64() * 1000.0));
@@ -241,10 +251,7 @@ pub async fn catch_up(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> {
         latency: None,
         server,
         extra,
-        notes: vec![format!(
-            "preloaded untimed in batches of {} by {} callers",
-            args.preload_batch, args.preload_callers
-        )],
+        notes,
     }))
 }
 

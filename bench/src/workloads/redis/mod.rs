@@ -325,7 +325,16 @@ async fn catch_up(ctx: &Ctx<'_>, server: &RedisServer) -> anyhow::Result<Run> {
     let started = Instant::now();
     let mut received = 0u64;
     let mut from = "-".to_owned();
+    let until = started + args.catch_up_limit();
+    let mut notes = vec![format!("XRANGE pages of {PAGE}; preloaded untimed")];
     while received < total {
+        if Instant::now() >= until {
+            notes.push(format!(
+                "STOPPED after {:?} (--catch-up-seconds): {received} of {total} entries read",
+                args.catch_up_limit()
+            ));
+            break;
+        }
         let value: Value = cmd("XRANGE")
             .arg(&key)
             .arg(&from)
@@ -352,7 +361,7 @@ async fn catch_up(ctx: &Ctx<'_>, server: &RedisServer) -> anyhow::Result<Run> {
         latency: None,
         server: server_use,
         extra: Vec::new(),
-        notes: vec![format!("XRANGE pages of {PAGE}; preloaded untimed")],
+        notes,
     }))
 }
 
