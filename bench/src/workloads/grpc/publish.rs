@@ -2,7 +2,7 @@
 //! bidirectional PublishStream).
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use riverlog::proto::v1::event_log_client::EventLogClient;
@@ -22,6 +22,9 @@ use crate::workloads::{Ctx, Outcome, Run};
 /// generated stub for it: on a server without it the call fails with
 /// UNIMPLEMENTED and W1s is skipped.
 const PUBLISH_STREAM_PATH: &str = "/riverlog.v1.EventLog/PublishStream";
+
+/// How long opening a PublishStream call and its first round trip may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A caller of unary Publish, `batch` events per request.
 struct Unary {
@@ -224,14 +227,22 @@ pub async fn streamed(ctx: &Ctx<'_>, target: &Riverlog, urls: &[String]) -> anyh
     let channels = connect_all(urls, args.connections.min(args.publish_callers)).await?;
     let mut callers = Vec::with_capacity(args.publish_callers);
     for c in 0..args.publish_callers {
-        let opened = Streamed::open(
-            channels[c % channels.len()].clone(),
-            stream.clone(),
-            format!("c{c}"),
-            args.stream_window,
-            args.event_bytes,
+        let opened = tokio::time::timeout(
+            OPEN_TIMEOUT,
+            Streamed::open(
+                channels[c % channels.len()].clone(),
+                stream.clone(),
+                format!("c{c}"),
+                args.stream_window,
+                args.event_bytes,
+            ),
         )
-        .await;
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no answer to the first request on {PUBLISH_STREAM_PATH} within {OPEN_TIMEOUT:?}"
+            )
+        })?;
         match opened {
             Ok(caller) => callers.push(caller),
             Err(status) if status.code() == tonic::Code::Unimplemented => {
