@@ -11,6 +11,9 @@ use crate::target::riverlog::Riverlog;
 use crate::target::riverlog_binary;
 use crate::workloads::{self, Ctx, Run, WorkloadId};
 
+/// Longest wait for the server to go idle before a workload.
+const SETTLE_LIMIT: Duration = Duration::from_secs(15);
+
 /// A target as chosen on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Plan {
@@ -190,6 +193,11 @@ async fn run_one(
             String::new()
         }
     ));
+    let probe = match target {
+        Started::Riverlog(r) => &r.probe,
+        Started::Redis(r) => &r.probe,
+    };
+    probe.settle(SETTLE_LIMIT).await;
     let run = async {
         match target {
             Started::Riverlog(r) => workloads::grpc::run(id, ctx, r, replicas).await,

@@ -94,6 +94,26 @@ impl Probe {
         }
     }
 
+    /// Waits until the servers are nearly idle (under a tenth of a core
+    /// over 250 ms), at most `limit`: what the previous workload left
+    /// behind (closing 10,000 subscriptions, a checkpoint) must not be
+    /// measured as the next one's. Returns at once without server pids.
+    pub async fn settle(&self, limit: Duration) {
+        const WINDOW: Duration = Duration::from_millis(250);
+        let until = std::time::Instant::now() + limit;
+        let mut last = self.sum_duration(proc::cpu_time);
+        while last.is_some() && std::time::Instant::now() < until {
+            tokio::time::sleep(WINDOW).await;
+            let now = self.sum_duration(proc::cpu_time);
+            if let (Some(a), Some(b)) = (last, now) {
+                if b.saturating_sub(a) < WINDOW / 10 {
+                    return;
+                }
+            }
+            last = now;
+        }
+    }
+
     /// Resident set size now, KiB, summed over the servers.
     pub fn rss_kib(&self) -> Option<u64> {
         self.sum(proc::rss_kib)

@@ -59,6 +59,7 @@ impl Riverlog {
         let mut admin = sqlx::PgConnection::connect(admin_url)
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {admin_url}"))?;
+        drop_abandoned_databases(&mut admin).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
         )))
@@ -143,6 +144,31 @@ impl Riverlog {
         }
         Ok(())
     }
+}
+
+/// Drops the databases of earlier runs that were interrupted before they
+/// could drop their own (`riverlog_bench_<pid>` whose process is gone).
+async fn drop_abandoned_databases(admin: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'riverlog\\_bench\\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await?;
+    for name in names {
+        let alive = name
+            .strip_prefix("riverlog_bench_")
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_none_or(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&mut *admin)
+            .await
+            .with_context(|| format!("cannot drop the abandoned database {name}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Starts one `riverlog serve` on free ports over `database_url`, with

@@ -470,6 +470,7 @@ struct StalledCall {
 
 async fn stall_round(ctx: &Ctx<'_>, target: &Riverlog, stalled: usize) -> anyhow::Result<Round> {
     let args = ctx.args;
+    target.probe.settle(Duration::from_secs(15)).await;
     let url = &target.urls[0];
     let stream = ctx.stream(&format!("stall-{stalled}"));
     create_stream(url, &stream).await?;
