@@ -32,6 +32,9 @@ rmdir "$probe_dir"
 
 echo "=== SQLite: unit and integration tests (the postgres:: module needs PostgreSQL),"
 echo "    and the benchmark tool's (bench/: every workload at tiny scale; Redis's if redis-server is installed)"
+command -v redis-server >/dev/null 2>&1 ||
+  loud "redis-server not found: the benchmark tool's Redis target was NOT tested." \
+       "Install it with: apt-get install -y redis-server"
 run_tests --workspace --all-targets -- --skip postgres::
 cargo test --doc
 
