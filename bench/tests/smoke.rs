@@ -110,7 +110,7 @@ fn assert_ran(report: &Value, workload: &str, target: &str) {
 fn every_riverlog_workload_runs_on_sqlite() {
     let out = tempfile::tempdir().expect("temp dir");
     let (report, table) = run(out.path(), &["--target", "sqlite"]);
-    for workload in ["W1", "W2", "W3", "W4", "W5", "W6", "W7"] {
+    for workload in ["W1", "W1s", "W2", "W3", "W4", "W5", "W6", "W7"] {
         assert_ran(&report, workload, "riverlog-sqlite");
         assert!(table.contains(&format!("| {workload} ")), "{table}");
     }
@@ -128,18 +128,6 @@ fn every_riverlog_workload_runs_on_sqlite() {
         w7["baseline_p99_ms"].is_number() && w7["stalled_p99_ms"].is_number(),
         "{w7:#}"
     );
-    // Until the server has PublishStream, W1s is skipped with the reason.
-    let w1s = row(&report, "W1s", "riverlog-sqlite");
-    match w1s["status"].as_str() {
-        Some("ok") => assert_ran(&report, "W1s", "riverlog-sqlite"),
-        Some("skipped") => assert!(
-            w1s["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("UNIMPLEMENTED")),
-            "{w1s:#}"
-        ),
-        other => panic!("W1s ended {other:?}: {w1s:#}"),
-    }
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub enum WorkloadId {
     #[value(name = "W1")]
     W1,
     /// W1 through the bidirectional `PublishStream` rpc (riverlog only;
-    /// skipped while the server answers UNIMPLEMENTED).
+    /// skipped on a server that answers UNIMPLEMENTED).
     #[value(name = "W1s")]
     W1s,
     /// Publish, batches of 100, 8 callers (100 XADDs pipelined).
@@ -69,8 +69,13 @@ impl WorkloadId {
         match self {
             Self::W1 => format!("publish, 1 event/request, {} callers", args.publish_callers),
             Self::W1s => format!(
-                "publish stream, 1 event/request, {} callers",
-                args.publish_callers
+                "publish stream, 1 event/request, {} callers{}",
+                args.publish_callers,
+                if args.stream_window > 1 {
+                    format!(", {} in flight each", args.stream_window)
+                } else {
+                    String::new()
+                }
             ),
             Self::W2 => format!(
                 "publish, batches of {}, {} callers",

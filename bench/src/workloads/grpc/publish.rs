@@ -8,7 +8,6 @@ use anyhow::Context;
 use riverlog::proto::v1::event_log_client::EventLogClient;
 use riverlog::proto::v1::{PublishRequest, PublishResponse};
 use tokio::sync::mpsc;
-use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
 use super::{connect_all, event};
@@ -16,12 +15,6 @@ use crate::measure::stamped_data;
 use crate::target::riverlog::Riverlog;
 use crate::workloads::driver::{Caller, Done, closed_loop};
 use crate::workloads::{Ctx, Outcome, Run};
-
-/// The bidirectional publish rpc (`PublishStream(stream PublishRequest)
-/// returns (stream PublishResponse)`), called by path so the tool needs no
-/// generated stub for it: on a server without it the call fails with
-/// UNIMPLEMENTED and W1s is skipped.
-const PUBLISH_STREAM_PATH: &str = "/riverlog.v1.EventLog/PublishStream";
 
 /// How long opening a PublishStream call and its first round trip may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -141,10 +134,6 @@ impl Streamed {
         bytes: usize,
     ) -> Result<Self, tonic::Status> {
         let (requests, rx) = mpsc::channel(window + 1);
-        let mut grpc = tonic::client::Grpc::new(channel);
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         // Queued before the call starts: a server may wait for the first
         // message before it answers with headers.
         let first = one_event(&stream, &tag, 0, bytes);
@@ -153,13 +142,8 @@ impl Streamed {
             .send(first)
             .await
             .map_err(|_| tonic::Status::cancelled("the publish stream closed"))?;
-        let codec = tonic_prost::ProstCodec::<PublishRequest, PublishResponse>::default();
-        let responses = grpc
-            .streaming(
-                tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
-                PathAndQuery::from_static(PUBLISH_STREAM_PATH),
-                codec,
-            )
+        let responses = EventLogClient::new(channel)
+            .publish_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await?
             .into_inner();
         let mut caller = Self {
@@ -188,10 +172,17 @@ impl Streamed {
 
     /// The next answer; the latency of the request it answers.
     async fn receive(&mut self) -> Result<std::time::Duration, tonic::Status> {
-        self.responses
+        let answer = self
+            .responses
             .message()
             .await?
             .ok_or_else(|| tonic::Status::aborted("the server ended the publish stream"))?;
+        if let Some(refused) = answer.error {
+            return Err(tonic::Status::new(
+                tonic::Code::from(refused.code),
+                format!("request refused ({}): {}", refused.reason, refused.message),
+            ));
+        }
         let sent = self
             .in_flight
             .pop_front()
@@ -239,9 +230,7 @@ pub async fn streamed(ctx: &Ctx<'_>, target: &Riverlog, urls: &[String]) -> anyh
         )
         .await
         .map_err(|_| {
-            anyhow::anyhow!(
-                "no answer to the first request on {PUBLISH_STREAM_PATH} within {OPEN_TIMEOUT:?}"
-            )
+            anyhow::anyhow!("no answer to the first PublishStream request within {OPEN_TIMEOUT:?}")
         })?;
         match opened {
             Ok(caller) => callers.push(caller),
@@ -270,7 +259,10 @@ pub async fn streamed(ctx: &Ctx<'_>, target: &Riverlog, urls: &[String]) -> anyh
         elapsed: timed.elapsed,
         latency: timed.latency.figures("publish request on the stream"),
         server: timed.server,
-        extra: Vec::new(),
+        extra: vec![(
+            "requests_per_s".into(),
+            timed.latency.count() as f64 / timed.elapsed.as_secs_f64(),
+        )],
         notes: vec![format!(
             "one stream, one PublishStream call per caller, {} request(s) in flight each, {} connection(s)",
             args.stream_window,
