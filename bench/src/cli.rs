@@ -90,8 +90,10 @@ pub struct Args {
     /// always uses one connection per caller).
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
-    /// W1s: requests a caller keeps in flight on its publish stream.
-    #[arg(long, default_value_t = 1)]
+    /// W1s: requests a caller keeps in flight on its publish stream. A
+    /// producer streams to pipeline, as the clients' producers do; with 1
+    /// each caller waits for every answer, as a unary caller does.
+    #[arg(long, default_value_t = 8)]
     pub stream_window: usize,
     /// W2: concurrent callers.
     #[arg(long, default_value_t = 8)]
