@@ -15,8 +15,8 @@ use sqlx::postgres::{
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::sql::{Dialect, Driver, Sql, SqlStorage, to_i64};
-use super::{CommitFeed, EventRow, StorageError, StorageOptions};
+use super::sql::{Dialect, Driver, Sql, SqlStorage, existing_event, to_i64};
+use super::{CommitFeed, EventRow, ExistingEvent, StorageError, StorageOptions};
 use crate::model::records::UnixMicros;
 
 /// The PostgreSQL storage.
@@ -84,6 +84,28 @@ impl Dialect for PostgresDialect {
                 .fetch_scalar(conn)
                 .await?;
         Ok(UnixMicros(floor))
+    }
+
+    async fn find_events(
+        conn: &mut PgConnection,
+        keys: &[(i64, &str)],
+    ) -> Result<Vec<ExistingEvent>, StorageError> {
+        // As with inserts, one statement of fixed shape: a VALUES list of
+        // each batch's size was a new statement, and planning it took ten
+        // times as long as running it (0.4 ms against 0.03 ms, EXPLAIN
+        // ANALYZE, for every commit).
+        let (stream_ids, ids): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
+        let rows = sqlx::query(
+            "SELECT e.stream_id, e.event_id, e.sequence, e.position, e.recorded_at \
+             FROM UNNEST($1::int8[], $2::text[]) AS k (stream_id, event_id) \
+             JOIN events e ON e.stream_id = k.stream_id AND e.event_id = k.event_id",
+        )
+        .bind(stream_ids)
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+        .map_err(Postgres::classify)?;
+        rows.iter().map(existing_event::<Postgres>).collect()
     }
 
     async fn insert_events(conn: &mut PgConnection, rows: &[EventRow]) -> Result<(), StorageError> {

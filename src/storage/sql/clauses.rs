@@ -72,6 +72,11 @@ pub(super) fn push_selected<D: Dialect>(q: &mut Sql<D::DB>, selected: Selected<'
         Selected::Any([]) => {
             q.push(" AND 1 = 0");
         }
+        // Every stream (the tailer's read): no condition to plan or test.
+        Selected::Any(selectors)
+            if selectors
+                .iter()
+                .any(|s| matches!(s, StreamSelector::Pattern(p) if p.as_str() == "*")) => {}
         Selected::Any(selectors) => {
             q.push(" AND +e.stream_id IN (SELECT id FROM streams WHERE ");
             for (i, selector) in selectors.iter().enumerate() {

@@ -84,6 +84,18 @@ fn cases<D: Dialect>(big: i64, rare: i64) -> Vec<Case<D>> {
             index: None,
         },
         Case {
+            name: "catch-up page of every stream",
+            statement: Box::new({
+                let none = none.clone();
+                let every = [StreamSelector::Pattern(
+                    StreamPattern::parse("*").expect("valid pattern"),
+                )];
+                move |q| read_log_statement::<D>(q, middle, Selected::Any(&every), &none, 512)
+            }),
+            must_not_sort: true,
+            index: None,
+        },
+        Case {
             name: "history page of a big stream, forward from a sequence",
             statement: Box::new({
                 let none = none.clone();

@@ -205,7 +205,7 @@ pub(super) fn checkpoint<DB: SqlDb>(row: &DB::Row) -> Result<Checkpoint, Storage
 }
 
 /// A row selected with [`EXISTING_EVENT_COLUMNS`].
-pub(super) fn existing_event<DB: SqlDb>(row: &DB::Row) -> Result<ExistingEvent, StorageError> {
+pub(crate) fn existing_event<DB: SqlDb>(row: &DB::Row) -> Result<ExistingEvent, StorageError> {
     Ok(ExistingEvent {
         stream_id: get::<DB, _>(row, 0)?,
         id: get::<DB, _>(row, 1)?,

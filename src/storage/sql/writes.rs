@@ -216,23 +216,7 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         &mut self,
         keys: &[(i64, &str)],
     ) -> Result<Vec<ExistingEvent>, StorageError> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(CHUNK) {
-            // A join with the keys as a VALUES table: one indexed lookup per
-            // key on (stream_id, event_id), in one statement.
-            let rows = Sql::<D::DB>::new("WITH k (stream_id, event_id) AS (")
-                .values(chunk, |&(stream_id, id)| (stream_id, id))
-                .push(format!(
-                    ") SELECT {EXISTING_EVENT_COLUMNS} FROM k \
-                     JOIN events e ON e.stream_id = k.stream_id AND e.event_id = k.event_id"
-                ))
-                .fetch_all(self.conn())
-                .await?;
-            for row in &rows {
-                found.push(existing_event::<D::DB>(row)?);
-            }
-        }
-        Ok(found)
+        D::find_events(self.conn(), keys).await
     }
 
     async fn insert_events(&mut self, rows: &[EventRow]) -> Result<(), StorageError> {
