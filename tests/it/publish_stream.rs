@@ -878,8 +878,8 @@ async fn all_publish_streams_share_one_buffer_of_queued_bytes() {
         calls.push(answers);
     }
     in_flight_reaches(&server, FITS).await;
-    // A unary publish is not held back by the calls' backlog beyond the
-    // buffer: it waits only for the writer.
+    // A unary publish made meanwhile does not count against the buffer;
+    // it commits once the writer resumes.
     let unary = {
         let mut client = server.client().await;
         tokio::spawn(async move { publish(&mut client, "unary", vec![event("u")]).await })
