@@ -331,6 +331,10 @@ settings! {
     max_subscriptions: usize = 10_000, env "RIVERLOG_MAX_SUBSCRIPTIONS";
     /// Most open Subscribe and Consume streams per client connection.
     max_subscriptions_per_connection: usize = 100, env "RIVERLOG_MAX_SUBSCRIPTIONS_PER_CONNECTION";
+    /// Most open PublishStream calls on the server.
+    max_publish_streams: usize = 1000, env "RIVERLOG_MAX_PUBLISH_STREAMS";
+    /// Encoded event bytes (at least 1 KiB a request) that all PublishStream calls together may have queued for commit; past it they read no further request until commits free room.
+    publish_stream_buffer_bytes: usize = 64 << 20, env "RIVERLOG_PUBLISH_STREAM_BUFFER_BYTES";
     /// Events per second each token (or, with auth off, the whole server) may publish (0: no limit).
     publish_rate_limit: u32 = 0, env "RIVERLOG_PUBLISH_RATE_LIMIT";
     /// Events a token may publish at once above its rate; 0: the larger of the rate and max_batch_events.
@@ -539,6 +543,11 @@ impl Config {
             ("max_batch_events", self.max_batch_events),
             ("max_batch_bytes", self.max_batch_bytes),
             ("max_subscriptions", self.max_subscriptions),
+            ("max_publish_streams", self.max_publish_streams),
+            (
+                "publish_stream_buffer_bytes",
+                self.publish_stream_buffer_bytes,
+            ),
             (
                 "max_subscriptions_per_connection",
                 self.max_subscriptions_per_connection,

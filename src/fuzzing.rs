@@ -17,7 +17,7 @@ use crate::log::{Limits, NewEvent};
 use crate::proto::v1::PublishRequest;
 use crate::proto::{CloudEvent, EventPayload};
 use crate::service::admission::admit_events;
-use crate::service::admission::{CallLimits, PublishRate, SubscriptionSlots};
+use crate::service::admission::{CallLimits, PublishRate, PublishStreamLimits, SubscriptionSlots};
 use crate::service::trace_context::TraceContext;
 
 /// What the gRPC `Publish` call does with one event of a request, from its
@@ -54,6 +54,7 @@ pub fn admit(payload: EventPayload, trace: Option<&TraceContext>) -> Result<NewE
     let limits = Limits::default();
     let call_limits = CallLimits {
         slots: SubscriptionSlots::new(1, 1),
+        publish_streams: PublishStreamLimits::new(1, 1),
         publish_rate: PublishRate::new(0, 0),
         max_event_size: limits.max_event_size,
     };

@@ -25,7 +25,7 @@ use crate::log::{EventLog, LogError, LogTasks};
 use crate::metrics::{Metrics, MetricsError};
 use crate::model::StorageError;
 use crate::proto::{self, v1};
-use crate::service::admission::{CallLimits, PublishRate, SubscriptionSlots};
+use crate::service::admission::{CallLimits, PublishRate, PublishStreamLimits, SubscriptionSlots};
 use crate::storage::{self, Storage};
 use crate::tls::{TlsError, TlsMaterial};
 
@@ -59,6 +59,13 @@ pub enum ServerError {
     #[error(transparent)]
     Tls(#[from] TlsError),
 }
+
+/// HTTP/2 receive window of each gRPC call, in bytes: how far a client may
+/// send ahead of what the call has read (a PublishStream whose window is
+/// full reads nothing, so this is what a client may have in transit).
+pub const HTTP2_STREAM_WINDOW: u32 = 1 << 20;
+/// HTTP/2 receive window of a whole connection, in bytes.
+pub const HTTP2_CONNECTION_WINDOW: u32 = 1 << 20;
 
 /// A built, bound, not yet running riverlog server.
 pub struct Application {
@@ -242,6 +249,10 @@ impl Application {
                 config.max_subscriptions,
                 config.max_subscriptions_per_connection,
             ),
+            publish_streams: PublishStreamLimits::new(
+                config.max_publish_streams,
+                config.publish_stream_buffer_bytes,
+            ),
             publish_rate: PublishRate::new(config.publish_rate_limit, burst),
             max_event_size: config.max_event_size,
         });
@@ -349,6 +360,11 @@ impl Application {
             builder = builder.tls_config(tls.grpc())?;
         }
         let serve = builder
+            // Flow control, stated rather than inherited from hyper: how
+            // much a client may send that no call has read yet.
+            .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+            .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+            .http2_adaptive_window(Some(false))
             // grpc-web rides on HTTP/1.1 too.
             .accept_http1(true)
             .layer(cors(&config))

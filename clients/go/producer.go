@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,6 +33,10 @@ type ProducerOptions struct {
 
 // ErrProducerClosed is returned by Send after Close.
 var ErrProducerClosed = errors.New("riverlog: the producer is closed")
+
+// ReasonEarlierBatchRefused is the ErrorInfo reason of events failed unsent
+// (code Aborted) because an earlier batch of their stream was refused.
+const ReasonEarlierBatchRefused = "EARLIER_BATCH_REFUSED"
 
 // Pending is the future of one sent event: Done is closed once the server
 // answered its batch (or the call failed), then Result tells where the event
@@ -76,12 +81,30 @@ type batch struct {
 	pending  []*Pending
 	bytes    int
 	deadline time.Time
+	// done is set (under Producer.mu) once every event is settled: what
+	// Flush waits for.
+	done bool
 }
 
 func (b *batch) fail(err error) {
 	for _, p := range b.pending {
 		p.settle(nil, err)
 	}
+}
+
+// earlierRefused is why events of stream were not sent after a batch of it
+// was refused with refusal.
+func earlierRefused(stream string, refusal error) error {
+	st := status.New(codes.Aborted, "riverlog: not sent: an earlier batch of stream "+
+		strconv.Quote(stream)+" was refused ("+Reason(refusal)+"); send these events again after it")
+	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{
+		Reason:   ReasonEarlierBatchRefused,
+		Metadata: map[string]string{"stream": stream, "refused_reason": Reason(refusal)},
+	})
+	if err != nil {
+		return st.Err()
+	}
+	return withInfo.Err()
 }
 
 // Producer publishes events in batches over one PublishStream call.
@@ -93,7 +116,13 @@ func (b *batch) fail(err error) {
 //
 // A batch is one atomic publish: a refused batch (an invalid event, a stream
 // the token may not publish to, the rate limit) fails every event of it
-// while the other batches still commit. When the call itself fails (server
+// while batches of other streams still commit. Batches of the same stream
+// not yet sent when the refusal arrives fail unsent, with code Aborted and
+// reason ReasonEarlierBatchRefused, so nothing queued after the refused
+// batch overtakes it; batches of that stream already sent are answered as
+// the server decides and may commit before a retry of the refused one. Send
+// the refused and the ReasonEarlierBatchRefused events again, in order, to
+// keep the stream in order. When the call itself fails (server
 // unreachable or shutting down, unknown token) every unanswered event fails
 // with that error and the producer is done: events are idempotent by id, so
 // sending them again with a new producer is safe. The call is never retried
@@ -115,7 +144,6 @@ type Producer struct {
 	ready    []*batch
 	inFlight []*batch
 	buffered int
-	flushing int
 	closing  bool
 	err      error
 	// wake nudges the sender; changed is closed (and replaced) whenever
@@ -128,6 +156,17 @@ type Producer struct {
 // NewProducer opens a PublishStream call for a Producer. The call lives
 // until Close or until ctx ends.
 func (c *Client) NewProducer(ctx context.Context, opts ProducerOptions) (*Producer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	call, err := c.EventLog.PublishStream(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return startProducer(call, cancel, opts), nil
+}
+
+// startProducer runs a Producer over an open call; cancel ends the call.
+func startProducer(call pb.EventLog_PublishStreamClient, cancel context.CancelFunc, opts ProducerOptions) *Producer {
 	if opts.MaxBatchEvents <= 0 {
 		opts.MaxBatchEvents = 500
 	}
@@ -139,12 +178,6 @@ func (c *Client) NewProducer(ctx context.Context, opts ProducerOptions) (*Produc
 	}
 	if opts.MaxBuffered <= 0 {
 		opts.MaxBuffered = 20000
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	call, err := c.EventLog.PublishStream(ctx)
-	if err != nil {
-		cancel()
-		return nil, err
 	}
 	p := &Producer{
 		opts:     opts,
@@ -158,7 +191,7 @@ func (c *Client) NewProducer(ctx context.Context, opts ProducerOptions) (*Produc
 	sent := make(chan struct{})
 	go p.send(sent)
 	go p.receive(sent)
-	return p, nil
+	return p
 }
 
 // Send queues event for stream. It blocks while MaxBuffered events are
@@ -207,19 +240,19 @@ func (p *Producer) Send(ctx context.Context, stream string, event *pb.CloudEvent
 	return pending, nil
 }
 
-// Flush sends every queued event now and waits until all are answered (or
-// ctx ends). It returns the call's error if the call failed; refusals of
-// single batches are in their events' Pending results.
+// Flush sends every event queued so far now and waits until all of them are
+// answered (or ctx ends); events sent meanwhile are not waited for. It
+// returns the call's error if the call failed; refusals of single batches
+// are in their events' Pending results.
 func (p *Producer) Flush(ctx context.Context) error {
 	p.mu.Lock()
-	p.flushing++
+	waiting := append(append([]*batch(nil), p.inFlight...), p.ready...)
+	for _, stream := range append([]string(nil), p.order...) {
+		waiting = append(waiting, p.open[stream])
+		p.seal(stream)
+	}
 	p.nudge()
-	defer func() {
-		p.mu.Lock()
-		p.flushing--
-		p.mu.Unlock()
-	}()
-	for (len(p.open) > 0 || len(p.ready) > 0 || len(p.inFlight) > 0) && p.err == nil {
+	for p.err == nil && !allDone(waiting) {
 		changed := p.changed
 		p.mu.Unlock()
 		select {
@@ -232,6 +265,15 @@ func (p *Producer) Flush(ctx context.Context) error {
 	err := p.err
 	p.mu.Unlock()
 	return err
+}
+
+func allDone(batches []*batch) bool {
+	for _, b := range batches {
+		if !b.done {
+			return false
+		}
+	}
+	return true
 }
 
 // Close flushes, ends the call and waits for it to end (or for ctx, which
@@ -256,6 +298,30 @@ func (p *Producer) Close(ctx context.Context) error {
 		return p.err
 	}
 	return flushed
+}
+
+// unsent takes the batches of stream not sent yet out of the queues (p.mu
+// held).
+func (p *Producer) unsent(stream string) []*batch {
+	var taken []*batch
+	kept := p.ready[:0]
+	for _, b := range p.ready {
+		if b.stream == stream {
+			taken = append(taken, b)
+		} else {
+			kept = append(kept, b)
+		}
+	}
+	p.ready = kept
+	if b := p.open[stream]; b != nil {
+		p.seal(stream)
+		p.ready = p.ready[:len(p.ready)-1]
+		taken = append(taken, b)
+	}
+	for _, b := range taken {
+		p.buffered -= len(b.pending)
+	}
+	return taken
 }
 
 // seal moves the open batch of stream to the ready queue (p.mu held).
@@ -299,7 +365,7 @@ func (p *Producer) next() *batch {
 		if len(p.ready) == 0 {
 			// Open batches leave in the order they were opened.
 			for _, stream := range append([]string(nil), p.order...) {
-				if p.flushing > 0 || p.closing || !p.open[stream].deadline.After(now) {
+				if p.closing || !p.open[stream].deadline.After(now) {
 					p.seal(stream)
 				}
 			}
@@ -369,19 +435,35 @@ func (p *Producer) receive(sent <-chan struct{}) {
 		b := p.inFlight[0]
 		p.inFlight = p.inFlight[1:]
 		p.buffered -= len(b.pending)
+		var refusal error
+		var unsent []*batch
+		if e := answer.GetError(); e != nil {
+			refusal = requestError(e)
+			unsent = p.unsent(b.stream)
+		}
 		p.broadcast()
 		p.mu.Unlock()
-		if e := answer.GetError(); e != nil {
-			b.fail(requestError(e))
-			continue
-		}
-		for i, pending := range b.pending {
-			if i < len(answer.Positions) {
-				pending.settle(answer.Positions[i], nil)
-			} else {
-				pending.settle(nil, status.Error(codes.Internal, "riverlog: no position for this event"))
+		if refusal != nil {
+			b.fail(refusal)
+			for _, u := range unsent {
+				u.fail(earlierRefused(b.stream, refusal))
+			}
+		} else {
+			for i, pending := range b.pending {
+				if i < len(answer.Positions) {
+					pending.settle(answer.Positions[i], nil)
+				} else {
+					pending.settle(nil, status.Error(codes.Internal, "riverlog: no position for this event"))
+				}
 			}
 		}
+		p.mu.Lock()
+		b.done = true
+		for _, u := range unsent {
+			u.done = true
+		}
+		p.broadcast()
+		p.mu.Unlock()
 	}
 	p.mu.Lock()
 	if failure == nil && (len(p.inFlight) > 0 || len(p.ready) > 0 || len(p.open) > 0) {
@@ -391,12 +473,15 @@ func (p *Producer) receive(sent <-chan struct{}) {
 		p.err = failure
 		for _, b := range p.inFlight {
 			b.fail(failure)
+			b.done = true
 		}
 		for _, b := range p.ready {
 			b.fail(failure)
+			b.done = true
 		}
 		for _, b := range p.open {
 			b.fail(failure)
+			b.done = true
 		}
 		p.inFlight, p.ready, p.open, p.order = nil, nil, map[string]*batch{}, nil
 		p.buffered = 0

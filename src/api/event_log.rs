@@ -15,7 +15,7 @@ use crate::log::{
 use crate::metrics::Metrics;
 use crate::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
 use crate::proto::v1::{self, event_log_server, publish_request, read_request, subscribe_response};
-use crate::service::admission::{CallLimits, admit_events};
+use crate::service::admission::{CallLimits, PublishStreamSlot, admit_events};
 use crate::service::convert;
 use crate::service::failure::Failure;
 use crate::service::trace_context::TraceContext;
@@ -98,11 +98,63 @@ fn published(appended: Vec<Appended>) -> v1::PublishResponse {
     }
 }
 
-/// What every request of one PublishStream call shares.
+/// What every request of one PublishStream call shares, looked up once
+/// when the call opens rather than per request.
 struct StreamCaller {
+    /// The service, through which each request is checked and queued.
     api: EventLogApi,
+    /// Who opened the call: each request is authorized as that caller.
     principal: Arc<Principal>,
+    /// The call's trace context, added to events that carry none.
     trace: Option<TraceContext>,
+    /// The call's place among the server's open PublishStream calls,
+    /// freed when the call ends and the pipeline drops its caller.
+    _slot: PublishStreamSlot,
+}
+
+impl StreamCaller {
+    /// Queues one request of the call once it fits in the buffer all
+    /// PublishStream calls share; resolves to its answer. The request's
+    /// share is given back as soon as its commit is decided, whether or
+    /// not the client has read the answers before it yet: a client slow
+    /// to read holds its own window, never the other calls' buffer.
+    async fn submit(self: Arc<Self>, req: v1::PublishRequest) -> PublishAnswer {
+        let bytes = req.events.iter().map(|e| e.encoded().len()).sum();
+        let share = self.api.limits.publish_streams.reserve(bytes).await;
+        let queued = self
+            .api
+            .queue_publish(&self.principal, self.trace.as_ref(), req)
+            .await;
+        match queued {
+            Ok(queued) => {
+                let committed = tokio::spawn(async move {
+                    let outcome = queued.await;
+                    drop(share);
+                    match outcome {
+                        Ok(appended) => published(appended),
+                        Err(e) => publish_stream::refusal(e.into()),
+                    }
+                });
+                Either::Right(committed.map(joined as JoinedAnswer))
+            }
+            Err(refused) => Either::Left(future::ready(publish_stream::refusal(refused))),
+        }
+    }
+}
+
+/// The answer to one PublishStream request: known at once when it was
+/// refused before being queued, else once its commit is decided.
+type PublishAnswer = Either<
+    future::Ready<v1::PublishResponse>,
+    future::Map<tokio::task::JoinHandle<v1::PublishResponse>, JoinedAnswer>,
+>;
+
+type JoinedAnswer = fn(Result<v1::PublishResponse, tokio::task::JoinError>) -> v1::PublishResponse;
+
+/// The answer a request's commit task gave; the task ends only by giving
+/// one, unless the runtime is going away.
+fn joined(answer: Result<v1::PublishResponse, tokio::task::JoinError>) -> v1::PublishResponse {
+    answer.unwrap_or_else(|_| publish_stream::refusal(LogError::ShuttingDown.into()))
 }
 
 type PublishStreamStream = tonic::codegen::BoxStream<v1::PublishResponse>;
@@ -205,23 +257,9 @@ impl event_log_server::EventLog for EventLogApi {
             api: self.clone(),
             principal: guard::principal(&request)?,
             trace: TraceContext::from_headers(request.metadata().as_ref()),
+            _slot: self.limits.publish_streams.open_call()?,
         });
-        let submit = move |req: v1::PublishRequest| {
-            let caller = caller.clone();
-            async move {
-                let queued = caller
-                    .api
-                    .queue_publish(&caller.principal, caller.trace.as_ref(), req)
-                    .await;
-                match queued {
-                    Ok(queued) => Either::Right(queued.map(|outcome| match outcome {
-                        Ok(appended) => published(appended),
-                        Err(e) => publish_stream::refusal(e.into()),
-                    })),
-                    Err(refused) => Either::Left(future::ready(publish_stream::refusal(refused))),
-                }
-            }
-        };
+        let submit = move |req: v1::PublishRequest| caller.clone().submit(req);
         Ok(Response::new(Box::pin(publish_stream::answers(
             request.into_inner(),
             submit,

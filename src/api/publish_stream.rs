@@ -58,10 +58,6 @@ impl Window {
     };
 }
 
-/// One request's answer: known at once (refused before it was queued), or
-/// once its commit is decided.
-pub type Answer<F> = futures::future::Either<futures::future::Ready<v1::PublishResponse>, F>;
-
 /// The answer to a refused request.
 pub fn refusal(failure: Failure) -> v1::PublishResponse {
     v1::PublishResponse {
@@ -91,12 +87,18 @@ impl<F: Future + Unpin> Future for InFlight<F> {
 
 /// The state of one call (see the module documentation).
 struct Pipeline<R, S, F: Future + Unpin> {
+    /// The call's request body: polled only while the window has room, so
+    /// HTTP/2 flow control holds back a client that sends too fast.
     requests: R,
     /// Checks a request and queues it; resolves once queued, to its
     /// answer.
     submit: S,
+    /// Requests read and not yet answered, in request order: answers go
+    /// out in that order whatever order their commits are decided in.
     in_flight: FuturesOrdered<InFlight<F>>,
+    /// Encoded event bytes of `in_flight`, held against `window.bytes`.
     in_flight_bytes: usize,
+    /// How much may be read and not yet answered.
     window: Window,
     /// Whether requests are still read: not after the client half-closed,
     /// a request did not decode, or the server began to shut down.
@@ -104,11 +106,17 @@ struct Pipeline<R, S, F: Future + Unpin> {
     /// The status the call ends with once every read request is answered;
     /// `None`: OK.
     end: Option<Status>,
+    /// Resolves when the server begins to shut down: the call stops
+    /// reading then, rather than holding the shutdown open.
     stopping: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Where the in-flight gauge and the answer counter go.
     metrics: Arc<Metrics>,
-    /// Requests answered, with and without a refusal.
+    /// Requests answered, with and without a refusal, for the call's
+    /// closing log line.
     answered: u64,
     refused: u64,
+    /// Whether the call's end was returned: the stream yields nothing
+    /// after it.
     finished: bool,
 }
 
@@ -240,21 +248,6 @@ fn undecodable(status: Status) -> Status {
     match message_size::too_large(&status) {
         Some(failure) => failure.into(),
         None => status,
-    }
-}
-
-impl From<Failure> for v1::RequestError {
-    fn from(f: Failure) -> Self {
-        Self {
-            code: f.code as i32,
-            message: f.message,
-            reason: f.reason.to_owned(),
-            domain: crate::service::failure::ERROR_DOMAIN.to_owned(),
-            metadata: f.metadata,
-            retry_delay: f
-                .retry_after
-                .and_then(|d| prost_types::Duration::try_from(d).ok()),
-        }
     }
 }
 

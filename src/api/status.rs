@@ -8,6 +8,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::AuthError;
 use crate::log::LogError;
+use crate::proto::v1;
 use crate::service::failure::{ERROR_DOMAIN, Failure};
 
 impl From<Failure> for Status {
@@ -17,6 +18,23 @@ impl From<Failure> for Status {
             details.set_retry_info(Some(delay));
         }
         Status::with_error_details(f.code, f.message, details)
+    }
+}
+
+/// A refusal of one request of a streaming call (PublishStream): what the
+/// unary call would have returned as its status, as a message.
+impl From<Failure> for v1::RequestError {
+    fn from(f: Failure) -> Self {
+        Self {
+            code: f.code as i32,
+            message: f.message,
+            reason: f.reason.to_owned(),
+            domain: ERROR_DOMAIN.to_owned(),
+            metadata: f.metadata,
+            retry_delay: f
+                .retry_after
+                .and_then(|d| prost_types::Duration::try_from(d).ok()),
+        }
     }
 }
 

@@ -2,11 +2,12 @@
 
 use std::io::BufRead;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -52,7 +53,8 @@ pub struct PublishArgs {
     pub expect_last_sequence: Option<u64>,
     /// Events per publish request when reading stdin; each is atomic. The
     /// batches go over one PublishStream call, several in flight at once;
-    /// the first refused batch stops the reading of stdin.
+    /// the first refusal stops the sending at once (batches already sent
+    /// are answered and printed).
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
     /// Print one JSON object per event instead of a line.
@@ -175,15 +177,20 @@ impl PublishArgs {
 
     /// Publishes stdin's lines in batches of `--batch` over one
     /// PublishStream call, several batches in flight at once, printing the
-    /// events as their batches are answered (in order). The first refused
-    /// batch stops the reading of stdin; batches sent before its answer
-    /// came are still answered and printed, then the refusal is reported.
+    /// events as their batches are answered (in order).
+    ///
+    /// The first refusal ends the request stream at once, whatever stdin
+    /// does next (it may be a `tail -f` that never ends): no batch is sent
+    /// after it arrives. Batches sent before it arrived are still answered,
+    /// and the events they appended printed: they may have landed after
+    /// the refused batch would have (`--expect-last-sequence` makes each
+    /// of them fail instead). Then the refusal is reported.
     async fn publish_stdin(
         self: Arc<Self>,
         mut client: EventLogClient<super::Authed>,
     ) -> Result<(), CliError> {
         let (requests, outgoing) = tokio::sync::mpsc::channel(IN_FLIGHT_BATCHES);
-        let refused = Arc::new(AtomicBool::new(false));
+        let refused = CancellationToken::new();
         let reader = {
             let args = self.clone();
             let refused = refused.clone();
@@ -198,7 +205,7 @@ impl PublishArgs {
                     sent += batch.len() as u64;
                     batch.clear();
                     // Fails only once the call has ended: its answer says why.
-                    !refused.load(Ordering::Acquire) && requests.blocking_send(request).is_ok()
+                    !refused.is_cancelled() && requests.blocking_send(request).is_ok()
                 };
                 for (i, line) in std::io::stdin().lock().lines().enumerate() {
                     let line = line?;
@@ -221,26 +228,26 @@ impl PublishArgs {
             finished
         };
         let mut first_refusal = None;
-        let mut answers = client
-            .publish_stream(ReceiverStream::new(outgoing))
-            .await?
-            .into_inner();
+        // Half-closes the call as soon as a refusal arrives, without
+        // waiting for the reader's next line.
+        let outgoing = ReceiverStream::new(outgoing).take_until(refused.clone().cancelled_owned());
+        let mut answers = client.publish_stream(outgoing).await?.into_inner();
         while let Some(answer) = answers.message().await? {
             match answer.error {
                 Some(error) => {
-                    refused.store(true, Ordering::Release);
+                    refused.cancel();
                     first_refusal.get_or_insert(error);
                 }
                 None => self.print_positions(answer.positions)?,
             }
         }
-        match reader.await {
-            Ok(read) => read?,
-            Err(_) => return Err(CliError::Io(std::io::Error::other("stdin reader failed"))),
+        if let Some(error) = first_refusal {
+            // The reader may still wait for a line that never comes.
+            return Err(CliError::Refused(request_status(error)));
         }
-        match first_refusal {
-            Some(error) => Err(CliError::Refused(request_status(error))),
-            None => Ok(()),
+        match reader.await {
+            Ok(read) => read,
+            Err(_) => Err(CliError::Io(std::io::Error::other("stdin reader failed"))),
         }
     }
 }

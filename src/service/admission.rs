@@ -1,5 +1,6 @@
 //! Admission of calls, the same on every transport: open streaming calls
-//! (in total and per client connection), each token's publish rate, and
+//! (in total and per client connection), open PublishStream calls and the
+//! bytes they may have queued for commit, each token's publish rate, and
 //! the checks a publish's events pass before they reach the log.
 
 use std::collections::HashMap;
@@ -104,6 +105,88 @@ impl Drop for Slot {
     }
 }
 
+/// What all PublishStream calls together may hold on the server: a call
+/// pipelines up to its own window, so without a bound shared by every
+/// call, a few producers could fill the writer's queue and make unary
+/// publishes, acks and dispatch wait behind their backlog.
+#[derive(Debug)]
+pub struct PublishStreamLimits {
+    max_calls: usize,
+    calls: Mutex<usize>,
+    /// Encoded event bytes (at least [`PublishStreamLimits::REQUEST_FLOOR`]
+    /// per request) queued for commit and not yet committed, over all
+    /// calls.
+    buffer: Arc<tokio::sync::Semaphore>,
+    buffer_bytes: usize,
+}
+
+/// One open PublishStream call; frees its place when dropped.
+#[derive(Debug)]
+pub struct PublishStreamSlot(Arc<PublishStreamLimits>);
+
+/// A request's share of the buffer, given back once its commit is decided.
+pub type BufferShare = tokio::sync::OwnedSemaphorePermit;
+
+impl PublishStreamLimits {
+    /// What each request costs the buffer at least, however small its
+    /// events: the buffer bounds how many requests wait for the writer too.
+    pub const REQUEST_FLOOR: usize = 1024;
+
+    /// Allows `max_calls` open calls holding `buffer_bytes` queued for
+    /// commit between them.
+    pub fn new(max_calls: usize, buffer_bytes: usize) -> Arc<Self> {
+        // A request takes its share in one acquire, counted in u32.
+        let buffer_bytes = buffer_bytes.clamp(1, u32::MAX as usize);
+        Arc::new(Self {
+            max_calls,
+            calls: Mutex::new(0),
+            buffer: Arc::new(tokio::sync::Semaphore::new(buffer_bytes)),
+            buffer_bytes,
+        })
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place for one more call, or RESOURCE_EXHAUSTED
+    /// `TOO_MANY_PUBLISH_STREAMS`.
+    pub fn open_call(self: &Arc<Self>) -> Result<PublishStreamSlot, Failure> {
+        let mut calls = self.calls();
+        if *calls >= self.max_calls {
+            let limit = self.max_calls;
+            return Err(exhausted(
+                &format!("at most {limit} open PublishStream calls on the server"),
+                "TOO_MANY_PUBLISH_STREAMS",
+                HashMap::from([("limit".to_owned(), limit.to_string())]),
+                None,
+            ));
+        }
+        *calls += 1;
+        Ok(PublishStreamSlot(self.clone()))
+    }
+
+    /// Waits until a request of `bytes` encoded event bytes fits in the
+    /// buffer (first come, first served across calls) and takes its share.
+    /// A request larger than the whole buffer waits for all of it.
+    pub async fn reserve(&self, bytes: usize) -> BufferShare {
+        let cost = bytes.max(Self::REQUEST_FLOOR).min(self.buffer_bytes);
+        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+        self.buffer
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .expect("the buffer's semaphore is never closed")
+    }
+}
+
+impl Drop for PublishStreamSlot {
+    fn drop(&mut self) {
+        let mut calls = self.0.calls();
+        *calls = calls.saturating_sub(1);
+    }
+}
+
 /// Each token's publish rate, in events per second with a burst.
 pub struct PublishRate {
     /// Keyed by token name: tokens are configured, so the keys are bounded.
@@ -156,8 +239,10 @@ impl PublishRate {
 
 /// The limits every service consults.
 pub struct CallLimits {
-    /// Open streaming calls.
+    /// Open Subscribe and Consume calls.
     pub slots: Arc<SubscriptionSlots>,
+    /// Open PublishStream calls and what they hold.
+    pub publish_streams: Arc<PublishStreamLimits>,
     /// Publish rates.
     pub publish_rate: PublishRate,
     /// Largest encoded event, which added trace context must not push

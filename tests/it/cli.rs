@@ -424,33 +424,128 @@ async fn stdin_goes_over_one_publish_stream_with_chained_expectations() {
     assert_eq!(read_all(&mut client, "chain").await.len(), 10);
 }
 
+/// The text data of a recorded event.
+fn text_data(e: &riverlog::proto::v1::RecordedEvent) -> String {
+    use riverlog::proto::cloudevent::cloud_event::Data;
+    match e
+        .event
+        .as_ref()
+        .expect("event")
+        .decode()
+        .expect("decodes")
+        .data
+    {
+        Some(Data::TextData(text)) => text,
+        other => panic!("not text data: {other:?}"),
+    }
+}
+
+/// Starts `riverlog ARGS` against `server` with stdin left open.
+fn spawn_riverlog(server: &str, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_riverlog"))
+        .args(args)
+        .env("RIVERLOG_SERVER", server)
+        .env_remove("RIVERLOG_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cli starts")
+}
+
 #[tokio::test]
-async fn a_refused_stdin_batch_stops_the_reading_and_the_output_lists_what_landed() {
+async fn a_refused_stdin_batch_stops_the_sending_and_the_output_lists_exactly_what_landed() {
+    use crate::publish_stream::{WriteLock, in_flight_reaches};
     let server = TestServer::start_with(|c| c.max_event_size = 1024).await;
     let url = server.url();
+    let mut client = server.client().await;
+    publish(&mut client, "stop", vec![event("seed")]).await;
     let big = "x".repeat(2000);
-    let lines = format!("a\nb\n{big}\nc\nd\ne\n");
-    let run = riverlog(
+    // The writer stalled, so every batch is sent before any answer comes
+    // back: those after the refused one were sent and are appended too.
+    let lock = WriteLock::take(&server.db).await;
+    let mut cli = spawn_riverlog(
         &url,
         &["publish", "stop", "--data", "-", "--batch", "1", "--json"],
+    );
+    let mut stdin = cli.stdin.take().unwrap();
+    stdin
+        .write_all(format!("a\nb\n{big}\nc\nd\ne\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    in_flight_reaches(&server, 6).await;
+    lock.release().await;
+    let out = within(cli.wait_with_output()).await.unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("EVENT_TOO_LARGE"), "{stderr}");
+    let printed: Vec<String> = json_lines(&String::from_utf8(out.stdout).unwrap())
+        .iter()
+        .map(|p| p["sequence"].to_string())
+        .collect();
+    assert_eq!(
+        printed,
+        ["2", "3", "4", "5", "6"],
+        "every appended event, in order"
+    );
+    let stored: Vec<String> = read_all(&mut client, "stop")
+        .await
+        .iter()
+        .map(text_data)
+        .collect();
+    assert_eq!(
+        stored[1..],
+        ["a", "b", "c", "d", "e"],
+        "never the refused one"
+    );
+
+    // With --expect-last-sequence each batch expects where the ones before
+    // it lead: those after the refused one fail too, whatever the timing.
+    let run = riverlog(
+        &url,
+        &[
+            "publish",
+            "stop2",
+            "--data",
+            "-",
+            "--batch",
+            "1",
+            "--expect-last-sequence",
+            "0",
+        ],
         &[],
-        &lines,
+        &format!("a\nb\n{big}\nc\nd\ne\n"),
     )
     .await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("EVENT_TOO_LARGE"), "{}", run.stderr);
-    let printed: Vec<String> = json_lines(&run.stdout)
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect();
-    let mut client = server.client().await;
-    let stored: Vec<String> = read_all(&mut client, "stop")
+    assert_eq!(
+        read_all(&mut client, "stop2").await.len(),
+        2,
+        "a and b only"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_ends_the_publish_without_waiting_for_stdin_to_end() {
+    let server = TestServer::start_with(|c| c.max_event_size = 1024).await;
+    let mut cli = spawn_riverlog(
+        &server.url(),
+        &["publish", "tailed", "--data", "-", "--batch", "1"],
+    );
+    let mut stdin = cli.stdin.take().unwrap();
+    stdin
+        .write_all(format!("a\n{}\n", "x".repeat(2000)).as_bytes())
         .await
-        .iter()
-        .map(event_id)
-        .collect();
-    assert_eq!(printed, stored, "every appended event is printed, in order");
-    // The two before the refused line at least; batches already sent
-    // after it may have landed too, but never the refused one.
-    assert!(stored.len() >= 2 && stored.len() <= 5, "{stored:?}");
+        .unwrap();
+    stdin.flush().await.unwrap();
+    // Stdin stays open, like `tail -f`: the refusal alone ends the run.
+    let out = within(cli.wait_with_output()).await.unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("EVENT_TOO_LARGE"), "{stderr}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+    drop(stdin);
 }

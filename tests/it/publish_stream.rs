@@ -203,7 +203,6 @@ async fn a_refused_request_gets_what_publish_would_have_said_and_later_ones_stil
             Some("INVALID_ARGUMENT".to_owned()),
             None,
         ]
-        .map(|r| r)
         .to_vec()
     );
     let stored: Vec<String> = read_all(&mut client, "s")
@@ -431,45 +430,99 @@ async fn after_the_client_half_closes_every_request_is_answered_then_the_call_en
     assert_eq!(ids(rest.last().unwrap()), Ok(vec!["e99".into()]));
 }
 
+/// PublishStream requests read and not answered, over all calls.
+pub(crate) async fn in_flight(server: &TestServer) -> f64 {
+    metric(
+        &server.scrape().await,
+        "riverlog_publish_stream_in_flight",
+        &[],
+    )
+    .unwrap_or(0.0)
+}
+
+/// Waits until exactly `n` PublishStream requests are in flight.
+pub(crate) async fn in_flight_reaches(server: &TestServer, n: usize) {
+    eventually(&format!("{n} requests in flight"), async || {
+        (in_flight(server).await == n as f64).then_some(())
+    })
+    .await;
+}
+
+/// A CloudEvents JSON line the CLI publishes as it is.
+fn json_line(id: &str) -> String {
+    format!(r#"{{"specversion":"1.0","id":"{id}","source":"/t","type":"t"}}"#)
+}
+
 #[tokio::test]
 async fn a_client_gone_mid_flight_leaves_only_whole_requests_appended() {
-    let server = TestServer::start().await;
-    const REQUESTS: usize = 400;
+    use tokio::io::AsyncWriteExt;
+    const REQUESTS: usize = 10;
     const PER_REQUEST: usize = 3;
-    {
+    let server = TestServer::start().await;
+    // The stream exists first, so the stalled batch only appends.
+    publish(&mut server.client().await, "w", vec![event("seed")]).await;
+    let lock = WriteLock::take(&server.db).await;
+
+    // A real client process, whose connection goes when it is killed:
+    // the CLI sends each batch of stdin as a request of one call.
+    let mut cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_riverlog"))
+        .args([
+            "publish",
+            "w",
+            "--data",
+            "-",
+            "--batch",
+            &PER_REQUEST.to_string(),
+        ])
+        .env("RIVERLOG_SERVER", server.url())
+        .env_remove("RIVERLOG_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the CLI starts");
+    let mut stdin = cli.stdin.take().unwrap();
+    let lines: String = (0..REQUESTS * PER_REQUEST)
+        .map(|i| json_line(&format!("r{}-{}", i / PER_REQUEST, i % PER_REQUEST)) + "\n")
+        .collect();
+    stdin.write_all(lines.as_bytes()).await.unwrap();
+    stdin.flush().await.unwrap();
+    // Every request read and queued; none can commit. Stdin stays open,
+    // so the client never half-closes: then it is gone.
+    in_flight_reaches(&server, REQUESTS).await;
+    cli.kill().await.unwrap();
+    // The server notices while the writer is still stalled: the call's
+    // requests are no longer in flight, though their commits are pending.
+    in_flight_reaches(&server, 0).await;
+
+    lock.release().await;
+    let expected: Vec<String> = std::iter::once("seed".to_owned())
+        .chain(
+            (0..REQUESTS * PER_REQUEST)
+                .map(|i| format!("r{}-{}", i / PER_REQUEST, i % PER_REQUEST)),
+        )
+        .collect();
+    // What the call had queued commits, whole requests in the order sent.
+    let stored = async || -> Vec<String> {
         let mut client = server.client().await;
-        let requests =
-            (0..REQUESTS).map(|r| publish_request("w", events(&format!("r{r}"), 0..PER_REQUEST)));
-        let call = client
-            .publish_stream(futures::stream::iter(requests))
-            .await
-            .expect("opens");
-        let mut answers = call.into_inner();
-        // Some answered, the rest in flight or unsent: then the client goes.
-        for _ in 0..10 {
-            within(answers.message()).await.unwrap().unwrap();
-        }
-    }
-    // Whatever committed, then or later, is whole requests, and a prefix of
-    // them: the writer applies them in the order they were sent.
-    let check = async || {
-        let mut client = server.client().await;
-        let stored: Vec<String> = read_all(&mut client, "w")
+        read_all(&mut client, "w")
             .await
             .iter()
             .map(event_id)
-            .collect();
-        assert_eq!(stored.len() % PER_REQUEST, 0, "whole requests only");
-        assert!(stored.len() >= 10 * PER_REQUEST, "the answered ones stay");
-        for (i, id) in stored.iter().enumerate() {
-            assert_eq!(id, &format!("r{}-{}", i / PER_REQUEST, i % PER_REQUEST));
-        }
-        stored.len()
+            .collect()
     };
-    check().await;
+    eventually("the queued requests to commit", async || {
+        (stored().await.len() == expected.len()).then_some(())
+    })
+    .await;
+    assert_eq!(stored().await, expected);
     // A later publish commits after everything the gone call had queued.
-    publish(&mut server.client().await, "other", vec![event("later")]).await;
-    check().await;
+    publish(&mut server.client().await, "w", vec![event("later")]).await;
+    let mut after = expected.clone();
+    after.push("later".into());
+    assert_eq!(stored().await, after);
+    drop(stdin);
 }
 
 #[tokio::test]
@@ -543,13 +596,13 @@ fn big_request(stream: &str, id: &str, bytes: usize) -> v1::PublishRequest {
 /// Another connection's write lock on the test database, which stalls the
 /// server's writer (it waits for the lock) until released. Held for well
 /// under SQLite's busy timeout (10 s) and PostgreSQL's statement timeout.
-enum WriteLock {
+pub(crate) enum WriteLock {
     Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::PgConnection),
 }
 
 impl WriteLock {
-    async fn take(db: &TestDb) -> Self {
+    pub(crate) async fn take(db: &TestDb) -> Self {
         use sqlx::Connection;
         if backend_is_postgres() {
             let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
@@ -568,7 +621,7 @@ impl WriteLock {
         }
     }
 
-    async fn release(self) {
+    pub(crate) async fn release(self) {
         match self {
             Self::Sqlite(mut conn) => {
                 sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
@@ -585,9 +638,18 @@ async fn a_client_that_floods_a_stalled_server_is_held_back_by_the_window() {
     /// PublishStream's window (proto/riverlog/v1/event_log.proto).
     const WINDOW: usize = 256;
     const REQUEST_BYTES: usize = 4096;
+    /// hyper's HTTP/2 client send buffer (`max_send_buf_size`: 1 MiB),
+    /// which tonic does not let a channel set.
+    const CLIENT_SEND_BUFFER: usize = 1 << 20;
+    /// How much tonic encodes before handing a chunk to hyper (its
+    /// `yield_threshold`, 32 KiB), plus one request being encoded.
+    const ENCODER_CHUNK: usize = (32 << 10) + REQUEST_BYTES;
     /// What the transport may hold beyond the window: the server's HTTP/2
-    /// receive window (1 MiB) and the client's send buffers.
-    const IN_TRANSIT: usize = 2 * (1 << 20) / REQUEST_BYTES;
+    /// receive window for the call, the client's send buffer and the
+    /// encoder's chunk.
+    const IN_TRANSIT: usize =
+        (riverlog::server::HTTP2_STREAM_WINDOW as usize + CLIENT_SEND_BUFFER + ENCODER_CHUNK)
+            / REQUEST_BYTES;
     const REQUESTS: usize = 4 * (WINDOW + IN_TRANSIT);
 
     let server = TestServer::start().await;
@@ -595,7 +657,17 @@ async fn a_client_that_floods_a_stalled_server_is_held_back_by_the_window() {
     publish(&mut server.client().await, "bp", vec![event("seed")]).await;
     let lock = WriteLock::take(&server.db).await;
 
-    let mut client = server.client().await;
+    // The client's windows pinned too (they bound what it receives: the
+    // answers), and one connection for the call alone.
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .initial_stream_window_size(riverlog::server::HTTP2_STREAM_WINDOW)
+        .initial_connection_window_size(riverlog::server::HTTP2_CONNECTION_WINDOW)
+        .http2_adaptive_window(false)
+        .connect()
+        .await
+        .unwrap();
+    let mut client = v1::event_log_client::EventLogClient::new(channel);
     let taken = Arc::new(AtomicUsize::new(0));
     let counted = taken.clone();
     // Many requests at once; counts those the transport took.
@@ -608,14 +680,7 @@ async fn a_client_that_floods_a_stalled_server_is_held_back_by_the_window() {
 
     // Nothing can commit: the server reads a window's worth, then stops,
     // and flow control stops the client.
-    let in_flight = async || {
-        metric(
-            &server.scrape().await,
-            "riverlog_publish_stream_in_flight",
-            &[],
-        )
-        .unwrap_or(0.0)
-    };
+    let in_flight = async || in_flight(&server).await;
     eventually("a full window", async || {
         (in_flight().await >= WINDOW as f64).then_some(())
     })
@@ -686,27 +751,152 @@ async fn a_message_over_the_size_limit_ends_the_call_after_the_answers_before_it
 
 #[tokio::test]
 async fn shutting_down_answers_what_was_read_then_ends_the_call_unavailable() {
+    const IN_FLIGHT: usize = 5;
     let mut server = TestServer::start().await;
+    publish(&mut server.client().await, "sd", vec![event("seed")]).await;
     let mut client = server.client().await;
+    // Ends when the shutdown begins: tells the test it has.
+    let mut watch = client
+        .subscribe(v1::SubscribeRequest {
+            streams: vec!["sd".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("subscribes")
+        .into_inner();
     let (requests, sent) = mpsc::channel(8);
     let call = client
         .publish_stream(ReceiverStream::new(sent))
         .await
         .expect("opens");
     let mut answers = call.into_inner();
-    requests
-        .send(publish_request("sd", vec![event("before")]))
-        .await
-        .unwrap();
-    let first = within(answers.message()).await.unwrap().unwrap();
-    assert_eq!(ids(&first), Ok(vec!["before".into()]));
+    // Requests read and queued that cannot commit yet.
+    let lock = WriteLock::take(&server.db).await;
+    for i in 0..IN_FLIGHT {
+        requests
+            .send(publish_request("sd", vec![event(&format!("e{i}"))]))
+            .await
+            .unwrap();
+    }
+    in_flight_reaches(&server, IN_FLIGHT).await;
     // The call stays open (the client never half-closes): shutdown ends
-    // it, well within the grace period.
+    // it, once what it read is answered.
     let stopping = tokio::spawn(async move {
         server.shutdown().await;
     });
+    loop {
+        match within(watch.message()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the subscription ended without a status"),
+            Err(status) => {
+                assert_error(&status, Code::Unavailable, "SHUTTING_DOWN");
+                break;
+            }
+        }
+    }
+    // Sent after the shutdown began: never read.
+    let _ = requests
+        .send(publish_request("sd", vec![event("too-late")]))
+        .await;
+    lock.release().await;
+    for i in 0..IN_FLIGHT {
+        let answer = within(answers.message()).await.unwrap().expect("answered");
+        assert_eq!(ids(&answer), Ok(vec![format!("e{i}")]));
+    }
     let end = within(answers.message()).await.unwrap_err();
     assert_error(&end, Code::Unavailable, "SHUTTING_DOWN");
     within(stopping).await.unwrap();
     drop(requests);
+}
+
+#[tokio::test]
+async fn publish_streams_past_the_server_limit_are_refused() {
+    let server = TestServer::start_with(|c| c.max_publish_streams = 2).await;
+    let mut client = server.client().await;
+    let mut open = Vec::new();
+    for i in 0..2 {
+        let (requests, sent) = mpsc::channel(1);
+        let mut answers = client
+            .publish_stream(ReceiverStream::new(sent))
+            .await
+            .expect("opens")
+            .into_inner();
+        requests
+            .send(publish_request("calls", vec![event(&format!("c{i}"))]))
+            .await
+            .unwrap();
+        within(answers.message()).await.unwrap().expect("answered");
+        open.push((requests, answers));
+    }
+    let third = client
+        .publish_stream(futures::stream::iter(vec![publish_request(
+            "calls",
+            vec![event("c2")],
+        )]))
+        .await;
+    let status = match third {
+        Err(status) => status,
+        Ok(call) => collect(call.into_inner()).await.1.expect_err("refused"),
+    };
+    assert_error(&status, Code::ResourceExhausted, "TOO_MANY_PUBLISH_STREAMS");
+    assert_eq!(
+        status.get_details_error_info().unwrap().metadata["limit"],
+        "2"
+    );
+    // A call that ends gives its place back.
+    let (requests, answers) = open.pop().unwrap();
+    drop(requests);
+    collect(answers).await.1.expect("ends OK");
+    let (answers, end) =
+        publish_all(&server, vec![publish_request("calls", vec![event("c3")])]).await;
+    end.expect("opens once a place is free");
+    assert_eq!(ids(&answers[0]), Ok(vec!["c3".into()]));
+}
+
+#[tokio::test]
+async fn all_publish_streams_share_one_buffer_of_queued_bytes() {
+    const REQUEST_BYTES: usize = 4096;
+    /// Three requests' events fit in the buffer, not four.
+    const FITS: usize = 3;
+    let server = TestServer::start_with(|c| {
+        c.publish_stream_buffer_bytes = FITS * (REQUEST_BYTES + 200);
+    })
+    .await;
+    publish(&mut server.client().await, "buf", vec![event("seed")]).await;
+    let lock = WriteLock::take(&server.db).await;
+    // Two calls, each with room in its own window for all its requests.
+    let mut calls = Vec::new();
+    for c in 0..2 {
+        let mut client = server.client().await;
+        let requests =
+            (0..10).map(move |i| big_request("buf", &format!("c{c}-{i}"), REQUEST_BYTES));
+        let answers = client
+            .publish_stream(futures::stream::iter(requests))
+            .await
+            .expect("opens")
+            .into_inner();
+        calls.push(answers);
+    }
+    in_flight_reaches(&server, FITS).await;
+    // A unary publish made meanwhile does not count against the buffer;
+    // it commits once the writer resumes.
+    let unary = {
+        let mut client = server.client().await;
+        tokio::spawn(async move { publish(&mut client, "unary", vec![event("u")]).await })
+    };
+    // Steady at what fits, however long nothing commits.
+    for _ in 0..20 {
+        assert_eq!(in_flight(&server).await, FITS as f64);
+        tokio::task::yield_now().await;
+    }
+    lock.release().await;
+    within(unary).await.unwrap();
+    for (c, mut answers) in calls.into_iter().enumerate() {
+        for i in 0..10 {
+            let answer = within(answers.message()).await.unwrap().unwrap();
+            assert_eq!(ids(&answer), Ok(vec![format!("c{c}-{i}")]));
+        }
+        assert!(within(answers.message()).await.unwrap().is_none());
+    }
+    assert_eq!(in_flight(&server).await, 0.0);
 }

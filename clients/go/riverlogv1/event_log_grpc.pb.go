@@ -56,12 +56,18 @@ type EventLogClient interface {
 	// not yet answered; beyond it the server reads no further request until
 	// an answer is sent, so a client that does not read answers is slowed by
 	// HTTP/2 flow control and the server's memory stays bounded.
+	// Across calls: at most `max_publish_streams` calls are open at once, and
+	// all calls together have at most `publish_stream_buffer_bytes` of events
+	// queued for commit (server settings); a call whose next request does not
+	// fit reads nothing more until commits free room, so streaming producers
+	// never crowd out unary calls.
 	//
 	// The call ends:
 	//   - OK after the client half-closes and every request is answered;
 	//   - with a status when the whole call fails: UNAUTHENTICATED (no or an
-	//     unknown token) before any answer; UNAVAILABLE (SHUTTING_DOWN) when the
-	//     server shuts down; INVALID_ARGUMENT (MALFORMED_REQUEST) or
+	//     unknown token) or RESOURCE_EXHAUSTED (TOO_MANY_PUBLISH_STREAMS) before
+	//     any answer; UNAVAILABLE (SHUTTING_DOWN) when the server shuts down;
+	//     INVALID_ARGUMENT (MALFORMED_REQUEST) or
 	//     RESOURCE_EXHAUSTED (MESSAGE_TOO_LARGE) for a request that does not
 	//     decode. The server then reads no further request, and ends the call
 	//     only once every request it read is answered: whatever was not
@@ -277,12 +283,18 @@ type EventLogServer interface {
 	// not yet answered; beyond it the server reads no further request until
 	// an answer is sent, so a client that does not read answers is slowed by
 	// HTTP/2 flow control and the server's memory stays bounded.
+	// Across calls: at most `max_publish_streams` calls are open at once, and
+	// all calls together have at most `publish_stream_buffer_bytes` of events
+	// queued for commit (server settings); a call whose next request does not
+	// fit reads nothing more until commits free room, so streaming producers
+	// never crowd out unary calls.
 	//
 	// The call ends:
 	//   - OK after the client half-closes and every request is answered;
 	//   - with a status when the whole call fails: UNAUTHENTICATED (no or an
-	//     unknown token) before any answer; UNAVAILABLE (SHUTTING_DOWN) when the
-	//     server shuts down; INVALID_ARGUMENT (MALFORMED_REQUEST) or
+	//     unknown token) or RESOURCE_EXHAUSTED (TOO_MANY_PUBLISH_STREAMS) before
+	//     any answer; UNAVAILABLE (SHUTTING_DOWN) when the server shuts down;
+	//     INVALID_ARGUMENT (MALFORMED_REQUEST) or
 	//     RESOURCE_EXHAUSTED (MESSAGE_TOO_LARGE) for a request that does not
 	//     decode. The server then reads no further request, and ends the call
 	//     only once every request it read is answered: whatever was not

@@ -350,8 +350,9 @@ export class Client {
 
   /**
    * A batching producer over one `PublishStream` call: `send` resolves
-   * each event to its position, or rejects with the error its batch was
-   * refused with (see {@link Producer}). Close it when done.
+   * once the event is queued, to a promise of its position or of the
+   * error its batch was refused with (see {@link Producer}). Close it
+   * when done.
    */
   producer(options: ProducerOptions = {}): Producer {
     const source = this.options.source;

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import { ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 
 export { Code };
 
@@ -24,6 +24,8 @@ export class RiverlogError extends Error {
   readonly metadata: Readonly<Record<string, string>>;
   /** The server's message without the status prefix. */
   readonly rawMessage: string;
+  /** `RetryInfo.retry_delay` in milliseconds: retrying after this long may succeed (`RATE_LIMITED`); undefined when the error says nothing. */
+  readonly retryDelayMs: number | undefined;
 
   constructor(cause: ConnectError) {
     const info = cause.findDetails(ErrorInfoSchema)[0];
@@ -39,6 +41,8 @@ export class RiverlogError extends Error {
     this.domain = info?.domain;
     this.metadata = { ...(info?.metadata ?? {}) };
     this.rawMessage = cause.rawMessage;
+    const delay = cause.findDetails(RetryInfoSchema)[0]?.retryDelay;
+    this.retryDelayMs = delay ? Number(delay.seconds) * 1000 + delay.nanos / 1e6 : undefined;
   }
 }
 

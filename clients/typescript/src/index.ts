@@ -18,7 +18,7 @@ export {
   type SubscribeOptions,
 } from "./client.js";
 export { Code, ERROR_DOMAIN, RiverlogError } from "./errors.js";
-export { Producer, type ProducerOptions } from "./producer.js";
+export { EARLIER_BATCH_REFUSED, type Pending, Producer, type ProducerOptions } from "./producer.js";
 export type { AttributeInput, AttributeValue, Event, EventInput } from "./events.js";
 /** The generated protobuf-es messages and service descriptors. */
 export * as pb from "./pb.js";

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Client, Code, RiverlogError } from "@riverlog/client";
+import {
+  Client,
+  Code,
+  EARLIER_BATCH_REFUSED,
+  type EventInput,
+  type Producer,
+  type Published,
+  RiverlogError,
+} from "@riverlog/client";
 import { authConfig, Server } from "./server.js";
 
 const TOKEN = "producer-secret-token";
@@ -12,6 +20,11 @@ async function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: unk
   } catch (error) {
     return { error };
   }
+}
+
+/** Sends `event` and returns the promise of where it lands. */
+function published(producer: Producer, stream: string, event: EventInput): Promise<Published> {
+  return producer.send(stream, event).then((pending) => pending.published);
 }
 
 /** The error a promise rejected with. */
@@ -43,15 +56,15 @@ describe("Producer", () => {
     const producer = client.producer({ maxBatchEvents: 7, lingerMs: 20 });
     const sent = [];
     for (let i = 0; i < 100; i++) {
-      sent.push(producer.send(i % 3 ? "p:order" : "p:order-other", { id: `e${i}`, type: "t" }));
+      sent.push(published(producer, i % 3 ? "p:order" : "p:order-other", { id: `e${i}`, type: "t" }));
     }
     await producer.close();
-    const published = await Promise.all(sent);
+    const positions = await Promise.all(sent);
     assert.deepEqual(
-      published.map((p) => p.id),
+      positions.map((p) => p.id),
       Array.from({ length: 100 }, (_, i) => `e${i}`),
     );
-    const mine = published.filter((_, i) => i % 3).map((p) => p.sequence);
+    const mine = positions.filter((_, i) => i % 3).map((p) => p.sequence);
     assert.deepEqual(
       mine,
       mine.map((_, i) => BigInt(i + 1)),
@@ -60,20 +73,20 @@ describe("Producer", () => {
     const page = await client.read("p:order", { limit: 1000 });
     assert.deepEqual(
       page.events.map((e) => e.id),
-      published.filter((_, i) => i % 3).map((p) => p.id),
+      positions.filter((_, i) => i % 3).map((p) => p.id),
     );
   });
 
   test("a refused batch rejects its own events while the others commit", async () => {
     const producer = client.producer({ lingerMs: 10_000 });
-    const before = producer.send("p:mixed", { id: "before", type: "t" });
+    const before = published(producer, "p:mixed", { id: "before", type: "t" });
     await producer.flush();
     // One batch: a valid event and one without a type (invalid).
-    const sameBatch = outcome(producer.send("p:mixed", { id: "same-batch", type: "t" }));
-    const invalid = outcome(producer.send("p:mixed", { id: "bad", type: "" }));
+    const sameBatch = outcome(published(producer, "p:mixed", { id: "same-batch", type: "t" }));
+    const invalid = outcome(published(producer, "p:mixed", { id: "bad", type: "" }));
     await producer.flush();
-    const denied = outcome(producer.send("payments:1", { id: "denied", type: "t" }));
-    const after = producer.send("p:mixed", { id: "after", type: "t" });
+    const denied = outcome(published(producer, "payments:1", { id: "denied", type: "t" }));
+    const after = published(producer, "p:mixed", { id: "after", type: "t" });
     await producer.close();
 
     assert.equal((await before).sequence, 1n);
@@ -100,18 +113,18 @@ describe("Producer", () => {
   test("an id the stream holds comes back as a duplicate", async () => {
     await client.publish("p:dup", { id: "a", type: "t" });
     const producer = client.producer();
-    const dup = producer.send("p:dup", { id: "a", type: "t" });
+    const dup = published(producer, "p:dup", { id: "a", type: "t" });
     await producer.close();
-    const published = await dup;
-    assert.equal(published.duplicate, true);
-    assert.equal(published.sequence, 1n);
+    const dupPublished = await dup;
+    assert.equal(dupPublished.duplicate, true);
+    assert.equal(dupPublished.sequence, 1n);
   });
 
   test("a failed call rejects what is unanswered and ends the producer", async () => {
     const stranger = new Client(server.target, { token: "wrong-token" });
     try {
       const producer = stranger.producer();
-      const lost = outcome(producer.send("orders:1", { type: "t" }));
+      const lost = outcome(published(producer, "orders:1", { type: "t" }));
       const isUnauthenticated = (err: unknown) => {
         assert.ok(err instanceof RiverlogError);
         assert.equal(err.code, Code.Unauthenticated);
@@ -127,18 +140,114 @@ describe("Producer", () => {
     }
   });
 
-  test("send waits while maxBuffered events are unanswered", async () => {
-    const producer = client.producer({ maxBuffered: 10, maxBatchEvents: 4 });
-    const sent = [];
-    for (let i = 0; i < 200; i++) {
-      sent.push(producer.send("p:bounded", { type: "t" }));
-    }
-    await producer.close();
-    const published = await Promise.all(sent);
-    assert.deepEqual(
-      published.map((p) => p.sequence),
-      published.map((_, i) => BigInt(i + 1)),
+  test("send resolves once queued, one waiting send per event answered, in call order", async () => {
+    const maxBuffered = 3;
+    const producer = client.producer({ maxBuffered, maxBatchEvents: 1, lingerMs: 0 });
+    let queued = 0;
+    let answered = 0;
+    let mostUnanswered = 0;
+    const sent: Array<Promise<Published>> = [];
+    const sends = Array.from({ length: 50 }, (_, i) =>
+      producer.send("p:bounded", { id: `b${i}`, type: "t" }).then(({ published }) => {
+        queued += 1;
+        mostUnanswered = Math.max(mostUnanswered, queued - answered);
+        sent[i] = published.finally(() => {
+          answered += 1;
+        });
+      }),
     );
-    await assert.rejects(producer.send("p:bounded", { type: "t" }), /closed/);
+    // Nothing answered yet: exactly maxBuffered sends are through.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(queued, maxBuffered);
+    await Promise.all(sends);
+    await producer.close();
+    const positions = await Promise.all(sent);
+    assert.deepEqual(
+      positions.map((p) => p.sequence),
+      positions.map((_, i) => BigInt(i + 1)),
+      "queued in the order send was called",
+    );
+    assert.ok(mostUnanswered <= maxBuffered, `${mostUnanswered} events queued and unanswered`);
+    await assert.rejects(
+      producer.send("p:bounded", { type: "t" }),
+      (err: unknown) => err instanceof RiverlogError && err.code === Code.FailedPrecondition && /closed/.test(err.message),
+    );
+  });
+
+  test("a refused batch nobody observes before close does not crash Node", async () => {
+    const producer = client.producer({ lingerMs: 10_000 });
+    const { published: refused } = await producer.send("p:unobserved", { id: "bad", type: "" });
+    // The refusal arrives while nothing handles it; an unhandled rejection
+    // would fail this test (and crash a plain Node program).
+    await producer.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    const err = await rejection(outcome(refused));
+    assert.equal(err.reason, "INVALID_EVENT");
+  });
+
+  test("flush waits only for the events sent before it", async () => {
+    const producer = client.producer({ lingerMs: 60_000 });
+    const { published: early } = await producer.send("p:flush", { id: "early", type: "t" });
+    const flushed = producer.flush();
+    const { published: late } = await producer.send("p:flush", { id: "late", type: "t" });
+    let lateSettled = false;
+    late.then(
+      () => (lateSettled = true),
+      () => (lateSettled = true),
+    );
+    await flushed;
+    assert.equal((await early).sequence, 1n);
+    assert.equal(lateSettled, false, "flush neither sent nor waited for a later event");
+    await producer.close();
+    assert.equal((await late).sequence, 2n);
+  });
+
+  test("after a refused batch the unsent batches of its stream reject unsent", async () => {
+    const producer = client.producer({ maxBatchEvents: 2, lingerMs: 60_000 });
+    const other = await producer.send("p:fence-other", { id: "other", type: "t" });
+    // A full batch (goes out at once) with an invalid event, then one more
+    // event of the stream, queued before the refusal can come back.
+    const refused = [
+      outcome((await producer.send("p:fence", { id: "a", type: "t" })).published),
+      outcome((await producer.send("p:fence", { id: "bad", type: "" })).published),
+    ];
+    const unsent = outcome((await producer.send("p:fence", { id: "b", type: "t" })).published);
+    for (const r of refused) {
+      assert.equal((await rejection(r)).reason, "INVALID_EVENT");
+    }
+    const err = await rejection(unsent);
+    assert.equal(err.reason, EARLIER_BATCH_REFUSED);
+    assert.equal(err.code, Code.Aborted);
+    assert.deepEqual(err.metadata, { stream: "p:fence", refused_reason: "INVALID_EVENT" });
+    // Sent again, in order: it lands first.
+    const retry = await producer.send("p:fence", { id: "b", type: "t" });
+    await producer.close();
+    assert.equal((await retry.published).sequence, 1n);
+    assert.equal((await other.published).sequence, 1n, "other streams are not affected");
+    const page = await client.read("p:fence");
+    assert.deepEqual(
+      page.events.map((e) => e.id),
+      ["b"],
+    );
+  });
+
+  test("a rate-limited batch says when to retry, as a unary publish does", async () => {
+    const limited = await Server.start({ config: "publish_rate_limit = 1\npublish_burst = 3\n" });
+    const slow = new Client(limited.target);
+    try {
+      const producer = slow.producer({ maxBatchEvents: 3 });
+      const ok = await Promise.all([0, 1, 2].map((i) => published(producer, "p:rate", { id: `r${i}`, type: "t" })));
+      assert.equal(ok.length, 3);
+      const over = outcome(published(producer, "p:rate", { id: "over", type: "t" }));
+      await producer.close();
+      const err = await rejection(over);
+      assert.equal(err.reason, "RATE_LIMITED");
+      assert.ok(err.retryDelayMs !== undefined && err.retryDelayMs > 0, `retryDelayMs ${err.retryDelayMs}`);
+      const unary = await rejection(outcome(slow.publish("p:rate", { id: "unary", type: "t" })));
+      assert.ok(unary.retryDelayMs !== undefined && unary.retryDelayMs > 0);
+    } finally {
+      slow.close();
+      await limited.close();
+    }
   });
 });

@@ -26,9 +26,10 @@ from ._errors import (
     WrongExpectedSequenceError,
     error_info,
     error_reason,
+    retry_delay,
 )
 from ._events import CloudEvent, Event, EventLike, Published, cloud_event, to_cloud_event
-from ._producer import Producer
+from ._producer import EARLIER_BATCH_REFUSED, Producer
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "Consumer",
     "Delivery",
     "Producer",
+    "EARLIER_BATCH_REFUSED",
     "Event",
     "Published",
     "CloudEvent",
@@ -56,4 +58,5 @@ __all__ = [
     "UnavailableError",
     "error_info",
     "error_reason",
+    "retry_delay",
 ]

@@ -27,10 +27,12 @@ __all__ = [
     "UnavailableError",
     "error_info",
     "error_reason",
+    "retry_delay",
 ]
 
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 _ERROR_INFO_TYPE = "google.rpc.ErrorInfo"
+_RETRY_INFO_TYPE = "google.rpc.RetryInfo"
 
 
 class RiverlogError(grpc.RpcError):
@@ -47,6 +49,8 @@ class RiverlogError(grpc.RpcError):
             failure produced by the client library itself).
         domain: The ``ErrorInfo.domain`` (``"riverlog.dev"``), or ``None``.
         metadata: The ``ErrorInfo.metadata`` map (may be empty).
+        retry_delay: Seconds after which retrying may succeed, from the
+            ``google.rpc.RetryInfo`` detail (``RATE_LIMITED``), or ``None``.
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class RiverlogError(grpc.RpcError):
         reason: Optional[str] = None,
         domain: Optional[str] = None,
         metadata: Optional[Dict[str, str]] = None,
+        retry_delay: Optional[float] = None,
     ) -> None:
         super().__init__(f"{code.name}: {message}" + (f" [{reason}]" if reason else ""))
         self._code = code
@@ -63,6 +68,7 @@ class RiverlogError(grpc.RpcError):
         self.reason = reason
         self.domain = domain
         self.metadata = dict(metadata or {})
+        self.retry_delay = retry_delay
 
     def code(self) -> grpc.StatusCode:
         """The gRPC status code."""
@@ -88,6 +94,7 @@ class RiverlogError(grpc.RpcError):
             reason,
             info.domain if info is not None else None,
             dict(info.metadata) if info is not None else None,
+            retry_delay(err),
         )
         exc.__cause__ = err
         return exc
@@ -157,6 +164,30 @@ def error_info(err: BaseException) -> Optional[error_details_pb2.ErrorInfo]:
         return error_details_pb2.ErrorInfo(
             reason=err.reason, domain=err.domain or "", metadata=err.metadata
         )
+    detail = _status_detail(err, _ERROR_INFO_TYPE)
+    if detail is None:
+        return None
+    info = error_details_pb2.ErrorInfo()
+    detail.Unpack(info)
+    return info
+
+
+def retry_delay(err: BaseException) -> Optional[float]:
+    """Seconds after which retrying may succeed (``google.rpc.RetryInfo``), if
+    the error says (``RATE_LIMITED`` does)."""
+    if isinstance(err, RiverlogError):
+        return err.retry_delay
+    detail = _status_detail(err, _RETRY_INFO_TYPE)
+    if detail is None:
+        return None
+    info = error_details_pb2.RetryInfo()
+    detail.Unpack(info)
+    return info.retry_delay.ToTimedelta().total_seconds()
+
+
+def _status_detail(err: BaseException, type_name: str):
+    """The ``google.rpc.Status`` detail of that type in a raw gRPC error's
+    trailers, as an ``Any``, if present."""
     trailing = getattr(err, "trailing_metadata", None)
     if trailing is None:
         return None
@@ -173,10 +204,8 @@ def error_info(err: BaseException) -> Optional[error_details_pb2.ErrorInfo]:
         except Exception:
             return None
         for detail in status.details:
-            if detail.type_url.rsplit("/", 1)[-1] == _ERROR_INFO_TYPE:
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                return info
+            if detail.type_url.rsplit("/", 1)[-1] == type_name:
+                return detail
     return None
 
 
