@@ -389,19 +389,22 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         Ok(())
     }
 
-    async fn touch_consumer(
+    async fn touch_consumers(
         &mut self,
         group_id: i64,
-        consumer: &str,
+        consumers: &[&str],
         now: UnixMicros,
     ) -> Result<(), StorageError> {
-        Sql::<D::DB>::query(
-            "INSERT INTO group_consumers (group_id, name, last_seen_at) VALUES (?, ?, ?) \
-             ON CONFLICT (group_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-            (group_id, consumer, now.0),
-        )
-        .execute(self.conn())
-        .await?;
+        for chunk in consumers.chunks(CHUNK) {
+            Sql::<D::DB>::new("INSERT INTO group_consumers (group_id, name, last_seen_at) ")
+                .values(chunk, |c| (group_id, *c, now.0))
+                .push(
+                    " ON CONFLICT (group_id, name) DO UPDATE \
+                     SET last_seen_at = excluded.last_seen_at",
+                )
+                .execute(self.conn())
+                .await?;
+        }
         Ok(())
     }
 
