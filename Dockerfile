@@ -11,6 +11,9 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY migrations ./migrations
 COPY src ./src
+# A workspace member: cargo needs it present to read the workspace, though
+# only the server is built.
+COPY bench ./bench
 COPY README.md ./README.md
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -30,8 +30,12 @@ else
 fi
 rmdir "$probe_dir"
 
-echo "=== SQLite: unit and integration tests (the postgres:: module needs PostgreSQL)"
-run_tests --all-targets -- --skip postgres::
+echo "=== SQLite: unit and integration tests (the postgres:: module needs PostgreSQL),"
+echo "    and the benchmark tool's (bench/: every workload at tiny scale; Redis's if redis-server is installed)"
+command -v redis-server >/dev/null 2>&1 ||
+  loud "redis-server not found: the benchmark tool's Redis target was NOT tested." \
+       "Install it with: apt-get install -y redis-server"
+run_tests --workspace --all-targets -- --skip postgres::
 cargo test --doc
 
 # The same integration suite on PostgreSQL, one fresh schema per test, and

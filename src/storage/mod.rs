@@ -36,6 +36,7 @@ pub mod errors;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod sqlite_events;
 #[doc(hidden)]
 pub mod testing;
 

@@ -11,9 +11,9 @@ use sqlx::sqlite::{
     SqliteQueryResult, SqliteSynchronous,
 };
 
-use super::sql::{CHUNK, Dialect, Driver, SqlStorage, insert_events_statement};
+use super::sql::{CHUNK, Dialect, Driver, Sql, SqlStorage, insert_events_statement, stored_events};
 use super::{CommitFeed, EventRow, StorageError, StorageOptions};
-use crate::model::records::UnixMicros;
+use crate::model::records::{StoredEvent, UnixMicros};
 
 /// The SQLite storage.
 pub type SqliteStorage = SqlStorage<SqliteDialect>;
@@ -83,6 +83,31 @@ impl Dialect for SqliteDialect {
     async fn commit_feed(&self) -> Result<Option<CommitFeed>, StorageError> {
         // One process owns the file: its writer feeds the hub directly.
         Ok(None)
+    }
+
+    async fn fetch_events(
+        conn: &mut SqliteConnection,
+        q: &mut Sql<Sqlite>,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let Some(values) = q.recorded() else {
+            return stored_events::<Sqlite>(q.fetch_all(conn).await?);
+        };
+        let mut handle = conn.lock_handle().await.map_err(Sqlite::classify)?;
+        let sql = q.text();
+        let db = handle.as_raw_handle();
+        // SAFETY: the handle keeps sqlx's worker thread off the
+        // connection until it is dropped, after the call.
+        let read = || unsafe { super::sqlite_events::read_events(db, sql.as_str(), values) };
+        // Stepping runs on this task's thread. A filtered page may step
+        // over many rows before it fills: let the runtime move this
+        // worker's other tasks elsewhere meanwhile (only a
+        // multi-threaded runtime can; unit tests run on one thread).
+        let events = match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(read),
+            _ => read(),
+        };
+        drop(handle);
+        events
     }
 
     async fn close(&self) {}

@@ -727,6 +727,13 @@ def test_dockerfile_matches_the_chart(default_docs):
         assert re.search(rf"\b{var}={re.escape(env[var]['value'])}(\s|$)", joined), var
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore and "!src/" in ignore and "!Cargo.lock" in ignore
+    # Cargo reads the whole workspace even to build one binary: every member
+    # folder must be in the build context and copied.
+    members = re.search(r"^members = \[(.*)\]$", (ROOT / "Cargo.toml").read_text(), re.M).group(1)
+    for member in re.findall(r'"([^"]+)"', members):
+        if member != ".":
+            assert f"!{member}/" in ignore, member
+            assert re.search(rf"^COPY {member} \./{member}$", text, re.M), member
 
 
 # ---------------------------------------------------------------- the chart drives the binary

@@ -126,31 +126,60 @@ where
 pub trait Param {
     /// Binds `self` as the next parameter of `qb`.
     fn bind_to<DB: SqlDb>(self, qb: &mut QueryBuilder<DB>);
+    /// `self` as a value of its own, for a statement run outside sqlx
+    /// (see [`Sql::recording`]).
+    fn value(&self) -> Value;
+}
+
+/// A bound value, kept by a recording [`Sql`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// An integer or NULL.
+    Int(Option<i64>),
+    /// Text or NULL.
+    Text(Option<String>),
+    /// Bytes.
+    Bytes(Vec<u8>),
 }
 
 impl Param for i64 {
     fn bind_to<DB: SqlDb>(self, qb: &mut QueryBuilder<DB>) {
         DB::bind_i64(qb, Some(self));
     }
+    fn value(&self) -> Value {
+        Value::Int(Some(*self))
+    }
 }
 impl Param for Option<i64> {
     fn bind_to<DB: SqlDb>(self, qb: &mut QueryBuilder<DB>) {
         DB::bind_i64(qb, self);
+    }
+    fn value(&self) -> Value {
+        Value::Int(*self)
     }
 }
 impl Param for &str {
     fn bind_to<DB: SqlDb>(self, qb: &mut QueryBuilder<DB>) {
         DB::bind_text(qb, Some(self));
     }
+    fn value(&self) -> Value {
+        Value::Text(Some((*self).to_owned()))
+    }
 }
 impl Param for Option<&str> {
     fn bind_to<DB: SqlDb>(self, qb: &mut QueryBuilder<DB>) {
         DB::bind_text(qb, self);
     }
+    fn value(&self) -> Value {
+        Value::Text(self.map(str::to_owned))
+    }
 }
 impl Param for &[u8] {
     fn bind_to<DB: SqlDb>(self, qb: &mut QueryBuilder<DB>) {
         DB::bind_bytes(qb, self);
+    }
+    fn value(&self) -> Value {
+        Value::Bytes(self.to_vec())
     }
 }
 
@@ -249,13 +278,31 @@ params_tuple!(A, B, C, D, E, F, G, H, I);
 
 /// One statement being built: SQL text with parameters bound in order, the
 /// placeholders written by sqlx for the backend.
-pub struct Sql<DB: SqlDb>(QueryBuilder<DB>);
+pub struct Sql<DB: SqlDb>(QueryBuilder<DB>, Option<Vec<Value>>);
 
 impl<DB: SqlDb> Sql<DB> {
     /// A statement starting with `sql`, taken as it is: a `?` here is not a
     /// placeholder (only [`Sql::query`] and [`Sql::append`] make them).
     pub fn new(sql: impl Into<String>) -> Self {
-        Self(QueryBuilder::new(sql))
+        Self(QueryBuilder::new(sql), None)
+    }
+
+    /// As [`Sql::new`], also keeping a copy of each bound value, so a
+    /// dialect may run the statement through its own driver API
+    /// ([`super::Dialect::fetch_events`]). Costs a copy per value: for
+    /// reads with a few parameters, not for inserts.
+    pub fn recording(sql: impl Into<String>) -> Self {
+        Self(QueryBuilder::new(sql), Some(Vec::new()))
+    }
+
+    /// The SQL text, with the backend's placeholders.
+    pub fn text(&self) -> sqlx::SqlStr {
+        self.0.sql()
+    }
+
+    /// The bound values in order, when [recording](Sql::recording).
+    pub fn recorded(&self) -> Option<&[Value]> {
+        self.1.as_deref()
     }
 
     /// A statement written as SQL with `?` for each of `params` (so the
@@ -291,6 +338,9 @@ impl<DB: SqlDb> Sql<DB> {
 
     /// Appends a placeholder bound to `value`.
     pub fn bind(&mut self, value: impl Param) -> &mut Self {
+        if let Some(values) = &mut self.1 {
+            values.push(value.value());
+        }
         value.bind_to(&mut self.0);
         self
     }
@@ -302,7 +352,7 @@ impl<DB: SqlDb> Sql<DB> {
             if i > 0 {
                 self.0.push(", ");
             }
-            v.bind_to(&mut self.0);
+            self.bind(v);
         }
         self.0.push(")");
         self

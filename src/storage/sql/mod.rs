@@ -26,7 +26,7 @@ use std::future::Future;
 use sqlx::{Database, Pool};
 
 use super::{CommitFeed, EventRow, StorageError};
-use crate::model::records::UnixMicros;
+use crate::model::records::{StoredEvent, UnixMicros};
 pub(super) use rows::to_i64;
 
 mod clauses;
@@ -38,7 +38,8 @@ mod rows;
 mod transaction;
 mod writes;
 
-pub use driver::{Driver, Sql, SqlDb};
+pub use driver::{Driver, Sql, SqlDb, Value};
+pub(super) use rows::{parse_name, stored_events, to_u64};
 
 /// What one SQL backend does its own way. Everything else is shared.
 pub trait Dialect: Send + Sync + Sized + 'static {
@@ -92,6 +93,17 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// See [`Storage::commit_feed`](super::Storage::commit_feed).
     fn commit_feed(&self) -> impl Future<Output = Result<Option<CommitFeed>, StorageError>> + Send;
 
+    /// Runs `q`, a [recording](Sql::recording) statement selecting
+    /// [`rows::EVENTS_SELECT`]'s columns, and decodes its events. The
+    /// shared way goes through sqlx's rows; a dialect may read them
+    /// through its driver's own API where that is much cheaper.
+    fn fetch_events<'c>(
+        conn: &'c mut <Self::DB as Database>::Connection,
+        q: &'c mut Sql<Self::DB>,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StorageError>> + Send + 'c {
+        async move { rows::stored_events::<Self::DB>(q.fetch_all(conn).await?) }
+    }
+
     /// Closes what the dialect opened beside the two pools.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }
@@ -115,6 +127,18 @@ impl<D: Dialect> SqlStorage<D> {
             readers,
             dialect,
         }
+    }
+
+    /// The write connection, for tests that set up rows by hand.
+    #[cfg(test)]
+    pub(crate) async fn writer_for_tests(&self) -> sqlx::pool::PoolConnection<D::DB> {
+        self.writer.acquire().await.expect("writer connection")
+    }
+
+    /// A reader connection, for tests of the read statements.
+    #[cfg(test)]
+    pub(crate) async fn reader_for_tests(&self) -> sqlx::pool::PoolConnection<D::DB> {
+        self.readers.acquire().await.expect("reader connection")
     }
 }
 

@@ -228,9 +228,9 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         let Some(id) = Self::stream_id(&mut conn, stream).await? else {
             return Ok(Vec::new());
         };
-        let mut q = Sql::<D::DB>::new("");
+        let mut q = Sql::<D::DB>::recording("");
         read_stream_statement::<D>(&mut q, id, from, direction, filter, limit);
-        stored_events::<D::DB>(q.fetch_all(&mut conn).await?)
+        D::fetch_events(&mut conn, &mut q).await
     }
 
     async fn read_log(
@@ -251,9 +251,9 @@ impl<D: Dialect> Storage for SqlStorage<D> {
             },
             several => Selected::Any(several),
         };
-        let mut q = Sql::<D::DB>::new("");
+        let mut q = Sql::<D::DB>::recording("");
         read_log_statement::<D>(&mut q, after, selected, filter, limit);
-        stored_events::<D::DB>(q.fetch_all(&mut conn).await?)
+        D::fetch_events(&mut conn, &mut q).await
     }
 
     async fn head_position(&self) -> Result<Position, StorageError> {

@@ -75,7 +75,7 @@ pub(super) fn duration_to_micros(d: Option<Duration>) -> Option<i64> {
 
 /// A stored stream name, parsed: one that does not parse means the
 /// database was changed behind riverlog's back.
-fn parse_name(name: &str) -> Result<StreamName, StorageError> {
+pub(crate) fn parse_name(name: &str) -> Result<StreamName, StorageError> {
     StreamName::parse(name)
         .map_err(|e| StorageError::Failure(format!("stored stream name {name:?} is invalid: {e}")))
 }
@@ -114,7 +114,7 @@ pub(super) fn stream_info<DB: SqlDb>(row: &DB::Row) -> Result<StreamInfo, Storag
 
 /// Rows selected with [`EVENTS_SELECT`], parsing each distinct stream name
 /// once.
-pub(super) fn stored_events<DB: SqlDb>(
+pub(crate) fn stored_events<DB: SqlDb>(
     rows: Vec<DB::Row>,
 ) -> Result<Vec<StoredEvent>, StorageError> {
     let mut names: HashMap<i64, StreamName> = HashMap::new();
