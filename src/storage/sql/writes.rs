@@ -98,6 +98,22 @@ impl<D: Dialect> SqlWriteTx<D> {
     }
 }
 
+/// `sequences` (any order, repeats allowed) as runs of consecutive
+/// sequences, `(first, last)`, ascending.
+fn runs(sequences: &[Sequence]) -> Vec<(Sequence, Sequence)> {
+    let mut sorted = sequences.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(Sequence, Sequence)> = Vec::new();
+    for s in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(s) => *last = s,
+            _ => runs.push((s, s)),
+        }
+    }
+    runs
+}
+
 /// Binds a list of sequences.
 fn sequence_list(chunk: &[Sequence]) -> impl Iterator<Item = i64> + '_ {
     chunk.iter().map(|s| to_i64(*s))
@@ -545,14 +561,34 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         group_id: i64,
         sequences: &[Sequence],
     ) -> Result<Vec<Sequence>, StorageError> {
-        self.sequences_returned(sequences, |q, chunk| {
-            q.append(
-                "DELETE FROM group_pending WHERE group_id = ? AND sequence IN ",
+        // By runs of consecutive sequences (what a consumer acks mostly
+        // is what it was handed, consecutive): one range of the primary
+        // key each. PostgreSQL then always walks the primary key; given a
+        // list of single values it chose to walk every entry of the group
+        // in another index instead, once the group had few live entries,
+        // and with them every entry removed since the last vacuum (2.9 ms
+        // per 200-row delete after 100,000 acks, growing with each ack).
+        let runs = runs(sequences);
+        let mut removed = Vec::new();
+        for chunk in runs.chunks(CHUNK) {
+            let mut q = Sql::<D::DB>::query(
+                "DELETE FROM group_pending WHERE group_id = ? AND (",
                 (group_id,),
-            )
-            .bind_list(sequence_list(chunk));
-        })
-        .await
+            );
+            for (i, (first, last)) in chunk.iter().enumerate() {
+                let or = if i == 0 { "" } else { " OR " };
+                q.push(or)
+                    .append("sequence BETWEEN ? AND ?", (to_i64(*first), to_i64(*last)));
+            }
+            for row in q
+                .push(") RETURNING sequence")
+                .fetch_all(self.conn())
+                .await?
+            {
+                removed.push(to_u64(get::<D::DB, _>(&row, 0)?));
+            }
+        }
+        Ok(removed)
     }
 
     async fn defer_pending(
@@ -667,5 +703,17 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
 
     async fn rollback(self: Box<Self>) {
         self.tx.rollback().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn sequences_become_ascending_runs_of_consecutive_ones() {
+        assert_eq!(runs(&[]), []);
+        assert_eq!(runs(&[7, 3, 4, 5, 5, 9, 8, 1]), [(1, 1), (3, 5), (7, 9)]);
+        assert_eq!(runs(&[u64::MAX, u64::MAX - 1]), [(u64::MAX - 1, u64::MAX)]);
     }
 }
