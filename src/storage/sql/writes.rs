@@ -47,20 +47,21 @@ impl<D: Dialect> SqlWriteTx<D> {
         self.tx.conn()
     }
 
-    /// Events of a stream selected by `rest` (`WHERE e.stream_id = ? ...`).
+    /// Events of a stream selected by `rest` (`WHERE e.stream_id = ? ...`),
+    /// read the dialect's cheapest way (deliveries read a page of events
+    /// per consumer in every write batch, as reads do).
     async fn events_where(
         &mut self,
         stream_id: i64,
         rest: impl FnOnce(&mut Sql<D::DB>),
     ) -> Result<Vec<StoredEvent>, StorageError> {
-        let mut q = Sql::<D::DB>::new(format!(
+        let mut q = Sql::<D::DB>::recording(format!(
             "{EVENTS_SELECT} \
              WHERE e.stream_id = "
         ));
         q.bind(stream_id);
         rest(&mut q);
-        let rows = q.fetch_all(self.conn()).await?;
-        stored_events::<D::DB>(rows)
+        D::fetch_events(self.conn(), &mut q).await
     }
 
     /// Pending entries of a group selected by `rest` (`WHERE group_id = ? ...`).
@@ -571,17 +572,34 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         let runs = runs(sequences);
         let mut removed = Vec::new();
         for chunk in runs.chunks(CHUNK) {
-            let mut q = Sql::<D::DB>::query(
-                "DELETE FROM group_pending WHERE group_id = ? AND (",
-                (group_id,),
-            );
-            for (i, (first, last)) in chunk.iter().enumerate() {
-                let or = if i == 0 { "" } else { " OR " };
-                q.push(or)
-                    .append("sequence BETWEEN ? AND ?", (to_i64(*first), to_i64(*last)));
+            let ranges = |q: &mut Sql<D::DB>| {
+                q.append(" WHERE group_id = ? AND (", (group_id,));
+                for (i, (first, last)) in chunk.iter().enumerate() {
+                    let or = if i == 0 { "" } else { " OR " };
+                    q.push(or)
+                        .append("sequence BETWEEN ? AND ?", (to_i64(*first), to_i64(*last)));
+                }
+                q.push(")");
+            };
+            // Usually every entry named is pending (acks of what was
+            // handed out): a count tells, and the delete then returns
+            // nothing, instead of a row per entry.
+            let named: u64 = chunk.iter().map(|(first, last)| last - first + 1).sum();
+            let mut count = Sql::<D::DB>::new("SELECT COUNT(*) FROM group_pending");
+            ranges(&mut count);
+            let pending = to_u64(count.fetch_scalar::<i64>(self.conn()).await?);
+            if pending == 0 {
+                continue;
             }
-            for row in q
-                .push(") RETURNING sequence")
+            let mut delete = Sql::<D::DB>::new("DELETE FROM group_pending");
+            ranges(&mut delete);
+            if pending == named {
+                delete.execute(self.conn()).await?;
+                removed.extend(chunk.iter().flat_map(|&(first, last)| first..=last));
+                continue;
+            }
+            for row in delete
+                .push(" RETURNING sequence")
                 .fetch_all(self.conn())
                 .await?
             {
