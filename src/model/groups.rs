@@ -196,7 +196,8 @@ pub struct Delivered {
     /// The deliveries, due redeliveries first, then new events.
     pub deliveries: Vec<Delivery>,
     /// When the next pending entry becomes due, if any: a waiting consumer
-    /// should look again then.
+    /// should look again then. Only looked up when there are no
+    /// deliveries: only a caller left empty-handed waits.
     pub next_due: Option<UnixMicros>,
 }
 

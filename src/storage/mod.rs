@@ -287,11 +287,12 @@ pub trait WriteTx: Send {
         cursor: Sequence,
     ) -> Result<(), StorageError>;
 
-    /// Records that a consumer was active now (creating it if new).
-    async fn touch_consumer(
+    /// Records that consumers (distinct names) were active now, creating
+    /// those that are new.
+    async fn touch_consumers(
         &mut self,
         group_id: i64,
-        consumer: &str,
+        consumers: &[&str],
         now: UnixMicros,
     ) -> Result<(), StorageError>;
 

@@ -3,6 +3,7 @@
 
 use super::answer::{Answer, settle, settle_reclaiming};
 use super::command::{Command, GroupCommand};
+use super::held::settle_held;
 use super::transaction::Transaction;
 use crate::model::StorageError;
 use crate::model::groups::Delivered;
@@ -59,9 +60,9 @@ impl Transaction {
         cmd: GroupCommand,
         answers: &mut Vec<Box<dyn Answer>>,
     ) -> Result<(), StorageError> {
-        // Group commands read events and pending rows: earlier commands of
-        // this batch must be visible to them.
-        if let Err(e) = self.flush().await {
+        // Group commands read events: earlier appends of this batch must be
+        // visible to them. Group writes held back stay held (see `held`).
+        if let Err(e) = self.flush_events().await {
             cmd.fail(&e);
             return Err(e);
         }
@@ -117,8 +118,8 @@ impl Transaction {
                 sequences,
                 reply,
             } => {
-                let outcome = self.settle_pending(&stream, &group, &sequences, None).await;
-                settle(reply, outcome, answers)
+                let outcome = self.hold_ack(&stream, &group, sequences).await;
+                settle_held(reply, outcome, answers)
             }
             GroupCommand::Nack {
                 stream,
@@ -128,8 +129,7 @@ impl Transaction {
                 delay,
                 reply,
             } => {
-                let nack = Some((holder, delay));
-                let outcome = self.settle_pending(&stream, &group, &sequences, nack).await;
+                let outcome = self.nack(&stream, &group, holder, &sequences, delay).await;
                 settle(reply, outcome, answers)
             }
             GroupCommand::Claim {

@@ -139,7 +139,7 @@ impl Writer {
 
 /// Applies a batch in one transaction, answers every caller, and returns
 /// what was committed.
-async fn commit_batch(
+pub(super) async fn commit_batch(
     storage: &dyn Storage,
     batch: Vec<Command>,
     now: UnixMicros,

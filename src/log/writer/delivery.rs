@@ -29,10 +29,12 @@ impl Transaction {
             Err(e) => return Ok(Err(e)),
         };
         let consumer = req.consumer.as_str();
-        self.tx.touch_consumer(group.id, consumer, self.now).await?;
+        self.touch(group.id, consumer);
         let mut out = Delivered::default();
 
         if req.pending_only {
+            // Reads the consumer's stored entries.
+            self.flush_group_writes().await?;
             let entries = self
                 .tx
                 .pending_of_consumer(group.id, consumer, req.count)
@@ -53,6 +55,8 @@ impl Transaction {
 
         let mut budget = req.count;
         if let Some(credit) = req.max_in_flight {
+            // Counts the consumer's stored entries.
+            self.flush_group_writes().await?;
             let held = self
                 .tx
                 .consumer_in_flight(group.id, consumer, self.now)
@@ -61,16 +65,15 @@ impl Transaction {
             budget = budget.min(credit.saturating_sub(held));
         }
         // Due entries first. Some of a page may be dead-lettered or gone
-        // rather than delivered; keep paging while pages come back full, so
-        // due work behind them is not left waiting.
+        // rather than delivered; keep paging while more may be due, so due
+        // work behind them is not left waiting.
         while budget > 0 {
-            let due = self.tx.due_pending(group.id, self.now, budget).await?;
-            let full_page = due.len() == budget as usize;
+            let (due, more) = self.due_entries(group.id, budget).await?;
             let handed = self
                 .hand_out(&head, &group, due, consumer, &mut out.deliveries)
                 .await?;
             budget = budget.saturating_sub(handed);
-            if !full_page {
+            if !more {
                 break;
             }
         }
@@ -88,9 +91,8 @@ impl Transaction {
                         deliverable_at: until,
                     })
                     .collect();
-                let cursor = last.sequence;
-                self.tx.save_pending(group.id, &entries).await?;
-                self.tx.save_group_cursor(group.id, cursor).await?;
+                self.hold_cursor(&group, last.sequence);
+                self.hold_saves(group.id, entries).await?;
                 out.deliveries
                     .extend(fresh.into_iter().map(|event| Delivery {
                         event,
@@ -98,7 +100,10 @@ impl Transaction {
                     }));
             }
         }
-        out.next_due = self.tx.next_due(group.id, self.now).await?;
+        // Only a caller left empty-handed waits, until then at the latest.
+        if out.deliveries.is_empty() {
+            out.next_due = self.next_due_at(group.id).await?;
+        }
         Ok(Ok(out))
     }
 
@@ -169,14 +174,11 @@ impl Transaction {
                 }
             }
         }
-        self.tx.save_pending(group.id, &reassigned).await?;
-        if !deferred.is_empty() {
-            self.tx.save_pending(group.id, &deferred).await?;
-        }
-        if !finished.is_empty() {
-            self.tx.remove_pending(group.id, &finished).await?;
-        }
-        Ok(u32::try_from(reassigned.len()).unwrap_or(u32::MAX))
+        let handed = u32::try_from(reassigned.len()).unwrap_or(u32::MAX);
+        reassigned.extend(deferred);
+        self.hold_saves(group.id, reassigned).await?;
+        self.hold_finished(group.id, &finished);
+        Ok(handed)
     }
 
     /// Appends a copy of `event` to the group's dead-letter stream, with

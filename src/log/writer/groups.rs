@@ -19,7 +19,7 @@ impl Transaction {
         let Some(head) = self.head(stream).await? else {
             return Ok(Err(LogError::StreamNotFound(stream.to_string())));
         };
-        match self.tx.group(&head, group).await? {
+        match self.find_group(&head, group).await? {
             Some(record) => Ok(Ok((head, record))),
             None => Ok(Err(LogError::GroupNotFound {
                 stream: stream.to_string(),
@@ -37,7 +37,7 @@ impl Transaction {
         let Some(head) = self.head(stream).await? else {
             return Ok(Err(LogError::StreamNotFound(stream.to_string())));
         };
-        if self.tx.group(&head, group).await?.is_some() {
+        if self.find_group(&head, group).await?.is_some() {
             return Ok(Err(LogError::GroupAlreadyExists {
                 stream: stream.to_string(),
                 group: group.to_string(),
@@ -61,6 +61,7 @@ impl Transaction {
             .tx
             .create_group(&head, group, settings, cursor, self.now)
             .await?;
+        self.remember_group(&record);
         Ok(Ok(record))
     }
 
@@ -73,7 +74,10 @@ impl Transaction {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
+        // Acks and deliveries held back came first.
+        self.flush_group_writes().await?;
         self.tx.delete_group(record.id).await?;
+        self.forget_group(&record);
         Ok(Ok(()))
     }
 
@@ -87,6 +91,7 @@ impl Transaction {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
+        self.flush_group_writes().await?;
         let released = self
             .tx
             .release_consumer(record.id, consumer.as_str(), self.now)

@@ -18,7 +18,9 @@
 //! - the operations, each an `impl Transaction` block: `append`, `streams`
 //!   (create, delete, expire, trim, take), `groups` (create and delete
 //!   groups and consumers), `delivery` (hand out work, dead-letter),
-//!   `settlement` (ack, nack, claim, release), `checkpoints`, `probe`.
+//!   `settlement` (ack, nack, claim, release), `checkpoints`, `probe`;
+//!   `held`: the group writes they hold back until a flush, so the acks and
+//!   deliveries of a batch share a few multi-row statements.
 //!
 //! Imports run one way: `answer` ← `command` ← `transaction` ← the
 //! operations, `apply` ← `batch` ← here. The domain outside sees only the
@@ -32,6 +34,7 @@ mod checkpoints;
 mod command;
 mod delivery;
 mod groups;
+mod held;
 mod probe;
 mod settlement;
 mod streams;

@@ -11,37 +11,34 @@ use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::records::{Sequence, UnixMicros};
 
 impl Transaction {
-    /// Acks (`nack` is `None`) or nacks pending entries; a nack may be
-    /// limited to the entries one consumer holds.
-    pub(super) async fn settle_pending(
+    /// Nacks pending entries: due again after `delay` (only those `holder`
+    /// holds, when given). Acks are held back instead (see `held`).
+    pub(super) async fn nack(
         &mut self,
         stream: &StreamName,
         group: &GroupName,
+        holder: Option<ConsumerName>,
         sequences: &[Sequence],
-        nack: Option<(Option<ConsumerName>, Duration)>,
+        delay: Duration,
     ) -> Outcome<Settled> {
         let (_, record) = match self.group_of(stream, group).await? {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
+        // It may make entries due now: storage must hold everything before.
+        self.flush_group_writes().await?;
         let mut wanted = sequences.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
-        let done = match nack {
-            None => self.tx.remove_pending(record.id, &wanted).await?,
-            Some((holder, delay)) => {
-                if let Some(consumer) = &holder {
-                    self.tx
-                        .touch_consumer(record.id, consumer.as_str(), self.now)
-                        .await?;
-                }
-                let at = self.deadline(delay);
-                let holder = holder.as_ref().map(ConsumerName::as_str);
-                self.tx
-                    .defer_pending(record.id, &wanted, holder, at)
-                    .await?
-            }
-        };
+        if let Some(consumer) = &holder {
+            self.touch(record.id, consumer.as_str());
+        }
+        let at = self.deadline(delay);
+        let holder = holder.as_ref().map(ConsumerName::as_str);
+        let done = self
+            .tx
+            .defer_pending(record.id, &wanted, holder, at)
+            .await?;
         let done_set: HashSet<Sequence> = done.iter().copied().collect();
         let not_pending = wanted
             .into_iter()
@@ -65,9 +62,9 @@ impl Transaction {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
-        self.tx
-            .touch_consumer(record.id, consumer.as_str(), self.now)
-            .await?;
+        // It reads stored entries by idle time or sequence.
+        self.flush_group_writes().await?;
+        self.touch(record.id, consumer.as_str());
         let idle_since = UnixMicros(
             self.now
                 .0
@@ -109,6 +106,8 @@ impl Transaction {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
+        // It reads stored entries and makes them due now.
+        self.flush_group_writes().await?;
         let counts: HashMap<Sequence, u32> = handed.iter().copied().collect();
         let mut sequences: Vec<Sequence> = counts.keys().copied().collect();
         sequences.sort_unstable();

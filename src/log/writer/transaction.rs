@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::command::{Appended, Command};
+use super::held::GroupWrites;
 use crate::model::StorageError;
 use crate::model::names::StreamName;
 use crate::model::records::{Position, StoredEvent, UnixMicros};
@@ -41,6 +42,8 @@ pub(super) struct Transaction {
     pub(super) limits: StreamLimits,
     /// Streams that exist, once counted (only creating one needs it).
     pub(super) stream_count: Option<u64>,
+    /// Consumer groups read, and their writes held back (see `held`).
+    pub(super) groups: GroupWrites,
 }
 
 /// Size limits the writer enforces; 0 means none.
@@ -69,6 +72,7 @@ impl Transaction {
             dead_lettered: 0,
             limits,
             stream_count: None,
+            groups: GroupWrites::default(),
         }
     }
 
@@ -135,8 +139,14 @@ impl Transaction {
         self.heads.insert(head.name.clone(), Some(head));
     }
 
-    /// Writes pending rows and counters so later statements see them.
+    /// Writes everything held back so later statements see it.
     pub(super) async fn flush(&mut self) -> Result<(), StorageError> {
+        self.flush_events().await?;
+        self.flush_group_writes().await
+    }
+
+    /// Writes pending rows and counters so later statements see them.
+    pub(super) async fn flush_events(&mut self) -> Result<(), StorageError> {
         // Flushed ids are in storage now, where only a fresh lookup sees
         // them (and a trim or take after this may remove stored ones).
         self.prefetched.clear();

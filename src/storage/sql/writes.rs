@@ -47,20 +47,21 @@ impl<D: Dialect> SqlWriteTx<D> {
         self.tx.conn()
     }
 
-    /// Events of a stream selected by `rest` (`WHERE e.stream_id = ? ...`).
+    /// Events of a stream selected by `rest` (`WHERE e.stream_id = ? ...`),
+    /// read the dialect's cheapest way (deliveries read a page of events
+    /// per consumer in every write batch, as reads do).
     async fn events_where(
         &mut self,
         stream_id: i64,
         rest: impl FnOnce(&mut Sql<D::DB>),
     ) -> Result<Vec<StoredEvent>, StorageError> {
-        let mut q = Sql::<D::DB>::new(format!(
+        let mut q = Sql::<D::DB>::recording(format!(
             "{EVENTS_SELECT} \
              WHERE e.stream_id = "
         ));
         q.bind(stream_id);
         rest(&mut q);
-        let rows = q.fetch_all(self.conn()).await?;
-        stored_events::<D::DB>(rows)
+        D::fetch_events(self.conn(), &mut q).await
     }
 
     /// Pending entries of a group selected by `rest` (`WHERE group_id = ? ...`).
@@ -96,6 +97,22 @@ impl<D: Dialect> SqlWriteTx<D> {
         }
         Ok(returned)
     }
+}
+
+/// `sequences` (any order, repeats allowed) as runs of consecutive
+/// sequences, `(first, last)`, ascending.
+fn runs(sequences: &[Sequence]) -> Vec<(Sequence, Sequence)> {
+    let mut sorted = sequences.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(Sequence, Sequence)> = Vec::new();
+    for s in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(s) => *last = s,
+            _ => runs.push((s, s)),
+        }
+    }
+    runs
 }
 
 /// Binds a list of sequences.
@@ -373,19 +390,22 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         Ok(())
     }
 
-    async fn touch_consumer(
+    async fn touch_consumers(
         &mut self,
         group_id: i64,
-        consumer: &str,
+        consumers: &[&str],
         now: UnixMicros,
     ) -> Result<(), StorageError> {
-        Sql::<D::DB>::query(
-            "INSERT INTO group_consumers (group_id, name, last_seen_at) VALUES (?, ?, ?) \
-             ON CONFLICT (group_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-            (group_id, consumer, now.0),
-        )
-        .execute(self.conn())
-        .await?;
+        for chunk in consumers.chunks(CHUNK) {
+            Sql::<D::DB>::new("INSERT INTO group_consumers (group_id, name, last_seen_at) ")
+                .values(chunk, |c| (group_id, *c, now.0))
+                .push(
+                    " ON CONFLICT (group_id, name) DO UPDATE \
+                     SET last_seen_at = excluded.last_seen_at",
+                )
+                .execute(self.conn())
+                .await?;
+        }
         Ok(())
     }
 
@@ -526,14 +546,51 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         group_id: i64,
         sequences: &[Sequence],
     ) -> Result<Vec<Sequence>, StorageError> {
-        self.sequences_returned(sequences, |q, chunk| {
-            q.append(
-                "DELETE FROM group_pending WHERE group_id = ? AND sequence IN ",
-                (group_id,),
-            )
-            .bind_list(sequence_list(chunk));
-        })
-        .await
+        // By runs of consecutive sequences (what a consumer acks mostly
+        // is what it was handed, consecutive): one range of the primary
+        // key each. PostgreSQL then always walks the primary key; given a
+        // list of single values it chose to walk every entry of the group
+        // in another index instead, once the group had few live entries,
+        // and with them every entry removed since the last vacuum (2.9 ms
+        // per 200-row delete after 100,000 acks, growing with each ack).
+        let runs = runs(sequences);
+        let mut removed = Vec::new();
+        for chunk in runs.chunks(CHUNK) {
+            let ranges = |q: &mut Sql<D::DB>| {
+                q.append(" WHERE group_id = ? AND (", (group_id,));
+                for (i, (first, last)) in chunk.iter().enumerate() {
+                    let or = if i == 0 { "" } else { " OR " };
+                    q.push(or)
+                        .append("sequence BETWEEN ? AND ?", (to_i64(*first), to_i64(*last)));
+                }
+                q.push(")");
+            };
+            // Usually every entry named is pending (acks of what was
+            // handed out): a count tells, and the delete then returns
+            // nothing, instead of a row per entry.
+            let named: u64 = chunk.iter().map(|(first, last)| last - first + 1).sum();
+            let mut count = Sql::<D::DB>::new("SELECT COUNT(*) FROM group_pending");
+            ranges(&mut count);
+            let pending = to_u64(count.fetch_scalar::<i64>(self.conn()).await?);
+            if pending == 0 {
+                continue;
+            }
+            let mut delete = Sql::<D::DB>::new("DELETE FROM group_pending");
+            ranges(&mut delete);
+            if pending == named {
+                delete.execute(self.conn()).await?;
+                removed.extend(chunk.iter().flat_map(|&(first, last)| first..=last));
+                continue;
+            }
+            for row in delete
+                .push(" RETURNING sequence")
+                .fetch_all(self.conn())
+                .await?
+            {
+                removed.push(to_u64(get::<D::DB, _>(&row, 0)?));
+            }
+        }
+        Ok(removed)
     }
 
     async fn defer_pending(
@@ -648,5 +705,17 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
 
     async fn rollback(self: Box<Self>) {
         self.tx.rollback().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn sequences_become_ascending_runs_of_consecutive_ones() {
+        assert_eq!(runs(&[]), []);
+        assert_eq!(runs(&[7, 3, 4, 5, 5, 9, 8, 1]), [(1, 1), (3, 5), (7, 9)]);
+        assert_eq!(runs(&[u64::MAX, u64::MAX - 1]), [(u64::MAX - 1, u64::MAX)]);
     }
 }

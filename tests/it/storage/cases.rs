@@ -467,7 +467,7 @@ pub async fn delete_stream_removes_its_events_groups_and_checkpoints(
     let shared = CheckpointOwner::shared();
     let mut tx = b.begin().await;
     let group = group_g(tx.as_mut(), &head, 1).await;
-    tx.touch_consumer(group.id, "c", UnixMicros(1))
+    tx.touch_consumers(group.id, &["c"], UnixMicros(1))
         .await
         .unwrap();
     tx.save_pending(group.id, &[entry(1, "c", 1, 10)])
@@ -538,9 +538,15 @@ pub async fn groups_keep_cursor_consumers_and_pending_entries(open: impl AsyncFn
     )
     .await
     .unwrap();
-    tx.touch_consumer(g.id, "c1", UnixMicros(10)).await.unwrap();
-    tx.touch_consumer(g.id, "c1", UnixMicros(20)).await.unwrap();
-    tx.touch_consumer(g.id, "c2", UnixMicros(15)).await.unwrap();
+    tx.touch_consumers(g.id, &["c1"], UnixMicros(10))
+        .await
+        .unwrap();
+    tx.touch_consumers(g.id, &["c1"], UnixMicros(20))
+        .await
+        .unwrap();
+    tx.touch_consumers(g.id, &["c2"], UnixMicros(15))
+        .await
+        .unwrap();
     tx.save_pending(
         g.id,
         &[
@@ -651,9 +657,9 @@ pub async fn pending_entries_are_settled_deferred_and_released(open: impl AsyncF
     let head = b.head("s").await;
     let mut tx = b.begin().await;
     let g = group_g(tx.as_mut(), &head, 1).await;
-    for c in ["c1", "c2"] {
-        tx.touch_consumer(g.id, c, UnixMicros(1)).await.unwrap();
-    }
+    tx.touch_consumers(g.id, &["c1", "c2"], UnixMicros(1))
+        .await
+        .unwrap();
     // Now is 100: 1 and 2 are in flight at c1, 3 and 4 are due (4 longest).
     tx.save_pending(
         g.id,
