@@ -129,6 +129,12 @@ impl StreamPattern {
     pub fn matches(&self, name: &str) -> bool {
         glob_match(&self.0, name)
     }
+
+    /// Whether the pattern matches every stream name (`*`, `**`, ...), so
+    /// a read need not test names at all.
+    pub fn matches_every_name(&self) -> bool {
+        self.0.chars().all(|c| c == '*')
+    }
 }
 
 impl fmt::Display for StreamPattern {
@@ -248,6 +254,22 @@ mod tests {
         ] {
             assert!(!globs_intersect(a, b), "{a} / {b}");
             assert!(!globs_intersect(b, a), "{b} / {a}");
+        }
+    }
+
+    #[test]
+    fn only_stars_match_every_name() {
+        for every in ["*", "**"] {
+            assert!(
+                StreamPattern::parse(every).unwrap().matches_every_name(),
+                "{every}"
+            );
+        }
+        for some in ["orders:*", "*:dlq", "a*b", "orders"] {
+            assert!(
+                !StreamPattern::parse(some).unwrap().matches_every_name(),
+                "{some}"
+            );
         }
     }
 

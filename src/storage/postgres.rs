@@ -37,7 +37,7 @@ const COMMIT_CHANNEL: &str = "riverlog_commits";
 
 /// The stored events with the keys of two arrays ($1 stream ids, $2 event
 /// ids): see [`PostgresDialect::find_events`](Dialect::find_events).
-pub(crate) const FIND_EVENTS: &str = "SELECT e.stream_id, e.event_id, e.sequence, e.position, e.recorded_at \
+const FIND_EVENTS: &str = "SELECT e.stream_id, e.event_id, e.sequence, e.position, e.recorded_at \
      FROM UNNEST($1::int8[], $2::text[]) AS k (stream_id, event_id) \
      CROSS JOIN LATERAL (SELECT stream_id, event_id, sequence, position, recorded_at \
        FROM events WHERE stream_id = k.stream_id AND event_id = k.event_id LIMIT 1) e";

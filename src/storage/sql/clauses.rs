@@ -76,7 +76,7 @@ pub(super) fn push_selected<D: Dialect>(q: &mut Sql<D::DB>, selected: Selected<'
         Selected::Any(selectors)
             if selectors
                 .iter()
-                .any(|s| matches!(s, StreamSelector::Pattern(p) if p.as_str() == "*")) => {}
+                .any(|s| matches!(s, StreamSelector::Pattern(p) if p.matches_every_name())) => {}
         Selected::Any(selectors) => {
             q.push(" AND +e.stream_id IN (SELECT id FROM streams WHERE ");
             for (i, selector) in selectors.iter().enumerate() {
