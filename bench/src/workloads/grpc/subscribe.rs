@@ -109,6 +109,37 @@ async fn until_ready(
     Ok(())
 }
 
+/// Publishes `--rate` events/s to `stream` for `--duration` from one
+/// connection, then waits (at most [`DRAIN_TIMEOUT`]) until every reader
+/// of `tallies` got them all: what was published, the server's use over
+/// that time, and whether every reader got every event.
+async fn publish_to(
+    ctx: &Ctx<'_>,
+    target: &Riverlog,
+    stream: &str,
+    tallies: &[Arc<Tally>],
+) -> anyhow::Result<(Paced, ServerUse, bool)> {
+    let args = ctx.args;
+    let sender = OneEvent {
+        client: EventLogClient::new(connect(&target.urls[0]).await?),
+        stream: stream.into(),
+        bytes: args.event_bytes,
+    };
+    let begin = target.probe.begin().await;
+    let published = paced(
+        sender,
+        args.rate,
+        args.duration(),
+        MAX_IN_FLIGHT,
+        ctx.progress,
+        "publishing at rate",
+    )
+    .await?;
+    let complete = wait_for(tallies, published.sent, DRAIN_TIMEOUT).await;
+    let server = target.probe.end(&begin).await;
+    Ok((published, server, complete))
+}
+
 /// W3: `--subscribers` subscribers on one stream (one connection each)
 /// while one publisher sends `--rate` events/s for `--duration`.
 pub async fn live(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> {
@@ -130,23 +161,7 @@ pub async fn live(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> {
         ));
     }
     until_ready(&ready, args.subscribers, &mut tasks, args.timeout()).await?;
-    let sender = OneEvent {
-        client: EventLogClient::new(connect(url).await?),
-        stream: stream.as_str().into(),
-        bytes: args.event_bytes,
-    };
-    let begin = target.probe.begin().await;
-    let published = paced(
-        sender,
-        args.rate,
-        args.duration(),
-        MAX_IN_FLIGHT,
-        ctx.progress,
-        "publishing at rate",
-    )
-    .await?;
-    let complete = wait_for(&tallies, published.sent, DRAIN_TIMEOUT).await;
-    let server = target.probe.end(&begin).await;
+    let (published, server, complete) = publish_to(ctx, target, &stream, &tallies).await?;
     tasks.abort_all();
     Ok(Run::done(fan_out_outcome(
         &tallies, &published, server, complete,
@@ -509,23 +524,8 @@ async fn stall_round(ctx: &Ctx<'_>, target: &Riverlog, stalled: usize) -> anyhow
         ready.clone(),
     ));
     until_ready(&ready, 1, &mut tasks, args.timeout()).await?;
-    let sender = OneEvent {
-        client: EventLogClient::new(connect(url).await?),
-        stream: stream.as_str().into(),
-        bytes: args.event_bytes,
-    };
-    let begin = target.probe.begin().await;
-    let published = paced(
-        sender,
-        args.rate,
-        args.duration(),
-        MAX_IN_FLIGHT,
-        ctx.progress,
-        "publishing at rate",
-    )
-    .await?;
-    let complete = wait_for(std::slice::from_ref(&tally), published.sent, DRAIN_TIMEOUT).await;
-    let server = target.probe.end(&begin).await;
+    let (published, server, complete) =
+        publish_to(ctx, target, &stream, std::slice::from_ref(&tally)).await?;
     tasks.abort_all();
     drop(calls);
     let latency = crate::workloads::driver::lock(&tally.latency).clone();
