@@ -11,7 +11,9 @@ use sqlx::sqlite::{
     SqliteQueryResult, SqliteSynchronous,
 };
 
-use super::sql::{CHUNK, Dialect, Driver, Sql, SqlStorage, insert_events_statement, stored_events};
+use super::sql::{
+    CHUNK, Dialect, Driver, LockedLogHead, Sql, SqlStorage, insert_events_statement, stored_events,
+};
 use super::{CommitFeed, EventRow, StorageError, StorageOptions};
 use crate::model::records::{StoredEvent, UnixMicros};
 
@@ -58,10 +60,15 @@ impl Dialect for SqliteDialect {
         out
     }
 
-    async fn lock_log_head(_conn: &mut SqliteConnection) -> Result<UnixMicros, StorageError> {
-        // One writer process owns the file; its own clock (floored by the
-        // log's latest time at start-up) is already monotonic.
-        Ok(UnixMicros(0))
+    async fn lock_log_head(_conn: &mut SqliteConnection) -> Result<LockedLogHead, StorageError> {
+        // BEGIN IMMEDIATE locked the whole file. One writer process owns
+        // it; its own clock (floored by the log's latest time at start-up)
+        // is already monotonic. Many write transactions (acks) never need
+        // the position, so it is read on first use.
+        Ok(LockedLogHead {
+            position: None,
+            recorded_floor: UnixMicros(0),
+        })
     }
 
     async fn insert_events(

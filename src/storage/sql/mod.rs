@@ -26,7 +26,7 @@ use std::future::Future;
 use sqlx::{Database, Pool};
 
 use super::{CommitFeed, EventRow, ExistingEvent, StorageError};
-use crate::model::records::{StoredEvent, UnixMicros};
+use crate::model::records::{Position, StoredEvent, UnixMicros};
 pub(super) use rows::to_i64;
 
 mod clauses;
@@ -38,8 +38,20 @@ mod rows;
 mod transaction;
 mod writes;
 
+pub(super) use driver::get;
 pub use driver::{Driver, Sql, SqlDb, Value};
 pub(super) use rows::{existing_event, parse_name, stored_events, to_u64};
+
+/// What [`Dialect::lock_log_head`] read of the log head while locking it.
+#[derive(Debug, Clone, Copy)]
+pub struct LockedLogHead {
+    /// The highest position assigned so far, where the lock read it (one
+    /// statement fewer per commit); `None`: read on first use.
+    pub position: Option<Position>,
+    /// The `recorded_at` floor that other writers sharing the database
+    /// left (0 where only this process writes).
+    pub recorded_floor: UnixMicros,
+}
 
 /// What one SQL backend does its own way. Everything else is shared.
 pub trait Dialect: Send + Sync + Sized + 'static {
@@ -72,11 +84,10 @@ pub trait Dialect: Send + Sync + Sized + 'static {
 
     /// Runs first in every write transaction, right after
     /// [`Dialect::BEGIN`]: takes the log-head lock where the database does
-    /// not lock as a whole, and returns the `recorded_at` floor that other
-    /// writers sharing the database left (0 where only this process writes).
+    /// not lock as a whole, and returns what it read of the log head.
     fn lock_log_head(
         conn: &mut <Self::DB as Database>::Connection,
-    ) -> impl Future<Output = Result<UnixMicros, StorageError>> + Send;
+    ) -> impl Future<Output = Result<LockedLogHead, StorageError>> + Send;
 
     /// Inserts event rows (any number; chunking is the dialect's business).
     fn insert_events<'c>(

@@ -21,6 +21,8 @@ pub(super) struct SqlWriteTx<D: Dialect> {
     appended: bool,
     /// `log_head.recorded_at` as the log-head lock found it.
     recorded_floor: UnixMicros,
+    /// The log head's position as this transaction last read or saved it.
+    head: Option<Position>,
 }
 
 impl<D: Dialect> SqlWriteTx<D> {
@@ -31,10 +33,11 @@ impl<D: Dialect> SqlWriteTx<D> {
             .await
             .map_err(D::DB::classify)?;
         match D::lock_log_head(tx.conn()).await {
-            Ok(recorded_floor) => Ok(Self {
+            Ok(locked) => Ok(Self {
                 tx,
                 appended: false,
-                recorded_floor,
+                recorded_floor: locked.recorded_floor,
+                head: locked.position,
             }),
             Err(e) => {
                 tx.rollback().await;
@@ -123,9 +126,13 @@ fn sequence_list(chunk: &[Sequence]) -> impl Iterator<Item = i64> + '_ {
 #[async_trait]
 impl<D: Dialect> WriteTx for SqlWriteTx<D> {
     async fn log_head(&mut self) -> Result<Position, StorageError> {
+        if let Some(head) = self.head {
+            return Ok(head);
+        }
         let head: i64 = Sql::<D::DB>::new("SELECT position FROM log_head WHERE id = 1")
             .fetch_scalar(self.conn())
             .await?;
+        self.head = Some(to_u64(head));
         Ok(to_u64(head))
     }
 
@@ -145,6 +152,7 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         Sql::<D::DB>::query(&sql, (to_i64(head), recorded_at.0))
             .execute(self.conn())
             .await?;
+        self.head = Some(head);
         Ok(())
     }
 
