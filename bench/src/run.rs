@@ -57,34 +57,34 @@ fn plans(args: &Args) -> Vec<Plan> {
     plans
 }
 
-/// A started target.
+/// A started target (boxed: both are large and held for a whole run).
 enum Started {
-    Riverlog(Riverlog),
+    Riverlog(Box<Riverlog>),
     Redis(Box<RedisServer>),
 }
 
 impl Started {
     async fn start(plan: Plan, args: &Args) -> anyhow::Result<Self> {
         Ok(match plan {
-            Plan::Sqlite => Self::Riverlog(
+            Plan::Sqlite => Self::Riverlog(Box::new(
                 Riverlog::start_sqlite(&riverlog_binary(args.riverlog_bin.as_ref())?).await?,
-            ),
+            )),
             Plan::Postgres => {
                 let replicas = args.replicas.iter().copied().max().unwrap_or(1);
-                Self::Riverlog(
+                Self::Riverlog(Box::new(
                     Riverlog::start_postgres(
                         &riverlog_binary(args.riverlog_bin.as_ref())?,
                         &args.database_url,
                         replicas,
                     )
                     .await?,
-                )
+                ))
             }
-            Plan::Url => Self::Riverlog(Riverlog::external(
+            Plan::Url => Self::Riverlog(Box::new(Riverlog::external(
                 args.url.as_deref().unwrap_or_default(),
                 &args.server_pid,
                 args.metrics_url.as_deref(),
-            )),
+            ))),
             Plan::Redis => Self::Redis(Box::new(RedisServer::start(&args.redis_server).await?)),
         })
     }

@@ -22,6 +22,11 @@ pub struct Probe {
     /// Command name of helper processes whose CPU time and writes count as
     /// the database's (`postgres`: every PostgreSQL process on the machine).
     pub database_processes: Option<String>,
+    /// A database the tool made (PostgreSQL): [`Probe::settle`] asks it
+    /// for a `CHECKPOINT` first, so the previous workload's (or an earlier
+    /// run's dropped database's) dirty pages are not written back during
+    /// the next window.
+    pub checkpoint_url: Option<String>,
 }
 
 /// The counters at one moment.
@@ -94,18 +99,39 @@ impl Probe {
         }
     }
 
-    /// Waits until the servers are nearly idle (under a tenth of a core
-    /// over 250 ms), at most `limit`: what the previous workload left
-    /// behind (closing 10,000 subscriptions, a checkpoint) must not be
-    /// measured as the next one's. Returns at once without server pids.
+    /// Waits until the servers, and the database's processes where they
+    /// count, are nearly idle (under a tenth of a core over 250 ms), at
+    /// most `limit`: what the previous workload left behind (closing 10,000
+    /// subscriptions, a checkpoint, autovacuum) must not be measured as the
+    /// next one's. A database the tool made is checkpointed first (best
+    /// effort: without the right to, it is only waited for). Returns at
+    /// once without server pids.
     pub async fn settle(&self, limit: Duration) {
         const WINDOW: Duration = Duration::from_millis(250);
         let until = std::time::Instant::now() + limit;
-        let mut last = self.sum_duration(proc::cpu_time);
+        if let Some(url) = &self.checkpoint_url {
+            let _ = tokio::time::timeout(limit, checkpoint(url)).await;
+        }
+        let busy = || {
+            let database = self
+                .database_processes
+                .as_deref()
+                .map(|name| {
+                    proc::pids_named(name)
+                        .into_iter()
+                        .filter_map(proc::cpu_time)
+                        .sum::<Duration>()
+                })
+                .unwrap_or_default();
+            self.sum_duration(proc::cpu_time)
+                .map(|server| server + database)
+        };
+        let mut last = busy();
         while last.is_some() && std::time::Instant::now() < until {
             tokio::time::sleep(WINDOW).await;
-            let now = self.sum_duration(proc::cpu_time);
+            let now = busy();
             if let (Some(a), Some(b)) = (last, now) {
+                // A process that exits meanwhile makes the sum go down.
                 if b.saturating_sub(a) < WINDOW / 10 {
                     return;
                 }
@@ -186,4 +212,13 @@ pub fn stamped_data(bytes: usize, stamp_micros: u64) -> Vec<u8> {
 /// The send-time stamp of event data made by [`stamped_data`].
 pub fn read_stamp(data: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(data.get(..8)?.try_into().ok()?))
+}
+
+/// Asks the PostgreSQL server at `url` for a `CHECKPOINT` (superuser or the
+/// `pg_checkpoint` role).
+async fn checkpoint(url: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("CHECKPOINT").execute(&mut conn).await?;
+    conn.close().await
 }

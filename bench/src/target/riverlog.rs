@@ -91,6 +91,7 @@ impl Riverlog {
         }
         let mut target = Self::from_servers(servers, None, database);
         target.probe.database_processes = Some("postgres".into());
+        target.probe.checkpoint_url = Some(url);
         Ok(target)
     }
 
@@ -102,6 +103,7 @@ impl Riverlog {
                 pids: pids.to_vec(),
                 metrics_urls: metrics_url.map(str::to_owned).into_iter().collect(),
                 database_processes: None,
+                checkpoint_url: None,
             },
             servers: Vec::new(),
             _dir: None,
@@ -120,6 +122,7 @@ impl Riverlog {
                 pids: servers.iter().map(|s| s.process.pid).collect(),
                 metrics_urls: servers.iter().map(|s| s.metrics_url.clone()).collect(),
                 database_processes: None,
+                checkpoint_url: None,
             },
             servers,
             _dir: dir,

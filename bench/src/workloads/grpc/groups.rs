@@ -31,6 +31,8 @@ pub async fn fetch_ack(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> 
     let stream = ctx.stream("group");
     let total = args.group_events;
     preload_stream(ctx, url, &stream, total).await?;
+    // The preload's writes are not the group's.
+    target.probe.settle(Duration::from_secs(15)).await;
     ConsumerGroupsClient::new(connect(url).await?)
         .create_group(CreateGroupRequest {
             stream: stream.clone(),

@@ -217,6 +217,8 @@ pub async fn catch_up(ctx: &Ctx<'_>, target: &Riverlog) -> anyhow::Result<Run> {
     let stream = ctx.stream("catch-up");
     let total = args.catch_up_events;
     preload_stream(ctx, url, &stream, total).await?;
+    // The preload's writes are not the catch-up's.
+    target.probe.settle(Duration::from_secs(15)).await;
 
     let channel = connect(url).await?;
     let bar = ctx.progress.counter("catching up", total);

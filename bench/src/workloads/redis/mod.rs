@@ -309,7 +309,10 @@ async fn preload_key(
             }
         },
     )
-    .await
+    .await?;
+    // As for riverlog: the preload's writes are not the workload's.
+    server.probe.settle(Duration::from_secs(15)).await;
+    Ok(())
 }
 
 /// W4: `--catch-up-events` entries preloaded (untimed), then read back
