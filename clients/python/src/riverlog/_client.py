@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, List, Option
 import grpc
 
 from . import _operations as ops
-from ._errors import RiverlogError
 from ._events import Event
 from ._producer import Producer
 from ._streaming import DeliveryBase, ReconnectPolicy, SubscriptionCursor, SubscriptionState, delivery_in
@@ -150,16 +149,13 @@ class Delivery(DeliveryBase):
 
     def ack(self) -> bool:
         """Acknowledges the delivery; False if it was no longer pending."""
-        return self._client.ack(self.stream, self.group, [self.sequence]) == 1
+        return self._client._run(self._acking())
 
     def nack(self, delay: Optional[ops.Seconds] = None) -> bool:
         """Rejects the delivery: it is delivered again after ``delay`` seconds
         (and counts toward the group's ``max_deliveries``). False if this
         consumer no longer held it."""
-        nacked = self._client.nack(
-            self.stream, self.group, [self.sequence], consumer=self.consumer, delay=delay
-        )
-        return nacked == 1
+        return self._client._run(self._nacking(delay))
 
     def __enter__(self) -> "Delivery":
         return self
@@ -213,18 +209,6 @@ def _delivering(
     return ops.bind(method, operation, "List[Delivery]")
 
 
-def _opening(
-    iterator: "Callable[[Client, Any], T]", operation: "Callable[P, Any]"
-) -> "Callable[Concatenate[Client, P], T]":
-    """A client method that builds ``iterator`` (or producer) from the spec
-    an operation returns."""
-
-    def method(self: Client, *args: Any, **kwargs: Any) -> Any:
-        return iterator(self, operation(*args, **kwargs))
-
-    return ops.bind(method, operation, getattr(iterator, "__name__", ""))
-
-
 class Client:
     """A riverlog client over one gRPC channel.
 
@@ -270,22 +254,17 @@ class Client:
     # -- plumbing ---------------------------------------------------------
 
     def _run(self, operation: ops.Op[R]) -> R:
-        """Runs an operation: makes each call it yields and sends it the
-        response, or throws in the failure."""
-        try:
-            call = next(operation)
-            while True:
-                stub = getattr(self, call.stub)
-                try:
-                    response = getattr(stub, call.method)(
-                        call.request, timeout=self.timeout, metadata=self._metadata
-                    )
-                except grpc.RpcError as err:
-                    call = operation.throw(RiverlogError.from_rpc_error(err))
-                else:
-                    call = operation.send(response)
-        except StopIteration as done:
-            return done.value
+        """Runs an operation, making each call it asks for."""
+        run = ops.Runner(operation)
+        while run.call is not None:
+            method = getattr(getattr(self, run.call.stub), run.call.method)
+            try:
+                response = method(run.call.request, timeout=self.timeout, metadata=self._metadata)
+            except grpc.RpcError as err:
+                run.failed(err)
+            else:
+                run.answered(response)
+        return run.result
 
     def close(self) -> None:
         """Closes the channel (ends open subscriptions)."""
@@ -317,9 +296,9 @@ class Client:
     # -- publishing and reading -------------------------------------------
 
     publish = _blocking(ops.publish)
-    producer = _opening(Producer, ops.producer)
+    producer = ops.opening(Producer, ops.producer)
     read = _blocking(ops.read)
-    subscribe = _opening(Subscription, ops.subscribe)
+    subscribe = ops.opening(Subscription, ops.subscribe)
     trim = _blocking(ops.trim)
     take = _blocking(ops.take)
 
@@ -330,7 +309,7 @@ class Client:
     list_groups = _blocking(ops.list_groups)
     delete_group = _blocking(ops.delete_group)
     delete_consumer = _blocking(ops.delete_consumer)
-    consume = _opening(Consumer, ops.consume)
+    consume = ops.opening(Consumer, ops.consume)
     fetch = _delivering(ops.fetch)
     ack = _blocking(ops.ack)
     nack = _blocking(ops.nack)

@@ -22,10 +22,12 @@ import inspect
 import json
 from datetime import datetime, timedelta
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
     Generator,
+    Generic,
     Iterable,
     List,
     Mapping,
@@ -41,13 +43,20 @@ import grpc
 from google.protobuf import duration_pb2, empty_pb2
 from google.protobuf.message import Message
 
-from ._errors import AlreadyExistsError
+from ._errors import AlreadyExistsError, RiverlogError
 from ._events import CloudEvent, Event, EventLike, Published, _timestamp, to_cloud_event
 from .v1 import checkpoints_pb2, event_log_pb2, types_pb2
 from .v1 import consumer_groups_pb2 as cg_pb2
 
+if TYPE_CHECKING:
+    from typing_extensions import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
+
 Seconds = Union[float, int, timedelta]
 R = TypeVar("R")
+T = TypeVar("T")
+C = TypeVar("C")
 F = TypeVar("F", bound=Callable[..., Any])
 
 # -- the channel ------------------------------------------------------------
@@ -130,6 +139,50 @@ class Call(NamedTuple):
 Op = Generator[Call, Any, R]
 
 
+class Runner(Generic[R]):
+    """Steps an operation through its calls; a client's ``_run`` only makes
+    each call (:attr:`call`) and reports how it went::
+
+        run = Runner(operation)
+        while run.call is not None:
+            try:
+                response = <make run.call, blocking or awaited>
+            except grpc.RpcError as err:
+                run.failed(err)
+            else:
+                run.answered(response)
+        return run.result
+    """
+
+    def __init__(self, operation: Op[R]) -> None:
+        self._operation = operation
+        #: The call to make next; ``None`` once the operation returned.
+        self.call: Optional[Call] = None
+        #: What the operation returned.
+        self.result: R
+        self._step(lambda: next(operation))
+
+    def answered(self, response: Any) -> None:
+        """Sends the call's response into the operation."""
+        self._step(lambda: self._operation.send(response))
+
+    def failed(self, err: grpc.RpcError) -> None:
+        """Throws the call's failure, as a :class:`RiverlogError`, into the
+        operation (which may catch it and go on, else it is raised)."""
+        error = RiverlogError.from_rpc_error(err)
+        # Raised as if `from None`: the raw gRPC error adds nothing to it.
+        error.__cause__ = None
+        error.__suppress_context__ = True
+        self._step(lambda: self._operation.throw(error))
+
+    def _step(self, resume: Callable[[], Call]) -> None:
+        try:
+            self.call = resume()
+        except StopIteration as done:
+            self.call = None
+            self.result = done.value
+
+
 class Deliveries(NamedTuple):
     """Deliveries a call returned, before a client wraps each in its own
     ``Delivery`` (whose ``ack`` blocks or awaits)."""
@@ -152,6 +205,18 @@ def bind(method: F, operation: Callable[..., Any], returns: str) -> F:
         parameters=[self, *signature.parameters.values()], return_annotation=returns
     )
     return method
+
+
+def opening(
+    build: "Callable[[C, Any], T]", operation: "Callable[P, Any]"
+) -> "Callable[Concatenate[C, P], T]":
+    """A client method that builds an iterator or producer (``build(client,
+    spec)``) from the spec ``operation`` returns."""
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return build(self, operation(*args, **kwargs))
+
+    return bind(method, operation, build.__name__)
 
 
 def _duration(value: Optional[Seconds]) -> Optional[duration_pb2.Duration]:

@@ -14,6 +14,7 @@ import grpc
 
 from ._errors import RiverlogError
 from ._events import Event
+from . import _operations as ops
 from ._operations import retryable
 from .v1 import consumer_groups_pb2 as cg_pb2
 from .v1 import event_log_pb2, types_pb2
@@ -147,6 +148,17 @@ class DeliveryBase:
     @property
     def sequence(self) -> int:
         return self.event.sequence
+
+    def _acking(self) -> ops.Op[bool]:
+        """Acks it: True if it was still pending."""
+        return (yield from ops.ack(self.stream, self.group, [self.sequence])) == 1
+
+    def _nacking(self, delay: Optional[ops.Seconds]) -> ops.Op[bool]:
+        """Nacks it: True if this consumer still held it."""
+        nacked = yield from ops.nack(
+            self.stream, self.group, [self.sequence], consumer=self.consumer, delay=delay
+        )
+        return nacked == 1
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.event!r}, delivery_count={self.delivery_count})"
