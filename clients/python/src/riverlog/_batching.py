@@ -15,15 +15,16 @@ import asyncio
 import concurrent.futures
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Deque, Dict, Generic, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 import grpc
 
 from ._errors import _BY_CODE, _BY_REASON, RiverlogError
 from ._events import CloudEvent, Published
+from ._operations import ProducerSpec
 from .v1 import event_log_pb2
 
-__all__ = ["EARLIER_BATCH_REFUSED", "Batch", "BatchQueue", "settle"]
+__all__ = ["EARLIER_BATCH_REFUSED", "Batch", "BatchQueue", "ProducerBase", "Wait", "settle"]
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -231,3 +232,74 @@ class BatchQueue(Generic[F]):
             taken.append(self.open.pop(stream))
         self.buffered -= sum(len(b.futures) for b in taken)
         return taken
+
+
+class Wait(NamedTuple):
+    """No batch is due: wait this long (``None``: until something changes)."""
+
+    seconds: Optional[float]
+
+
+def reader_failure(err: BaseException) -> RiverlogError:
+    """What fails a producer whose reader stopped on ``err``: the call's
+    error, or (a bug, here or in the server) an INTERNAL one, never a hang."""
+    if isinstance(err, grpc.RpcError):
+        return RiverlogError.from_rpc_error(err)
+    error = RiverlogError(grpc.StatusCode.INTERNAL, f"the producer's reader failed: {err!r}")
+    error.__cause__ = err
+    return error
+
+
+class ProducerBase(Generic[F]):
+    """The state of either producer around its :class:`BatchQueue`: whether
+    it is closing or failed, whether a send has room, what is due next, and
+    what the end of the call fails. Each producer calls these under its own
+    lock (or, in asyncio, between two awaits)."""
+
+    def __init__(self, spec: ProducerSpec) -> None:
+        self._max_buffered = spec.max_buffered
+        self._queue: BatchQueue[F] = BatchQueue(
+            spec.max_batch_events, spec.max_batch_bytes, spec.linger
+        )
+        self._closing = False
+        self._error: Optional[RiverlogError] = None
+
+    def _stopped(self) -> bool:
+        return self._closing or self._error is not None
+
+    def _raise_if_stopped(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closing:
+            raise RuntimeError("the producer is closed")
+
+    def _has_room(self) -> bool:
+        """Whether a send may go on: fewer than ``max_buffered`` events are
+        unanswered, or it will raise anyway."""
+        return self._queue.buffered < self._max_buffered or self._stopped()
+
+    def _due(self, claim: Callable[[F], bool]) -> "Union[Batch[F], Wait, None]":
+        """The next batch to send (now in flight); else how long to wait for
+        one; ``None`` ends the call (closed with nothing left, or failed)."""
+        if self._error is not None:
+            return None
+        batch = self._queue.next_batch(self._closing, claim)
+        if batch is not None:
+            return batch
+        if self._closing:
+            return None
+        wake_at = self._queue.wake_at()
+        return Wait(None if wake_at is None else max(0.0, wake_at - time.monotonic()))
+
+    def _call_ended(self, error: Optional[RiverlogError]) -> List[Settlement]:
+        """The call ended, failed with ``error`` or not: a failure (or an end
+        with events unanswered) closes the producer; returns the failures of
+        every event left."""
+        if error is None and self._queue.unanswered():
+            error = RiverlogError(
+                grpc.StatusCode.UNKNOWN, "PublishStream ended with events unanswered"
+            )
+        if error is None:
+            return []
+        self._error = error
+        return self._queue.fail_all(error)

@@ -15,18 +15,15 @@ import grpc
 from . import _operations as ops
 from ._events import Event
 from ._producer import Producer
-from ._streaming import DeliveryBase, ReconnectPolicy, SubscriptionCursor, SubscriptionState, delivery_in
+from ._streaming import Consuming, DeliveryBase, ReconnectPolicy, Subscribing
 from .v1 import (
-    checkpoints_pb2_grpc,
-    consumer_groups_pb2_grpc,
-    event_log_pb2_grpc,
     types_pb2,
 )
 
 if TYPE_CHECKING:
-    from typing_extensions import Concatenate, ParamSpec
+    from typing_extensions import Concatenate
 
-    P = ParamSpec("P")
+    from ._operations import P
 
 __all__ = ["Client", "Subscription", "Consumer", "Delivery"]
 
@@ -39,9 +36,10 @@ class _Reconnecting(Generic[T]):
     transient failures (UNAVAILABLE: server restart, network blip), with
     jittered exponential backoff (see :class:`ReconnectPolicy`)."""
 
-    def __init__(self, open_call: Callable[[], Any], policy: ReconnectPolicy) -> None:
-        self._open_call = open_call
-        self._policy = policy
+    def __init__(self, client: Any, spec: Any) -> None:
+        self._client = client
+        self._policy = ReconnectPolicy.of(spec)
+        self._setup(spec)
         self._call: Any = None
         self._closed = threading.Event()
         self._lock = threading.Lock()
@@ -49,10 +47,17 @@ class _Reconnecting(Generic[T]):
         self.reconnects = 0
         # Open the call at once, so events committed after subscribe()
         # returns are not missed by a "latest" start.
-        self._call = open_call()
+        self._call = self._open()
         self._gen = self._run()
 
-    # Subclasses turn response messages into items (or None to skip).
+    # Mixed in (Subscribing, Consuming): how the call opens and what its
+    # responses yield.
+    def _setup(self, spec: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _open(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _handle(self, msg: Any) -> Optional[T]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -63,7 +68,7 @@ class _Reconnecting(Generic[T]):
                 with self._lock:
                     if self._closed.is_set():
                         return
-                    call = self._call = self._open_call()
+                    call = self._call = self._open()
             try:
                 for msg in call:
                     self._policy.received()
@@ -112,7 +117,7 @@ class _Reconnecting(Generic[T]):
             pass
 
 
-class Subscription(SubscriptionState, _Reconnecting[Event]):
+class Subscription(Subscribing, _Reconnecting[Event]):
     """A live subscription: an iterator of :class:`Event` that first yields
     the matching history, then new events as they are committed.
 
@@ -121,16 +126,6 @@ class Subscription(SubscriptionState, _Reconnecting[Event]):
     safe point the server reported), so no event is yielded twice or skipped.
     Iterate it, and :meth:`close` it (or use it as a context manager) when done.
     """
-
-    def __init__(self, client: "Client", spec: ops.SubscribeSpec) -> None:
-        self._cursor = SubscriptionCursor(spec.request)
-        super().__init__(
-            lambda: client.event_log.Subscribe(self._cursor.request(), metadata=client._metadata),
-            ReconnectPolicy(spec.reconnect, spec.max_backoff, spec.reconnect_timeout),
-        )
-
-    def _handle(self, msg: Any) -> Optional[Event]:
-        return self._cursor.handle(msg)
 
 
 class Delivery(DeliveryBase):
@@ -167,30 +162,18 @@ class Delivery(DeliveryBase):
             self.nack()
 
 
-class Consumer(_Reconnecting[Delivery]):
+class Consumer(Consuming[Delivery], _Reconnecting[Delivery]):
     """An iterator of :class:`Delivery` pushed to one consumer of a group
     (``Consume``), reconnecting after transient failures. Deliveries not acked
     stay pending and come back after the group's ``ack_timeout``."""
 
-    def __init__(self, client: "Client", spec: ops.ConsumeSpec) -> None:
-        self._client = client
-        self._request = spec.request
-        super().__init__(
-            lambda: client.consumer_groups.Consume(spec.request, metadata=client._metadata),
-            ReconnectPolicy(spec.reconnect, spec.max_backoff, spec.reconnect_timeout),
-        )
-
-    def _handle(self, msg: Any) -> Optional[Delivery]:
-        proto = delivery_in(msg)
-        if proto is None:
-            return None
-        return Delivery(self._client, self._request.group, self._request.consumer, proto)
+    _delivery_type = Delivery
 
 
 def _blocking(operation: "Callable[P, ops.Op[R]]") -> "Callable[Concatenate[Client, P], R]":
     """A client method that runs an operation with blocking calls."""
 
-    def method(self: Client, *args: Any, **kwargs: Any) -> Any:
+    def method(self: Client, /, *args: Any, **kwargs: Any) -> Any:
         return self._run(operation(*args, **kwargs))
 
     returns = operation.__annotations__.get("return", "")
@@ -202,14 +185,14 @@ def _delivering(
 ) -> "Callable[Concatenate[Client, P], List[Delivery]]":
     """A client method that runs an operation returning deliveries."""
 
-    def method(self: Client, *args: Any, **kwargs: Any) -> Any:
+    def method(self: Client, /, *args: Any, **kwargs: Any) -> Any:
         found = self._run(operation(*args, **kwargs))
         return [Delivery(self, found.group, found.consumer, d) for d in found.protos]
 
     return ops.bind(method, operation, "List[Delivery]")
 
 
-class Client:
+class Client(ops.ClientBase):
     """A riverlog client over one gRPC channel.
 
     Args:
@@ -230,26 +213,7 @@ class Client:
     client for asyncio.
     """
 
-    def __init__(
-        self,
-        target: str,
-        token: Optional[str] = None,
-        *,
-        credentials: Optional[grpc.ChannelCredentials] = None,
-        options: Optional[dict] = None,
-        timeout: Optional[float] = 30.0,
-    ) -> None:
-        opts = ops.channel_options(options)
-        if credentials is not None:
-            self._channel = grpc.secure_channel(target, credentials, opts)
-        else:
-            self._channel = grpc.insecure_channel(target, opts)
-        self._metadata = ops.auth_metadata(token)
-        self.timeout = timeout
-        #: Generated stubs.
-        self.event_log = event_log_pb2_grpc.EventLogStub(self._channel)
-        self.consumer_groups = consumer_groups_pb2_grpc.ConsumerGroupsStub(self._channel)
-        self.checkpoints_stub = checkpoints_pb2_grpc.CheckpointsStub(self._channel)
+    _channels = grpc
 
     # -- plumbing ---------------------------------------------------------
 
@@ -257,9 +221,8 @@ class Client:
         """Runs an operation, making each call it asks for."""
         run = ops.Runner(operation)
         while run.call is not None:
-            method = getattr(getattr(self, run.call.stub), run.call.method)
             try:
-                response = method(run.call.request, timeout=self.timeout, metadata=self._metadata)
+                response = self._method(run.call)(run.call.request)
             except grpc.RpcError as err:
                 run.failed(err)
             else:

@@ -18,6 +18,7 @@ iterator or producer.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from datetime import datetime, timedelta
@@ -45,7 +46,14 @@ from google.protobuf.message import Message
 
 from ._errors import AlreadyExistsError, RiverlogError
 from ._events import CloudEvent, Event, EventLike, Published, _timestamp, to_cloud_event
-from .v1 import checkpoints_pb2, event_log_pb2, types_pb2
+from .v1 import (
+    checkpoints_pb2,
+    checkpoints_pb2_grpc,
+    consumer_groups_pb2_grpc,
+    event_log_pb2,
+    event_log_pb2_grpc,
+    types_pb2,
+)
 from .v1 import consumer_groups_pb2 as cg_pb2
 
 if TYPE_CHECKING:
@@ -119,6 +127,41 @@ def channel_options(options: Optional[Mapping[str, Any]]) -> List[Tuple[str, Any
 def auth_metadata(token: Optional[str]) -> Tuple[Tuple[str, str], ...]:
     """The call metadata that carries a bearer token (none without one)."""
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+class ClientBase:
+    """The channel, token, deadline and generated stubs of either client;
+    each subclass names the gRPC module that makes its channel (``grpc`` or
+    ``grpc.aio``). The arguments are documented on ``riverlog.Client``."""
+
+    _channels: Any
+
+    def __init__(
+        self,
+        target: str,
+        token: Optional[str] = None,
+        *,
+        credentials: Optional[grpc.ChannelCredentials] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        timeout: Optional[float] = 30.0,
+    ) -> None:
+        opts = channel_options(options)
+        if credentials is not None:
+            self._channel = self._channels.secure_channel(target, credentials, opts)
+        else:
+            self._channel = self._channels.insecure_channel(target, opts)
+        self._metadata = auth_metadata(token)
+        #: Deadline in seconds of unary calls (``None``: none).
+        self.timeout = timeout
+        #: Generated stubs, for anything the client does not cover.
+        self.event_log = event_log_pb2_grpc.EventLogStub(self._channel)
+        self.consumer_groups = consumer_groups_pb2_grpc.ConsumerGroupsStub(self._channel)
+        self.checkpoints_stub = checkpoints_pb2_grpc.CheckpointsStub(self._channel)
+
+    def _method(self, call: "Call") -> Callable[[Message], Any]:
+        """The stub method ``call`` names, with the client's deadline and token."""
+        method = getattr(getattr(self, call.stub), call.method)
+        return functools.partial(method, timeout=self.timeout, metadata=self._metadata)
 
 
 # -- calls ------------------------------------------------------------------
@@ -213,7 +256,7 @@ def opening(
     """A client method that builds an iterator or producer (``build(client,
     spec)``) from the spec ``operation`` returns."""
 
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         return build(self, operation(*args, **kwargs))
 
     return bind(method, operation, build.__name__)

@@ -13,9 +13,16 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable, Iterator, List, Optional
 
-import grpc
 
-from ._batching import EARLIER_BATCH_REFUSED, Batch, BatchQueue, Settlement, settle
+from ._batching import (
+    EARLIER_BATCH_REFUSED,
+    Batch,
+    ProducerBase,
+    Settlement,
+    Wait,
+    reader_failure,
+    settle,
+)
 from ._errors import RiverlogError
 from ._events import EventLike, Published, to_cloud_event
 from ._operations import ProducerSpec
@@ -24,7 +31,7 @@ from .v1 import event_log_pb2
 __all__ = ["Producer", "EARLIER_BATCH_REFUSED"]
 
 
-class Producer:
+class Producer(ProducerBase["Future[Published]"]):
     """Publishes events in batches over one ``PublishStream`` call.
 
     :meth:`send` queues one event for a stream and returns a
@@ -68,13 +75,8 @@ class Producer:
     """
 
     def __init__(self, client: Any, spec: ProducerSpec) -> None:
-        self._max_buffered = spec.max_buffered
+        super().__init__(spec)
         self._cond = threading.Condition()
-        self._queue: "BatchQueue[Future[Published]]" = BatchQueue(
-            spec.max_batch_events, spec.max_batch_bytes, spec.linger
-        )
-        self._closing = False
-        self._error: Optional[RiverlogError] = None
         self._call = client.event_log.PublishStream(
             self._requests(), metadata=client._metadata
         )
@@ -95,7 +97,7 @@ class Producer:
         message = to_cloud_event(event)
         future: "Future[Published]" = Future()
         with self._cond:
-            while self._queue.buffered >= self._max_buffered and not self._stopped():
+            while not self._has_room():
                 self._not_on_reader("send() with max_buffered events unanswered")
                 self._cond.wait()
             self._raise_if_stopped()
@@ -159,30 +161,17 @@ class Producer:
                 f"{what} from a future's callback would wait for the thread the callback runs on"
             )
 
-    def _stopped(self) -> bool:
-        return self._closing or self._error is not None
-
-    def _raise_if_stopped(self) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._closing:
-            raise RuntimeError("the producer is closed")
-
     def _next_batch(self) -> "Optional[Batch[Future[Published]]]":
         """The next batch to send (under the lock), waiting for one; ``None``
         ends the call (closed with nothing left, or failed)."""
-        while self._error is None:
+        while True:
             # From here on a future cannot be cancelled; those cancelled
             # before take their events out of the batch.
-            batch = self._queue.next_batch(self._closing, Future.set_running_or_notify_cancel)
+            due = self._due(Future.set_running_or_notify_cancel)
             self._cond.notify_all()  # cancelled events freed places
-            if batch is not None:
-                return batch
-            if self._closing:
-                return None
-            wake_at = self._queue.wake_at()
-            self._cond.wait(None if wake_at is None else max(0.0, wake_at - time.monotonic()))
-        return None
+            if not isinstance(due, Wait):
+                return due
+            self._cond.wait(due.seconds)
 
     def _requests(self) -> Iterator[event_log_pb2.PublishRequest]:
         """The request stream gRPC reads from (on its own thread)."""
@@ -201,26 +190,9 @@ class Producer:
         try:
             for answer in self._call:
                 self._settle(functools.partial(self._queue.answer, answer))
-        except grpc.RpcError as err:
-            error = RiverlogError.from_rpc_error(err)
-        except BaseException as err:  # a bug, here or in the server: never hang
-            error = RiverlogError(
-                grpc.StatusCode.INTERNAL, f"the producer's reader failed: {err!r}"
-            )
-            error.__cause__ = err
-
-        def fail() -> List[Settlement]:
-            nonlocal error
-            if error is None and self._queue.unanswered():
-                error = RiverlogError(
-                    grpc.StatusCode.UNKNOWN, "PublishStream ended with events unanswered"
-                )
-            if error is None:
-                return []
-            self._error = error
-            return self._queue.fail_all(error)
-
-        self._settle(fail)
+        except BaseException as err:  # the call failed, or a bug: never hang
+            error = reader_failure(err)
+        self._settle(lambda: self._call_ended(error))
 
     def _settle(self, take: "Callable[[], List[Settlement]]") -> None:
         """Takes what to settle under the lock, settles it outside (done

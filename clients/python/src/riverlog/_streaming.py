@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Optional
+from typing import Any, Generic, Optional, Type, TypeVar
 
 import grpc
 
+from . import _operations as ops
 from ._errors import RiverlogError
 from ._events import Event
-from . import _operations as ops
 from ._operations import retryable
 from .v1 import consumer_groups_pb2 as cg_pb2
 from .v1 import event_log_pb2, types_pb2
@@ -35,6 +35,10 @@ class ReconnectPolicy:
         self._backoff = _FIRST_BACKOFF
         #: When the current run of failures began (``None``: not failing).
         self._failing_since: Optional[float] = None
+
+    @classmethod
+    def of(cls, spec: "ops.SubscribeSpec | ops.ConsumeSpec") -> "ReconnectPolicy":
+        return cls(spec.reconnect, spec.max_backoff, spec.reconnect_timeout)
 
     def received(self) -> None:
         """A message arrived: the call works, so backoff starts over."""
@@ -105,11 +109,24 @@ class SubscriptionCursor:
         return None
 
 
-class SubscriptionState:
-    """The attributes a subscription of either client exposes, kept by its
-    :class:`SubscriptionCursor`."""
+class Subscribing:
+    """What a subscription of either client does with its call: open it
+    from where the :class:`SubscriptionCursor` stands, and turn responses
+    into events. Mixed into each client's reconnecting iterator."""
 
+    _client: Any
     _cursor: SubscriptionCursor
+
+    def _setup(self, spec: ops.SubscribeSpec) -> None:
+        self._cursor = SubscriptionCursor(spec.request)
+
+    def _open(self) -> Any:
+        return self._client.event_log.Subscribe(
+            self._cursor.request(), metadata=self._client._metadata
+        )
+
+    def _handle(self, msg: event_log_pb2.SubscribeResponse) -> Optional[Event]:
+        return self._cursor.handle(msg)
 
     @property
     def last_position(self) -> Optional[int]:
@@ -164,6 +181,27 @@ class DeliveryBase:
         return f"{type(self).__name__}({self.event!r}, delivery_count={self.delivery_count})"
 
 
-def delivery_in(msg: cg_pb2.ConsumeResponse) -> Optional[cg_pb2.Delivery]:
-    """The delivery a ``Consume`` response carries (None for heartbeats)."""
-    return msg.delivery if msg.WhichOneof("message") == "delivery" else None
+D = TypeVar("D", bound=DeliveryBase)
+
+
+class Consuming(Generic[D]):
+    """What a consumer of either client does with its ``Consume`` call:
+    open it, and turn deliveries into the client's :attr:`_delivery_type`.
+    Mixed into each client's reconnecting iterator."""
+
+    _client: Any
+    _delivery_type: Type[D]
+    _request: cg_pb2.ConsumeRequest
+
+    def _setup(self, spec: ops.ConsumeSpec) -> None:
+        self._request = spec.request
+
+    def _open(self) -> Any:
+        return self._client.consumer_groups.Consume(self._request, metadata=self._client._metadata)
+
+    def _handle(self, msg: cg_pb2.ConsumeResponse) -> Optional[D]:
+        if msg.WhichOneof("message") != "delivery":
+            return None  # a heartbeat
+        return self._delivery_type(
+            self._client, self._request.group, self._request.consumer, msg.delivery
+        )

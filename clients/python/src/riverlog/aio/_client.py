@@ -18,7 +18,6 @@ from typing import (
     Generic,
     List,
     Optional,
-    Type,
     TypeVar,
 )
 
@@ -27,15 +26,15 @@ import grpc.aio
 
 from .. import _operations as ops
 from .._events import Event
-from .._streaming import DeliveryBase, ReconnectPolicy, SubscriptionCursor, SubscriptionState, delivery_in
-from ..v1 import checkpoints_pb2_grpc, consumer_groups_pb2_grpc, event_log_pb2_grpc, types_pb2
+from .._streaming import Consuming, DeliveryBase, ReconnectPolicy, Subscribing
+from ..v1 import types_pb2
 from ._producer import Producer
 from ._tasks import task_cancelled
 
 if TYPE_CHECKING:
-    from typing_extensions import Concatenate, ParamSpec, Self
+    from typing_extensions import Concatenate, Self
 
-    P = ParamSpec("P")
+    from .._operations import P
 
 __all__ = ["Client", "Subscription", "Consumer", "Delivery"]
 
@@ -52,9 +51,10 @@ class _Reconnecting(Generic[T]):
     does); iterating again opens a new one, from where the iterator stands.
     """
 
-    def __init__(self, open_call: Callable[[], Any], policy: ReconnectPolicy) -> None:
-        self._open_call = open_call
-        self._policy = policy
+    def __init__(self, client: Any, spec: Any) -> None:
+        self._client = client
+        self._policy = ReconnectPolicy.of(spec)
+        self._setup(spec)
         self._closed = False
         #: Set by close() to cut a backoff pause short (made on first use, in
         #: the loop that iterates).
@@ -62,9 +62,16 @@ class _Reconnecting(Generic[T]):
         #: How many times the call was reopened after a failure.
         self.reconnects = 0
         # Open the call at once (the RPC starts as soon as the loop runs).
-        self._call: Any = open_call()
+        self._call: Any = self._open()
 
-    # Subclasses turn response messages into items (or None to skip).
+    # Mixed in (Subscribing, Consuming): how the call opens and what its
+    # responses yield.
+    def _setup(self, spec: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _open(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _handle(self, msg: Any) -> Optional[T]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -74,7 +81,7 @@ class _Reconnecting(Generic[T]):
     async def __anext__(self) -> T:
         while not self._closed:
             if self._call is None:
-                self._call = self._open_call()
+                self._call = self._open()
             try:
                 msg = await self._call.read()
             except asyncio.CancelledError:
@@ -90,7 +97,7 @@ class _Reconnecting(Generic[T]):
                     break
                 self._policy.check(err)
             else:
-                if msg is not grpc.aio.EOF:
+                if msg is not grpc.aio.EOF:  # type: ignore[attr-defined]  # not in grpc-stubs
                     self._policy.received()
                     item = self._handle(msg)
                     if item is not None:
@@ -165,7 +172,7 @@ class _Reconnecting(Generic[T]):
             pass
 
 
-class Subscription(SubscriptionState, _Reconnecting[Event]):
+class Subscription(Subscribing, _Reconnecting[Event]):
     """A live subscription: an async iterator of :class:`riverlog.Event`
     that first yields the matching history, then new events as they are
     committed.
@@ -177,16 +184,6 @@ class Subscription(SubscriptionState, _Reconnecting[Event]):
     server has registered the subscription, and raises a refusal such as a
     bad stream name; leaving cancels the call), or call :meth:`close`.
     """
-
-    def __init__(self, client: "Client", spec: ops.SubscribeSpec) -> None:
-        self._cursor = SubscriptionCursor(spec.request)
-        super().__init__(
-            lambda: client.event_log.Subscribe(self._cursor.request(), metadata=client._metadata),
-            ReconnectPolicy(spec.reconnect, spec.max_backoff, spec.reconnect_timeout),
-        )
-
-    def _handle(self, msg: Any) -> Optional[Event]:
-        return self._cursor.handle(msg)
 
 
 class Delivery(DeliveryBase):
@@ -223,26 +220,14 @@ class Delivery(DeliveryBase):
             await self.nack()
 
 
-class Consumer(_Reconnecting[Delivery]):
+class Consumer(Consuming[Delivery], _Reconnecting[Delivery]):
     """An async iterator of :class:`Delivery` pushed to one consumer of a
     group (``Consume``), reconnecting after transient failures. Deliveries
     not acked stay pending and come back after the group's ``ack_timeout``.
     Use it as ``async with`` (entering raises a refusal such as an unknown
     group), or call :meth:`close`."""
 
-    def __init__(self, client: "Client", spec: ops.ConsumeSpec) -> None:
-        self._client = client
-        self._request = spec.request
-        super().__init__(
-            lambda: client.consumer_groups.Consume(spec.request, metadata=client._metadata),
-            ReconnectPolicy(spec.reconnect, spec.max_backoff, spec.reconnect_timeout),
-        )
-
-    def _handle(self, msg: Any) -> Optional[Delivery]:
-        proto = delivery_in(msg)
-        if proto is None:
-            return None
-        return Delivery(self._client, self._request.group, self._request.consumer, proto)
+    _delivery_type = Delivery
 
 
 def _awaitable(
@@ -250,7 +235,7 @@ def _awaitable(
 ) -> "Callable[Concatenate[Client, P], Coroutine[Any, Any, R]]":
     """A client method that runs an operation with awaited calls."""
 
-    async def method(self: Client, *args: Any, **kwargs: Any) -> Any:
+    async def method(self: Client, /, *args: Any, **kwargs: Any) -> Any:
         return await self._run(operation(*args, **kwargs))
 
     returns = operation.__annotations__.get("return", "")
@@ -262,14 +247,14 @@ def _delivering(
 ) -> "Callable[Concatenate[Client, P], Coroutine[Any, Any, List[Delivery]]]":
     """A client method that runs an operation returning deliveries."""
 
-    async def method(self: Client, *args: Any, **kwargs: Any) -> Any:
+    async def method(self: Client, /, *args: Any, **kwargs: Any) -> Any:
         found = await self._run(operation(*args, **kwargs))
         return [Delivery(self, found.group, found.consumer, d) for d in found.protos]
 
     return ops.bind(method, operation, "List[Delivery]")
 
 
-class Client:
+class Client(ops.ClientBase):
     """A riverlog client for asyncio, over one ``grpc.aio`` channel: the
     methods of :class:`riverlog.Client`, awaited.
 
@@ -293,26 +278,7 @@ class Client:
     :attr:`consumer_groups` and :attr:`checkpoints_stub`.
     """
 
-    def __init__(
-        self,
-        target: str,
-        token: Optional[str] = None,
-        *,
-        credentials: Optional[grpc.ChannelCredentials] = None,
-        options: Optional[dict] = None,
-        timeout: Optional[float] = 30.0,
-    ) -> None:
-        opts = ops.channel_options(options)
-        if credentials is not None:
-            self._channel = grpc.aio.secure_channel(target, credentials, opts)
-        else:
-            self._channel = grpc.aio.insecure_channel(target, opts)
-        self._metadata = ops.auth_metadata(token)
-        self.timeout = timeout
-        #: Generated stubs (grpc.aio).
-        self.event_log = event_log_pb2_grpc.EventLogStub(self._channel)
-        self.consumer_groups = consumer_groups_pb2_grpc.ConsumerGroupsStub(self._channel)
-        self.checkpoints_stub = checkpoints_pb2_grpc.CheckpointsStub(self._channel)
+    _channels = grpc.aio
 
     # -- plumbing ---------------------------------------------------------
 
@@ -320,11 +286,8 @@ class Client:
         """Runs an operation, awaiting each call it asks for."""
         run = ops.Runner(operation)
         while run.call is not None:
-            method = getattr(getattr(self, run.call.stub), run.call.method)
             try:
-                response = await method(
-                    run.call.request, timeout=self.timeout, metadata=self._metadata
-                )
+                response = await self._method(run.call)(run.call.request)
             except grpc.RpcError as err:
                 run.failed(err)
             else:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Set
 import grpc
 import grpc.aio
 
-from .._batching import Batch, BatchQueue, Settlement, settle
+from .._batching import Batch, ProducerBase, Settlement, Wait, reader_failure, settle
 from .._errors import RiverlogError
 from .._events import EventLike, Published, to_cloud_event
 from .._operations import ProducerSpec
@@ -64,7 +64,7 @@ def _unless_cancelled(future: "asyncio.Future[Published]") -> bool:
     return not future.cancelled()
 
 
-class Producer:
+class Producer(ProducerBase["asyncio.Future[Published]"]):
     """Publishes events in batches over one ``PublishStream`` call: the
     asyncio twin of :class:`riverlog.Producer`, with the same batching,
     ordering and refusal rules (read its documentation).
@@ -86,13 +86,8 @@ class Producer:
     """
 
     def __init__(self, client: "Client", spec: ProducerSpec) -> None:
-        self._max_buffered = spec.max_buffered
-        self._queue: "BatchQueue[asyncio.Future[Published]]" = BatchQueue(
-            spec.max_batch_events, spec.max_batch_bytes, spec.linger
-        )
+        super().__init__(spec)
         self._changes = _Changes()
-        self._closing = False
-        self._error: Optional[RiverlogError] = None
         self._call = client.event_log.PublishStream(metadata=client._metadata)
         self._writer = asyncio.ensure_future(self._write_batches())
         self._reader = asyncio.ensure_future(self._read_answers())
@@ -108,9 +103,7 @@ class Producer:
         """
         message = to_cloud_event(event)
         future: "asyncio.Future[Published]" = asyncio.get_running_loop().create_future()
-        await self._changes.until(
-            lambda: self._queue.buffered < self._max_buffered or self._stopped(), None
-        )
+        await self._changes.until(self._has_room, None)
         self._raise_if_stopped()
         self._queue.add(stream, message, future)
         self._changes.notify()
@@ -158,15 +151,6 @@ class Producer:
 
     # -- the call ---------------------------------------------------------
 
-    def _stopped(self) -> bool:
-        return self._closing or self._error is not None
-
-    def _raise_if_stopped(self) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._closing:
-            raise RuntimeError("the producer is closed")
-
     async def _end(self, timeout: Optional[float]) -> None:
         """Waits up to ``timeout`` seconds for the call to end, then cancels
         it (and so fails what is unanswered)."""
@@ -181,16 +165,12 @@ class Producer:
     async def _next_batch(self) -> "Optional[Batch[asyncio.Future[Published]]]":
         """The next batch to send, waiting for one; ``None`` ends the call
         (closed with nothing left, or failed)."""
-        while self._error is None:
-            batch = self._queue.next_batch(self._closing, _unless_cancelled)
+        while True:
+            due = self._due(_unless_cancelled)
             self._changes.notify()  # cancelled events freed places
-            if batch is not None:
-                return batch
-            if self._closing:
-                return None
-            wake_at = self._queue.wake_at()
-            await self._changes.wait(None if wake_at is None else max(0.0, wake_at - time.monotonic()))
-        return None
+            if not isinstance(due, Wait):
+                return due
+            await self._changes.wait(due.seconds)
 
     async def _write_batches(self) -> None:
         """The writer task: sends each batch as it falls due, then half-closes
@@ -215,35 +195,22 @@ class Producer:
         failure, expected or not, fails everything unanswered and closes the
         producer with it, so no future is left unresolved."""
         error: Optional[RiverlogError] = None
-        cancelled = False
         try:
             while True:
                 answer = await self._call.read()
-                if answer is grpc.aio.EOF:
+                if answer is grpc.aio.EOF:  # type: ignore[attr-defined]  # not in grpc-stubs
                     break
                 self._settle(self._queue.answer(answer))
         except asyncio.CancelledError:
             # The call was cancelled (close timed out, a cancelled block), or
             # this task was (the loop is shutting down).
-            cancelled = True
             error = RiverlogError(grpc.StatusCode.CANCELLED, "the producer's call was cancelled")
-        except grpc.RpcError as err:
-            error = RiverlogError.from_rpc_error(err)
-        except BaseException as err:  # a bug, here or in the server: never hang
-            error = RiverlogError(
-                grpc.StatusCode.INTERNAL, f"the producer's reader failed: {err!r}"
-            )
-            error.__cause__ = err
-        if error is None and self._queue.unanswered():
-            error = RiverlogError(
-                grpc.StatusCode.UNKNOWN, "PublishStream ended with events unanswered"
-            )
-        if error is not None:
-            self._error = error
-            self._settle(self._queue.fail_all(error))
-        self._changes.notify()
-        if cancelled and task_cancelled():
-            raise asyncio.CancelledError
+            if task_cancelled():
+                self._settle(self._call_ended(error))
+                raise
+        except BaseException as err:  # the call failed, or a bug: never hang
+            error = reader_failure(err)
+        self._settle(self._call_ended(error))
 
     def _settle(self, settlements: List[Settlement]) -> None:
         settle(settlements)
