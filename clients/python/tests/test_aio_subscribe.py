@@ -2,7 +2,6 @@
 restart, and cancellation that closes the call."""
 
 import asyncio
-import contextlib
 
 import pytest
 
@@ -169,13 +168,17 @@ async def test_closing_from_another_task_ends_the_iteration(server, stream):
             await subscription.__anext__()
 
 
-async def test_aclosing_and_close_are_idempotent(server, stream):
+async def test_aclose_and_close_are_idempotent(server, stream):
     async with riverlog.aio.Client(server.target, timeout=10) as client:
         await _publish(client, stream, 0, 1)
         subscription = client.subscribe(stream)
-        async with contextlib.aclosing(subscription):
+        try:  # what contextlib.aclosing (Python 3.10+) does
             async for event in subscription:
                 assert event.json() == 0
                 break
+        finally:
+            await subscription.aclose()
         subscription.close()
         await subscription.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await subscription.__anext__()
