@@ -176,6 +176,13 @@ class Producer(ProducerBase["asyncio.Future[Published]"]):
         """The writer task: sends each batch as it falls due, then half-closes
         the call. A failed write ends it; the reader fails what is left."""
         try:
+            # Nothing is written before the server accepted the call (its
+            # headers came): grpc.aio turns a write that races with a refusal
+            # (an unknown token, too many calls) into an INTERNAL status that
+            # hides the refusal's own.
+            await self._call.initial_metadata()
+            if self._call.done():
+                return  # refused: the reader reads why
             while True:
                 batch = await self._next_batch()
                 if batch is None:
