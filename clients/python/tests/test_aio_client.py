@@ -147,6 +147,6 @@ async def test_cancelling_a_unary_call_cancels_it(server, stream):
         fetching.cancel()
         with pytest.raises(asyncio.CancelledError):
             await fetching
-        assert time.monotonic() - started < 1
+        assert time.monotonic() - started < 5  # not the 30 s the fetch would block
         # The client goes on working.
         assert (await client.get_group(stream, "g")).group == "g"

@@ -121,3 +121,18 @@ async def test_consume_survives_server_restart(own_server):
 
             await asyncio.wait_for(rest(), 30)
             assert consumer.reconnects >= 1
+
+
+async def test_entering_a_consumer_with_nothing_to_deliver_does_not_wait_for_a_delivery(server, stream):
+    async with riverlog.aio.Client(server.target, timeout=10) as client:
+        await client.publish(stream, _events(1))
+        await client.create_group(stream, "g", start="latest")
+        consumer = client.consume(stream, "g", "w1")
+        await asyncio.wait_for(consumer.__aenter__(), 5)
+        try:
+            await client.publish(stream, _events(1))
+            delivery = await asyncio.wait_for(consumer.__anext__(), 10)
+            assert delivery.sequence == 2
+            assert await delivery.ack()
+        finally:
+            await consumer.__aexit__(None, None, None)

@@ -211,7 +211,7 @@ async def test_cancelling_the_block_cancels_the_call_and_fails_what_is_unanswere
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert time.monotonic() - started < 1, "no flush on cancellation"
+            assert time.monotonic() - started < 5, "no flush on cancellation (it would wait forever)"
         err = futures[0].exception()
         assert isinstance(err, riverlog.RiverlogError)
         assert err.code() == grpc.StatusCode.CANCELLED
