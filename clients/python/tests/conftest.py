@@ -1,8 +1,10 @@
 """Fixtures: real `riverlog serve` processes on free ports and temporary
-SQLite databases."""
+SQLite databases; `async def` tests run each in a fresh event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import re
 import signal
@@ -129,3 +131,15 @@ def client(server):
 def stream():
     """A stream name no other test uses."""
     return f"test:{uuid.uuid4().hex[:12]}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Runs an `async def` test in an event loop of its own (no plugin
+    needed): asyncio.run closes the loop, so a test that leaves a task or a
+    call behind does not leak it into the next."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    argnames = pyfuncitem._fixtureinfo.argnames
+    asyncio.run(pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in argnames}))
+    return True

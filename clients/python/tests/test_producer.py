@@ -139,14 +139,14 @@ def test_a_future_cancelled_before_its_batch_goes_out_takes_its_event_out(client
 def test_an_unexpected_failure_of_the_reader_fails_every_pending_future_and_closes(
     client, stream, monkeypatch
 ):
-    from riverlog import _producer
+    from riverlog import _batching
 
     class Broken:
         @staticmethod
         def from_proto(p):
             raise ValueError("a bug")
 
-    monkeypatch.setattr(_producer, "Published", Broken)
+    monkeypatch.setattr(_batching, "Published", Broken)
     producer = client.producer(linger=60)
     sent = producer.send(stream, _event("sent"))
     with pytest.raises(riverlog.RiverlogError) as failed:
@@ -197,9 +197,9 @@ def test_flush_waits_only_for_the_events_sent_before_it(own_server, stream):
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             flushed = pool.submit(producer.flush, 10)
             deadline = time.monotonic() + 10
-            while not producer._in_flight and time.monotonic() < deadline:
+            while not producer._queue.in_flight and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert producer._in_flight, "flush sent the early event"
+            assert producer._queue.in_flight, "flush sent the early event"
             late = producer.send(stream, _event("late"))
             db.execute("ROLLBACK")
             flushed.result(timeout=10)

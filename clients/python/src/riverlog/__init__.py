@@ -9,6 +9,9 @@ Quick use::
         for event in client.subscribe("orders:*"):
             print(event.stream, event.sequence, event.json())
 
+For asyncio, :mod:`riverlog.aio` has the same client over ``grpc.aio``
+(``async with riverlog.aio.Client(...) as client``).
+
 The generated protobuf messages and gRPC stubs live in :mod:`riverlog.v1`.
 """
 
@@ -30,10 +33,12 @@ from ._errors import (
 )
 from ._events import CloudEvent, Event, EventLike, Published, cloud_event, to_cloud_event
 from ._producer import EARLIER_BATCH_REFUSED, Producer
+from . import aio  # noqa: E402 (riverlog.aio.Client after a plain `import riverlog`)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "aio",
     "Client",
     "Subscription",
     "Consumer",
