@@ -1,13 +1,9 @@
 #!/bin/sh
 # Checks and tests the Go client offline, against a real riverlog server.
 #
-# Needs these Debian bookworm packages (this script installs nothing):
-#
-#   apt-get update && apt-get install -y golang-go protobuf-compiler libprotobuf-dev protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
-#
-# (golang-github-golang-protobuf-1-5-dev must be named: golang-google-grpc-dev
-# otherwise pulls the 1-3 package, whose APIv1 runtime cannot handle the
-# protoc-gen-go 1.28 messages.)
+# Needs Debian bookworm's Go toolchain, protoc and plugins, and the sources of
+# grpc-go and its dependencies: setup.sh (run first) installs what is missing
+# when run as root, and otherwise prints the apt-get line to run and stops.
 #
 # Environment:
 #   RIVERLOG_BIN  server binary (default /tmp/riverlog-bin/riverlog, then
@@ -29,15 +25,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 fail() { echo "test.sh: FAIL: $*" >&2; exit 1; }
 
 # --- tools ------------------------------------------------------------------
-apt_line="apt-get install -y golang-go protobuf-compiler libprotobuf-dev protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev"
+"$here/setup.sh" || fail "the Go client's Debian packages are missing (see above)"
 for tool in go gofmt protoc protoc-gen-go protoc-gen-go-grpc; do
-  command -v "$tool" >/dev/null 2>&1 || fail "$tool not found; run: $apt_line"
+  command -v "$tool" >/dev/null 2>&1 || fail "$tool not found although setup.sh passed"
 done
 src=/usr/share/gocode/src
 for d in google.golang.org/grpc google.golang.org/protobuf \
   google.golang.org/genproto/googleapis/rpc/errdetails github.com/golang/protobuf \
   golang.org/x/net; do
-  [ -d "$src/$d" ] || fail "$src/$d missing; run: $apt_line"
+  [ -d "$src/$d" ] || fail "$src/$d missing although setup.sh passed"
 done
 grep -q google.golang.org/protobuf "$src/github.com/golang/protobuf/go.mod" ||
   fail "$src/github.com/golang/protobuf is the old 1.3 (golang-github-golang-protobuf-1-3-dev); run: apt-get install -y golang-github-golang-protobuf-1-5-dev"
