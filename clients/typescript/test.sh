@@ -2,7 +2,10 @@
 # Installs the locked dependencies, checks that the generated code is fresh,
 # type-checks with tsc --strict, builds dist/, and runs node's test runner on
 # the compiled tests against real riverlog servers (RIVERLOG_BIN, default
-# /tmp/riverlog-bin/riverlog). Exits non-zero on any failure.
+# /tmp/riverlog-bin/riverlog). Among them, test/install.test.ts installs the
+# package the two ways the README gives (the `npm pack` tarball, and the
+# folder) into fresh consumer projects and runs a program there. Exits
+# non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,7 +15,9 @@ if [[ ! -x "$RIVERLOG_BIN" ]]; then
   exit 1
 fi
 
-npm ci --no-audit --no-fund
+# --ignore-scripts: the build below is the one to check (prepare would build
+# too), and buf's postinstall only shortcuts its binary lookup.
+npm ci --ignore-scripts --no-audit --no-fund
 ./generate.sh --check
 node_modules/.bin/tsc -p tsconfig.json --strict --noEmit
 rm -rf dist

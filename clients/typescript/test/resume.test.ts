@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
 import { test } from "node:test";
 import { Client, type Event } from "@riverlog/client";
 import { Server, waitFor, within } from "./server.js";
@@ -58,6 +59,8 @@ test("subscribe resumes across a server restart with no duplicates or gaps", asy
   } finally {
     client.close();
     await server.close();
+    // The restarted server reused the first one's directory without owning it.
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -91,5 +94,7 @@ test("an event published while the server is down is not lost on resume", async 
   } finally {
     client.close();
     await server.close();
+    // The restarted server reused the first one's directory without owning it.
+    rmSync(dir, { recursive: true, force: true });
   }
 });
