@@ -327,6 +327,8 @@ settings! {
     retention_ttl: Option<Duration> = None, env "RIVERLOG_RETENTION_TTL";
     /// How often retention is enforced.
     retention_interval: Duration = Duration::from_secs(10), env "RIVERLOG_RETENTION_INTERVAL";
+    /// How often entries whose last allowed delivery timed out are moved to their group's dead-letter stream, whether or not a consumer asks for work.
+    dead_letter_interval: Duration = Duration::from_secs(1), env "RIVERLOG_DEAD_LETTER_INTERVAL";
     /// Most open Subscribe and Consume streams on the server.
     max_subscriptions: usize = 10_000, env "RIVERLOG_MAX_SUBSCRIPTIONS";
     /// Most open Subscribe and Consume streams per client connection.
@@ -563,6 +565,7 @@ impl Config {
             ("otlp_metrics_interval", self.otlp_metrics_interval),
             ("group_metrics_interval", self.group_metrics_interval),
             ("retention_interval", self.retention_interval),
+            ("dead_letter_interval", self.dead_letter_interval),
             ("sse_heartbeat", self.sse_heartbeat),
         ] {
             if value.is_zero() {

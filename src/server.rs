@@ -228,6 +228,7 @@ impl Application {
         ));
         tasks.spawn_retention(&log, config.retention_defaults(), config.retention_interval);
         tasks.spawn_group_metrics(&log, config.group_metrics_interval);
+        tasks.spawn_dead_letters(&log, config.dead_letter_interval);
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;

@@ -48,6 +48,17 @@ impl LogTasks {
         ));
     }
 
+    /// Runs the dead-letter pass every `every` until shutdown: entries
+    /// whose last allowed delivery timed out go to their group's
+    /// dead-letter stream whether or not a consumer asks for work.
+    pub fn spawn_dead_letters(&self, log: &EventLog, every: Duration) {
+        self.background.spawn(groups::dead_letters::run(
+            log.clone(),
+            every,
+            self.shutdown.clone(),
+        ));
+    }
+
     /// Stops the background tasks (cancelling the log's shutdown token,
     /// which also ends subscriptions) and waits up to `grace` for them,
     /// then lets the writer commit what is queued, again within `grace`.
@@ -96,6 +107,7 @@ mod tests {
         let every = Duration::from_millis(1);
         tasks.spawn_retention(&log, Retention::default(), every);
         tasks.spawn_group_metrics(&log, every);
+        tasks.spawn_dead_letters(&log, every);
         // One that takes a while to stop, as a retention pass waiting on
         // storage would: storage must not close before it is done.
         let stopped = Arc::new(AtomicBool::new(false));
@@ -106,7 +118,7 @@ mod tests {
             flag.store(true, Ordering::Release);
         });
         let background = tasks.background.clone();
-        assert_eq!(background.len(), 3);
+        assert_eq!(background.len(), 4);
 
         tasks.finish(Duration::from_secs(30)).await;
         assert!(stopped.load(Ordering::Acquire));

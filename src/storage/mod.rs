@@ -154,6 +154,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn list_group_states(&self, stream: &StreamName)
     -> Result<Vec<GroupState>, StorageError>;
 
+    /// The groups (stream, group) holding an entry that is due at `now`
+    /// but has used up its deliveries: work for the dead-letter pass.
+    async fn groups_with_exhausted_entries(
+        &self,
+        now: UnixMicros,
+    ) -> Result<Vec<(StreamName, GroupName)>, StorageError>;
+
     /// Totals of a group's pending entries.
     async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError>;
 
@@ -326,6 +333,16 @@ pub trait WriteTx: Send {
     async fn due_pending(
         &mut self,
         group_id: i64,
+        now: UnixMicros,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError>;
+
+    /// Up to `limit` entries due at `now` that were delivered at least
+    /// `max_deliveries` times, in sequence order.
+    async fn exhausted_pending(
+        &mut self,
+        group_id: i64,
+        max_deliveries: u32,
         now: UnixMicros,
         limit: u32,
     ) -> Result<Vec<PendingEntry>, StorageError>;

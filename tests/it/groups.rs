@@ -2,9 +2,12 @@
 //! pending lists, restarts, and their error paths.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use riverlog::proto::AttributeValue;
+use riverlog::proto::v1::event_log_client::EventLogClient;
 use riverlog::proto::v1::{self, consume_response::Message};
+use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
 use crate::common::*;
@@ -925,4 +928,186 @@ async fn a_fetch_whose_caller_is_gone_leaves_nothing_pending_to_it() {
         .find(|c| c.consumer == "gone")
         .map_or(0, |c| c.pending);
     assert_eq!(held_by_gone, 0);
+}
+
+/// The events of a dead-letter stream; none while it does not exist.
+async fn dead_letters(
+    client: &mut EventLogClient<Channel>,
+    stream: &str,
+) -> Vec<v1::RecordedEvent> {
+    let exists = client
+        .get_stream(v1::GetStreamRequest {
+            stream: stream.into(),
+        })
+        .await
+        .is_ok();
+    if exists {
+        read_all(client, stream).await
+    } else {
+        Vec::new()
+    }
+}
+
+/// An attribute of a dead-lettered event.
+fn dead_letter_attr(dead: &v1::RecordedEvent, name: &str) -> Option<AttributeValue> {
+    let ce = dead.event.as_ref().unwrap().decode().unwrap();
+    ce.attributes.get(name).and_then(|v| v.attr.clone())
+}
+
+#[tokio::test]
+async fn an_entry_whose_last_delivery_times_out_is_dead_lettered_with_no_consumer_asking() {
+    let server =
+        TestServer::start_with(|c| c.dead_letter_interval = Duration::from_millis(50)).await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "jobs", vec![event("stuck"), event("fine")]).await;
+    group("jobs", "workers")
+        .ack_timeout_ms(300)
+        .max_deliveries(2)
+        .create(&mut groups)
+        .await;
+    let first = fetch(&mut groups, "jobs", "workers", "w", 2, 0).await;
+    assert_eq!(seqs_and_counts(&first), [(1, 1), (2, 1)]);
+    ack(&mut groups, "jobs", "workers", vec![2]).await;
+    // The second and last delivery, after the first timed out.
+    let second = fetch(&mut groups, "jobs", "workers", "w", 1, 5_000).await;
+    assert_eq!(seqs_and_counts(&second), [(1, 2)]);
+
+    // Nobody asks for work again; the pass moves it once it times out.
+    let dead = eventually("the event in the dead-letter stream", async || {
+        let dead = dead_letters(&mut client, "jobs:dlq").await;
+        (!dead.is_empty()).then_some(dead)
+    })
+    .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead_letter_attr(&dead[0], "rlorigid"),
+        Some(AttributeValue::CeString("stuck".into()))
+    );
+    assert_eq!(
+        dead_letter_attr(&dead[0], "rldeliveries"),
+        Some(AttributeValue::CeInteger(2))
+    );
+    let info = group_info(&mut groups, "jobs", "workers").await;
+    assert_eq!((info.pending, info.ack_floor), (0, 2));
+    assert!(
+        list_pending(&mut groups, "jobs", "workers")
+            .await
+            .entries
+            .is_empty()
+    );
+    // Moved once: later passes find nothing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(read_all(&mut client, "jobs:dlq").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_entry_whose_last_delivery_timed_out_while_the_server_was_down_is_dead_lettered_after_a_restart()
+ {
+    let slow =
+        |c: &mut riverlog::config::Config| c.dead_letter_interval = Duration::from_secs(3600);
+    let server = TestServer::start_with(slow).await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "jobs", vec![event("stuck")]).await;
+    group("jobs", "workers")
+        .ack_timeout_ms(200)
+        .max_deliveries(1)
+        .create(&mut groups)
+        .await;
+    assert_eq!(
+        fetch(&mut groups, "jobs", "workers", "w", 1, 0).await.len(),
+        1
+    );
+    let db = server.stop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The pass runs when the server starts, before its first interval.
+    let server = TestServer::start_in(db, slow).await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    let dead = eventually("the event in the dead-letter stream", async || {
+        let dead = dead_letters(&mut client, "jobs:dlq").await;
+        (!dead.is_empty()).then_some(dead)
+    })
+    .await;
+    assert_eq!(
+        dead_letter_attr(&dead[0], "rlorigid"),
+        Some(AttributeValue::CeString("stuck".into()))
+    );
+    let info = group_info(&mut groups, "jobs", "workers").await;
+    assert_eq!((info.pending, info.ack_floor), (0, 1));
+}
+
+#[tokio::test]
+async fn a_nack_with_a_delay_on_the_last_allowed_delivery_dead_letters_at_once() {
+    let server =
+        TestServer::start_with(|c| c.dead_letter_interval = Duration::from_secs(3600)).await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "jobs", vec![event("poison"), event("retry")]).await;
+    group("jobs", "workers")
+        .ack_timeout_ms(60_000)
+        .max_deliveries(1)
+        .create(&mut groups)
+        .await;
+    fetch(&mut groups, "jobs", "workers", "w", 2, 0).await;
+    let settled = groups
+        .nack(v1::NackRequest {
+            delay: Some(millis(3_600_000)),
+            ..nack_request("jobs", "workers", vec![1, 2, 7])
+        })
+        .await
+        .expect("nack")
+        .into_inner();
+    assert_eq!(settled.nacked, 2);
+    assert_eq!(settled.not_pending, [7]);
+    // No pass and no fetch needed: both are in the dead-letter stream now.
+    let dead = read_all(&mut client, "jobs:dlq").await;
+    let origins: Vec<_> = dead
+        .iter()
+        .map(|d| dead_letter_attr(d, "rlorigsequence"))
+        .collect();
+    assert_eq!(
+        origins,
+        [
+            Some(AttributeValue::CeString("1".into())),
+            Some(AttributeValue::CeString("2".into()))
+        ]
+    );
+    let info = group_info(&mut groups, "jobs", "workers").await;
+    assert_eq!((info.pending, info.ack_floor), (0, 2));
+}
+
+#[tokio::test]
+async fn a_nack_before_the_last_allowed_delivery_still_waits_out_its_delay() {
+    let server =
+        TestServer::start_with(|c| c.dead_letter_interval = Duration::from_millis(50)).await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "jobs", vec![event("retry")]).await;
+    group("jobs", "workers")
+        .ack_timeout_ms(60_000)
+        .max_deliveries(2)
+        .create(&mut groups)
+        .await;
+    fetch(&mut groups, "jobs", "workers", "w", 1, 0).await;
+    groups
+        .nack(v1::NackRequest {
+            delay: Some(millis(300)),
+            ..nack_request("jobs", "workers", vec![1])
+        })
+        .await
+        .expect("nack");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(group_info(&mut groups, "jobs", "workers").await.pending, 1);
+    let again = fetch(&mut groups, "jobs", "workers", "w", 1, 5_000).await;
+    assert_eq!(seqs_and_counts(&again), [(1, 2)]);
+    let dlq = client
+        .get_stream(v1::GetStreamRequest {
+            stream: "jobs:dlq".into(),
+        })
+        .await
+        .expect_err("nothing was dead-lettered");
+    assert_eq!(dlq.code(), Code::NotFound);
 }

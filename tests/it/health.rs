@@ -217,6 +217,13 @@ impl Storage for SwitchableStorage {
         self.check()?;
         self.inner.list_group_states(stream).await
     }
+    async fn groups_with_exhausted_entries(
+        &self,
+        now: UnixMicros,
+    ) -> Result<Vec<(StreamName, GroupName)>, StorageError> {
+        self.check()?;
+        self.inner.groups_with_exhausted_entries(now).await
+    }
     async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError> {
         self.check()?;
         self.inner.pending_summary(group_id).await

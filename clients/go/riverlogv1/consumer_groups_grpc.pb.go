@@ -38,7 +38,8 @@ type ConsumerGroupsClient interface {
 	// Acknowledges deliveries: they leave the pending list.
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
 	// Rejects deliveries: they are delivered again after `delay` (the
-	// redelivery counts toward `max_deliveries`).
+	// redelivery counts toward `max_deliveries`); a delivery that was the
+	// last allowed one goes to the dead-letter stream at once instead.
 	Nack(ctx context.Context, in *NackRequest, opts ...grpc.CallOption) (*NackResponse, error)
 	// Lists pending (delivered, unacked) entries (XPENDING).
 	ListPending(ctx context.Context, in *ListPendingRequest, opts ...grpc.CallOption) (*ListPendingResponse, error)
@@ -202,7 +203,8 @@ type ConsumerGroupsServer interface {
 	// Acknowledges deliveries: they leave the pending list.
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
 	// Rejects deliveries: they are delivered again after `delay` (the
-	// redelivery counts toward `max_deliveries`).
+	// redelivery counts toward `max_deliveries`); a delivery that was the
+	// last allowed one goes to the dead-letter stream at once instead.
 	Nack(context.Context, *NackRequest) (*NackResponse, error)
 	// Lists pending (delivered, unacked) entries (XPENDING).
 	ListPending(context.Context, *ListPendingRequest) (*ListPendingResponse, error)

@@ -562,7 +562,11 @@ export class Client {
     return response.acked;
   }
 
-  /** Rejects deliveries held by `consumer`: delivered again after `delayMs`. */
+  /**
+   * Rejects deliveries held by `consumer`: delivered again after `delayMs`;
+   * one that was its group's last allowed delivery goes to the dead-letter
+   * stream at once instead.
+   */
   async nack(
     stream: string,
     group: string,

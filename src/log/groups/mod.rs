@@ -12,12 +12,15 @@
 //! - `settlement`: Ack, Nack, Claim and ListPending.
 //! - `signals`: the in-memory wake-ups and connected consumers per group.
 //! - `sampling`: lag and pending counts for the metrics.
+//! - `dead_letters`: the background pass that dead-letters entries whose
+//!   last allowed delivery timed out.
 //!
 //! The records groups and checkpoints are stored and reported as live in
 //! [`crate::model::groups`] and are re-exported here.
 
 mod admin;
 mod consume;
+pub(crate) mod dead_letters;
 mod delivery;
 mod sampling;
 mod settlement;

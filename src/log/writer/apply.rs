@@ -156,6 +156,14 @@ impl Transaction {
                 let outcome = self.release(&stream, &group, &consumer, &handed).await;
                 settle(reply, outcome, answers)
             }
+            GroupCommand::DeadLetterExhausted {
+                stream,
+                group,
+                reply,
+            } => {
+                let outcome = self.dead_letter_exhausted(&stream, &group).await;
+                settle(reply, outcome, answers)
+            }
             GroupCommand::SaveCheckpoint { checkpoint, reply } => {
                 let outcome = self.save_checkpoint(checkpoint).await;
                 settle(reply, outcome, answers)

@@ -190,6 +190,13 @@ pub(crate) enum GroupCommand {
         handed: Vec<(Sequence, u32)>,
         reply: Reply<u64>,
     },
+    /// Dead-letters the group's entries that are due and have used up
+    /// their deliveries; answers how many went to the dead-letter stream.
+    DeadLetterExhausted {
+        stream: StreamName,
+        group: GroupName,
+        reply: Reply<u64>,
+    },
     SaveCheckpoint {
         checkpoint: Checkpoint,
         reply: Reply<Checkpoint>,
@@ -201,7 +208,9 @@ impl GroupCommand {
         match self {
             Self::Create { reply, .. } => refuse(reply, error),
             Self::Delete { reply, .. } => refuse(reply, error),
-            Self::DeleteConsumer { reply, .. } | Self::Release { reply, .. } => {
+            Self::DeleteConsumer { reply, .. }
+            | Self::Release { reply, .. }
+            | Self::DeadLetterExhausted { reply, .. } => {
                 refuse(reply, error);
             }
             Self::Deliver { reply, .. } => refuse(reply, error),

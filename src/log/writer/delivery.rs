@@ -13,12 +13,19 @@ use crate::log::error::Expectation;
 use crate::log::event::NewEvent;
 use crate::model::StorageError;
 use crate::model::groups::{DeliverRequest, Delivered, Delivery, GroupRecord, PendingEntry};
+use crate::model::names::{GroupName, StreamName};
 use crate::model::records::{Sequence, StoredEvent};
 use crate::proto::{Extension, rewrite_event};
 use crate::storage::StreamHead;
 
 /// Why an event was dead-lettered, as the `rlreason` attribute says.
 const REASON_MAX_DELIVERIES: &str = "max_deliveries";
+
+/// Entries the dead-letter pass reads at a time.
+const EXHAUSTED_PAGE: u32 = 500;
+/// Pages one dead-letter command handles at most: a backlog larger than
+/// that is left to the next pass rather than holding one commit open.
+const EXHAUSTED_PAGES: usize = 20;
 
 impl Transaction {
     /// Hands out due entries (redeliveries), then new events, up to the
@@ -141,22 +148,13 @@ impl Transaction {
         let mut events = self.events_of(head, &entries).await?;
         let until = self.deadline(group.ack_timeout);
         let mut reassigned = Vec::new();
-        let mut deferred = Vec::new();
+        let mut exhausted = Vec::new();
         let mut finished = Vec::new();
         for entry in entries {
             match events.remove(&entry.sequence) {
                 None => finished.push(entry.sequence),
                 Some(event) if entry.delivery_count >= group.max_deliveries => {
-                    if self.dead_letter(group, &entry, &event).await? {
-                        finished.push(entry.sequence);
-                    } else {
-                        // Keep it pending rather than lose it; try again
-                        // after an ack timeout.
-                        deferred.push(PendingEntry {
-                            deliverable_at: until,
-                            ..entry
-                        });
-                    }
+                    exhausted.push((entry, event));
                 }
                 Some(event) => {
                     let next = PendingEntry {
@@ -175,10 +173,92 @@ impl Transaction {
             }
         }
         let handed = u32::try_from(reassigned.len()).unwrap_or(u32::MAX);
-        reassigned.extend(deferred);
         self.hold_saves(group.id, reassigned).await?;
         self.hold_finished(group.id, &finished);
+        self.retire(group, exhausted).await?;
         Ok(handed)
+    }
+
+    /// The dead-letter pass of one group: moves its entries that are due
+    /// and have used up their deliveries to the dead-letter stream, whether
+    /// or not any consumer asks for work. Returns how many were moved.
+    pub(super) async fn dead_letter_exhausted(
+        &mut self,
+        stream: &StreamName,
+        group: &GroupName,
+    ) -> Outcome<u64> {
+        let (head, group) = match self.group_of(stream, group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut moved = 0;
+        for _ in 0..EXHAUSTED_PAGES {
+            // Reads stored entries: what this batch holds back goes first.
+            self.flush_group_writes().await?;
+            let entries = self
+                .tx
+                .exhausted_pending(group.id, group.max_deliveries, self.now, EXHAUSTED_PAGE)
+                .await?;
+            let page_full = entries.len() >= EXHAUSTED_PAGE as usize;
+            let (retired, left) = self.retire_entries(&head, &group, entries).await?;
+            moved += retired;
+            // Entries the dead-letter stream refused are due again only
+            // after an ack timeout; with none leaving, stop paging.
+            if !page_full || left == 0 {
+                break;
+            }
+        }
+        Ok(Ok(moved))
+    }
+
+    /// [`Transaction::retire`] for entries whose events are still to be
+    /// read; an entry whose event is gone (trimmed, taken) is dropped.
+    /// Returns how many were dead-lettered and how many left the PEL.
+    pub(super) async fn retire_entries(
+        &mut self,
+        head: &StreamHead,
+        group: &GroupRecord,
+        entries: Vec<PendingEntry>,
+    ) -> Result<(u64, u64), StorageError> {
+        let mut events = self.events_of(head, &entries).await?;
+        let mut gone = Vec::new();
+        let mut exhausted = Vec::new();
+        for entry in entries {
+            match events.remove(&entry.sequence) {
+                None => gone.push(entry.sequence),
+                Some(event) => exhausted.push((entry, event)),
+            }
+        }
+        self.hold_finished(group.id, &gone);
+        let retired = self.retire(group, exhausted).await?;
+        Ok((retired, retired + gone.len() as u64))
+    }
+
+    /// Dead-letters entries that used up their deliveries, each with its
+    /// event, and returns how many left the PEL. One the dead-letter stream
+    /// refuses stays pending, due again after an ack timeout, rather than
+    /// being lost.
+    pub(super) async fn retire(
+        &mut self,
+        group: &GroupRecord,
+        exhausted: Vec<(PendingEntry, StoredEvent)>,
+    ) -> Result<u64, StorageError> {
+        let until = self.deadline(group.ack_timeout);
+        let mut finished = Vec::new();
+        let mut deferred = Vec::new();
+        for (entry, event) in exhausted {
+            if self.dead_letter(group, &entry, &event).await? {
+                finished.push(entry.sequence);
+            } else {
+                deferred.push(PendingEntry {
+                    deliverable_at: until,
+                    ..entry
+                });
+            }
+        }
+        self.hold_saves(group.id, deferred).await?;
+        self.hold_finished(group.id, &finished);
+        Ok(finished.len() as u64)
     }
 
     /// Appends a copy of `event` to the group's dead-letter stream, with

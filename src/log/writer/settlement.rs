@@ -12,7 +12,9 @@ use crate::model::records::{Sequence, UnixMicros};
 
 impl Transaction {
     /// Nacks pending entries: due again after `delay` (only those `holder`
-    /// holds, when given). Acks are held back instead (see `held`).
+    /// holds, when given); an entry on its last allowed delivery goes to
+    /// the dead-letter stream at once instead, as no redelivery would
+    /// come. Acks are held back instead (see `held`).
     pub(super) async fn nack(
         &mut self,
         stream: &StreamName,
@@ -21,7 +23,7 @@ impl Transaction {
         sequences: &[Sequence],
         delay: Duration,
     ) -> Outcome<Settled> {
-        let (_, record) = match self.group_of(stream, group).await? {
+        let (head, record) = match self.group_of(stream, group).await? {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
@@ -33,17 +35,26 @@ impl Transaction {
         if let Some(consumer) = &holder {
             self.touch(record.id, consumer.as_str());
         }
-        let at = self.deadline(delay);
         let holder = holder.as_ref().map(ConsumerName::as_str);
-        let done = self
+        let exhausted: Vec<PendingEntry> = self
             .tx
-            .defer_pending(record.id, &wanted, holder, at)
-            .await?;
-        let done_set: HashSet<Sequence> = done.iter().copied().collect();
-        let not_pending = wanted
+            .pending_entries(record.id, &wanted)
+            .await?
             .into_iter()
-            .filter(|s| !done_set.contains(s))
+            .filter(|e| {
+                e.delivery_count >= record.max_deliveries && holder.is_none_or(|h| e.consumer == h)
+            })
             .collect();
+        let mut done: HashSet<Sequence> = exhausted.iter().map(|e| e.sequence).collect();
+        let rest: Vec<Sequence> = wanted
+            .iter()
+            .copied()
+            .filter(|s| !done.contains(s))
+            .collect();
+        let at = self.deadline(delay);
+        done.extend(self.tx.defer_pending(record.id, &rest, holder, at).await?);
+        self.retire_entries(&head, &record, exhausted).await?;
+        let not_pending = wanted.into_iter().filter(|s| !done.contains(s)).collect();
         Ok(Ok(Settled {
             settled: done.len() as u64,
             not_pending,

@@ -318,6 +318,30 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         self.group_states(stream, None).await
     }
 
+    async fn groups_with_exhausted_entries(
+        &self,
+        now: UnixMicros,
+    ) -> Result<Vec<(StreamName, GroupName)>, StorageError> {
+        // Per group, a range of the (group_id, deliverable_at) index: the
+        // entries due now, few unless consumers are failing.
+        let rows = Sql::<D::DB>::query(
+            "SELECT s.name, g.name FROM groups g JOIN streams s ON s.id = g.stream_id \
+             WHERE EXISTS (SELECT 1 FROM group_pending p WHERE p.group_id = g.id \
+             AND p.deliverable_at <= ? AND p.delivery_count >= g.max_deliveries) \
+             ORDER BY s.name, g.name",
+            (now.0,),
+        )
+        .fetch_all(&mut *self.reader().await?)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let stream: String = get::<D::DB, _>(row, 0)?;
+                let group: String = get::<D::DB, _>(row, 1)?;
+                Ok((parse_name(&stream)?, parse_group_name(&group)?))
+            })
+            .collect()
+    }
+
     async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError> {
         let mut snapshot = self.snapshot().await?;
         let conn = snapshot.conn();

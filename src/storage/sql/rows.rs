@@ -80,6 +80,11 @@ pub(crate) fn parse_name(name: &str) -> Result<StreamName, StorageError> {
         .map_err(|e| StorageError::Failure(format!("stored stream name {name:?} is invalid: {e}")))
 }
 
+/// A stored group name, parsed.
+pub(crate) fn parse_group_name(name: &str) -> Result<GroupName, StorageError> {
+    parse_label(name, GroupName::parse)
+}
+
 /// A stored group or checkpoint name, parsed.
 fn parse_label<N>(
     label: &str,

@@ -484,6 +484,22 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         .await
     }
 
+    async fn exhausted_pending(
+        &mut self,
+        group_id: i64,
+        max_deliveries: u32,
+        now: UnixMicros,
+        limit: u32,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        self.pending_where(group_id, |q| {
+            q.append(
+                " AND deliverable_at <= ? AND delivery_count >= ? ORDER BY sequence LIMIT ?",
+                (now.0, i64::from(max_deliveries), i64::from(limit)),
+            );
+        })
+        .await
+    }
+
     async fn idle_pending(
         &mut self,
         group_id: i64,

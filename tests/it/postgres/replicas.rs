@@ -13,15 +13,55 @@ use crate::common::*;
 
 /// Two servers on one fresh database.
 async fn two_replicas() -> (TestServer, TestServer) {
+    two_replicas_with(|_| {}).await
+}
+
+/// Two servers on one fresh database, both configured by `adjust`.
+async fn two_replicas_with(
+    adjust: impl Fn(&mut riverlog::config::Config),
+) -> (TestServer, TestServer) {
     assert!(
         backend_is_postgres(),
         "replica tests need RIVERLOG_TEST_BACKEND=postgres (see scripts/test.sh)"
     );
     let db = TestDb::new().await;
     let second = db.replica();
-    let a = TestServer::start_in(db, |_| {}).await;
-    let b = TestServer::start_in(second, |_| {}).await;
+    let a = TestServer::start_in(db, &adjust).await;
+    let b = TestServer::start_in(second, &adjust).await;
     (a, b)
+}
+
+#[tokio::test]
+async fn replicas_running_the_dead_letter_pass_together_move_each_entry_once() {
+    let (a, b) = two_replicas_with(|c| c.dead_letter_interval = Duration::from_millis(10)).await;
+    let mut client = a.client().await;
+    let mut groups = b.groups().await;
+    const EVENTS: usize = 200;
+    publish(&mut client, "jobs", events("e", 0..EVENTS)).await;
+    group("jobs", "workers")
+        .ack_timeout_ms(100)
+        .max_deliveries(1)
+        .create(&mut groups)
+        .await;
+    let got = fetch(&mut groups, "jobs", "workers", "w", EVENTS as u32, 0).await;
+    assert_eq!(got.len(), EVENTS);
+    // Both replicas' passes race for the same entries once they time out.
+    eventually("every entry dead-lettered", async || {
+        let info = group_info(&mut groups, "jobs", "workers").await;
+        (info.pending == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let dead = read_all(&mut client, "jobs:dlq").await;
+    let origins: HashSet<String> = dead
+        .iter()
+        .map(|d| {
+            let ce = d.event.as_ref().unwrap().decode().unwrap();
+            format!("{:?}", ce.attributes.get("rlorigsequence"))
+        })
+        .collect();
+    assert_eq!(dead.len(), EVENTS, "each entry once");
+    assert_eq!(origins.len(), EVENTS);
 }
 
 #[tokio::test]

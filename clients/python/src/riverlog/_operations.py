@@ -692,9 +692,10 @@ def nack(
     consumer: Optional[str] = None,
     delay: Optional[Seconds] = None,
 ) -> Op[int]:
-    """Rejects deliveries: they are delivered again after ``delay``.
-    Give ``consumer`` so only entries it still holds are nacked. Returns
-    how many were nacked."""
+    """Rejects deliveries: they are delivered again after ``delay``; one
+    that was its group's last allowed delivery goes to the dead-letter
+    stream at once instead. Give ``consumer`` so only entries it still
+    holds are nacked. Returns how many were nacked."""
     request = cg_pb2.NackRequest(
         stream=stream,
         group=group,

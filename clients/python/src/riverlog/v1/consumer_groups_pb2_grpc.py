@@ -168,7 +168,8 @@ class ConsumerGroupsServicer(object):
 
     def Nack(self, request, context):
         """Rejects deliveries: they are delivered again after `delay` (the
-        redelivery counts toward `max_deliveries`).
+        redelivery counts toward `max_deliveries`); a delivery that was the
+        last allowed one goes to the dead-letter stream at once instead.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1173,7 +1173,8 @@ export const ConsumerGroups: GenService<{
   },
   /**
    * Rejects deliveries: they are delivered again after `delay` (the
-   * redelivery counts toward `max_deliveries`).
+   * redelivery counts toward `max_deliveries`); a delivery that was the
+   * last allowed one goes to the dead-letter stream at once instead.
    *
    * @generated from rpc riverlog.v1.ConsumerGroups.Nack
    */
