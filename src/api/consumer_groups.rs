@@ -39,6 +39,15 @@ fn optional_duration(
     d.map(|d| convert::from_duration(&d, field)).transpose()
 }
 
+fn group_start(start: group_start::Start) -> Result<GroupStart, LogError> {
+    Ok(match start {
+        group_start::Start::Earliest(()) => GroupStart::Earliest,
+        group_start::Start::Latest(()) => GroupStart::Latest,
+        group_start::Start::Sequence(s) => GroupStart::Sequence(s),
+        group_start::Start::Time(t) => GroupStart::Time(convert::from_timestamp(&t, "start.time")?),
+    })
+}
+
 fn consume_message(item: Result<ConsumeItem, LogError>) -> Result<v1::ConsumeResponse, Status> {
     use consume_response::Message;
     let message = match item? {
@@ -64,9 +73,8 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         let stream = parse::stream(&req.stream)?;
         let group = parse::group(&req.group)?;
         let start = match req.start.and_then(|s| s.start) {
-            None | Some(group_start::Start::Earliest(())) => GroupStart::Earliest,
-            Some(group_start::Start::Latest(())) => GroupStart::Latest,
-            Some(group_start::Start::Sequence(s)) => GroupStart::Sequence(s),
+            None => GroupStart::Earliest,
+            Some(start) => group_start(start)?,
         };
         let create = CreateGroup {
             start,
@@ -103,6 +111,30 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         let groups = self.log.list_groups(&principal, &stream).await?;
         Ok(Response::new(v1::ListGroupsResponse {
             groups: groups.iter().map(convert::group_info).collect(),
+        }))
+    }
+
+    async fn seek_group(
+        &self,
+        request: Request<v1::SeekGroupRequest>,
+    ) -> Result<Response<v1::SeekGroupResponse>, Status> {
+        let principal = guard::principal(&request)?;
+        let req = request.into_inner();
+        let (stream, group) = (parse::stream(&req.stream)?, parse::group(&req.group)?);
+        let Some(start) = req.start.and_then(|s| s.start) else {
+            return Err(LogError::invalid(
+                "start",
+                "required: earliest, latest, a sequence or a time",
+            )
+            .into());
+        };
+        let (info, pending_removed) = self
+            .log
+            .seek_group(&principal, stream, group, group_start(start)?)
+            .await?;
+        Ok(Response::new(v1::SeekGroupResponse {
+            info: Some(convert::group_info(&info)),
+            pending_removed,
         }))
     }
 

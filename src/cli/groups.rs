@@ -1,10 +1,12 @@
-//! `riverlog groups ls|info|create|delete|pending`.
+//! `riverlog groups ls|info|create|seek|delete|pending`.
 
 use clap::Subcommand;
 
 use super::output::{group_json, group_line, pending_json, pending_line};
 use super::{CliError, Connection, duration, emit};
+use crate::model::groups::GroupStart;
 use crate::proto::v1::{self, group_start::Start};
+use crate::service::convert;
 
 /// Consumer-group administration.
 #[derive(Debug, Subcommand)]
@@ -37,7 +39,8 @@ pub enum GroupsCommand {
         stream: String,
         /// The group.
         group: String,
-        /// First event: `earliest`, `latest` (only new ones) or a sequence.
+        /// First event: `earliest`, `latest` (only new ones), a sequence or
+        /// an RFC 3339 time (the first event recorded at or after it).
         #[arg(long, default_value = "earliest", value_parser = parse_start)]
         start: Start,
         /// Redelivery after this long without an ack (`30s`).
@@ -49,6 +52,20 @@ pub enum GroupsCommand {
         /// Dead-letter stream (default `<stream>:dlq`).
         #[arg(long, default_value = "")]
         dead_letter_stream: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Move a group's cursor: as if every event before it were acked and
+    /// none after it delivered (its pending entries are removed).
+    Seek {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// Where it goes on from: `earliest`, `latest`, a sequence or an
+        /// RFC 3339 time.
+        #[arg(long, value_parser = parse_start)]
+        to: Start,
         #[command(flatten)]
         connection: Connection,
     },
@@ -82,14 +99,12 @@ pub enum GroupsCommand {
 }
 
 fn parse_start(s: &str) -> Result<Start, String> {
-    match s {
-        "earliest" => Ok(Start::Earliest(())),
-        "latest" => Ok(Start::Latest(())),
-        n => n
-            .parse()
-            .map(Start::Sequence)
-            .map_err(|_| format!("{s:?}: use earliest, latest or a sequence number")),
-    }
+    Ok(match s.parse::<GroupStart>()? {
+        GroupStart::Earliest => Start::Earliest(()),
+        GroupStart::Latest => Start::Latest(()),
+        GroupStart::Sequence(n) => Start::Sequence(n),
+        GroupStart::Time(t) => Start::Time(convert::timestamp(t)),
+    })
 }
 
 impl GroupsCommand {
@@ -165,6 +180,32 @@ impl GroupsCommand {
                 emit(&format!(
                     "created {}/{} (dead letters to {})",
                     info.stream, info.group, info.dead_letter_stream
+                ))
+            }
+            Self::Seek {
+                stream,
+                group,
+                to,
+                connection,
+            } => {
+                let sought = connection
+                    .groups()
+                    .await?
+                    .seek_group(v1::SeekGroupRequest {
+                        stream,
+                        group,
+                        start: Some(v1::GroupStart { start: Some(to) }),
+                    })
+                    .await?
+                    .into_inner();
+                let info = sought.info.unwrap_or_default();
+                emit(&format!(
+                    "{}/{} goes on after sequence {} ({} pending entries removed, lag {})",
+                    info.stream,
+                    info.group,
+                    info.last_delivered_sequence,
+                    sought.pending_removed,
+                    info.lag
                 ))
             }
             Self::Delete {

@@ -125,6 +125,15 @@ pub struct AckResult {
     pub not_pending: Vec<u64>,
 }
 
+/// The result of a seek.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeekResult {
+    /// The group after the seek.
+    pub group: GroupView,
+    /// Pending entries the seek removed.
+    pub pending_removed: u64,
+}
+
 /// The result of a trim.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TrimResult {

@@ -67,6 +67,7 @@ pub fn router(state: Arc<HttpState>, with_metrics: bool) -> Router {
             get(rest::list_pending),
         )
         .route("/streams/{stream}/groups/{group}/ack", post(rest::ack))
+        .route("/streams/{stream}/groups/{group}/seek", post(rest::seek))
         .route("/openapi.json", get(openapi))
         .route("/subscribe", get(sse::subscribe))
         .route("/groups/{group}/consume", get(sse::consume));

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::HttpState;
 use super::bodies::{
     AckResult, ConsumerPending, DeleteResult, EventsPage, GroupsList, PendingPage, ProblemJson,
-    StreamsPage, TrimResult,
+    SeekResult, StreamsPage, TrimResult,
 };
 use super::caller::Caller;
 use super::problem::{JsonBody, Params, Problem, bad_request};
@@ -352,6 +352,39 @@ pub(super) async fn list_pending(
             .iter()
             .map(|e| PendingView::from(&convert::pending_entry(e, now)))
             .collect(),
+    })
+    .into_response())
+}
+
+/// Where a group goes on from.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Seek {
+    /// `earliest`, `latest`, a sequence number (the first event to deliver)
+    /// or an RFC 3339 time (the first event recorded at or after it).
+    to: String,
+}
+
+/// Move a group's cursor: afterwards the group is as if every event up to
+/// it had been acked and none after it delivered (its pending entries are
+/// removed; the events after it are delivered again).
+#[utoipa::path(post, path = "/api/v1/streams/{stream}/groups/{group}/seek", request_body = Seek, tag = "groups",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded"),
+           ("group" = String, Path, description = "Group name")),
+    responses((status = 200, body = SeekResult),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
+pub(super) async fn seek(
+    State(state): State<Arc<HttpState>>,
+    Caller(caller): Caller,
+    Path((stream, group)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Seek>,
+) -> Reply {
+    let (stream, group) = (parse::stream(&stream)?, parse::group(&group)?);
+    let start = body.to.parse().map_err(|e| bad_request("to", e))?;
+    let (info, pending_removed) = state.log.seek_group(&caller, stream, group, start).await?;
+    Ok(Json(SeekResult {
+        group: GroupView::from(&convert::group_info(&info)),
+        pending_removed,
     })
     .into_response())
 }

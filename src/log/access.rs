@@ -43,6 +43,9 @@ pub enum Operation<'a> {
         /// Where its dead letters go.
         dead_letter: Option<&'a StreamName>,
     },
+    /// Change where a group of `stream` reads (seek, redrive): like
+    /// creating one, it decides which of the stream's events go out again.
+    ChangeGroup(&'a StreamName),
     /// Receive, settle or list the pending work of a group of a stream.
     Consume(&'a StreamName),
     /// Commit or read one of the caller's checkpoints: of a stream, or
@@ -58,7 +61,9 @@ impl Operation<'_> {
     pub fn permission(&self) -> Permission {
         match self {
             Self::Publish(_) => Permission::Publish,
-            Self::Administer(_) | Self::CreateGroup { .. } => Permission::Admin,
+            Self::Administer(_) | Self::CreateGroup { .. } | Self::ChangeGroup(_) => {
+                Permission::Admin
+            }
             Self::Inspect(_)
             | Self::ListStreams
             | Self::Subscribe(_)
@@ -105,6 +110,12 @@ pub fn authorize(caller: &Principal, operation: Operation<'_>) -> Result<(), Aut
                 Some(destination) => caller.require(Permission::Publish, destination),
                 None => Ok(()),
             }
+        }
+        // Whoever makes a group hand out events again must be allowed to
+        // read them.
+        Operation::ChangeGroup(stream) => {
+            caller.require(Permission::Admin, stream)?;
+            caller.require(Permission::Subscribe, stream)
         }
         // Subscribe on each stream named; for each pattern, some readable
         // stream it can match (events of others are then left out).

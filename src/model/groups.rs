@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::names::{CheckpointName, ConsumerName, GroupName, StreamName};
 use super::records::{Position, Sequence, StoredEvent, UnixMicros};
 
-/// Where a new group starts.
+/// Where a new group starts, or where a seek moves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GroupStart {
     /// The oldest retained event.
@@ -16,6 +16,28 @@ pub enum GroupStart {
     Latest,
     /// The first event with at least this sequence.
     Sequence(Sequence),
+    /// The first event recorded at or after this time.
+    Time(UnixMicros),
+}
+
+impl std::str::FromStr for GroupStart {
+    type Err = String;
+
+    /// `earliest`, `latest`, a sequence number or an RFC 3339 time, as
+    /// the CLI and the HTTP API take a start.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "earliest" => Ok(Self::Earliest),
+            "latest" => Ok(Self::Latest),
+            _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
+                .parse()
+                .map(Self::Sequence)
+                .map_err(|_| format!("{s:?}: sequence out of range")),
+            _ => UnixMicros::parse_rfc3339(s).map(Self::Time).ok_or_else(|| {
+                format!("{s:?}: use earliest, latest, a sequence number or an RFC 3339 time")
+            }),
+        }
+    }
 }
 
 /// Settings of a new group, validated.

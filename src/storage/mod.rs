@@ -294,6 +294,18 @@ pub trait WriteTx: Send {
         cursor: Sequence,
     ) -> Result<(), StorageError>;
 
+    /// The sequence of a stream's newest retained event recorded before
+    /// `time` (0 if none): a group moved there goes on from the first
+    /// event recorded at or after `time`.
+    async fn sequence_before_time(
+        &mut self,
+        stream_id: i64,
+        time: UnixMicros,
+    ) -> Result<Sequence, StorageError>;
+
+    /// Removes every pending entry of a group; returns how many went.
+    async fn clear_pending(&mut self, group_id: i64) -> Result<u64, StorageError>;
+
     /// Records that consumers (distinct names) were active now, creating
     /// those that are new.
     async fn touch_consumers(

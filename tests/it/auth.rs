@@ -994,6 +994,28 @@ async fn every_group_and_checkpoint_call_checks_its_permission() {
         .await
         .unwrap_err();
     assert_denied(&err, "admin");
+    // Seeking decides which events go out again: admin and subscribe.
+    let seek = || v1::SeekGroupRequest {
+        stream: stream.clone(),
+        group: group.clone(),
+        start: Some(v1::GroupStart {
+            start: Some(v1::group_start::Start::Latest(())),
+        }),
+    };
+    let err = groups
+        .seek_group(as_token("reader", seek()))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "admin");
+    let err = groups
+        .seek_group(as_token("writer", seek()))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "admin");
+    groups
+        .seek_group(as_token("orders-admin", seek()))
+        .await
+        .expect("an admin who reads the stream seeks");
 
     let mut checkpoints = CheckpointsClient::new(server.channel().await);
     let get = v1::GetCheckpointRequest {

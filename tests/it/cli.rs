@@ -256,6 +256,25 @@ async fn streams_and_groups_administration() {
             .starts_with("jobs/workers\tpending=2")
     );
     assert_eq!(
+        run(&["groups", "seek", "jobs", "workers", "--to", "latest"])
+            .await
+            .trim(),
+        "jobs/workers goes on after sequence 3 (2 pending entries removed, lag 0)"
+    );
+    assert_eq!(
+        run(&[
+            "groups",
+            "seek",
+            "jobs",
+            "workers",
+            "--to",
+            "2000-01-01T00:00:00Z"
+        ])
+        .await
+        .trim(),
+        "jobs/workers goes on after sequence 0 (0 pending entries removed, lag 3)"
+    );
+    assert_eq!(
         run(&["groups", "delete", "jobs", "workers"]).await.trim(),
         "deleted jobs/workers"
     );
@@ -292,6 +311,22 @@ async fn failures_have_clear_messages_and_exit_codes() {
         missing.stderr.contains("NotFound (STREAM_NOT_FOUND)"),
         "{}",
         missing.stderr
+    );
+
+    let nowhere = riverlog(
+        &url,
+        &["groups", "seek", "s", "g", "--to", "yesterday"],
+        &token,
+        "",
+    )
+    .await;
+    assert_eq!(nowhere.code, 2, "a usage error");
+    assert!(
+        nowhere
+            .stderr
+            .contains("use earliest, latest, a sequence number or an RFC 3339 time"),
+        "{}",
+        nowhere.stderr
     );
 
     let anonymous = riverlog(&url, &["streams", "ls"], &[], "").await;

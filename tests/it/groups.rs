@@ -1111,3 +1111,197 @@ async fn a_nack_before_the_last_allowed_delivery_still_waits_out_its_delay() {
         .expect_err("nothing was dead-lettered");
     assert_eq!(dlq.code(), Code::NotFound);
 }
+
+fn seek_request(stream: &str, group: &str, start: v1::group_start::Start) -> v1::SeekGroupRequest {
+    v1::SeekGroupRequest {
+        stream: stream.into(),
+        group: group.into(),
+        start: Some(v1::GroupStart { start: Some(start) }),
+    }
+}
+
+#[tokio::test]
+async fn seeking_a_group_to_the_earliest_event_delivers_acked_events_again() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..3)).await;
+    group("s", "g").create(&mut groups).await;
+    let first = fetch(&mut groups, "s", "g", "c", 10, 0).await;
+    ack(&mut groups, "s", "g", seqs(&first)).await;
+    let sought = groups
+        .seek_group(seek_request("s", "g", v1::group_start::Start::Earliest(())))
+        .await
+        .expect("seek")
+        .into_inner();
+    assert_eq!(sought.pending_removed, 0);
+    let info = sought.info.unwrap();
+    assert_eq!((info.last_delivered_sequence, info.lag), (0, 3));
+    let again = fetch(&mut groups, "s", "g", "c", 10, 0).await;
+    assert_eq!(seqs_and_counts(&again), [(1, 1), (2, 1), (3, 1)]);
+}
+
+#[tokio::test]
+async fn seeking_to_latest_skips_the_backlog_and_removes_pending_entries() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..5)).await;
+    group("s", "g").create(&mut groups).await;
+    assert_eq!(fetch(&mut groups, "s", "g", "c", 2, 0).await.len(), 2);
+    let sought = groups
+        .seek_group(seek_request("s", "g", v1::group_start::Start::Latest(())))
+        .await
+        .expect("seek")
+        .into_inner();
+    assert_eq!(sought.pending_removed, 2);
+    let info = sought.info.unwrap();
+    assert_eq!(
+        (
+            info.pending,
+            info.lag,
+            info.ack_floor,
+            info.last_delivered_sequence
+        ),
+        (0, 0, 5, 5)
+    );
+    // The consumer still working on entry 1 finds it settled.
+    let settled = groups
+        .ack(v1::AckRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            sequences: vec![1],
+        })
+        .await
+        .expect("ack")
+        .into_inner();
+    assert_eq!((settled.acked, settled.not_pending), (0, vec![1]));
+    assert!(fetch(&mut groups, "s", "g", "c", 10, 0).await.is_empty());
+    publish(&mut client, "s", vec![event("new")]).await;
+    assert_eq!(seqs(&fetch(&mut groups, "s", "g", "c", 10, 0).await), [6]);
+}
+
+#[tokio::test]
+async fn seeking_to_a_time_or_a_sequence_goes_on_from_there() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("old", 0..3)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let since = prost_types::Timestamp::from(std::time::SystemTime::now());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Another stream's events in between: only this stream's count.
+    publish(&mut client, "other", events("x", 0..2)).await;
+    publish(&mut client, "s", events("new", 0..3)).await;
+    group("s", "g").create(&mut groups).await;
+
+    let sought = groups
+        .seek_group(seek_request("s", "g", v1::group_start::Start::Time(since)))
+        .await
+        .expect("seek to a time")
+        .into_inner();
+    assert_eq!(sought.info.unwrap().last_delivered_sequence, 3);
+    assert_eq!(
+        seqs(&fetch(&mut groups, "s", "g", "c", 10, 0).await),
+        [4, 5, 6]
+    );
+
+    groups
+        .seek_group(seek_request("s", "g", v1::group_start::Start::Sequence(2)))
+        .await
+        .expect("seek to a sequence");
+    assert_eq!(
+        seqs(&fetch(&mut groups, "s", "g", "c", 10, 0).await),
+        [2, 3, 4, 5, 6]
+    );
+
+    // A time before every event is the earliest; one after them, the end.
+    let long_ago = prost_types::Timestamp {
+        seconds: 1,
+        nanos: 0,
+    };
+    let sought = groups
+        .seek_group(seek_request(
+            "s",
+            "g",
+            v1::group_start::Start::Time(long_ago),
+        ))
+        .await
+        .expect("seek to long ago")
+        .into_inner();
+    assert_eq!(sought.pending_removed, 5);
+    assert_eq!(sought.info.unwrap().lag, 6);
+    let tomorrow = prost_types::Timestamp {
+        seconds: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 86_400,
+        nanos: 0,
+    };
+    let sought = groups
+        .seek_group(seek_request(
+            "s",
+            "g",
+            v1::group_start::Start::Time(tomorrow),
+        ))
+        .await
+        .expect("seek to tomorrow")
+        .into_inner();
+    assert_eq!(sought.info.unwrap().last_delivered_sequence, 6);
+}
+
+#[tokio::test]
+async fn seek_errors() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..3)).await;
+    group("s", "g").create(&mut groups).await;
+    fetch(&mut groups, "s", "g", "c", 1, 0).await;
+    use v1::group_start::Start;
+
+    let err = groups
+        .seek_group(seek_request("s", "g", Start::Sequence(5)))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::OutOfRange, "START_BEYOND_HEAD");
+    let err = groups
+        .seek_group(v1::SeekGroupRequest {
+            start: None,
+            ..seek_request("s", "g", Start::Earliest(()))
+        })
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
+    let err = groups
+        .seek_group(seek_request(
+            "s",
+            "g",
+            Start::Time(prost_types::Timestamp {
+                seconds: 0,
+                nanos: 2_000_000_000,
+            }),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = groups
+        .seek_group(seek_request("s", "nope", Start::Earliest(())))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "GROUP_NOT_FOUND");
+    let err = groups
+        .seek_group(seek_request("nope", "g", Start::Earliest(())))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "STREAM_NOT_FOUND");
+    let err = groups
+        .seek_group(seek_request("bad name!", "g", Start::Earliest(())))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_STREAM_NAME");
+    // Nothing changed: the entry delivered before is still pending.
+    let info = group_info(&mut groups, "s", "g").await;
+    assert_eq!((info.pending, info.last_delivered_sequence), (1, 1));
+}

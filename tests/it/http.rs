@@ -229,6 +229,68 @@ async fn streams_groups_pending_and_ack_over_rest() {
     assert_eq!(listed["streams"], json!([]));
 }
 
+#[tokio::test]
+async fn a_group_is_sought_over_rest() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let mut client = server.client().await;
+    publish(&mut client, "jobs", events("j", 0..3)).await;
+    let mut groups = server.groups().await;
+    group("jobs", "workers").create(&mut groups).await;
+    fetch(&mut groups, "jobs", "workers", "w1", 2, 0).await;
+
+    let sought = api
+        .post_json(
+            "/streams/jobs/groups/workers/seek",
+            &json!({"to": "latest"}),
+        )
+        .await;
+    assert_eq!(sought.status().as_u16(), 200);
+    let sought: Value = sought.json().await.unwrap();
+    assert_eq!(sought["pending_removed"], 2);
+    assert_eq!(sought["group"]["lag"], 0);
+    assert_eq!(sought["group"]["last_delivered_sequence"], 3);
+    for to in ["earliest", "2", "2026-01-01T00:00:00Z"] {
+        let sought: Value = api
+            .post_json("/streams/jobs/groups/workers/seek", &json!({"to": to}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            sought["group"]["last_delivered_sequence"].as_u64().unwrap() <= 1,
+            "{to}: {sought}"
+        );
+    }
+
+    let bad = api
+        .post_json(
+            "/streams/jobs/groups/workers/seek",
+            &json!({"to": "yesterday"}),
+        )
+        .await;
+    let problem = assert_problem(bad, 400, "INVALID_ARGUMENT").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("to"),
+        "{problem}"
+    );
+    let typo = api
+        .post_json(
+            "/streams/jobs/groups/workers/seek",
+            &json!({"too": "latest"}),
+        )
+        .await;
+    assert_eq!(typo.status().as_u16(), 400);
+    let beyond = api
+        .post_json("/streams/jobs/groups/workers/seek", &json!({"to": "9"}))
+        .await;
+    assert_problem(beyond, 400, "START_BEYOND_HEAD").await;
+    let missing = api
+        .post_json("/streams/jobs/groups/nope/seek", &json!({"to": "latest"}))
+        .await;
+    assert_problem(missing, 404, "GROUP_NOT_FOUND").await;
+}
+
 /// One parsed SSE message.
 #[derive(Debug, Default, Clone)]
 struct Sse {

@@ -46,6 +46,12 @@ type ConsumerGroupsClient interface {
 	// Takes over pending entries idle for at least `min_idle`: named ones
 	// (XCLAIM) or the oldest `count` (XAUTOCLAIM).
 	Claim(ctx context.Context, in *ClaimRequest, opts ...grpc.CallOption) (*ClaimResponse, error)
+	// Moves a group's cursor (Redis XGROUP SETID, Pub/Sub seek, Kafka offset
+	// reset): afterwards the group is as if every event up to the new cursor
+	// had been acked and none after it delivered. Its pending entries are
+	// removed (an ack of one then reports it in `not_pending`); the events
+	// after the cursor are delivered again, with a fresh delivery count.
+	SeekGroup(ctx context.Context, in *SeekGroupRequest, opts ...grpc.CallOption) (*SeekGroupResponse, error)
 }
 
 type consumerGroupsClient struct {
@@ -178,6 +184,15 @@ func (c *consumerGroupsClient) Claim(ctx context.Context, in *ClaimRequest, opts
 	return out, nil
 }
 
+func (c *consumerGroupsClient) SeekGroup(ctx context.Context, in *SeekGroupRequest, opts ...grpc.CallOption) (*SeekGroupResponse, error) {
+	out := new(SeekGroupResponse)
+	err := c.cc.Invoke(ctx, "/riverlog.v1.ConsumerGroups/SeekGroup", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConsumerGroupsServer is the server API for ConsumerGroups service.
 // All implementations must embed UnimplementedConsumerGroupsServer
 // for forward compatibility
@@ -211,6 +226,12 @@ type ConsumerGroupsServer interface {
 	// Takes over pending entries idle for at least `min_idle`: named ones
 	// (XCLAIM) or the oldest `count` (XAUTOCLAIM).
 	Claim(context.Context, *ClaimRequest) (*ClaimResponse, error)
+	// Moves a group's cursor (Redis XGROUP SETID, Pub/Sub seek, Kafka offset
+	// reset): afterwards the group is as if every event up to the new cursor
+	// had been acked and none after it delivered. Its pending entries are
+	// removed (an ack of one then reports it in `not_pending`); the events
+	// after the cursor are delivered again, with a fresh delivery count.
+	SeekGroup(context.Context, *SeekGroupRequest) (*SeekGroupResponse, error)
 	mustEmbedUnimplementedConsumerGroupsServer()
 }
 
@@ -250,6 +271,9 @@ func (UnimplementedConsumerGroupsServer) ListPending(context.Context, *ListPendi
 }
 func (UnimplementedConsumerGroupsServer) Claim(context.Context, *ClaimRequest) (*ClaimResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Claim not implemented")
+}
+func (UnimplementedConsumerGroupsServer) SeekGroup(context.Context, *SeekGroupRequest) (*SeekGroupResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SeekGroup not implemented")
 }
 func (UnimplementedConsumerGroupsServer) mustEmbedUnimplementedConsumerGroupsServer() {}
 
@@ -465,6 +489,24 @@ func _ConsumerGroups_Claim_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsumerGroups_SeekGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SeekGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsumerGroupsServer).SeekGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/riverlog.v1.ConsumerGroups/SeekGroup",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsumerGroupsServer).SeekGroup(ctx, req.(*SeekGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ConsumerGroups_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "riverlog.v1.ConsumerGroups",
 	HandlerType: (*ConsumerGroupsServer)(nil),
@@ -508,6 +550,10 @@ var _ConsumerGroups_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Claim",
 			Handler:    _ConsumerGroups_Claim_Handler,
+		},
+		{
+			MethodName: "SeekGroup",
+			Handler:    _ConsumerGroups_SeekGroup_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

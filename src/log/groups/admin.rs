@@ -167,6 +167,36 @@ impl EventLog {
             .collect())
     }
 
+    /// Moves a group's cursor to `start` (earliest, latest, a sequence or
+    /// a time): afterwards the group is as if every event up to the cursor
+    /// had been acked and none after it delivered, so its pending entries
+    /// are removed and the events after the cursor are delivered again
+    /// with a fresh delivery count. Returns the group and how many pending
+    /// entries were removed. Errors: `StreamNotFound`, `GroupNotFound`, a
+    /// sequence past the next one (`FAILED_PRECONDITION`), `Denied`.
+    pub async fn seek_group(
+        &self,
+        caller: &Principal,
+        stream: StreamName,
+        group: GroupName,
+        start: GroupStart,
+    ) -> Result<(GroupInfo, u64), LogError> {
+        authorize(caller, Operation::ChangeGroup(&stream))?;
+        let (_, removed) = self
+            .writer
+            .group(|reply| GroupCommand::Seek {
+                stream: stream.clone(),
+                group: group.clone(),
+                start,
+                reply,
+            })
+            .await?;
+        // Work before the cursor is gone, work after it is new: consumers
+        // waiting or held back by credit look again.
+        self.groups.wake(&stream, &group);
+        Ok((self.group_info(&stream, &group).await?, removed))
+    }
+
     /// Deletes a group with its pending entries.
     pub async fn delete_group(
         &self,

@@ -156,6 +156,15 @@ impl Transaction {
                 let outcome = self.release(&stream, &group, &consumer, &handed).await;
                 settle(reply, outcome, answers)
             }
+            GroupCommand::Seek {
+                stream,
+                group,
+                start,
+                reply,
+            } => {
+                let outcome = self.seek_group(&stream, &group, start).await;
+                settle(reply, outcome, answers)
+            }
             GroupCommand::DeadLetterExhausted {
                 stream,
                 group,

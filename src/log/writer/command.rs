@@ -9,7 +9,7 @@ use crate::log::event::NewEvent;
 use crate::model::StorageError;
 use crate::model::groups::{
     Checkpoint, ClaimTarget, DeliverRequest, Delivered, Delivery, GroupRecord, GroupSettings,
-    Settled,
+    GroupStart, Settled,
 };
 use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::query::{TakeEnd, TrimUntil};
@@ -190,6 +190,14 @@ pub(crate) enum GroupCommand {
         handed: Vec<(Sequence, u32)>,
         reply: Reply<u64>,
     },
+    /// Moves a group's cursor, removing its pending entries; answers the
+    /// group and how many entries went.
+    Seek {
+        stream: StreamName,
+        group: GroupName,
+        start: GroupStart,
+        reply: Reply<(GroupRecord, u64)>,
+    },
     /// Dead-letters the group's entries that are due and have used up
     /// their deliveries; answers how many went to the dead-letter stream.
     DeadLetterExhausted {
@@ -207,6 +215,7 @@ impl GroupCommand {
     pub(super) fn fail(self, error: &StorageError) {
         match self {
             Self::Create { reply, .. } => refuse(reply, error),
+            Self::Seek { reply, .. } => refuse(reply, error),
             Self::Delete { reply, .. } => refuse(reply, error),
             Self::DeleteConsumer { reply, .. }
             | Self::Release { reply, .. }

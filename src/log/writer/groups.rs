@@ -7,6 +7,7 @@ use super::transaction::Transaction;
 use crate::log::error::LogError;
 use crate::model::groups::{GroupRecord, GroupSettings, GroupStart};
 use crate::model::names::{ConsumerName, GroupName, StreamName};
+use crate::model::records::Sequence;
 use crate::storage::StreamHead;
 
 impl Transaction {
@@ -43,7 +44,27 @@ impl Transaction {
                 group: group.to_string(),
             }));
         }
-        let cursor = match settings.start {
+        let cursor = match self.cursor_at(&head, stream, settings.start).await? {
+            Ok(cursor) => cursor,
+            Err(e) => return Ok(Err(e)),
+        };
+        let record = self
+            .tx
+            .create_group(&head, group, settings, cursor, self.now)
+            .await?;
+        self.remember_group(&record);
+        Ok(Ok(record))
+    }
+
+    /// The cursor (last sequence counted as delivered) that makes a group
+    /// go on from `start`.
+    async fn cursor_at(
+        &mut self,
+        head: &StreamHead,
+        stream: &StreamName,
+        start: GroupStart,
+    ) -> Outcome<Sequence> {
+        Ok(Ok(match start {
             GroupStart::Earliest => 0,
             GroupStart::Latest => head.last_sequence,
             // Past the next sequence, the group would skip the events
@@ -56,13 +77,36 @@ impl Transaction {
                 }
                 s.saturating_sub(1)
             }
+            // A time in the future is simply "from now on".
+            GroupStart::Time(time) => self.tx.sequence_before_time(head.id, time).await?,
+        }))
+    }
+
+    /// Moves a group's cursor to `start`, removing its pending entries:
+    /// afterwards it is as if every event up to the cursor had been acked
+    /// and none after it delivered. Returns the group and how many pending
+    /// entries went.
+    pub(super) async fn seek_group(
+        &mut self,
+        stream: &StreamName,
+        group: &GroupName,
+        start: GroupStart,
+    ) -> Outcome<(GroupRecord, u64)> {
+        let (head, record) = match self.group_of(stream, group).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
         };
-        let record = self
-            .tx
-            .create_group(&head, group, settings, cursor, self.now)
-            .await?;
+        let cursor = match self.cursor_at(&head, stream, start).await? {
+            Ok(cursor) => cursor,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Deliveries and acks held back came first; the seek replaces them.
+        self.flush_group_writes().await?;
+        let removed = self.tx.clear_pending(record.id).await?;
+        self.tx.save_group_cursor(record.id, cursor).await?;
+        let record = GroupRecord { cursor, ..record };
         self.remember_group(&record);
-        Ok(Ok(record))
+        Ok(Ok((record, removed)))
     }
 
     pub(super) async fn delete_group(

@@ -384,6 +384,34 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         Ok(())
     }
 
+    async fn sequence_before_time(
+        &mut self,
+        stream_id: i64,
+        time: UnixMicros,
+    ) -> Result<Sequence, StorageError> {
+        // recorded_at never decreases along positions: the log's newest
+        // event before `time` (time index) bounds the stream's, found on
+        // its (stream_id, position) index without reading its events.
+        let row = Sql::<D::DB>::query(
+            "SELECT sequence FROM events WHERE stream_id = ? AND position <= \
+             (SELECT position FROM events WHERE recorded_at < ? \
+              ORDER BY recorded_at DESC, position DESC LIMIT 1) \
+             ORDER BY position DESC LIMIT 1",
+            (stream_id, time.0),
+        )
+        .fetch_optional(self.conn())
+        .await?;
+        row.map_or(Ok(0), |r| Ok(to_u64(get::<D::DB, _>(&r, 0)?)))
+    }
+
+    async fn clear_pending(&mut self, group_id: i64) -> Result<u64, StorageError> {
+        let removed =
+            Sql::<D::DB>::query("DELETE FROM group_pending WHERE group_id = ?", (group_id,))
+                .execute(self.conn())
+                .await?;
+        Ok(removed)
+    }
+
     async fn save_group_cursor(
         &mut self,
         group_id: i64,

@@ -10,14 +10,16 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GroupStart(_message.Message):
-    __slots__ = ("earliest", "latest", "sequence")
+    __slots__ = ("earliest", "latest", "sequence", "time")
     EARLIEST_FIELD_NUMBER: _ClassVar[int]
     LATEST_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
     earliest: _empty_pb2.Empty
     latest: _empty_pb2.Empty
     sequence: int
-    def __init__(self, earliest: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ..., latest: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, earliest: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ..., latest: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateGroupRequest(_message.Message):
     __slots__ = ("stream", "group", "start", "ack_timeout", "max_deliveries", "dead_letter_stream")
@@ -302,3 +304,21 @@ class ClaimResponse(_message.Message):
     DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     deliveries: _containers.RepeatedCompositeFieldContainer[Delivery]
     def __init__(self, deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ...) -> None: ...
+
+class SeekGroupRequest(_message.Message):
+    __slots__ = ("stream", "group", "start")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    stream: str
+    group: str
+    start: GroupStart
+    def __init__(self, stream: _Optional[str] = ..., group: _Optional[str] = ..., start: _Optional[_Union[GroupStart, _Mapping]] = ...) -> None: ...
+
+class SeekGroupResponse(_message.Message):
+    __slots__ = ("info", "pending_removed")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    PENDING_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    info: GroupInfo
+    pending_removed: int
+    def __init__(self, info: _Optional[_Union[GroupInfo, _Mapping]] = ..., pending_removed: _Optional[int] = ...) -> None: ...

@@ -95,6 +95,11 @@ class ConsumerGroupsStub(object):
                 request_serializer=riverlog_dot_v1_dot_consumer__groups__pb2.ClaimRequest.SerializeToString,
                 response_deserializer=riverlog_dot_v1_dot_consumer__groups__pb2.ClaimResponse.FromString,
                 _registered_method=True)
+        self.SeekGroup = channel.unary_unary(
+                '/riverlog.v1.ConsumerGroups/SeekGroup',
+                request_serializer=riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupRequest.SerializeToString,
+                response_deserializer=riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupResponse.FromString,
+                _registered_method=True)
 
 
 class ConsumerGroupsServicer(object):
@@ -190,6 +195,17 @@ class ConsumerGroupsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SeekGroup(self, request, context):
+        """Moves a group's cursor (Redis XGROUP SETID, Pub/Sub seek, Kafka offset
+        reset): afterwards the group is as if every event up to the new cursor
+        had been acked and none after it delivered. Its pending entries are
+        removed (an ack of one then reports it in `not_pending`); the events
+        after the cursor are delivered again, with a fresh delivery count.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConsumerGroupsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +263,11 @@ def add_ConsumerGroupsServicer_to_server(servicer, server):
                     servicer.Claim,
                     request_deserializer=riverlog_dot_v1_dot_consumer__groups__pb2.ClaimRequest.FromString,
                     response_serializer=riverlog_dot_v1_dot_consumer__groups__pb2.ClaimResponse.SerializeToString,
+            ),
+            'SeekGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.SeekGroup,
+                    request_deserializer=riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupRequest.FromString,
+                    response_serializer=riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -552,6 +573,33 @@ class ConsumerGroups(object):
             '/riverlog.v1.ConsumerGroups/Claim',
             riverlog_dot_v1_dot_consumer__groups__pb2.ClaimRequest.SerializeToString,
             riverlog_dot_v1_dot_consumer__groups__pb2.ClaimResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SeekGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/riverlog.v1.ConsumerGroups/SeekGroup',
+            riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupRequest.SerializeToString,
+            riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupResponse.FromString,
             options,
             channel_credentials,
             insecure,
