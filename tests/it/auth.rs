@@ -1112,6 +1112,13 @@ async fn every_http_endpoint_checks_its_permission() {
             "admin",
         ),
         ("reader", Method::DELETE, "/streams/orders:1", None, "admin"),
+        (
+            "reader",
+            Method::POST,
+            "/streams/orders:1/groups/g/seek",
+            Some(r#"{"to":"latest"}"#),
+            "admin",
+        ),
     ] {
         let mut request = as_token(who, method.clone(), path);
         if let Some(body) = body {
