@@ -11,6 +11,9 @@ use crate::auth::Principal;
 use crate::model::names::{CheckpointName, StreamName};
 use crate::model::records::UnixMicros;
 
+/// Streams a [`LogError::CheckpointPerStream`] names at most.
+const PER_STREAM_NAMED: usize = 5;
+
 impl EventLog {
     /// Commits one of the caller's checkpoints: of `stream`, or global
     /// (`None`).
@@ -139,9 +142,29 @@ impl EventLog {
                 });
             }
         }
-        Ok(match self.storage.checkpoint(owner, &label, None).await? {
-            Some(cp) => Start::Position(cp.position.saturating_add(1)),
-            None => Start::Earliest,
-        })
+        if let Some(cp) = self.storage.checkpoint(owner, &label, None).await? {
+            return Ok(Start::Position(cp.position.saturating_add(1)));
+        }
+        // Never committed: a first run starts from the earliest event. But
+        // per-stream checkpoints of that name mean the caller resumes the
+        // wrong kind: refuse rather than replay everything.
+        if single_stream.is_none() {
+            let streams: Vec<String> = self
+                .storage
+                .list_checkpoints(owner, label.as_str())
+                .await?
+                .into_iter()
+                .filter(|cp| cp.name == label)
+                .filter_map(|cp| cp.stream.map(|s| s.to_string()))
+                .take(PER_STREAM_NAMED)
+                .collect();
+            if !streams.is_empty() {
+                return Err(LogError::CheckpointPerStream {
+                    name: name.to_owned(),
+                    streams,
+                });
+            }
+        }
+        Ok(Start::Earliest)
     }
 }

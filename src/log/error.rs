@@ -65,6 +65,20 @@ pub enum LogError {
         /// Its stream, for a per-stream checkpoint.
         stream: Option<String>,
     },
+    /// A subscription to several streams or a pattern names a checkpoint
+    /// that exists only per stream: it resumes from a global checkpoint
+    /// (one committed without a stream), and starting from the earliest
+    /// event instead would silently replay everything.
+    #[error(
+        "checkpoint {name:?} is committed per stream ({}), not globally: a subscription to several streams or a pattern resumes from a global checkpoint (commit it without a stream), or subscribe to one stream",
+        streams.join(", ")
+    )]
+    CheckpointPerStream {
+        /// Its name.
+        name: String,
+        /// Streams it is committed for (the first few, in name order).
+        streams: Vec<String>,
+    },
     /// A group name failed to parse.
     #[error("invalid group name {name:?}: {reason}")]
     InvalidGroupName {

@@ -98,6 +98,11 @@ fn classify(err: LogError) -> Failure {
             }
             (Code::NotFound, "CHECKPOINT_NOT_FOUND")
         }
+        LogError::CheckpointPerStream { name, streams } => {
+            metadata.insert("checkpoint".to_owned(), name.clone());
+            metadata.insert("streams".to_owned(), streams.join(","));
+            (Code::FailedPrecondition, "CHECKPOINT_PER_STREAM")
+        }
         LogError::InvalidGroupName { name, .. } => {
             metadata.insert("group".to_owned(), name.clone());
             (Code::InvalidArgument, "INVALID_GROUP_NAME")

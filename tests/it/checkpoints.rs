@@ -240,3 +240,64 @@ async fn a_single_stream_subscription_falls_back_to_the_global_checkpoint() {
         "resumed after the global checkpoint, not from the start"
     );
 }
+
+#[tokio::test]
+async fn a_pattern_subscription_naming_a_per_stream_checkpoint_is_refused_not_replayed() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut cps = checkpoints(&server).await;
+    publish(&mut client, "orders:eu", events("eu", 0..3)).await;
+    publish(&mut client, "orders:us", events("us", 0..3)).await;
+    for stream in ["orders:us", "orders:eu"] {
+        cps.commit_checkpoint(commit("reader", stream, Some(At::Sequence(2))))
+            .await
+            .unwrap();
+    }
+    for streams in [&["orders:*"][..], &["orders:eu", "orders:us"][..]] {
+        let err = client
+            .subscribe(subscribe_request(
+                streams,
+                Some(Start::Checkpoint("reader".into())),
+            ))
+            .await
+            .expect_err("refused, not replayed from the earliest event");
+        assert_error(&err, Code::FailedPrecondition, "CHECKPOINT_PER_STREAM");
+        let info = err.get_details_error_info().unwrap();
+        assert_eq!(info.metadata["checkpoint"], "reader");
+        assert_eq!(info.metadata["streams"], "orders:eu,orders:us");
+        assert!(
+            err.message().contains("global checkpoint"),
+            "{}",
+            err.message()
+        );
+    }
+    // One stream still resumes from its own checkpoint.
+    let mut sub = subscribe(
+        &mut client,
+        subscribe_request(&["orders:eu"], Some(Start::Checkpoint("reader".into()))),
+    )
+    .await;
+    assert_eq!(next_events(&mut sub, 1).await[0].sequence, 3);
+    // A name never committed still starts a pattern from the earliest event.
+    let mut sub = subscribe(
+        &mut client,
+        subscribe_request(&["orders:*"], Some(Start::Checkpoint("fresh".into()))),
+    )
+    .await;
+    assert_eq!(next_events(&mut sub, 6).await.len(), 6);
+    // Once a global checkpoint of that name exists, the pattern resumes there.
+    let first = publish(&mut client, "orders:eu", vec![event("late")]).await;
+    cps.commit_checkpoint(commit(
+        "reader",
+        "",
+        Some(At::Position(first[0].position - 1)),
+    ))
+    .await
+    .unwrap();
+    let mut sub = subscribe(
+        &mut client,
+        subscribe_request(&["orders:*"], Some(Start::Checkpoint("reader".into()))),
+    )
+    .await;
+    assert_eq!(next_events(&mut sub, 1).await[0].sequence, 4);
+}

@@ -319,7 +319,11 @@ type StartPosition_Time struct {
 
 type StartPosition_Checkpoint struct {
 	// Resume right after the position committed under this checkpoint name
-	// (see the Checkpoints service).
+	// (see the Checkpoints service); from the earliest event when the name
+	// was never committed. One stream resumes from its own checkpoint, else
+	// the global one; several streams or a pattern from the global one only
+	// (FAILED_PRECONDITION CHECKPOINT_PER_STREAM when the name exists only
+	// per stream).
 	Checkpoint string `protobuf:"bytes,6,opt,name=checkpoint,proto3,oneof"`
 }
 

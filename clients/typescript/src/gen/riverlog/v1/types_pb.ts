@@ -167,7 +167,11 @@ export type StartPosition = Message<"riverlog.v1.StartPosition"> & {
   } | {
     /**
      * Resume right after the position committed under this checkpoint name
-     * (see the Checkpoints service).
+     * (see the Checkpoints service); from the earliest event when the name
+     * was never committed. One stream resumes from its own checkpoint, else
+     * the global one; several streams or a pattern from the global one only
+     * (FAILED_PRECONDITION CHECKPOINT_PER_STREAM when the name exists only
+     * per stream).
      *
      * @generated from field: string checkpoint = 6;
      */
