@@ -1305,3 +1305,89 @@ async fn seek_errors() {
     let info = group_info(&mut groups, "s", "g").await;
     assert_eq!((info.pending, info.last_delivered_sequence), (1, 1));
 }
+
+#[tokio::test]
+async fn lag_stays_exact_through_takes_trims_and_seeks() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("a", 0..20)).await;
+    group("s", "g").create(&mut groups).await;
+    let take = |end: v1::TakeEnd, limit: u32| v1::TakeRequest {
+        stream: "s".into(),
+        end: end as i32,
+        limit,
+    };
+    let trim = |keep: u64| v1::TrimRequest {
+        stream: "s".into(),
+        until: Some(v1::trim_request::Until::MaxEvents(keep)),
+    };
+    // Each step changes the stream; after each, the lag at several cursors
+    // must equal the retained events past them, counted by reading.
+    let mut step = 0;
+    loop {
+        match step {
+            0 => {}
+            1 => {
+                client.take(take(v1::TakeEnd::Newest, 3)).await.unwrap();
+            }
+            2 => {
+                publish(&mut client, "s", events("b", 0..5)).await;
+            }
+            3 => {
+                // Merges with the gap below it once the events between go.
+                client.take(take(v1::TakeEnd::Newest, 5)).await.unwrap();
+            }
+            4 => {
+                client.take(take(v1::TakeEnd::Newest, 2)).await.unwrap();
+                publish(&mut client, "s", events("c", 0..4)).await;
+                client.take(take(v1::TakeEnd::Newest, 1)).await.unwrap();
+                publish(&mut client, "s", events("d", 0..3)).await;
+            }
+            5 => {
+                client.take(take(v1::TakeEnd::Oldest, 4)).await.unwrap();
+            }
+            6 => {
+                client.trim(trim(6)).await.unwrap();
+            }
+            7 => {
+                client.take(take(v1::TakeEnd::Newest, 10)).await.unwrap();
+            }
+            _ => break,
+        }
+        let retained: Vec<u64> = read_all(&mut client, "s")
+            .await
+            .iter()
+            .map(|e| e.sequence)
+            .collect();
+        let last = client
+            .get_stream(v1::GetStreamRequest { stream: "s".into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .info
+            .unwrap()
+            .last_sequence;
+        for cursor in 0..=last {
+            let start = if cursor == last {
+                v1::group_start::Start::Latest(())
+            } else {
+                v1::group_start::Start::Sequence(cursor + 1)
+            };
+            let info = groups
+                .seek_group(seek_request("s", "g", start))
+                .await
+                .unwrap()
+                .into_inner()
+                .info
+                .unwrap();
+            assert_eq!(info.last_delivered_sequence, cursor);
+            let expected = retained.iter().filter(|&&s| s > cursor).count() as u64;
+            assert_eq!(
+                info.lag, expected,
+                "step {step}, cursor {cursor}, retained {retained:?}"
+            );
+        }
+        step += 1;
+    }
+}

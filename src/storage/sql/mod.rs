@@ -32,6 +32,8 @@ pub(super) use rows::to_i64;
 mod clauses;
 mod driver;
 #[cfg(test)]
+mod gap_backfill;
+#[cfg(test)]
 mod plans;
 mod reads;
 mod rows;

@@ -102,6 +102,55 @@ impl<D: Dialect> SqlWriteTx<D> {
     }
 }
 
+impl<D: Dialect> SqlWriteTx<D> {
+    /// Records that every sequence from `from` to the stream's last one
+    /// has no event any more (a Take of the newest events), merged with the
+    /// gap that ends right below it, if any (see the `stream_gaps`
+    /// migration).
+    async fn record_gap_to_top(
+        &mut self,
+        stream: &StreamHead,
+        from: Sequence,
+    ) -> Result<(), StorageError> {
+        let touching = to_i64(from) - 1;
+        // Gaps at or above `from` lie inside the new one; one ending at
+        // `from - 1` extends it downwards.
+        let below: Option<i64> = Sql::<D::DB>::query(
+            "SELECT MIN(first_sequence) FROM stream_gaps WHERE stream_id = ? AND last_sequence >= ?",
+            (stream.id, touching),
+        )
+        .fetch_scalar(self.conn())
+        .await?;
+        Sql::<D::DB>::query(
+            "DELETE FROM stream_gaps WHERE stream_id = ? AND last_sequence >= ?",
+            (stream.id, touching),
+        )
+        .execute(self.conn())
+        .await?;
+        let first = below.map_or(to_i64(from), |b| b.min(to_i64(from)));
+        Sql::<D::DB>::query(
+            "INSERT INTO stream_gaps (stream_id, first_sequence, last_sequence) VALUES (?, ?, ?)",
+            (stream.id, first, to_i64(stream.last_sequence)),
+        )
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Drops the gaps below a stream's oldest retained event after a
+    /// removal from the front: they no longer lie inside its range.
+    async fn forget_gaps_below_oldest(&mut self, stream_id: i64) -> Result<(), StorageError> {
+        Sql::<D::DB>::query(
+            "DELETE FROM stream_gaps WHERE stream_id = ? AND last_sequence < \
+             (SELECT MIN(sequence) FROM events WHERE stream_id = ?)",
+            (stream_id, stream_id),
+        )
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+}
+
 /// `sequences` (any order, repeats allowed) as runs of consecutive
 /// sequences, `(first, last)`, ascending.
 fn runs(sequences: &[Sequence]) -> Vec<(Sequence, Sequence)> {
@@ -264,6 +313,9 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         let removed = Sql::<D::DB>::query("DELETE FROM events WHERE stream_id = ?", (stream_id,))
             .execute(self.conn())
             .await?;
+        Sql::<D::DB>::query("DELETE FROM stream_gaps WHERE stream_id = ?", (stream_id,))
+            .execute(self.conn())
+            .await?;
         Sql::<D::DB>::query("DELETE FROM streams WHERE id = ?", (stream_id,))
             .execute(self.conn())
             .await?;
@@ -287,7 +339,11 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
                 (stream_id, t.0),
             ),
         };
-        q.execute(self.conn()).await
+        let removed = q.execute(self.conn()).await?;
+        if removed > 0 {
+            self.forget_gaps_below_oldest(stream_id).await?;
+        }
+        Ok(removed)
     }
 
     async fn take(
@@ -317,6 +373,12 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
             Sql::<D::DB>::query(&sql, (stream.id, to_i64(last.sequence)))
                 .execute(self.conn())
                 .await?;
+            match end {
+                TakeEnd::Oldest => self.forget_gaps_below_oldest(stream.id).await?,
+                TakeEnd::Newest => {
+                    self.record_gap_to_top(stream, last.sequence).await?;
+                }
+            }
         }
         Ok(events)
     }
