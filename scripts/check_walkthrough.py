@@ -25,6 +25,11 @@ README_HTTP_ADDR = "127.0.0.1:8080"
 SECTIONS = ["## grpcurl walkthrough", "## The riverlog CLI", "## HTTP"]
 
 EXPECTATIONS = [
+    # Dead-lettered at the nack (one delivery allowed), then given back with
+    # a fresh count.
+    ("ConsumerGroups/Redrive", True,
+     ['"rlreason"', '"max_deliveries"', '"rlorigid"', '"redriven": "1"', '"deliveryCount": 1'],
+     ['"originGone"']),
     ("cloudevents-batch+json", True,
      ['"id":"order-3"', '"sequence":3', '"id":"order-4"', '"id":"order-5"', '"sequence":5',
       '"id":"order-6"', '"sequence":6'], ['"duplicate":true']),
@@ -39,6 +44,7 @@ EXPECTATIONS = [
     ("riverlog streams ls", True,
      ["jobs\tevents=3", '"event_count": 3', "created jobs/workers (dead letters to jobs:dlq)",
       '"lag": 3', "jobs/workers goes on after sequence 3 (0 pending entries removed, lag 0)",
+      "redrove 0 dead letters to jobs/workers",
       '"removed":1'], []),
     ("ConsumerGroups/CreateGroup", True,
      ['"group": "billing"', '"lastDeliveredSequence": "2"', '"ackFloor": "2"',

@@ -12,6 +12,7 @@ use crate::log::groups::GroupStart;
 use crate::log::{
     Claim, ConsumeItem, CreateGroup, EventLog, Fetch, ListPending, LogError, UnixMicros, parse,
 };
+use crate::model::groups::RedriveSelection;
 use crate::proto::v1::{self, consume_response, consumer_groups_server, group_start};
 use crate::service::admission::CallLimits;
 use crate::service::convert;
@@ -135,6 +136,51 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
         Ok(Response::new(v1::SeekGroupResponse {
             info: Some(convert::group_info(&info)),
             pending_removed,
+        }))
+    }
+
+    async fn redrive(
+        &self,
+        request: Request<v1::RedriveRequest>,
+    ) -> Result<Response<v1::RedriveResponse>, Status> {
+        use v1::redrive_request::Selection;
+        let principal = guard::principal(&request)?;
+        let req = request.into_inner();
+        let (stream, group) = (parse::stream(&req.stream)?, parse::group(&req.group)?);
+        let selection = match req.selection {
+            None => {
+                return Err(LogError::invalid(
+                    "selection",
+                    "required: all, dead_letter_sequences or filter",
+                )
+                .into());
+            }
+            Some(Selection::All(())) => RedriveSelection::All,
+            Some(Selection::DeadLetterSequences(range)) => {
+                if range.first == 0 || range.last < range.first {
+                    return Err(LogError::invalid(
+                        "dead_letter_sequences",
+                        "first must be at least 1 and last at least first",
+                    )
+                    .into());
+                }
+                RedriveSelection::DeadLetterSequences {
+                    first: range.first,
+                    last: range.last,
+                }
+            }
+            Some(Selection::Filter(filter)) => {
+                RedriveSelection::Filter(convert::filter(Some(filter))?)
+            }
+        };
+        let redriven = self
+            .log
+            .redrive(&principal, stream, group, selection)
+            .await?;
+        Ok(Response::new(v1::RedriveResponse {
+            redriven: redriven.redriven,
+            origin_gone: redriven.origin_gone,
+            more: redriven.more,
         }))
     }
 

@@ -1,4 +1,4 @@
-//! `riverlog groups ls|info|create|seek|delete|pending`.
+//! `riverlog groups ls|info|create|seek|redrive|delete|pending`.
 
 use clap::Subcommand;
 
@@ -69,6 +69,32 @@ pub enum GroupsCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Give dead letters back to their group with a fresh delivery count
+    /// (their copies leave the dead-letter stream).
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true)))]
+    Redrive {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// All of the group's dead letters.
+        #[arg(long, group = "which", conflicts_with_all = ["sequences", "event_type", "source", "subject"])]
+        all: bool,
+        /// Dead-letter stream sequences `FIRST-LAST` (or one sequence).
+        #[arg(long, group = "which", value_parser = parse_range, conflicts_with_all = ["event_type", "source", "subject"])]
+        sequences: Option<v1::SequenceRange>,
+        /// Only dead letters of this type (repeatable).
+        #[arg(long = "type", group = "which")]
+        event_type: Vec<String>,
+        /// Only dead letters from this source (repeatable).
+        #[arg(long, group = "which")]
+        source: Vec<String>,
+        /// Only dead letters with this subject (repeatable).
+        #[arg(long, group = "which")]
+        subject: Vec<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
     /// Delete a group with its pending entries.
     Delete {
         /// The stream.
@@ -104,6 +130,19 @@ fn parse_start(s: &str) -> Result<Start, String> {
         GroupStart::Latest => Start::Latest(()),
         GroupStart::Sequence(n) => Start::Sequence(n),
         GroupStart::Time(t) => Start::Time(convert::timestamp(t)),
+    })
+}
+
+fn parse_range(s: &str) -> Result<v1::SequenceRange, String> {
+    let (first, last) = s.split_once('-').unwrap_or((s, s));
+    let number = |n: &str| {
+        n.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{s:?}: use FIRST-LAST or one sequence number"))
+    };
+    Ok(v1::SequenceRange {
+        first: number(first)?,
+        last: number(last)?,
     })
 }
 
@@ -207,6 +246,54 @@ impl GroupsCommand {
                     sought.pending_removed,
                     info.lag
                 ))
+            }
+            Self::Redrive {
+                stream,
+                group,
+                all,
+                sequences,
+                event_type,
+                source,
+                subject,
+                connection,
+            } => {
+                use v1::redrive_request::Selection;
+                let selection = match sequences {
+                    Some(range) => Selection::DeadLetterSequences(range),
+                    None if all => Selection::All(()),
+                    None => Selection::Filter(v1::EventFilter {
+                        types: event_type,
+                        sources: source,
+                        subjects: subject,
+                    }),
+                };
+                let redriven = connection
+                    .groups()
+                    .await?
+                    .redrive(v1::RedriveRequest {
+                        stream: stream.clone(),
+                        group: group.clone(),
+                        selection: Some(selection),
+                    })
+                    .await?
+                    .into_inner();
+                let mut line = format!(
+                    "redrove {} dead letters to {stream}/{group}",
+                    redriven.redriven
+                );
+                if !redriven.origin_gone.is_empty() {
+                    let gone: Vec<String> =
+                        redriven.origin_gone.iter().map(u64::to_string).collect();
+                    line += &format!(
+                        "; kept {} whose event is gone (dead-letter sequences {})",
+                        gone.len(),
+                        gone.join(", ")
+                    );
+                }
+                if redriven.more {
+                    line += "; more remain: run it again";
+                }
+                emit(&line)
             }
             Self::Delete {
                 stream,

@@ -134,6 +134,17 @@ pub struct SeekResult {
     pub pending_removed: u64,
 }
 
+/// The result of a redrive.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedriveResult {
+    /// Dead letters given back to the group.
+    pub redriven: u64,
+    /// Dead-letter sequences whose original event is gone: kept.
+    pub origin_gone: Vec<u64>,
+    /// More of the selection remain: call again.
+    pub more: bool,
+}
+
 /// The result of a trim.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TrimResult {

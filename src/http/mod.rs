@@ -68,6 +68,10 @@ pub fn router(state: Arc<HttpState>, with_metrics: bool) -> Router {
         )
         .route("/streams/{stream}/groups/{group}/ack", post(rest::ack))
         .route("/streams/{stream}/groups/{group}/seek", post(rest::seek))
+        .route(
+            "/streams/{stream}/groups/{group}/redrive",
+            post(rest::redrive),
+        )
         .route("/openapi.json", get(openapi))
         .route("/subscribe", get(sse::subscribe))
         .route("/groups/{group}/consume", get(sse::consume));

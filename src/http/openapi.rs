@@ -25,13 +25,14 @@ use crate::proto::views::{ConsumerView, GroupView, PendingView, RetentionView, S
         super::rest::list_pending,
         super::rest::ack,
         super::rest::seek,
+        super::rest::redrive,
         super::sse::subscribe,
         super::sse::consume,
     ),
     components(schemas(
         StreamsPage, StreamView, RetentionView, CloudEventJson, EventsPage, PositionView,
         PublishResult, GroupsList, GroupView, ConsumerView, PendingPage, PendingView,
-        ConsumerPending, AckResult, SeekResult, TrimResult, DeleteResult, ProblemJson
+        ConsumerPending, AckResult, SeekResult, RedriveResult, TrimResult, DeleteResult, ProblemJson
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

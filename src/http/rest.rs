@@ -15,11 +15,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::HttpState;
 use super::bodies::{
     AckResult, ConsumerPending, DeleteResult, EventsPage, GroupsList, PendingPage, ProblemJson,
-    SeekResult, StreamsPage, TrimResult,
+    RedriveResult, SeekResult, StreamsPage, TrimResult,
 };
 use super::caller::Caller;
 use super::problem::{JsonBody, Params, Problem, bad_request};
 use crate::log::{EventFilter, ListPending, LogError, ReadQuery, Retention, UnixMicros, parse};
+use crate::model::groups::RedriveSelection;
 use crate::model::query::{Direction, ReadFrom, TrimUntil};
 use crate::proto::views::{GroupView, PendingView, StreamView, event_json};
 use crate::service::convert;
@@ -385,6 +386,91 @@ pub(super) async fn seek(
     Ok(Json(SeekResult {
         group: GroupView::from(&convert::group_info(&info)),
         pending_removed,
+    })
+    .into_response())
+}
+
+/// Which of a group's dead letters to give back: exactly one of `all`,
+/// `dead_letter_sequences` or `filter`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Redrive {
+    /// All of them (`true`).
+    #[serde(default)]
+    all: bool,
+    /// Those at these sequences of the dead-letter stream, both included.
+    #[serde(default)]
+    dead_letter_sequences: Option<SequenceRange>,
+    /// Those whose type, source and subject (the original event's) match.
+    #[serde(default)]
+    filter: Option<RedriveFilter>,
+}
+
+/// A range of sequences, both ends included.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SequenceRange {
+    /// The first.
+    first: u64,
+    /// The last.
+    last: u64,
+}
+
+/// Accepted values of each attribute; empty or absent: any.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RedriveFilter {
+    #[serde(default)]
+    types: Vec<String>,
+    #[serde(default)]
+    sources: Vec<String>,
+    #[serde(default)]
+    subjects: Vec<String>,
+}
+
+/// Give a group's dead letters back to it, as gRPC `Redrive`: each becomes
+/// a pending entry due now with a fresh delivery count, and its copy leaves
+/// the dead-letter stream.
+#[utoipa::path(post, path = "/api/v1/streams/{stream}/groups/{group}/redrive", request_body = Redrive, tag = "groups",
+    params(("stream" = String, Path, description = "Stream name, percent-encoded"),
+           ("group" = String, Path, description = "Group name")),
+    responses((status = 200, body = RedriveResult),
+              (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
+pub(super) async fn redrive(
+    State(state): State<Arc<HttpState>>,
+    Caller(caller): Caller,
+    Path((stream, group)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Redrive>,
+) -> Reply {
+    let (stream, group) = (parse::stream(&stream)?, parse::group(&group)?);
+    let selection = match (body.all, body.dead_letter_sequences, body.filter) {
+        (true, None, None) => RedriveSelection::All,
+        (false, Some(SequenceRange { first, last }), None) => {
+            if first == 0 || last < first {
+                return Err(bad_request(
+                    "dead_letter_sequences",
+                    "first must be at least 1 and last at least first",
+                ));
+            }
+            RedriveSelection::DeadLetterSequences { first, last }
+        }
+        (false, None, Some(f)) => {
+            let filter =
+                EventFilter::new(f.types, f.sources, f.subjects).map_err(LogError::from)?;
+            RedriveSelection::Filter(filter)
+        }
+        _ => {
+            return Err(bad_request(
+                "selection",
+                "give exactly one of all (true), dead_letter_sequences or filter",
+            ));
+        }
+    };
+    let redriven = state.log.redrive(&caller, stream, group, selection).await?;
+    Ok(Json(RedriveResult {
+        redriven: redriven.redriven,
+        origin_gone: redriven.origin_gone,
+        more: redriven.more,
     })
     .into_response())
 }

@@ -249,6 +249,36 @@ pub enum ClaimTarget {
     Oldest(u32),
 }
 
+/// Which of a group's dead letters a redrive gives back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedriveSelection {
+    /// All of them.
+    All,
+    /// Those at these sequences of the dead-letter stream (inclusive).
+    DeadLetterSequences {
+        /// The first.
+        first: Sequence,
+        /// The last.
+        last: Sequence,
+    },
+    /// Those matching a filter on their type, source and subject (which
+    /// are the original event's).
+    Filter(crate::model::filter::EventFilter),
+}
+
+/// The outcome of a redrive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Redriven {
+    /// Dead letters given back to the group (removed from the dead-letter
+    /// stream).
+    pub redriven: u64,
+    /// Dead-letter sequences whose original event is no longer in the
+    /// stream (trimmed, taken, expired): not given back, and kept.
+    pub origin_gone: Vec<Sequence>,
+    /// More dead letters of the selection remain: call again.
+    pub more: bool,
+}
+
 /// The outcome of Ack or Nack.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settled {

@@ -412,6 +412,22 @@ pub trait WriteTx: Send {
         sequences: &[Sequence],
     ) -> Result<Vec<StoredEvent>, StorageError>;
 
+    /// The sequences of a stream's retained events at these positions, as
+    /// (position, sequence); positions not retained in it are left out.
+    async fn sequences_at_positions(
+        &mut self,
+        stream_id: i64,
+        positions: &[Position],
+    ) -> Result<Vec<(Position, Sequence)>, StorageError>;
+
+    /// Removes these events of a stream (any of its sequences), recording
+    /// the holes they leave; returns how many were removed.
+    async fn remove_events(
+        &mut self,
+        stream: &StreamHead,
+        sequences: &[Sequence],
+    ) -> Result<u64, StorageError>;
+
     /// Up to `limit` events of a stream with a sequence above `after`.
     async fn events_after(
         &mut self,

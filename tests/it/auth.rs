@@ -1016,6 +1016,21 @@ async fn every_group_and_checkpoint_call_checks_its_permission() {
         .seek_group(as_token("orders-admin", seek()))
         .await
         .expect("an admin who reads the stream seeks");
+    // Redrive also takes the copies off the dead-letter stream.
+    let redrive = |dead_letters_of: &str| v1::RedriveRequest {
+        stream: dead_letters_of.into(),
+        group: group.clone(),
+        selection: Some(v1::redrive_request::Selection::All(())),
+    };
+    let err = groups
+        .redrive(as_token("reader", redrive(&stream)))
+        .await
+        .unwrap_err();
+    assert_denied(&err, "admin");
+    groups
+        .redrive(as_token("orders-admin", redrive(&stream)))
+        .await
+        .expect("its dead letters go to orders:1:dlq, which it may take from");
 
     let mut checkpoints = CheckpointsClient::new(server.channel().await);
     let get = v1::GetCheckpointRequest {
@@ -1117,6 +1132,13 @@ async fn every_http_endpoint_checks_its_permission() {
             Method::POST,
             "/streams/orders:1/groups/g/seek",
             Some(r#"{"to":"latest"}"#),
+            "admin",
+        ),
+        (
+            "reader",
+            Method::POST,
+            "/streams/orders:1/groups/g/redrive",
+            Some(r#"{"all":true}"#),
             "admin",
         ),
     ] {

@@ -275,6 +275,12 @@ async fn streams_and_groups_administration() {
         "jobs/workers goes on after sequence 0 (0 pending entries removed, lag 3)"
     );
     assert_eq!(
+        run(&["groups", "redrive", "jobs", "workers", "--sequences", "1-5"])
+            .await
+            .trim(),
+        "redrove 0 dead letters to jobs/workers"
+    );
+    assert_eq!(
         run(&["groups", "delete", "jobs", "workers"]).await.trim(),
         "deleted jobs/workers"
     );

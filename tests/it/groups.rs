@@ -1391,3 +1391,212 @@ async fn lag_stays_exact_through_takes_trims_and_seeks() {
         step += 1;
     }
 }
+
+fn redrive_request(
+    stream: &str,
+    group: &str,
+    selection: v1::redrive_request::Selection,
+) -> v1::RedriveRequest {
+    v1::RedriveRequest {
+        stream: stream.into(),
+        group: group.into(),
+        selection: Some(selection),
+    }
+}
+
+/// Dead-letters every event of `stream` for `group` (one delivery allowed,
+/// nacked at once).
+async fn dead_letter_all(groups: &mut Groups, stream: &str, group: &str, n: u64) {
+    let got = fetch(groups, stream, group, "c", n as u32, 0).await;
+    assert_eq!(got.len() as u64, n);
+    groups
+        .nack(nack_request(stream, group, seqs(&got)))
+        .await
+        .expect("nack");
+}
+
+#[tokio::test]
+async fn redrive_gives_dead_letters_back_with_a_fresh_count_and_takes_their_copies() {
+    use v1::redrive_request::Selection;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..4)).await;
+    group("s", "g")
+        .ack_timeout_ms(60_000)
+        .max_deliveries(1)
+        .create(&mut groups)
+        .await;
+    dead_letter_all(&mut groups, "s", "g", 4).await;
+    // Another group on the dead-letter stream: its lag must stay exact as
+    // copies leave from the middle.
+    group("s:dlq", "audit").create(&mut groups).await;
+    assert_eq!(read_all(&mut client, "s:dlq").await.len(), 4);
+    assert_eq!(group_info(&mut groups, "s", "g").await.pending, 0);
+
+    let one = groups
+        .redrive(redrive_request(
+            "s",
+            "g",
+            Selection::DeadLetterSequences(v1::SequenceRange { first: 2, last: 3 }),
+        ))
+        .await
+        .expect("redrive a range")
+        .into_inner();
+    assert_eq!((one.redriven, one.more), (2, false));
+    assert!(one.origin_gone.is_empty());
+    let left: Vec<u64> = read_all(&mut client, "s:dlq")
+        .await
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
+    assert_eq!(
+        left,
+        [1, 4],
+        "the redriven copies left the dead-letter stream"
+    );
+    assert_eq!(group_info(&mut groups, "s:dlq", "audit").await.lag, 2);
+    let info = group_info(&mut groups, "s", "g").await;
+    assert_eq!((info.pending, info.ack_floor), (2, 1));
+    // Back with a fresh count: one more delivery allowed.
+    let again = fetch(&mut groups, "s", "g", "c", 10, 0).await;
+    assert_eq!(seqs_and_counts(&again), [(2, 1), (3, 1)]);
+    ack(&mut groups, "s", "g", vec![2, 3]).await;
+
+    let rest = groups
+        .redrive(redrive_request("s", "g", Selection::All(())))
+        .await
+        .expect("redrive all")
+        .into_inner();
+    assert_eq!(rest.redriven, 2);
+    assert_eq!(group_info(&mut groups, "s:dlq", "audit").await.lag, 0);
+    assert_eq!(
+        seqs(&fetch(&mut groups, "s", "g", "c", 10, 0).await),
+        [1, 4]
+    );
+    // Nothing was appended to the stream itself.
+    assert_eq!(read_all(&mut client, "s").await.len(), 4);
+    // Nothing left: a redrive is a no-op.
+    let none = groups
+        .redrive(redrive_request("s", "g", Selection::All(())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(none.redriven, 0);
+}
+
+#[tokio::test]
+async fn redrive_by_filter_touches_only_its_groups_matching_copies_and_keeps_orphans() {
+    use v1::redrive_request::Selection;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(
+        &mut client,
+        "s",
+        vec![
+            cloud_event("a1", "job.a", None).into(),
+            cloud_event("b1", "job.b", None).into(),
+            cloud_event("a2", "job.a", None).into(),
+        ],
+    )
+    .await;
+    for name in ["g", "other"] {
+        group("s", name)
+            .ack_timeout_ms(60_000)
+            .max_deliveries(1)
+            .create(&mut groups)
+            .await;
+        dead_letter_all(&mut groups, "s", name, 3).await;
+    }
+    assert_eq!(read_all(&mut client, "s:dlq").await.len(), 6);
+    let by_type = groups
+        .redrive(redrive_request(
+            "s",
+            "g",
+            Selection::Filter(v1::EventFilter {
+                types: vec!["job.a".into()],
+                ..Default::default()
+            }),
+        ))
+        .await
+        .expect("redrive by type")
+        .into_inner();
+    assert_eq!(by_type.redriven, 2);
+    assert_eq!(read_all(&mut client, "s:dlq").await.len(), 4);
+    assert_eq!(group_info(&mut groups, "s", "other").await.pending, 0);
+    assert_eq!(
+        seqs(&fetch(&mut groups, "s", "g", "c", 10, 0).await),
+        [1, 3]
+    );
+
+    // The original of the remaining copy of "g" is trimmed away.
+    client
+        .trim(v1::TrimRequest {
+            stream: "s".into(),
+            until: Some(v1::trim_request::Until::MaxEvents(0)),
+        })
+        .await
+        .unwrap();
+    let orphans = groups
+        .redrive(redrive_request("s", "g", Selection::All(())))
+        .await
+        .expect("redrive")
+        .into_inner();
+    assert_eq!(orphans.redriven, 0);
+    assert_eq!(orphans.origin_gone.len(), 1);
+    let kept: Vec<u64> = read_all(&mut client, "s:dlq")
+        .await
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
+    assert!(kept.contains(&orphans.origin_gone[0]), "reported and kept");
+    assert_eq!(kept.len(), 4);
+}
+
+#[tokio::test]
+async fn redrive_errors() {
+    use v1::redrive_request::Selection;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..1)).await;
+    group("s", "g").create(&mut groups).await;
+    let err = groups
+        .redrive(v1::RedriveRequest {
+            stream: "s".into(),
+            group: "g".into(),
+            selection: None,
+        })
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
+    for (first, last) in [(0, 3), (5, 4)] {
+        let err = groups
+            .redrive(redrive_request(
+                "s",
+                "g",
+                Selection::DeadLetterSequences(v1::SequenceRange { first, last }),
+            ))
+            .await
+            .unwrap_err();
+        assert_error(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
+    }
+    let err = groups
+        .redrive(redrive_request("s", "nope", Selection::All(())))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "GROUP_NOT_FOUND");
+    let err = groups
+        .redrive(redrive_request("nope", "g", Selection::All(())))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "STREAM_NOT_FOUND");
+    // No dead-letter stream yet: nothing to give back.
+    let none = groups
+        .redrive(redrive_request("s", "g", Selection::All(())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(none.redriven, 0);
+}

@@ -291,6 +291,74 @@ async fn a_group_is_sought_over_rest() {
     assert_problem(missing, 404, "GROUP_NOT_FOUND").await;
 }
 
+#[tokio::test]
+async fn dead_letters_are_redriven_over_rest() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let mut client = server.client().await;
+    publish(&mut client, "jobs", events("j", 0..3)).await;
+    let mut groups = server.groups().await;
+    group("jobs", "workers")
+        .ack_timeout_ms(60_000)
+        .max_deliveries(1)
+        .create(&mut groups)
+        .await;
+    fetch(&mut groups, "jobs", "workers", "w", 3, 0).await;
+    groups
+        .nack(nack_request("jobs", "workers", vec![1, 2, 3]))
+        .await
+        .unwrap();
+    let path = "/streams/jobs/groups/workers/redrive";
+
+    let range: Value = api
+        .post_json(
+            path,
+            &json!({"dead_letter_sequences": {"first": 2, "last": 2}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        range,
+        json!({"redriven": 1, "origin_gone": [], "more": false})
+    );
+    let filtered: Value = api
+        .post_json(
+            path,
+            &json!({"filter": {"types": ["nothing.of.this.type"]}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(filtered["redriven"], 0);
+    let all: Value = api
+        .post_json(path, &json!({"all": true}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["redriven"], 2);
+    assert_eq!(group_info(&mut groups, "jobs", "workers").await.pending, 3);
+
+    for body in [
+        json!({}),
+        json!({"all": true, "filter": {}}),
+        json!({"all": false}),
+        json!({"dead_letter_sequences": {"first": 0, "last": 2}}),
+    ] {
+        let refused = api.post_json(path, &body).await;
+        assert_problem(refused, 400, "INVALID_ARGUMENT").await;
+    }
+    let typo = api.post_json(path, &json!({"everything": true})).await;
+    assert_eq!(typo.status().as_u16(), 400);
+    let missing = api
+        .post_json("/streams/jobs/groups/nope/redrive", &json!({"all": true}))
+        .await;
+    assert_problem(missing, 404, "GROUP_NOT_FOUND").await;
+}
+
 /// One parsed SSE message.
 #[derive(Debug, Default, Clone)]
 struct Sse {

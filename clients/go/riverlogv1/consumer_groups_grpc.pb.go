@@ -52,6 +52,15 @@ type ConsumerGroupsClient interface {
 	// removed (an ack of one then reports it in `not_pending`); the events
 	// after the cursor are delivered again, with a fresh delivery count.
 	SeekGroup(ctx context.Context, in *SeekGroupRequest, opts ...grpc.CallOption) (*SeekGroupResponse, error)
+	// Gives dead-lettered events back to their group, once what made them
+	// fail is fixed: each becomes a pending entry due now, held by no one,
+	// with a fresh delivery count, and its copy is removed from the
+	// dead-letter stream. Nothing is appended to the group's stream. At most
+	// 10,000 per call (`more` says when more remain). A dead letter whose
+	// original event is no longer in the stream (trimmed, taken) is kept and
+	// listed in `origin_gone`. Needs admin and subscribe on the stream, and
+	// subscribe and publish on the dead-letter stream.
+	Redrive(ctx context.Context, in *RedriveRequest, opts ...grpc.CallOption) (*RedriveResponse, error)
 }
 
 type consumerGroupsClient struct {
@@ -193,6 +202,15 @@ func (c *consumerGroupsClient) SeekGroup(ctx context.Context, in *SeekGroupReque
 	return out, nil
 }
 
+func (c *consumerGroupsClient) Redrive(ctx context.Context, in *RedriveRequest, opts ...grpc.CallOption) (*RedriveResponse, error) {
+	out := new(RedriveResponse)
+	err := c.cc.Invoke(ctx, "/riverlog.v1.ConsumerGroups/Redrive", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConsumerGroupsServer is the server API for ConsumerGroups service.
 // All implementations must embed UnimplementedConsumerGroupsServer
 // for forward compatibility
@@ -232,6 +250,15 @@ type ConsumerGroupsServer interface {
 	// removed (an ack of one then reports it in `not_pending`); the events
 	// after the cursor are delivered again, with a fresh delivery count.
 	SeekGroup(context.Context, *SeekGroupRequest) (*SeekGroupResponse, error)
+	// Gives dead-lettered events back to their group, once what made them
+	// fail is fixed: each becomes a pending entry due now, held by no one,
+	// with a fresh delivery count, and its copy is removed from the
+	// dead-letter stream. Nothing is appended to the group's stream. At most
+	// 10,000 per call (`more` says when more remain). A dead letter whose
+	// original event is no longer in the stream (trimmed, taken) is kept and
+	// listed in `origin_gone`. Needs admin and subscribe on the stream, and
+	// subscribe and publish on the dead-letter stream.
+	Redrive(context.Context, *RedriveRequest) (*RedriveResponse, error)
 	mustEmbedUnimplementedConsumerGroupsServer()
 }
 
@@ -274,6 +301,9 @@ func (UnimplementedConsumerGroupsServer) Claim(context.Context, *ClaimRequest) (
 }
 func (UnimplementedConsumerGroupsServer) SeekGroup(context.Context, *SeekGroupRequest) (*SeekGroupResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SeekGroup not implemented")
+}
+func (UnimplementedConsumerGroupsServer) Redrive(context.Context, *RedriveRequest) (*RedriveResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Redrive not implemented")
 }
 func (UnimplementedConsumerGroupsServer) mustEmbedUnimplementedConsumerGroupsServer() {}
 
@@ -507,6 +537,24 @@ func _ConsumerGroups_SeekGroup_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsumerGroups_Redrive_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedriveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsumerGroupsServer).Redrive(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/riverlog.v1.ConsumerGroups/Redrive",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsumerGroupsServer).Redrive(ctx, req.(*RedriveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ConsumerGroups_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "riverlog.v1.ConsumerGroups",
 	HandlerType: (*ConsumerGroupsServer)(nil),
@@ -554,6 +602,10 @@ var _ConsumerGroups_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SeekGroup",
 			Handler:    _ConsumerGroups_SeekGroup_Handler,
+		},
+		{
+			MethodName: "Redrive",
+			Handler:    _ConsumerGroups_Redrive_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,6 +1,7 @@
-//! The dead-letter pass, in the background: an entry whose last allowed
-//! delivery timed out goes to the dead-letter stream without waiting for a
-//! consumer of its group to ask for work (consumers may be gone for good).
+//! Dead letters: the background pass that moves an entry whose last
+//! allowed delivery timed out to the dead-letter stream without waiting for
+//! a consumer of its group to ask for work (consumers may be gone for
+//! good), and redrive, which gives dead letters back to their group.
 //!
 //! Finding work is a read on a reader connection; only groups that have
 //! some become a writer command, so an idle server writes nothing. With
@@ -14,12 +15,52 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::auth::Principal;
 use crate::log::EventLog;
+use crate::log::access::{Operation, authorize};
 use crate::log::error::LogError;
 use crate::log::writer::GroupCommand;
+use crate::model::groups::{RedriveSelection, Redriven};
+use crate::model::names::{GroupName, StreamName};
 use crate::model::records::UnixMicros;
 
 impl EventLog {
+    /// Gives `group`'s dead letters chosen by `selection` back to it, at
+    /// most 10,000 per call (`Redriven::more` says when more remain): each
+    /// becomes a pending entry due now with a fresh delivery count, and its
+    /// copy leaves the dead-letter stream. Nothing is appended to the
+    /// group's stream. A dead letter whose original event is gone is kept
+    /// and listed in `origin_gone`. Needs admin and subscribe on the stream
+    /// and subscribe and publish on the dead-letter stream (its copies are
+    /// taken off it). Errors: `StreamNotFound`, `GroupNotFound`, `Denied`.
+    pub async fn redrive(
+        &self,
+        caller: &Principal,
+        stream: StreamName,
+        group: GroupName,
+        selection: RedriveSelection,
+    ) -> Result<Redriven, LogError> {
+        authorize(caller, Operation::ChangeGroup(&stream))?;
+        let info = self.group_info(&stream, &group).await?;
+        authorize(
+            caller,
+            Operation::Take(&info.state.group.dead_letter_stream),
+        )?;
+        let redriven = self
+            .writer
+            .group(|reply| GroupCommand::Redrive {
+                stream: stream.clone(),
+                group: group.clone(),
+                selection,
+                reply,
+            })
+            .await?;
+        if redriven.redriven > 0 {
+            self.groups.wake(&stream, &group);
+        }
+        Ok(redriven)
+    }
+
     /// Moves, in every group, the entries that are due and have used up
     /// their deliveries to the group's dead-letter stream. Returns how many
     /// were moved. Errors: the storage's, or `ShuttingDown`.

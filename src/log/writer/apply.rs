@@ -165,6 +165,15 @@ impl Transaction {
                 let outcome = self.seek_group(&stream, &group, start).await;
                 settle(reply, outcome, answers)
             }
+            GroupCommand::Redrive {
+                stream,
+                group,
+                selection,
+                reply,
+            } => {
+                let outcome = self.redrive(&stream, &group, &selection).await;
+                settle(reply, outcome, answers)
+            }
             GroupCommand::DeadLetterExhausted {
                 stream,
                 group,

@@ -9,7 +9,7 @@ use crate::log::event::NewEvent;
 use crate::model::StorageError;
 use crate::model::groups::{
     Checkpoint, ClaimTarget, DeliverRequest, Delivered, Delivery, GroupRecord, GroupSettings,
-    GroupStart, Settled,
+    GroupStart, RedriveSelection, Redriven, Settled,
 };
 use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::query::{TakeEnd, TrimUntil};
@@ -198,6 +198,13 @@ pub(crate) enum GroupCommand {
         start: GroupStart,
         reply: Reply<(GroupRecord, u64)>,
     },
+    /// Gives a group's dead letters back to it.
+    Redrive {
+        stream: StreamName,
+        group: GroupName,
+        selection: RedriveSelection,
+        reply: Reply<Redriven>,
+    },
     /// Dead-letters the group's entries that are due and have used up
     /// their deliveries; answers how many went to the dead-letter stream.
     DeadLetterExhausted {
@@ -216,6 +223,7 @@ impl GroupCommand {
         match self {
             Self::Create { reply, .. } => refuse(reply, error),
             Self::Seek { reply, .. } => refuse(reply, error),
+            Self::Redrive { reply, .. } => refuse(reply, error),
             Self::Delete { reply, .. } => refuse(reply, error),
             Self::DeleteConsumer { reply, .. }
             | Self::Release { reply, .. }

@@ -14,7 +14,7 @@ use crate::log::event::NewEvent;
 use crate::model::StorageError;
 use crate::model::groups::{DeliverRequest, Delivered, Delivery, GroupRecord, PendingEntry};
 use crate::model::names::{GroupName, StreamName};
-use crate::model::records::{Sequence, StoredEvent};
+use crate::model::records::{Position, Sequence, StoredEvent};
 use crate::proto::{Extension, rewrite_event};
 use crate::storage::StreamHead;
 
@@ -26,6 +26,25 @@ const EXHAUSTED_PAGE: u32 = 500;
 /// Pages one dead-letter command handles at most: a backlog larger than
 /// that is left to the next pass rather than holding one commit open.
 const EXHAUSTED_PAGES: usize = 20;
+
+/// The id of `group`'s dead-letter copy of the event at `position`.
+/// Positions are never reused and a group's creation time tells apart
+/// groups of the same name over time, so the id is unique per (event,
+/// group).
+pub(super) fn dead_letter_id(position: Position, group: &GroupRecord) -> String {
+    format!("dlq-{position}-{}-{}", group.created_at.0, group.name)
+}
+
+/// The original position of a dead-letter copy `group` made, from its id;
+/// `None` for any other event.
+pub(super) fn dead_letter_origin(id: &str, group: &GroupRecord) -> Option<Position> {
+    let rest = id.strip_prefix("dlq-")?;
+    let (position, rest) = rest.split_once('-')?;
+    let (created_at, name) = rest.split_once('-')?;
+    (created_at == group.created_at.0.to_string() && name == group.name.as_str())
+        .then(|| position.parse().ok())
+        .flatten()
+}
 
 impl Transaction {
     /// Hands out due entries (redeliveries), then new events, up to the
@@ -275,10 +294,7 @@ impl Transaction {
         // groups of the same name over time, so the id is unique per (event,
         // group): groups sharing a dead-letter stream never collide, and a
         // repeat of this very dead-lettering is recognised as a duplicate.
-        let id = format!(
-            "dlq-{}-{}-{}",
-            event.position, group.created_at.0, group.name
-        );
+        let id = dead_letter_id(event.position, group);
         let extensions = [
             ("rlorigstream", Extension::String(group.stream.to_string())),
             (

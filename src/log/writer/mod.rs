@@ -16,9 +16,10 @@
 //! - `transaction`: what one transaction has read and has yet to write.
 //! - `apply`: which operation runs each command.
 //! - the operations, each an `impl Transaction` block: `append`, `streams`
-//!   (create, delete, expire, trim, take), `groups` (create and delete
-//!   groups and consumers), `delivery` (hand out work, dead-letter),
-//!   `settlement` (ack, nack, claim, release), `checkpoints`, `probe`;
+//!   (create, delete, expire, trim, take), `groups` (create, seek and
+//!   delete groups and consumers), `delivery` (hand out work, dead-letter),
+//!   `redrive` (dead letters back to their group), `settlement` (ack, nack,
+//!   claim, release), `checkpoints`, `probe`;
 //!   `held`: the group writes they hold back until a flush, so the acks and
 //!   deliveries of a batch share a few multi-row statements.
 //!
@@ -36,6 +37,7 @@ mod delivery;
 mod groups;
 mod held;
 mod probe;
+mod redrive;
 mod settlement;
 mod streams;
 mod transaction;

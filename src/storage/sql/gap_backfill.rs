@@ -32,8 +32,7 @@ const ROWS: &str = "
 
 const EXPECTED: [(i64, i64, i64); 3] = [(1, 4, 5), (1, 7, 8), (1, 11, 12)];
 
-const GAPS: &str =
-    "SELECT stream_id, first_sequence, last_sequence FROM stream_gaps ORDER BY stream_id, first_sequence";
+const GAPS: &str = "SELECT stream_id, first_sequence, last_sequence FROM stream_gaps ORDER BY stream_id, first_sequence";
 
 #[tokio::test]
 async fn the_backfill_finds_every_gap_on_sqlite() {
@@ -42,12 +41,16 @@ async fn the_backfill_finds_every_gap_on_sqlite() {
     SqliteStorage::open(&url, &StorageOptions::default())
         .await
         .expect("opens");
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connects");
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connects");
     conn.execute(ROWS).await.expect("rows");
     let sql = backfill(include_str!(
         "../../../migrations/sqlite/20261203000002_stream_gaps.sql"
     ));
-    conn.execute(sqlx::AssertSqlSafe(sql)).await.expect("backfill");
+    conn.execute(sqlx::AssertSqlSafe(sql))
+        .await
+        .expect("backfill");
     let gaps: Vec<(i64, i64, i64)> = sqlx::query_as(GAPS).fetch_all(&mut conn).await.unwrap();
     assert_eq!(gaps, EXPECTED);
 }
@@ -66,7 +69,9 @@ async fn the_backfill_finds_every_gap_on_postgres() {
     let sql = backfill(include_str!(
         "../../../migrations/postgres/20261203000002_stream_gaps.sql"
     ));
-    conn.execute(sqlx::AssertSqlSafe(sql)).await.expect("backfill");
+    conn.execute(sqlx::AssertSqlSafe(sql))
+        .await
+        .expect("backfill");
     let gaps: Vec<(i64, i64, i64)> = sqlx::query_as(GAPS).fetch_all(&mut conn).await.unwrap();
     assert_eq!(gaps, EXPECTED);
 }

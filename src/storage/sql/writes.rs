@@ -104,33 +104,47 @@ impl<D: Dialect> SqlWriteTx<D> {
 
 impl<D: Dialect> SqlWriteTx<D> {
     /// Records that every sequence from `from` to the stream's last one
-    /// has no event any more (a Take of the newest events), merged with the
-    /// gap that ends right below it, if any (see the `stream_gaps`
-    /// migration).
+    /// has no event any more (a Take of the newest events).
     async fn record_gap_to_top(
         &mut self,
         stream: &StreamHead,
         from: Sequence,
     ) -> Result<(), StorageError> {
-        let touching = to_i64(from) - 1;
-        // Gaps at or above `from` lie inside the new one; one ending at
-        // `from - 1` extends it downwards.
-        let below: Option<i64> = Sql::<D::DB>::query(
-            "SELECT MIN(first_sequence) FROM stream_gaps WHERE stream_id = ? AND last_sequence >= ?",
-            (stream.id, touching),
+        self.record_gap(stream.id, from, stream.last_sequence).await
+    }
+
+    /// Records that sequences `first..=last` of a stream have no event any
+    /// more, joined with the gaps that touch or overlap them (see the
+    /// `stream_gaps` migration).
+    async fn record_gap(
+        &mut self,
+        stream_id: i64,
+        first: Sequence,
+        last: Sequence,
+    ) -> Result<(), StorageError> {
+        let (first, last) = (to_i64(first), to_i64(last));
+        let touching = Sql::<D::DB>::query(
+            "SELECT MIN(first_sequence), MAX(last_sequence) FROM stream_gaps \
+             WHERE stream_id = ? AND last_sequence >= ? AND first_sequence <= ?",
+            (stream_id, first - 1, last + 1),
         )
-        .fetch_scalar(self.conn())
+        .fetch_one(self.conn())
         .await?;
+        let low: Option<i64> = get::<D::DB, _>(&touching, 0)?;
+        let high: Option<i64> = get::<D::DB, _>(&touching, 1)?;
         Sql::<D::DB>::query(
-            "DELETE FROM stream_gaps WHERE stream_id = ? AND last_sequence >= ?",
-            (stream.id, touching),
+            "DELETE FROM stream_gaps WHERE stream_id = ? AND last_sequence >= ? AND first_sequence <= ?",
+            (stream_id, first - 1, last + 1),
         )
         .execute(self.conn())
         .await?;
-        let first = below.map_or(to_i64(from), |b| b.min(to_i64(from)));
         Sql::<D::DB>::query(
             "INSERT INTO stream_gaps (stream_id, first_sequence, last_sequence) VALUES (?, ?, ?)",
-            (stream.id, first, to_i64(stream.last_sequence)),
+            (
+                stream_id,
+                low.map_or(first, |l| l.min(first)),
+                high.map_or(last, |h| h.max(last)),
+            ),
         )
         .execute(self.conn())
         .await?;
@@ -758,6 +772,55 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
             );
         }
         Ok(found)
+    }
+
+    async fn sequences_at_positions(
+        &mut self,
+        stream_id: i64,
+        positions: &[Position],
+    ) -> Result<Vec<(Position, Sequence)>, StorageError> {
+        let mut found = Vec::new();
+        for chunk in positions.chunks(CHUNK) {
+            let rows = Sql::<D::DB>::query(
+                "SELECT position, sequence FROM events WHERE stream_id = ? AND position IN ",
+                (stream_id,),
+            )
+            .bind_list(chunk.iter().map(|p| to_i64(*p)))
+            .fetch_all(self.conn())
+            .await?;
+            for row in &rows {
+                found.push((
+                    to_u64(get::<D::DB, _>(row, 0)?),
+                    to_u64(get::<D::DB, _>(row, 1)?),
+                ));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn remove_events(
+        &mut self,
+        stream: &StreamHead,
+        sequences: &[Sequence],
+    ) -> Result<u64, StorageError> {
+        let mut removed = 0;
+        for chunk in sequences.chunks(CHUNK) {
+            removed += Sql::<D::DB>::query(
+                "DELETE FROM events WHERE stream_id = ? AND sequence IN ",
+                (stream.id,),
+            )
+            .bind_list(sequence_list(chunk))
+            .execute(self.conn())
+            .await?;
+        }
+        // Each run of removed sequences becomes a gap, joined with the gaps
+        // right below and above it; ascending, so runs that only an older
+        // gap separated end up as one.
+        for (first, last) in runs(sequences) {
+            self.record_gap(stream.id, first, last).await?;
+        }
+        self.forget_gaps_below_oldest(stream.id).await?;
+        Ok(removed)
     }
 
     async fn events_after(

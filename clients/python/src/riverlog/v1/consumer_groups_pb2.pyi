@@ -322,3 +322,35 @@ class SeekGroupResponse(_message.Message):
     info: GroupInfo
     pending_removed: int
     def __init__(self, info: _Optional[_Union[GroupInfo, _Mapping]] = ..., pending_removed: _Optional[int] = ...) -> None: ...
+
+class SequenceRange(_message.Message):
+    __slots__ = ("first", "last")
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    first: int
+    last: int
+    def __init__(self, first: _Optional[int] = ..., last: _Optional[int] = ...) -> None: ...
+
+class RedriveRequest(_message.Message):
+    __slots__ = ("stream", "group", "all", "dead_letter_sequences", "filter")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTER_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    stream: str
+    group: str
+    all: _empty_pb2.Empty
+    dead_letter_sequences: SequenceRange
+    filter: _types_pb2.EventFilter
+    def __init__(self, stream: _Optional[str] = ..., group: _Optional[str] = ..., all: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ..., dead_letter_sequences: _Optional[_Union[SequenceRange, _Mapping]] = ..., filter: _Optional[_Union[_types_pb2.EventFilter, _Mapping]] = ...) -> None: ...
+
+class RedriveResponse(_message.Message):
+    __slots__ = ("redriven", "origin_gone", "more")
+    REDRIVEN_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_GONE_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    redriven: int
+    origin_gone: _containers.RepeatedScalarFieldContainer[int]
+    more: bool
+    def __init__(self, redriven: _Optional[int] = ..., origin_gone: _Optional[_Iterable[int]] = ..., more: bool = ...) -> None: ...

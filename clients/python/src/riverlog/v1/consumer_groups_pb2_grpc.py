@@ -100,6 +100,11 @@ class ConsumerGroupsStub(object):
                 request_serializer=riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupRequest.SerializeToString,
                 response_deserializer=riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupResponse.FromString,
                 _registered_method=True)
+        self.Redrive = channel.unary_unary(
+                '/riverlog.v1.ConsumerGroups/Redrive',
+                request_serializer=riverlog_dot_v1_dot_consumer__groups__pb2.RedriveRequest.SerializeToString,
+                response_deserializer=riverlog_dot_v1_dot_consumer__groups__pb2.RedriveResponse.FromString,
+                _registered_method=True)
 
 
 class ConsumerGroupsServicer(object):
@@ -206,6 +211,20 @@ class ConsumerGroupsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Redrive(self, request, context):
+        """Gives dead-lettered events back to their group, once what made them
+        fail is fixed: each becomes a pending entry due now, held by no one,
+        with a fresh delivery count, and its copy is removed from the
+        dead-letter stream. Nothing is appended to the group's stream. At most
+        10,000 per call (`more` says when more remain). A dead letter whose
+        original event is no longer in the stream (trimmed, taken) is kept and
+        listed in `origin_gone`. Needs admin and subscribe on the stream, and
+        subscribe and publish on the dead-letter stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConsumerGroupsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -268,6 +287,11 @@ def add_ConsumerGroupsServicer_to_server(servicer, server):
                     servicer.SeekGroup,
                     request_deserializer=riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupRequest.FromString,
                     response_serializer=riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupResponse.SerializeToString,
+            ),
+            'Redrive': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redrive,
+                    request_deserializer=riverlog_dot_v1_dot_consumer__groups__pb2.RedriveRequest.FromString,
+                    response_serializer=riverlog_dot_v1_dot_consumer__groups__pb2.RedriveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -600,6 +624,33 @@ class ConsumerGroups(object):
             '/riverlog.v1.ConsumerGroups/SeekGroup',
             riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupRequest.SerializeToString,
             riverlog_dot_v1_dot_consumer__groups__pb2.SeekGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redrive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/riverlog.v1.ConsumerGroups/Redrive',
+            riverlog_dot_v1_dot_consumer__groups__pb2.RedriveRequest.SerializeToString,
+            riverlog_dot_v1_dot_consumer__groups__pb2.RedriveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,7 +8,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Empty, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Heartbeat, RecordedEvent } from "./types_pb.js";
+import type { EventFilter, Heartbeat, RecordedEvent } from "./types_pb.js";
 import { file_riverlog_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file riverlog/v1/consumer_groups.proto.
  */
 export const file_riverlog_v1_consumer_groups: GenFile = /*@__PURE__*/
-  fileDesc("CiFyaXZlcmxvZy92MS9jb25zdW1lcl9ncm91cHMucHJvdG8SC3JpdmVybG9nLnYxIqsBCgpHcm91cFN0YXJ0EioKCGVhcmxpZXN0GAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5SAASKAoGbGF0ZXN0GAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5SAASEgoIc2VxdWVuY2UYAyABKARIABIqCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAQgcKBXN0YXJ0Ir8BChJDcmVhdGVHcm91cFJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEg0KBWdyb3VwGAIgASgJEiYKBXN0YXJ0GAMgASgLMhcucml2ZXJsb2cudjEuR3JvdXBTdGFydBIuCgthY2tfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5tYXhfZGVsaXZlcmllcxgFIAEoDRIaChJkZWFkX2xldHRlcl9zdHJlYW0YBiABKAkiOwoTQ3JlYXRlR3JvdXBSZXNwb25zZRIkCgRpbmZvGAEgASgLMhYucml2ZXJsb2cudjEuR3JvdXBJbmZvIm0KDENvbnN1bWVySW5mbxIQCghjb25zdW1lchgBIAEoCRIPCgdwZW5kaW5nGAIgASgEEicKBGlkbGUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJY29ubmVjdGVkGAQgASgIIr4CCglHcm91cEluZm8SDgoGc3RyZWFtGAEgASgJEg0KBWdyb3VwGAIgASgJEi4KC2Fja190aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDm1heF9kZWxpdmVyaWVzGAQgASgNEhoKEmRlYWRfbGV0dGVyX3N0cmVhbRgFIAEoCRIfChdsYXN0X2RlbGl2ZXJlZF9zZXF1ZW5jZRgGIAEoBBIRCglhY2tfZmxvb3IYByABKAQSDwoHcGVuZGluZxgIIAEoBBILCgNsYWcYCSABKAQSLAoJY29uc3VtZXJzGAogAygLMhkucml2ZXJsb2cudjEuQ29uc3VtZXJJbmZvEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjAKD0dldEdyb3VwUmVxdWVzdBIOCgZzdHJlYW0YASABKAkSDQoFZ3JvdXAYAiABKAkiOAoQR2V0R3JvdXBSZXNwb25zZRIkCgRpbmZvGAEgASgLMhYucml2ZXJsb2cudjEuR3JvdXBJbmZvIiMKEUxpc3RHcm91cHNSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCSI8ChJMaXN0R3JvdXBzUmVzcG9uc2USJgoGZ3JvdXBzGAEgAygLMhYucml2ZXJsb2cudjEuR3JvdXBJbmZvIjMKEkRlbGV0ZUdyb3VwUmVxdWVzdBIOCgZzdHJlYW0YASABKAkSDQoFZ3JvdXAYAiABKAkiFQoTRGVsZXRlR3JvdXBSZXNwb25zZSJIChVEZWxldGVDb25zdW1lclJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEg0KBWdyb3VwGAIgASgJEhAKCGNvbnN1bWVyGAMgASgJIjIKFkRlbGV0ZUNvbnN1bWVyUmVzcG9uc2USGAoQcGVuZGluZ19yZWxlYXNlZBgBIAEoBCJNCghEZWxpdmVyeRIpCgVldmVudBgBIAEoCzIaLnJpdmVybG9nLnYxLlJlY29yZGVkRXZlbnQSFgoOZGVsaXZlcnlfY291bnQYAiABKA0ijwEKDkNvbnN1bWVSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVncm91cBgCIAEoCRIQCghjb25zdW1lchgDIAEoCRIVCg1tYXhfaW5fZmxpZ2h0GAQgASgNEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ0Cg9Db25zdW1lUmVzcG9uc2USKQoIZGVsaXZlcnkYASABKAsyFS5yaXZlcmxvZy52MS5EZWxpdmVyeUgAEisKCWhlYXJ0YmVhdBgCIAEoCzIWLnJpdmVybG9nLnYxLkhlYXJ0YmVhdEgAQgkKB21lc3NhZ2UidgoMRmV0Y2hSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVncm91cBgCIAEoCRIQCghjb25zdW1lchgDIAEoCRINCgVjb3VudBgEIAEoDRIQCghibG9ja19tcxgFIAEoDRIUCgxwZW5kaW5nX29ubHkYBiABKAgiOgoNRmV0Y2hSZXNwb25zZRIpCgpkZWxpdmVyaWVzGAEgAygLMhUucml2ZXJsb2cudjEuRGVsaXZlcnkiPgoKQWNrUmVxdWVzdBIOCgZzdHJlYW0YASABKAkSDQoFZ3JvdXAYAiABKAkSEQoJc2VxdWVuY2VzGAMgAygEIjEKC0Fja1Jlc3BvbnNlEg0KBWFja2VkGAEgASgEEhMKC25vdF9wZW5kaW5nGAIgAygEInsKC05hY2tSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVncm91cBgCIAEoCRIRCglzZXF1ZW5jZXMYAyADKAQSKAoFZGVsYXkYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIY29uc3VtZXIYBSABKAkiMwoMTmFja1Jlc3BvbnNlEg4KBm5hY2tlZBgBIAEoBBITCgtub3RfcGVuZGluZxgCIAMoBCKZAQoSTGlzdFBlbmRpbmdSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVncm91cBgCIAEoCRIQCghjb25zdW1lchgDIAEoCRIrCghtaW5faWRsZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVsaW1pdBgFIAEoDRIWCg5hZnRlcl9zZXF1ZW5jZRgGIAEoBCIyCg9Db25zdW1lclBlbmRpbmcSEAoIY29uc3VtZXIYASABKAkSDQoFY291bnQYAiABKAQigwEKDlBlbmRpbmdTdW1tYXJ5Eg0KBWNvdW50GAEgASgEEhcKD2xvd2VzdF9zZXF1ZW5jZRgCIAEoBBIYChBoaWdoZXN0X3NlcXVlbmNlGAMgASgEEi8KCWNvbnN1bWVycxgEIAMoCzIcLnJpdmVybG9nLnYxLkNvbnN1bWVyUGVuZGluZyJzCgxQZW5kaW5nRW50cnkSEAoIc2VxdWVuY2UYASABKAQSEAoIY29uc3VtZXIYAiABKAkSJwoEaWRsZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5kZWxpdmVyeV9jb3VudBgEIAEoDSJvChNMaXN0UGVuZGluZ1Jlc3BvbnNlEiwKB3N1bW1hcnkYASABKAsyGy5yaXZlcmxvZy52MS5QZW5kaW5nU3VtbWFyeRIqCgdlbnRyaWVzGAIgAygLMhkucml2ZXJsb2cudjEuUGVuZGluZ0VudHJ5Io4BCgxDbGFpbVJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEg0KBWdyb3VwGAIgASgJEhAKCGNvbnN1bWVyGAMgASgJEisKCG1pbl9pZGxlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCXNlcXVlbmNlcxgFIAMoBBINCgVjb3VudBgGIAEoDSI6Cg1DbGFpbVJlc3BvbnNlEikKCmRlbGl2ZXJpZXMYASADKAsyFS5yaXZlcmxvZy52MS5EZWxpdmVyeSJZChBTZWVrR3JvdXBSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVncm91cBgCIAEoCRImCgVzdGFydBgDIAEoCzIXLnJpdmVybG9nLnYxLkdyb3VwU3RhcnQiUgoRU2Vla0dyb3VwUmVzcG9uc2USJAoEaW5mbxgBIAEoCzIWLnJpdmVybG9nLnYxLkdyb3VwSW5mbxIXCg9wZW5kaW5nX3JlbW92ZWQYAiABKAQyhAcKDkNvbnN1bWVyR3JvdXBzElAKC0NyZWF0ZUdyb3VwEh8ucml2ZXJsb2cudjEuQ3JlYXRlR3JvdXBSZXF1ZXN0GiAucml2ZXJsb2cudjEuQ3JlYXRlR3JvdXBSZXNwb25zZRJHCghHZXRHcm91cBIcLnJpdmVybG9nLnYxLkdldEdyb3VwUmVxdWVzdBodLnJpdmVybG9nLnYxLkdldEdyb3VwUmVzcG9uc2USTQoKTGlzdEdyb3VwcxIeLnJpdmVybG9nLnYxLkxpc3RHcm91cHNSZXF1ZXN0Gh8ucml2ZXJsb2cudjEuTGlzdEdyb3Vwc1Jlc3BvbnNlElAKC0RlbGV0ZUdyb3VwEh8ucml2ZXJsb2cudjEuRGVsZXRlR3JvdXBSZXF1ZXN0GiAucml2ZXJsb2cudjEuRGVsZXRlR3JvdXBSZXNwb25zZRJZCg5EZWxldGVDb25zdW1lchIiLnJpdmVybG9nLnYxLkRlbGV0ZUNvbnN1bWVyUmVxdWVzdBojLnJpdmVybG9nLnYxLkRlbGV0ZUNvbnN1bWVyUmVzcG9uc2USRgoHQ29uc3VtZRIbLnJpdmVybG9nLnYxLkNvbnN1bWVSZXF1ZXN0Ghwucml2ZXJsb2cudjEuQ29uc3VtZVJlc3BvbnNlMAESPgoFRmV0Y2gSGS5yaXZlcmxvZy52MS5GZXRjaFJlcXVlc3QaGi5yaXZlcmxvZy52MS5GZXRjaFJlc3BvbnNlEjgKA0FjaxIXLnJpdmVybG9nLnYxLkFja1JlcXVlc3QaGC5yaXZlcmxvZy52MS5BY2tSZXNwb25zZRI7CgROYWNrEhgucml2ZXJsb2cudjEuTmFja1JlcXVlc3QaGS5yaXZlcmxvZy52MS5OYWNrUmVzcG9uc2USUAoLTGlzdFBlbmRpbmcSHy5yaXZlcmxvZy52MS5MaXN0UGVuZGluZ1JlcXVlc3QaIC5yaXZlcmxvZy52MS5MaXN0UGVuZGluZ1Jlc3BvbnNlEj4KBUNsYWltEhkucml2ZXJsb2cudjEuQ2xhaW1SZXF1ZXN0Ghoucml2ZXJsb2cudjEuQ2xhaW1SZXNwb25zZRJKCglTZWVrR3JvdXASHS5yaXZlcmxvZy52MS5TZWVrR3JvdXBSZXF1ZXN0Gh4ucml2ZXJsb2cudjEuU2Vla0dyb3VwUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp, file_riverlog_v1_types]);
+  fileDesc("CiFyaXZlcmxvZy92MS9jb25zdW1lcl9ncm91cHMucHJvdG8SC3JpdmVybG9nLnYxIqsBCgpHcm91cFN0YXJ0EioKCGVhcmxpZXN0GAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5SAASKAoGbGF0ZXN0GAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5SAASEgoIc2VxdWVuY2UYAyABKARIABIqCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAQgcKBXN0YXJ0Ir8BChJDcmVhdGVHcm91cFJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEg0KBWdyb3VwGAIgASgJEiYKBXN0YXJ0GAMgASgLMhcucml2ZXJsb2cudjEuR3JvdXBTdGFydBIuCgthY2tfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5tYXhfZGVsaXZlcmllcxgFIAEoDRIaChJkZWFkX2xldHRlcl9zdHJlYW0YBiABKAkiOwoTQ3JlYXRlR3JvdXBSZXNwb25zZRIkCgRpbmZvGAEgASgLMhYucml2ZXJsb2cudjEuR3JvdXBJbmZvIm0KDENvbnN1bWVySW5mbxIQCghjb25zdW1lchgBIAEoCRIPCgdwZW5kaW5nGAIgASgEEicKBGlkbGUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJY29ubmVjdGVkGAQgASgIIr4CCglHcm91cEluZm8SDgoGc3RyZWFtGAEgASgJEg0KBWdyb3VwGAIgASgJEi4KC2Fja190aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDm1heF9kZWxpdmVyaWVzGAQgASgNEhoKEmRlYWRfbGV0dGVyX3N0cmVhbRgFIAEoCRIfChdsYXN0X2RlbGl2ZXJlZF9zZXF1ZW5jZRgGIAEoBBIRCglhY2tfZmxvb3IYByABKAQSDwoHcGVuZGluZxgIIAEoBBILCgNsYWcYCSABKAQSLAoJY29uc3VtZXJzGAogAygLMhkucml2ZXJsb2cudjEuQ29uc3VtZXJJbmZvEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjAKD0dldEdyb3VwUmVxdWVzdBIOCgZzdHJlYW0YASABKAkSDQoFZ3JvdXAYAiABKAkiOAoQR2V0R3JvdXBSZXNwb25zZRIkCgRpbmZvGAEgASgLMhYucml2ZXJsb2cudjEuR3JvdXBJbmZvIiMKEUxpc3RHcm91cHNSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCSI8ChJMaXN0R3JvdXBzUmVzcG9uc2USJgoGZ3JvdXBzGAEgAygLMhYucml2ZXJsb2cudjEuR3JvdXBJbmZvIjMKEkRlbGV0ZUdyb3VwUmVxdWVzdBIOCgZzdHJlYW0YASABKAkSDQoFZ3JvdXAYAiABKAkiFQoTRGVsZXRlR3JvdXBSZXNwb25zZSJIChVEZWxldGVDb25zdW1lclJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEg0KBWdyb3VwGAIgASgJEhAKCGNvbnN1bWVyGAMgASgJIjIKFkRlbGV0ZUNvbnN1bWVyUmVzcG9uc2USGAoQcGVuZGluZ19yZWxlYXNlZBgBIAEoBCJNCghEZWxpdmVyeRIpCgVldmVudBgBIAEoCzIaLnJpdmVybG9nLnYxLlJlY29yZGVkRXZlbnQSFgoOZGVsaXZlcnlfY291bnQYAiABKA0ijwEKDkNvbnN1bWVSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVncm91cBgCIAEoCRIQCghjb25zdW1lchgDIAEoCRIVCg1tYXhfaW5fZmxpZ2h0GAQgASgNEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ0Cg9Db25zdW1lUmVzcG9uc2USKQoIZGVsaXZlcnkYASABKAsyFS5yaXZlcmxvZy52MS5EZWxpdmVyeUgAEisKCWhlYXJ0YmVhdBgCIAEoCzIWLnJpdmVybG9nLnYxLkhlYXJ0YmVhdEgAQgkKB21lc3NhZ2UidgoMRmV0Y2hSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVncm91cBgCIAEoCRIQCghjb25zdW1lchgDIAEoCRINCgVjb3VudBgEIAEoDRIQCghibG9ja19tcxgFIAEoDRIUCgxwZW5kaW5nX29ubHkYBiABKAgiOgoNRmV0Y2hSZXNwb25zZRIpCgpkZWxpdmVyaWVzGAEgAygLMhUucml2ZXJsb2cudjEuRGVsaXZlcnkiPgoKQWNrUmVxdWVzdBIOCgZzdHJlYW0YASABKAkSDQoFZ3JvdXAYAiABKAkSEQoJc2VxdWVuY2VzGAMgAygEIjEKC0Fja1Jlc3BvbnNlEg0KBWFja2VkGAEgASgEEhMKC25vdF9wZW5kaW5nGAIgAygEInsKC05hY2tSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVncm91cBgCIAEoCRIRCglzZXF1ZW5jZXMYAyADKAQSKAoFZGVsYXkYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIY29uc3VtZXIYBSABKAkiMwoMTmFja1Jlc3BvbnNlEg4KBm5hY2tlZBgBIAEoBBITCgtub3RfcGVuZGluZxgCIAMoBCKZAQoSTGlzdFBlbmRpbmdSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVncm91cBgCIAEoCRIQCghjb25zdW1lchgDIAEoCRIrCghtaW5faWRsZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVsaW1pdBgFIAEoDRIWCg5hZnRlcl9zZXF1ZW5jZRgGIAEoBCIyCg9Db25zdW1lclBlbmRpbmcSEAoIY29uc3VtZXIYASABKAkSDQoFY291bnQYAiABKAQigwEKDlBlbmRpbmdTdW1tYXJ5Eg0KBWNvdW50GAEgASgEEhcKD2xvd2VzdF9zZXF1ZW5jZRgCIAEoBBIYChBoaWdoZXN0X3NlcXVlbmNlGAMgASgEEi8KCWNvbnN1bWVycxgEIAMoCzIcLnJpdmVybG9nLnYxLkNvbnN1bWVyUGVuZGluZyJzCgxQZW5kaW5nRW50cnkSEAoIc2VxdWVuY2UYASABKAQSEAoIY29uc3VtZXIYAiABKAkSJwoEaWRsZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5kZWxpdmVyeV9jb3VudBgEIAEoDSJvChNMaXN0UGVuZGluZ1Jlc3BvbnNlEiwKB3N1bW1hcnkYASABKAsyGy5yaXZlcmxvZy52MS5QZW5kaW5nU3VtbWFyeRIqCgdlbnRyaWVzGAIgAygLMhkucml2ZXJsb2cudjEuUGVuZGluZ0VudHJ5Io4BCgxDbGFpbVJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEg0KBWdyb3VwGAIgASgJEhAKCGNvbnN1bWVyGAMgASgJEisKCG1pbl9pZGxlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCXNlcXVlbmNlcxgFIAMoBBINCgVjb3VudBgGIAEoDSI6Cg1DbGFpbVJlc3BvbnNlEikKCmRlbGl2ZXJpZXMYASADKAsyFS5yaXZlcmxvZy52MS5EZWxpdmVyeSJZChBTZWVrR3JvdXBSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVncm91cBgCIAEoCRImCgVzdGFydBgDIAEoCzIXLnJpdmVybG9nLnYxLkdyb3VwU3RhcnQiUgoRU2Vla0dyb3VwUmVzcG9uc2USJAoEaW5mbxgBIAEoCzIWLnJpdmVybG9nLnYxLkdyb3VwSW5mbxIXCg9wZW5kaW5nX3JlbW92ZWQYAiABKAQiLAoNU2VxdWVuY2VSYW5nZRINCgVmaXJzdBgBIAEoBBIMCgRsYXN0GAIgASgEIswBCg5SZWRyaXZlUmVxdWVzdBIOCgZzdHJlYW0YASABKAkSDQoFZ3JvdXAYAiABKAkSJQoDYWxsGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5SAASOwoVZGVhZF9sZXR0ZXJfc2VxdWVuY2VzGAQgASgLMhoucml2ZXJsb2cudjEuU2VxdWVuY2VSYW5nZUgAEioKBmZpbHRlchgFIAEoCzIYLnJpdmVybG9nLnYxLkV2ZW50RmlsdGVySABCCwoJc2VsZWN0aW9uIkYKD1JlZHJpdmVSZXNwb25zZRIQCghyZWRyaXZlbhgBIAEoBBITCgtvcmlnaW5fZ29uZRgCIAMoBBIMCgRtb3JlGAMgASgIMsoHCg5Db25zdW1lckdyb3VwcxJQCgtDcmVhdGVHcm91cBIfLnJpdmVybG9nLnYxLkNyZWF0ZUdyb3VwUmVxdWVzdBogLnJpdmVybG9nLnYxLkNyZWF0ZUdyb3VwUmVzcG9uc2USRwoIR2V0R3JvdXASHC5yaXZlcmxvZy52MS5HZXRHcm91cFJlcXVlc3QaHS5yaXZlcmxvZy52MS5HZXRHcm91cFJlc3BvbnNlEk0KCkxpc3RHcm91cHMSHi5yaXZlcmxvZy52MS5MaXN0R3JvdXBzUmVxdWVzdBofLnJpdmVybG9nLnYxLkxpc3RHcm91cHNSZXNwb25zZRJQCgtEZWxldGVHcm91cBIfLnJpdmVybG9nLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBogLnJpdmVybG9nLnYxLkRlbGV0ZUdyb3VwUmVzcG9uc2USWQoORGVsZXRlQ29uc3VtZXISIi5yaXZlcmxvZy52MS5EZWxldGVDb25zdW1lclJlcXVlc3QaIy5yaXZlcmxvZy52MS5EZWxldGVDb25zdW1lclJlc3BvbnNlEkYKB0NvbnN1bWUSGy5yaXZlcmxvZy52MS5Db25zdW1lUmVxdWVzdBocLnJpdmVybG9nLnYxLkNvbnN1bWVSZXNwb25zZTABEj4KBUZldGNoEhkucml2ZXJsb2cudjEuRmV0Y2hSZXF1ZXN0Ghoucml2ZXJsb2cudjEuRmV0Y2hSZXNwb25zZRI4CgNBY2sSFy5yaXZlcmxvZy52MS5BY2tSZXF1ZXN0Ghgucml2ZXJsb2cudjEuQWNrUmVzcG9uc2USOwoETmFjaxIYLnJpdmVybG9nLnYxLk5hY2tSZXF1ZXN0Ghkucml2ZXJsb2cudjEuTmFja1Jlc3BvbnNlElAKC0xpc3RQZW5kaW5nEh8ucml2ZXJsb2cudjEuTGlzdFBlbmRpbmdSZXF1ZXN0GiAucml2ZXJsb2cudjEuTGlzdFBlbmRpbmdSZXNwb25zZRI+CgVDbGFpbRIZLnJpdmVybG9nLnYxLkNsYWltUmVxdWVzdBoaLnJpdmVybG9nLnYxLkNsYWltUmVzcG9uc2USSgoJU2Vla0dyb3VwEh0ucml2ZXJsb2cudjEuU2Vla0dyb3VwUmVxdWVzdBoeLnJpdmVybG9nLnYxLlNlZWtHcm91cFJlc3BvbnNlEkQKB1JlZHJpdmUSGy5yaXZlcmxvZy52MS5SZWRyaXZlUmVxdWVzdBocLnJpdmVybG9nLnYxLlJlZHJpdmVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp, file_riverlog_v1_types]);
 
 /**
  * Where a new group starts reading its stream, or where SeekGroup moves it.
@@ -1148,6 +1148,129 @@ export const SeekGroupResponseSchema: GenMessage<SeekGroupResponse> = /*@__PURE_
   messageDesc(file_riverlog_v1_consumer_groups, 30);
 
 /**
+ * A range of sequences, both ends included.
+ *
+ * @generated from message riverlog.v1.SequenceRange
+ */
+export type SequenceRange = Message<"riverlog.v1.SequenceRange"> & {
+  /**
+   * The first sequence.
+   *
+   * @generated from field: uint64 first = 1;
+   */
+  first: bigint;
+
+  /**
+   * The last sequence.
+   *
+   * @generated from field: uint64 last = 2;
+   */
+  last: bigint;
+};
+
+/**
+ * Describes the message riverlog.v1.SequenceRange.
+ * Use `create(SequenceRangeSchema)` to create a new message.
+ */
+export const SequenceRangeSchema: GenMessage<SequenceRange> = /*@__PURE__*/
+  messageDesc(file_riverlog_v1_consumer_groups, 31);
+
+/**
+ * Redrive input.
+ *
+ * @generated from message riverlog.v1.RedriveRequest
+ */
+export type RedriveRequest = Message<"riverlog.v1.RedriveRequest"> & {
+  /**
+   * Stream name.
+   *
+   * @generated from field: string stream = 1;
+   */
+  stream: string;
+
+  /**
+   * Group name.
+   *
+   * @generated from field: string group = 2;
+   */
+  group: string;
+
+  /**
+   * Which of the group's dead letters; required.
+   *
+   * @generated from oneof riverlog.v1.RedriveRequest.selection
+   */
+  selection: {
+    /**
+     * All of them.
+     *
+     * @generated from field: google.protobuf.Empty all = 3;
+     */
+    value: Empty;
+    case: "all";
+  } | {
+    /**
+     * Those at these sequences of the dead-letter stream.
+     *
+     * @generated from field: riverlog.v1.SequenceRange dead_letter_sequences = 4;
+     */
+    value: SequenceRange;
+    case: "deadLetterSequences";
+  } | {
+    /**
+     * Those whose type, source and subject (the original event's) match.
+     *
+     * @generated from field: riverlog.v1.EventFilter filter = 5;
+     */
+    value: EventFilter;
+    case: "filter";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message riverlog.v1.RedriveRequest.
+ * Use `create(RedriveRequestSchema)` to create a new message.
+ */
+export const RedriveRequestSchema: GenMessage<RedriveRequest> = /*@__PURE__*/
+  messageDesc(file_riverlog_v1_consumer_groups, 32);
+
+/**
+ * Redrive output.
+ *
+ * @generated from message riverlog.v1.RedriveResponse
+ */
+export type RedriveResponse = Message<"riverlog.v1.RedriveResponse"> & {
+  /**
+   * Dead letters given back to the group.
+   *
+   * @generated from field: uint64 redriven = 1;
+   */
+  redriven: bigint;
+
+  /**
+   * Dead-letter sequences whose original event is no longer in the stream:
+   * not given back, and kept in the dead-letter stream.
+   *
+   * @generated from field: repeated uint64 origin_gone = 2;
+   */
+  originGone: bigint[];
+
+  /**
+   * More dead letters of the selection remain: call again.
+   *
+   * @generated from field: bool more = 3;
+   */
+  more: boolean;
+};
+
+/**
+ * Describes the message riverlog.v1.RedriveResponse.
+ * Use `create(RedriveResponseSchema)` to create a new message.
+ */
+export const RedriveResponseSchema: GenMessage<RedriveResponse> = /*@__PURE__*/
+  messageDesc(file_riverlog_v1_consumer_groups, 33);
+
+/**
  * Consumer groups over one stream, with the semantics of Redis Streams
  * (XREADGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM) and NATS JetStream
  * (AckWait, MaxDeliver): each event goes to one consumer of the group at a
@@ -1288,6 +1411,23 @@ export const ConsumerGroups: GenService<{
     methodKind: "unary";
     input: typeof SeekGroupRequestSchema;
     output: typeof SeekGroupResponseSchema;
+  },
+  /**
+   * Gives dead-lettered events back to their group, once what made them
+   * fail is fixed: each becomes a pending entry due now, held by no one,
+   * with a fresh delivery count, and its copy is removed from the
+   * dead-letter stream. Nothing is appended to the group's stream. At most
+   * 10,000 per call (`more` says when more remain). A dead letter whose
+   * original event is no longer in the stream (trimmed, taken) is kept and
+   * listed in `origin_gone`. Needs admin and subscribe on the stream, and
+   * subscribe and publish on the dead-letter stream.
+   *
+   * @generated from rpc riverlog.v1.ConsumerGroups.Redrive
+   */
+  redrive: {
+    methodKind: "unary";
+    input: typeof RedriveRequestSchema;
+    output: typeof RedriveResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_riverlog_v1_consumer_groups, 0);
