@@ -166,6 +166,24 @@ async function consoleFlow({ page, server, token, stream, group, label }) {
   assert.equal(await groupRow.locator('[data-testid="group-pending"]').getAttribute('data-value'), '0');
   assert.equal(await groupRow.locator('[data-testid="group-dead-letters"]').getAttribute('data-value'), '0');
 
+  // Seek: the group's cursor moves past the last event; its lag drops to 0.
+  await groupRow.locator('[data-testid="group-seek-toggle"]').click();
+  await page.locator('[data-testid="group-seek-to"]').fill('latest');
+  await page.locator('[data-testid="group-seek-go"]').click();
+  await page.locator('[data-testid="toast"]', { hasText: `${group} goes on after #3` }).waitFor({ timeout: 5000 });
+  await page.locator(`[data-testid="group-row"][data-group="${group}"] [data-testid="group-lag"][data-value="0"]`).waitFor({ timeout: 5000 });
+
+  // Redrive: the seeded group "retry" dead-lettered its three events (one
+  // delivery allowed, never acked); the button gives them back.
+  const retry = '[data-testid="group-row"][data-group="retry"]';
+  await page.locator(`${retry} [data-testid="group-dead-letters"][data-value="3"]`).waitFor({ timeout: 15000 });
+  await shot(page, `${label}-dead-letters`);
+  await page.locator(`${retry} [data-testid="group-redrive"]`).click();
+  await page.locator('[data-testid="toast"]', { hasText: 'Redrove 3 dead letters to retry' }).waitFor({ timeout: 5000 });
+  await page.locator(`${retry} [data-testid="group-pending"][data-value="3"]`).waitFor({ timeout: 5000 });
+  await page.locator(`${retry} [data-testid="group-dead-letters"][data-value="0"]`).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator(`${retry} [data-testid="group-redrive"]`).isDisabled(), true);
+
   // The live tail (all streams, from latest) shows an event published after
   // the page loaded within 2 s.
   await page.locator('[data-testid="tail-status"][data-state="live"]').waitFor({ timeout: 10000 });
@@ -208,13 +226,30 @@ async function consoleFlow({ page, server, token, stream, group, label }) {
   await shot(page, `${label}-after-publish`);
 }
 
-/** Creates a stream with a group and three events, as an operator's tools would. */
+/**
+ * Creates a stream with a group and three events, as an operator's tools
+ * would, and a group "retry" that dead-letters all three: one delivery
+ * allowed, taken by a consumer that goes away without acking.
+ */
 async function seed(server, stream, group, token) {
   await httpJson(server, 'POST', '/api/v1/streams', { stream, retention: { max_events: 10000 } }, token);
   await cli(['groups', 'create', stream, group, '--server', server.grpc], { token });
+  await cli(['groups', 'create', stream, 'retry', '--max-deliveries', '1', '--ack-timeout', '50ms', '--server', server.grpc], { token });
   for (let i = 1; i <= 3; i++) {
     await cli(['publish', stream, '--data', JSON.stringify({ seeded: i }), '--type', 'browser.seed', '--server', server.grpc], { token });
   }
+  const gone = new AbortController();
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  const res = await fetch(`${server.http}/api/v1/groups/retry/consume?stream=${encodeURIComponent(stream)}&consumer=gone`, { headers, signal: gone.signal });
+  assert.equal(res.status, 200);
+  const reader = res.body.getReader();
+  let text = '';
+  while ((text.match(/^id: /gm) || []).length < 3) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, `the consume stream ended early: ${text}`);
+    text += new TextDecoder().decode(value);
+  }
+  gone.abort();
 }
 
 function assertNoProblems(problems, allowed = () => false) {

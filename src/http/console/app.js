@@ -538,6 +538,9 @@ function deadLetterCount(dlq) {
 }
 
 function renderGroups(groups) {
+  state.groups = groups;
+  // A poll must not replace the seek field under the user's cursor.
+  if (document.activeElement && document.activeElement.dataset.testid === 'group-seek-to') return;
   $('groups-note').textContent = groups.length ? `${groups.length} group${groups.length > 1 ? 's' : ''}` : '';
   $('groups-empty').hidden = groups.length > 0;
   $('groups-table').hidden = groups.length === 0;
@@ -554,6 +557,12 @@ function renderGroups(groups) {
           {},
           h('div', { class: 'group-name' }, g.group),
           h('div', { class: 'muted small nowrap' }, g.max_deliveries ? `max ${g.max_deliveries} deliveries` : 'unlimited deliveries', g.ack_timeout_seconds ? ` · ack ${fmtDuration(g.ack_timeout_seconds)}` : ''),
+          h(
+            'div',
+            { class: 'group-actions' },
+            h('button', { type: 'button', class: 'btn tiny', title: 'move the group\'s cursor: earliest, latest, a sequence or a time', dataset: { testid: 'group-seek-toggle' }, onclick: () => toggleSeek(g.group) }, 'Seek…'),
+            h('button', { type: 'button', class: 'btn tiny', disabled: !dead, title: dead ? `give ${g.group}'s dead letters back to it with a fresh delivery count` : 'no dead letters', dataset: { testid: 'group-redrive' }, onclick: () => redriveGroup(g.group) }, 'Redrive'),
+          ),
         ),
         h('td', { class: 'nowrap', dataset: { testid: 'group-consumers', value: (g.consumers || []).length } }, `${(g.consumers || []).length}`, h('span', { class: 'muted small' }, ` · ${connected} live`)),
         h('td', { class: 'num mono' + (g.pending ? ' warn' : ''), dataset: { testid: 'group-pending', value: g.pending } }, fmtCount(g.pending)),
@@ -568,6 +577,7 @@ function renderGroups(groups) {
         ),
       ),
     );
+    if (state.seek && state.seek.group === g.group) rows.push(seekRow(g.group));
     for (const c of g.consumers || []) {
       rows.push(
         h(
@@ -582,6 +592,63 @@ function renderGroups(groups) {
     }
   }
   $('groups-body').replaceChildren(...rows);
+}
+
+function toggleSeek(group) {
+  state.seek = state.seek && state.seek.group === group ? null : { group, to: '' };
+  renderGroups(state.groups || []);
+  const field = document.querySelector('[data-testid="group-seek-to"]');
+  if (field) field.focus();
+}
+
+function seekRow(group) {
+  return h(
+    'tr',
+    { class: 'seek-row', dataset: { testid: 'seek-row', group } },
+    h(
+      'td',
+      { colspan: 6 },
+      h(
+        'form',
+        { class: 'inline-form', onsubmit: (e) => (e.preventDefault(), seekGroup(group, state.seek.to.trim())) },
+        h('input', { type: 'text', class: 'compact', value: state.seek.to, placeholder: 'earliest, latest, a sequence or an RFC 3339 time', autocomplete: 'off', dataset: { testid: 'group-seek-to' }, oninput: (e) => (state.seek.to = e.target.value) }),
+        ' ',
+        h('button', { type: 'submit', class: 'btn small primary', dataset: { testid: 'group-seek-go' } }, 'Move cursor'),
+        h('span', { class: 'muted small' }, ' Its pending entries are removed; the events after the cursor are delivered again.'),
+      ),
+    ),
+  );
+}
+
+/** Moves a group of the selected stream to `to` (POST .../seek). */
+async function seekGroup(group, to) {
+  const stream = state.selected;
+  if (!stream || !to) return;
+  try {
+    const r = await api(`/streams/${enc(stream)}/groups/${enc(group)}/seek`, { method: 'POST', body: { to } });
+    state.seek = null;
+    toast(`${group} goes on after #${r.group.last_delivered_sequence} (${r.pending_removed} pending entries removed, lag ${fmtCount(r.group.lag)})`, 'ok');
+    if (document.activeElement) document.activeElement.blur();
+    await refreshDetail();
+  } catch (e) {
+    toast(`Seeking ${group} failed: ${e.message}`);
+  }
+}
+
+/** Gives every dead letter of a group of the selected stream back to it. */
+async function redriveGroup(group) {
+  const stream = state.selected;
+  if (!stream) return;
+  try {
+    const r = await api(`/streams/${enc(stream)}/groups/${enc(group)}/redrive`, { method: 'POST', body: { all: true } });
+    const kept = r.origin_gone.length ? `; kept ${r.origin_gone.length} whose event is gone` : '';
+    const more = r.more ? '; more remain: redrive again' : '';
+    toast(`Redrove ${fmtCount(r.redriven)} dead letters to ${group}${kept}${more}`, 'ok');
+    await poll();
+    await refreshDetail();
+  } catch (e) {
+    toast(`Redriving ${group} failed: ${e.message}`);
+  }
 }
 
 // ---------------------------------------------------------------- JSON viewer
