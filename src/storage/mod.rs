@@ -256,6 +256,29 @@ pub trait WriteTx: Send {
     /// Removes events of a stream; returns how many went.
     async fn trim(&mut self, stream_id: i64, until: TrimUntil) -> Result<u64, StorageError>;
 
+    /// The highest sequence a [`WriteTx::trim`] with `until` would remove
+    /// now (`None`: it would remove nothing). Trims remove from the front,
+    /// so they remove exactly the retained events up to it.
+    async fn trim_cutoff(
+        &mut self,
+        stream_id: i64,
+        until: TrimUntil,
+    ) -> Result<Option<Sequence>, StorageError>;
+
+    /// The groups of a stream.
+    async fn stream_groups(
+        &mut self,
+        stream: &StreamHead,
+    ) -> Result<Vec<GroupRecord>, StorageError>;
+
+    /// A group's pending entries with a sequence up to `last`, in sequence
+    /// order.
+    async fn pending_through(
+        &mut self,
+        group_id: i64,
+        last: Sequence,
+    ) -> Result<Vec<PendingEntry>, StorageError>;
+
     /// Removes and returns up to `limit` events from one end of a stream,
     /// stopping before the payloads exceed `max_bytes` (but taking at least
     /// one event).

@@ -1529,6 +1529,7 @@ async fn redrive_by_filter_touches_only_its_groups_matching_copies_and_keeps_orp
         seqs(&fetch(&mut groups, "s", "g", "c", 10, 0).await),
         [1, 3]
     );
+    ack(&mut groups, "s", "g", vec![1, 3]).await;
 
     // The original of the remaining copy of "g" is trimmed away.
     client
@@ -1599,4 +1600,115 @@ async fn redrive_errors() {
         .unwrap()
         .into_inner();
     assert_eq!(none.redriven, 0);
+}
+
+#[tokio::test]
+async fn an_event_trimmed_while_pending_is_dead_lettered_as_trimmed_and_leaves_no_entry() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..5)).await;
+    group("s", "g")
+        .ack_timeout_ms(60_000)
+        .create(&mut groups)
+        .await;
+    group("s", "idle").create(&mut groups).await;
+    // 1 and 2 are pending in "g"; "idle" never fetched.
+    assert_eq!(seqs(&fetch(&mut groups, "s", "g", "c", 2, 0).await), [1, 2]);
+    ack(&mut groups, "s", "g", vec![1]).await;
+    let removed = client
+        .trim(v1::TrimRequest {
+            stream: "s".into(),
+            until: Some(v1::trim_request::Until::MaxEvents(2)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .removed;
+    assert_eq!(removed, 3);
+
+    let pending = list_pending(&mut groups, "s", "g").await;
+    assert!(pending.entries.is_empty(), "{pending:?}");
+    let info = group_info(&mut groups, "s", "g").await;
+    assert_eq!((info.pending, info.ack_floor, info.lag), (0, 2, 2));
+    let dead = read_all(&mut client, "s:dlq").await;
+    assert_eq!(dead.len(), 1, "only the pending one, once");
+    assert_eq!(
+        dead_letter_attr(&dead[0], "rlreason"),
+        Some(AttributeValue::CeString("trimmed".into()))
+    );
+    assert_eq!(
+        dead_letter_attr(&dead[0], "rlorigsequence"),
+        Some(AttributeValue::CeString("2".into()))
+    );
+    // The group goes on with what is left.
+    assert_eq!(
+        seqs(&fetch(&mut groups, "s", "g", "c", 10, 0).await),
+        [4, 5]
+    );
+}
+
+#[tokio::test]
+async fn retention_dead_letters_what_it_trims_from_under_a_group() {
+    let server = TestServer::start_with(|c| c.retention_interval = Duration::from_millis(50)).await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    client
+        .create_stream(v1::CreateStreamRequest {
+            stream: "s".into(),
+            retention: Some(v1::Retention {
+                max_events: 2,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    publish(&mut client, "s", events("e", 0..2)).await;
+    group("s", "g")
+        .ack_timeout_ms(60_000)
+        .create(&mut groups)
+        .await;
+    assert_eq!(fetch(&mut groups, "s", "g", "c", 2, 0).await.len(), 2);
+    publish(&mut client, "s", events("f", 0..2)).await;
+    let dead = eventually("both pending events dead-lettered", async || {
+        let dead = dead_letters(&mut client, "s:dlq").await;
+        (dead.len() == 2).then_some(dead)
+    })
+    .await;
+    assert!(dead.iter().all(
+        |d| dead_letter_attr(d, "rlreason") == Some(AttributeValue::CeString("trimmed".into()))
+    ));
+    assert!(list_pending(&mut groups, "s", "g").await.entries.is_empty());
+}
+
+#[tokio::test]
+async fn an_event_taken_while_pending_leaves_no_entry_and_no_dead_letter() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "s", events("e", 0..3)).await;
+    group("s", "g")
+        .ack_timeout_ms(60_000)
+        .create(&mut groups)
+        .await;
+    assert_eq!(fetch(&mut groups, "s", "g", "c", 3, 0).await.len(), 3);
+    let taken = client
+        .take(v1::TakeRequest {
+            stream: "s".into(),
+            end: v1::TakeEnd::Newest as i32,
+            limit: 2,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(taken.len(), 2);
+    let pending: Vec<u64> = list_pending(&mut groups, "s", "g")
+        .await
+        .entries
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
+    assert_eq!(pending, [1]);
+    assert!(dead_letters(&mut client, "s:dlq").await.is_empty());
 }

@@ -18,8 +18,12 @@ use crate::model::records::{Position, Sequence, StoredEvent};
 use crate::proto::{Extension, rewrite_event};
 use crate::storage::StreamHead;
 
-/// Why an event was dead-lettered, as the `rlreason` attribute says.
+/// Why an event was dead-lettered, as the `rlreason` attribute says: it
+/// used up its deliveries.
 const REASON_MAX_DELIVERIES: &str = "max_deliveries";
+/// Why an event was dead-lettered: it was trimmed (by Trim or retention)
+/// while pending in the group.
+const REASON_TRIMMED: &str = "trimmed";
 
 /// Entries the dead-letter pass reads at a time.
 const EXHAUSTED_PAGE: u32 = 500;
@@ -253,6 +257,40 @@ impl Transaction {
         Ok((retired, retired + gone.len() as u64))
     }
 
+    /// Before a trim through `cutoff`: every group's entries up to it go to
+    /// the group's dead-letter stream with reason `trimmed`, and leave the
+    /// PEL. One the dead-letter stream refuses is dropped with an error
+    /// logged: its event is about to go, and an entry without one could
+    /// never be delivered.
+    pub(super) async fn dead_letter_pending_through(
+        &mut self,
+        head: &StreamHead,
+        cutoff: Sequence,
+    ) -> Result<(), StorageError> {
+        self.flush_group_writes().await?;
+        for group in self.tx.stream_groups(head).await? {
+            let entries = self.tx.pending_through(group.id, cutoff).await?;
+            if entries.is_empty() {
+                continue;
+            }
+            let mut events = self.events_of(head, &entries).await?;
+            let mut finished = Vec::with_capacity(entries.len());
+            for entry in entries {
+                if let Some(event) = events.remove(&entry.sequence) {
+                    if !self
+                        .dead_letter(&group, &entry, &event, REASON_TRIMMED)
+                        .await?
+                    {
+                        error!(stream = %group.stream, group = %group.name, sequence = entry.sequence, "a trimmed pending event could not be dead-lettered; the group loses it");
+                    }
+                }
+                finished.push(entry.sequence);
+            }
+            self.hold_finished(group.id, &finished);
+        }
+        Ok(())
+    }
+
     /// Dead-letters entries that used up their deliveries, each with its
     /// event, and returns how many left the PEL. One the dead-letter stream
     /// refuses stays pending, due again after an ack timeout, rather than
@@ -266,7 +304,10 @@ impl Transaction {
         let mut finished = Vec::new();
         let mut deferred = Vec::new();
         for (entry, event) in exhausted {
-            if self.dead_letter(group, &entry, &event).await? {
+            if self
+                .dead_letter(group, &entry, &event, REASON_MAX_DELIVERIES)
+                .await?
+            {
                 finished.push(entry.sequence);
             } else {
                 deferred.push(PendingEntry {
@@ -289,6 +330,7 @@ impl Transaction {
         group: &GroupRecord,
         entry: &PendingEntry,
         event: &StoredEvent,
+        reason: &'static str,
     ) -> Result<bool, StorageError> {
         // Positions are never reused and a group's creation time tells apart
         // groups of the same name over time, so the id is unique per (event,
@@ -307,10 +349,7 @@ impl Transaction {
                 "rldeliveries",
                 Extension::Integer(i32::try_from(entry.delivery_count).unwrap_or(i32::MAX)),
             ),
-            (
-                "rlreason",
-                Extension::String(REASON_MAX_DELIVERIES.to_owned()),
-            ),
+            ("rlreason", Extension::String(reason.to_owned())),
         ];
         let payload = match rewrite_event(&event.payload, &id, &extensions) {
             Ok(p) => p,

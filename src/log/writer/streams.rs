@@ -86,12 +86,22 @@ impl Transaction {
         Ok(Ok(removed))
     }
 
+    /// Trims from the front. Events still pending in a group are first
+    /// dead-lettered with reason `trimmed`: no group is left holding an
+    /// entry whose event cannot be read.
     pub(super) async fn trim(&mut self, name: &StreamName, until: TrimUntil) -> Outcome<u64> {
         let Some(mut head) = self.head(name).await? else {
             return Ok(Err(LogError::StreamNotFound(name.to_string())));
         };
         self.flush().await?;
-        let removed = self.tx.trim(head.id, until).await?;
+        let Some(cutoff) = self.tx.trim_cutoff(head.id, until).await? else {
+            return Ok(Ok(0));
+        };
+        self.dead_letter_pending_through(&head, cutoff).await?;
+        let removed = self
+            .tx
+            .trim(head.id, TrimUntil::BeforeSequence(cutoff.saturating_add(1)))
+            .await?;
         if removed > 0 {
             head.event_count = head.event_count.saturating_sub(removed);
             self.set_head(head);
@@ -112,6 +122,12 @@ impl Transaction {
         self.flush().await?;
         let taken = self.tx.take(&head, end, limit, max_bytes).await?;
         if !taken.is_empty() {
+            // Taken means handled: entries of them in groups are settled.
+            let sequences: Vec<_> = taken.iter().map(|e| e.sequence).collect();
+            self.flush_group_writes().await?;
+            for group in self.tx.stream_groups(&head).await? {
+                self.hold_finished(group.id, &sequences);
+            }
             head.event_count = head.event_count.saturating_sub(taken.len() as u64);
             self.set_head(head);
         }

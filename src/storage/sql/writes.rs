@@ -360,6 +360,82 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         Ok(removed)
     }
 
+    async fn trim_cutoff(
+        &mut self,
+        stream_id: i64,
+        until: TrimUntil,
+    ) -> Result<Option<Sequence>, StorageError> {
+        let scalar =
+            |row: Option<<D::DB as sqlx::Database>::Row>| -> Result<Option<u64>, StorageError> {
+                match row {
+                    Some(row) => Ok(get::<D::DB, Option<i64>>(&row, 0)?.map(to_u64)),
+                    None => Ok(None),
+                }
+            };
+        match until {
+            TrimUntil::BeforeSequence(s) => Ok(s.checked_sub(1).filter(|&c| c > 0)),
+            // The (keep + 1)-th newest, walking the sequence index backwards.
+            TrimUntil::MaxEvents(keep) => {
+                let row = Sql::<D::DB>::query(
+                    "SELECT sequence FROM events WHERE stream_id = ? \
+                     ORDER BY sequence DESC LIMIT 1 OFFSET ?",
+                    (stream_id, to_i64(keep)),
+                )
+                .fetch_optional(self.conn())
+                .await?;
+                scalar(row)
+            }
+            // recorded_at never decreases along a stream's sequences: walk
+            // them from the oldest to the first one kept.
+            TrimUntil::BeforeTime(t) => {
+                let row = Sql::<D::DB>::query(
+                    "SELECT sequence FROM events WHERE stream_id = ? AND recorded_at >= ? \
+                     ORDER BY sequence LIMIT 1",
+                    (stream_id, t.0),
+                )
+                .fetch_optional(self.conn())
+                .await?;
+                match scalar(row)? {
+                    Some(first_kept) => Ok(first_kept.checked_sub(1).filter(|&c| c > 0)),
+                    None => {
+                        let row = Sql::<D::DB>::query(
+                            "SELECT MAX(sequence) FROM events WHERE stream_id = ?",
+                            (stream_id,),
+                        )
+                        .fetch_optional(self.conn())
+                        .await?;
+                        scalar(row)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn stream_groups(
+        &mut self,
+        stream: &StreamHead,
+    ) -> Result<Vec<GroupRecord>, StorageError> {
+        let sql =
+            format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.stream_id = ? ORDER BY g.name");
+        let rows = Sql::<D::DB>::query(&sql, (stream.id,))
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter()
+            .map(|r| group_record::<D::DB>(r, stream.name.clone()))
+            .collect()
+    }
+
+    async fn pending_through(
+        &mut self,
+        group_id: i64,
+        last: Sequence,
+    ) -> Result<Vec<PendingEntry>, StorageError> {
+        self.pending_where(group_id, |q| {
+            q.append(" AND sequence <= ? ORDER BY sequence", (to_i64(last),));
+        })
+        .await
+    }
+
     async fn take(
         &mut self,
         stream: &StreamHead,
