@@ -3,7 +3,7 @@
 
 use super::access::{Operation, authorize};
 use super::error::LogError;
-use super::groups::{Checkpoint, CheckpointAt, CheckpointOwner};
+use super::groups::{Checkpoint, CheckpointAt};
 use super::subscription::Start;
 use super::writer::GroupCommand;
 use super::{EventLog, parse};
@@ -128,10 +128,11 @@ impl EventLog {
     /// event (a new reader starts from the beginning).
     pub(super) async fn checkpoint_start(
         &self,
-        owner: &CheckpointOwner,
+        caller: &Principal,
         name: &str,
         single_stream: Option<&StreamName>,
     ) -> Result<Start, LogError> {
+        let owner = &caller.checkpoint_owner();
         let label = parse::checkpoint(name)?;
         if let Some(stream) = single_stream {
             if let Some(cp) = self.storage.checkpoint(owner, &label, Some(stream)).await? {
@@ -155,7 +156,10 @@ impl EventLog {
                 .await?
                 .into_iter()
                 .filter(|cp| cp.name == label)
+                // Streams the caller may no longer read are neither named
+                // nor counted.
                 .filter_map(|cp| cp.stream.map(|s| s.to_string()))
+                .filter(|s| caller.may_read(s))
                 .take(PER_STREAM_NAMED)
                 .collect();
             if !streams.is_empty() {

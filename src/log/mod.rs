@@ -246,6 +246,22 @@ impl EventLog {
             groups: Arc::default(),
             metrics,
         };
+        // Other replicas' acks, nacks, seeks and redrives wake the
+        // consumers waiting here at once.
+        if let Some(mut feed) = log.storage.group_feed().await {
+            let (signals, stop) = (log.groups.clone(), shutdown.clone());
+            background.spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        woken = feed.recv() => match woken {
+                            Some((stream, group)) => signals.wake(&stream, &group),
+                            None => return,
+                        },
+                    }
+                }
+            });
+        }
         let tasks = LogTasks {
             background,
             writer: writer_task,
@@ -532,8 +548,7 @@ impl EventLog {
                     _ => None,
                 };
                 (
-                    self.checkpoint_start(&caller.checkpoint_owner(), &name, single)
-                        .await?,
+                    self.checkpoint_start(caller, &name, single).await?,
                     Some(name),
                 )
             }

@@ -44,6 +44,11 @@ pub mod testing;
 /// have been committed"; several commits may share one.
 pub type CommitFeed = tokio::sync::mpsc::Receiver<()>;
 
+/// Wake-ups for groups whose work changed in a commit of any process
+/// sharing this database (an ack freeing credit, a nack, a seek, a redrive,
+/// a dead-lettering): each message names (stream, group).
+pub type GroupFeed = tokio::sync::mpsc::Receiver<(StreamName, GroupName)>;
+
 /// The write-side state of a stream, as locked by a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamHead {
@@ -191,6 +196,11 @@ pub trait Storage: Send + Sync + 'static {
     /// sharing this database, this one included; `None` when only this
     /// process writes (SQLite), whose writer then feeds the hub itself.
     async fn commit_feed(&self) -> Result<Option<CommitFeed>, StorageError>;
+
+    /// Wake-ups for groups whose work changed in a commit of another
+    /// process sharing this database; `None` when only this process writes
+    /// (SQLite). Available once, after [`Storage::commit_feed`].
+    async fn group_feed(&self) -> Option<GroupFeed>;
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StorageError>;
@@ -466,6 +476,11 @@ pub trait WriteTx: Send {
 
     /// Stores a checkpoint, replacing the previous one of that name.
     async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StorageError>;
+
+    /// Tells the other processes sharing the database, if the transaction
+    /// commits, that the work of this group changed: their consumers of it
+    /// look again.
+    fn announce_group(&mut self, stream: &StreamName, group: &GroupName);
 
     /// Makes everything durable and visible. When it fails, nothing of the
     /// transaction is visible and the connection was rolled back or

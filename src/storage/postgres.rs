@@ -18,7 +18,8 @@ use tracing::warn;
 use super::sql::{
     Dialect, Driver, LockedLogHead, Sql, SqlStorage, existing_event, get, to_i64, to_u64,
 };
-use super::{CommitFeed, EventRow, ExistingEvent, StorageError, StorageOptions};
+use super::{CommitFeed, EventRow, ExistingEvent, GroupFeed, StorageError, StorageOptions};
+use crate::model::names::{GroupName, StreamName};
 use crate::model::records::UnixMicros;
 
 /// The PostgreSQL storage.
@@ -32,10 +33,30 @@ pub struct PostgresDialect {
     /// deployments (and tests) in other schemas of the database do not wake
     /// this one.
     schema: String,
+    /// The group wake-ups [`Dialect::commit_feed`]'s listener receives,
+    /// until [`Dialect::group_feed`] takes them.
+    group_feed: std::sync::Mutex<Option<GroupFeed>>,
 }
 
 /// The channel on which commits that appended events are announced.
 const COMMIT_CHANNEL: &str = "riverlog_commits";
+/// The channel on which commits that changed a group's work are announced:
+/// payload `schema \t stream \t group` (names never hold a tab).
+const GROUP_CHANNEL: &str = "riverlog_groups";
+/// Group wake-ups queued for the log; past that, new ones are dropped (the
+/// consumers' heartbeats and due times still bring them back).
+const GROUP_FEED_QUEUE: usize = 1024;
+
+/// The (stream, group) of a [`GROUP_CHANNEL`] payload of `schema`.
+fn group_of(payload: &str, schema: &str) -> Option<(StreamName, GroupName)> {
+    let mut parts = payload.split('\t');
+    if parts.next()? != schema {
+        return None;
+    }
+    let stream = StreamName::parse(parts.next()?).ok()?;
+    let group = GroupName::parse(parts.next()?).ok()?;
+    Some((stream, group))
+}
 
 /// The stored events with the keys of two arrays ($1 stream ids, $2 event
 /// ids): see [`PostgresDialect::find_events`](Dialect::find_events).
@@ -185,14 +206,46 @@ impl Dialect for PostgresDialect {
         Ok(())
     }
 
+    async fn announce_groups(
+        conn: &mut PgConnection,
+        groups: &[(String, String)],
+    ) -> Result<(), StorageError> {
+        // Delivered when (and only if) this commits; PostgreSQL folds
+        // repeats of one payload within a transaction.
+        for (stream, group) in groups {
+            Sql::<Postgres>::new("SELECT pg_notify(")
+                .bind(GROUP_CHANNEL)
+                .push(", current_schema() || chr(9) || ")
+                .bind(stream.as_str())
+                .push(" || chr(9) || ")
+                .bind(group.as_str())
+                .push(")")
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn group_feed(&self) -> Option<GroupFeed> {
+        self.group_feed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
     async fn commit_feed(&self) -> Result<Option<CommitFeed>, StorageError> {
         let mut listener = PgListener::connect_with(&self.listener)
             .await
             .map_err(Postgres::classify)?;
         listener
-            .listen(COMMIT_CHANNEL)
+            .listen_all([COMMIT_CHANNEL, GROUP_CHANNEL])
             .await
             .map_err(Postgres::classify)?;
+        let (groups_tx, groups_rx) = mpsc::channel(GROUP_FEED_QUEUE);
+        *self
+            .group_feed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(groups_rx);
         let (tx, rx) = mpsc::channel(1);
         // A full channel already holds a wake-up: wake-ups coalesce.
         let wake = |tx: &mpsc::Sender<()>| {
@@ -209,6 +262,13 @@ impl Dialect for PostgresDialect {
                     received = listener.try_recv() => received,
                 };
                 let ours = match &received {
+                    Ok(Some(n)) if n.channel() == GROUP_CHANNEL => {
+                        if let Some(woken) = group_of(n.payload(), &schema) {
+                            // Full or gone: heartbeats and due times remain.
+                            let _ = groups_tx.try_send(woken);
+                        }
+                        continue;
+                    }
                     Ok(Some(n)) => n.payload() == schema,
                     // Reconnected: notifications may have been missed.
                     Ok(None) => true,
@@ -318,7 +378,11 @@ impl PostgresStorage {
             .fetch_one(&writer)
             .await
             .map_err(Postgres::classify)?;
-        let dialect = PostgresDialect { listener, schema };
+        let dialect = PostgresDialect {
+            listener,
+            schema,
+            group_feed: std::sync::Mutex::new(None),
+        };
         Ok(SqlStorage::new(writer, readers, dialect))
     }
 }

@@ -1055,6 +1055,7 @@ async fn a_nack_with_a_delay_on_the_last_allowed_delivery_dead_letters_at_once()
     let settled = groups
         .nack(v1::NackRequest {
             delay: Some(millis(3_600_000)),
+            consumer: "w".into(),
             ..nack_request("jobs", "workers", vec![1, 2, 7])
         })
         .await
@@ -1077,6 +1078,46 @@ async fn a_nack_with_a_delay_on_the_last_allowed_delivery_dead_letters_at_once()
     );
     let info = group_info(&mut groups, "jobs", "workers").await;
     assert_eq!((info.pending, info.ack_floor), (0, 2));
+}
+
+#[tokio::test]
+async fn a_late_nack_without_a_consumer_never_dead_letters_anothers_last_delivery() {
+    let server =
+        TestServer::start_with(|c| c.dead_letter_interval = Duration::from_secs(3600)).await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    publish(&mut client, "jobs", vec![event("slow")]).await;
+    group("jobs", "workers")
+        .ack_timeout_ms(200)
+        .max_deliveries(2)
+        .create(&mut groups)
+        .await;
+    fetch(&mut groups, "jobs", "workers", "a", 1, 0).await;
+    // A's delivery times out; B gets the last allowed one.
+    let redelivered = fetch(&mut groups, "jobs", "workers", "b", 1, 5_000).await;
+    assert_eq!(seqs_and_counts(&redelivered), [(1, 2)]);
+    // A's late nack names no consumer: it may only make the entry due.
+    groups
+        .nack(nack_request("jobs", "workers", vec![1]))
+        .await
+        .expect("nack");
+    let dlq = client
+        .get_stream(v1::GetStreamRequest {
+            stream: "jobs:dlq".into(),
+        })
+        .await;
+    assert_eq!(dlq.unwrap_err().code(), Code::NotFound, "not dead-lettered");
+    // B's ack still settles it.
+    let acked = groups
+        .ack(v1::AckRequest {
+            stream: "jobs".into(),
+            group: "workers".into(),
+            sequences: vec![1],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(acked.acked, 1);
 }
 
 #[tokio::test]
@@ -1353,6 +1394,14 @@ async fn lag_stays_exact_through_takes_trims_and_seeks() {
             7 => {
                 client.take(take(v1::TakeEnd::Newest, 10)).await.unwrap();
             }
+            8 => {
+                // Appends after the stream was emptied.
+                publish(&mut client, "s", events("g", 0..3)).await;
+            }
+            9 => {
+                client.take(take(v1::TakeEnd::Newest, 1)).await.unwrap();
+                client.take(take(v1::TakeEnd::Oldest, 1)).await.unwrap();
+            }
             _ => break,
         }
         let retained: Vec<u64> = read_all(&mut client, "s")
@@ -1410,7 +1459,10 @@ async fn dead_letter_all(groups: &mut Groups, stream: &str, group: &str, n: u64)
     let got = fetch(groups, stream, group, "c", n as u32, 0).await;
     assert_eq!(got.len() as u64, n);
     groups
-        .nack(nack_request(stream, group, seqs(&got)))
+        .nack(v1::NackRequest {
+            consumer: "c".into(),
+            ..nack_request(stream, group, seqs(&got))
+        })
         .await
         .expect("nack");
 }

@@ -253,6 +253,9 @@ impl Storage for SwitchableStorage {
         self.check()?;
         self.inner.list_checkpoints(owner, prefix).await
     }
+    async fn group_feed(&self) -> Option<riverlog::storage::GroupFeed> {
+        self.inner.group_feed().await
+    }
     async fn commit_feed(&self) -> Result<Option<riverlog::storage::CommitFeed>, StorageError> {
         self.check()?;
         self.inner.commit_feed().await

@@ -305,7 +305,10 @@ async fn dead_letters_are_redriven_over_rest() {
         .await;
     fetch(&mut groups, "jobs", "workers", "w", 3, 0).await;
     groups
-        .nack(nack_request("jobs", "workers", vec![1, 2, 3]))
+        .nack(riverlog::proto::v1::NackRequest {
+            consumer: "w".into(),
+            ..nack_request("jobs", "workers", vec![1, 2, 3])
+        })
         .await
         .unwrap();
     let path = "/streams/jobs/groups/workers/redrive";

@@ -2382,7 +2382,7 @@ type RedriveResponse struct {
 	// Dead letters given back to the group.
 	Redriven uint64 `protobuf:"varint,1,opt,name=redriven,proto3" json:"redriven,omitempty"`
 	// Dead-letter sequences whose original event is no longer in the stream:
-	// not given back, and kept in the dead-letter stream.
+	// not given back, and kept in the dead-letter stream (the first 1,000).
 	OriginGone []uint64 `protobuf:"varint,2,rep,packed,name=origin_gone,json=originGone,proto3" json:"origin_gone,omitempty"`
 	// More dead letters of the selection remain: call again.
 	More bool `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`

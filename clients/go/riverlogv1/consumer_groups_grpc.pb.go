@@ -38,8 +38,9 @@ type ConsumerGroupsClient interface {
 	// Acknowledges deliveries: they leave the pending list.
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
 	// Rejects deliveries: they are delivered again after `delay` (the
-	// redelivery counts toward `max_deliveries`); a delivery that was the
-	// last allowed one goes to the dead-letter stream at once instead.
+	// redelivery counts toward `max_deliveries`); with `consumer` set, a
+	// delivery that was the last allowed one goes to the dead-letter stream at
+	// once instead.
 	Nack(ctx context.Context, in *NackRequest, opts ...grpc.CallOption) (*NackResponse, error)
 	// Lists pending (delivered, unacked) entries (XPENDING).
 	ListPending(ctx context.Context, in *ListPendingRequest, opts ...grpc.CallOption) (*ListPendingResponse, error)
@@ -56,9 +57,10 @@ type ConsumerGroupsClient interface {
 	// fail is fixed: each becomes a pending entry due now, held by no one,
 	// with a fresh delivery count, and its copy is removed from the
 	// dead-letter stream. Nothing is appended to the group's stream. At most
-	// 10,000 per call (`more` says when more remain). A dead letter whose
-	// original event is no longer in the stream (trimmed, taken) is kept and
-	// listed in `origin_gone`. Needs admin and subscribe on the stream, and
+	// 10,000 per call (`more` says when more remain; dead letters whose
+	// original is gone do not count). A dead letter whose original event is no
+	// longer in the stream (trimmed, taken) is kept and listed in
+	// `origin_gone` (the first 1,000). Needs admin and subscribe on the stream, and
 	// subscribe and publish on the dead-letter stream.
 	Redrive(ctx context.Context, in *RedriveRequest, opts ...grpc.CallOption) (*RedriveResponse, error)
 }
@@ -236,8 +238,9 @@ type ConsumerGroupsServer interface {
 	// Acknowledges deliveries: they leave the pending list.
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
 	// Rejects deliveries: they are delivered again after `delay` (the
-	// redelivery counts toward `max_deliveries`); a delivery that was the
-	// last allowed one goes to the dead-letter stream at once instead.
+	// redelivery counts toward `max_deliveries`); with `consumer` set, a
+	// delivery that was the last allowed one goes to the dead-letter stream at
+	// once instead.
 	Nack(context.Context, *NackRequest) (*NackResponse, error)
 	// Lists pending (delivered, unacked) entries (XPENDING).
 	ListPending(context.Context, *ListPendingRequest) (*ListPendingResponse, error)
@@ -254,9 +257,10 @@ type ConsumerGroupsServer interface {
 	// fail is fixed: each becomes a pending entry due now, held by no one,
 	// with a fresh delivery count, and its copy is removed from the
 	// dead-letter stream. Nothing is appended to the group's stream. At most
-	// 10,000 per call (`more` says when more remain). A dead letter whose
-	// original event is no longer in the stream (trimmed, taken) is kept and
-	// listed in `origin_gone`. Needs admin and subscribe on the stream, and
+	// 10,000 per call (`more` says when more remain; dead letters whose
+	// original is gone do not count). A dead letter whose original event is no
+	// longer in the stream (trimmed, taken) is kept and listed in
+	// `origin_gone` (the first 1,000). Needs admin and subscribe on the stream, and
 	// subscribe and publish on the dead-letter stream.
 	Redrive(context.Context, *RedriveRequest) (*RedriveResponse, error)
 	mustEmbedUnimplementedConsumerGroupsServer()

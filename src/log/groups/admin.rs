@@ -173,7 +173,7 @@ impl EventLog {
     /// are removed and the events after the cursor are delivered again
     /// with a fresh delivery count. Returns the group and how many pending
     /// entries were removed. Errors: `StreamNotFound`, `GroupNotFound`, a
-    /// sequence past the next one (`FAILED_PRECONDITION`), `Denied`.
+    /// sequence past the next one (`StartBeyondHead`: OUT_OF_RANGE), `Denied`.
     pub async fn seek_group(
         &self,
         caller: &Principal,

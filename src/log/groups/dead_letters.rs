@@ -26,7 +26,8 @@ use crate::model::records::UnixMicros;
 
 impl EventLog {
     /// Gives `group`'s dead letters chosen by `selection` back to it, at
-    /// most 10,000 per call (`Redriven::more` says when more remain): each
+    /// most 10,000 per call (`Redriven::more` says when more remain; those
+    /// whose original is gone do not count): each
     /// becomes a pending entry due now with a fresh delivery count, and its
     /// copy leaves the dead-letter stream. Nothing is appended to the
     /// group's stream. A dead letter whose original event is gone is kept

@@ -41,7 +41,7 @@ impl GroupSignals {
             .clone()
     }
 
-    pub(super) fn wake(&self, stream: &StreamName, group: &GroupName) {
+    pub(crate) fn wake(&self, stream: &StreamName, group: &GroupName) {
         if let Some(signal) = lock(&self.groups).get(&(stream.clone(), group.clone())) {
             signal.changed.notify_waiters();
         }

@@ -90,6 +90,7 @@ impl Transaction {
                 consumer,
                 reply,
             } => {
+                self.tx.announce_group(&stream, &group);
                 let outcome = self.delete_consumer(&stream, &group, &consumer).await;
                 settle(reply, outcome, answers)
             }
@@ -118,6 +119,7 @@ impl Transaction {
                 sequences,
                 reply,
             } => {
+                self.tx.announce_group(&stream, &group);
                 let outcome = self.hold_ack(&stream, &group, sequences).await;
                 settle_held(reply, outcome, answers)
             }
@@ -129,6 +131,7 @@ impl Transaction {
                 delay,
                 reply,
             } => {
+                self.tx.announce_group(&stream, &group);
                 let outcome = self.nack(&stream, &group, holder, &sequences, delay).await;
                 settle(reply, outcome, answers)
             }
@@ -153,6 +156,7 @@ impl Transaction {
                 handed,
                 reply,
             } => {
+                self.tx.announce_group(&stream, &group);
                 let outcome = self.release(&stream, &group, &consumer, &handed).await;
                 settle(reply, outcome, answers)
             }
@@ -162,6 +166,7 @@ impl Transaction {
                 start,
                 reply,
             } => {
+                self.tx.announce_group(&stream, &group);
                 let outcome = self.seek_group(&stream, &group, start).await;
                 settle(reply, outcome, answers)
             }
@@ -171,6 +176,7 @@ impl Transaction {
                 selection,
                 reply,
             } => {
+                self.tx.announce_group(&stream, &group);
                 let outcome = self.redrive(&stream, &group, &selection).await;
                 settle(reply, outcome, answers)
             }
@@ -179,6 +185,7 @@ impl Transaction {
                 group,
                 reply,
             } => {
+                self.tx.announce_group(&stream, &group);
                 let outcome = self.dead_letter_exhausted(&stream, &group).await;
                 settle(reply, outcome, answers)
             }

@@ -77,8 +77,12 @@ impl Transaction {
                 }
                 s.saturating_sub(1)
             }
-            // A time in the future is simply "from now on".
-            GroupStart::Time(time) => self.tx.sequence_before_time(head.id, time).await?,
+            // A time in the future is simply "from now on". Appends earlier
+            // in this batch are recorded before it too: write them first.
+            GroupStart::Time(time) => {
+                self.flush().await?;
+                self.tx.sequence_before_time(head.id, time).await?
+            }
         }))
     }
 

@@ -3,6 +3,8 @@
 //! copies leave the dead-letter stream. The original events were never
 //! removed from the group's stream, so nothing is appended there.
 
+use std::collections::{HashMap, HashSet};
+
 use super::answer::Outcome;
 use super::delivery::dead_letter_origin;
 use super::transaction::Transaction;
@@ -15,6 +17,8 @@ const PAGE: u32 = 500;
 /// Dead letters one redrive gives back at most; `Redriven::more` says
 /// when more of the selection remain.
 pub(crate) const MAX_REDRIVE: usize = 10_000;
+/// Dead letters whose original is gone that one redrive lists at most.
+const MAX_ORIGIN_GONE_LISTED: usize = 1_000;
 
 impl Transaction {
     /// Gives `group`'s dead letters chosen by `selection` back to it (at
@@ -47,54 +51,64 @@ impl Transaction {
             }
             _ => (0, Sequence::MAX),
         };
-        // (dead-letter sequence, original position) of the chosen ones.
-        let mut chosen: Vec<(Sequence, Position)> = Vec::new();
+        // Page by page: the dead letters of this group that the selection
+        // takes, resolved to their original sequences at once, so only
+        // those given back count toward the cap (a run of orphans cannot
+        // stall the redrive).
+        let mut given_back = Vec::new();
+        let mut entries = Vec::new();
         'pages: while after < last {
             let page = self.tx.events_after(dead_letters.id, after, PAGE).await?;
             let Some(end) = page.last().map(|e| e.sequence) else {
                 break;
             };
-            for event in page.iter().filter(|e| e.sequence <= last) {
-                if !selected(selection, event) {
-                    continue;
-                }
-                if let Some(origin) = dead_letter_origin(&event.id, &record) {
-                    if chosen.len() == MAX_REDRIVE {
-                        out.more = true;
-                        break 'pages;
+            let chosen: Vec<(Sequence, Position)> = page
+                .iter()
+                .filter(|e| e.sequence <= last && selected(selection, e))
+                .filter_map(|e| Some((e.sequence, dead_letter_origin(&e.id, &record)?)))
+                .collect();
+            let positions: Vec<Position> = chosen.iter().map(|&(_, p)| p).collect();
+            let origins: HashMap<Position, Sequence> = self
+                .tx
+                .sequences_at_positions(record.stream_id, &positions)
+                .await?
+                .into_iter()
+                .collect();
+            let sequences: Vec<Sequence> = origins.values().copied().collect();
+            // An entry already pending (handed out again after a seek back)
+            // keeps its holder and count.
+            let pending: HashSet<Sequence> = self
+                .tx
+                .pending_entries(record.id, &sequences)
+                .await?
+                .into_iter()
+                .map(|e| e.sequence)
+                .collect();
+            for (dead_letter, position) in chosen {
+                let Some(&sequence) = origins.get(&position) else {
+                    if out.origin_gone.len() < MAX_ORIGIN_GONE_LISTED {
+                        out.origin_gone.push(dead_letter);
                     }
-                    chosen.push((event.sequence, origin));
+                    continue;
+                };
+                if given_back.len() == MAX_REDRIVE {
+                    out.more = true;
+                    break 'pages;
+                }
+                given_back.push(dead_letter);
+                // Past the cursor the group has not delivered it yet (it was
+                // sought back): it comes again as a new delivery anyway.
+                if sequence <= record.cursor && !pending.contains(&sequence) {
+                    entries.push(PendingEntry {
+                        sequence,
+                        consumer: String::new(),
+                        delivery_count: 0,
+                        delivered_at: self.now,
+                        deliverable_at: self.now,
+                    });
                 }
             }
             after = end;
-        }
-
-        let positions: Vec<Position> = chosen.iter().map(|&(_, p)| p).collect();
-        let origins: std::collections::HashMap<Position, Sequence> = self
-            .tx
-            .sequences_at_positions(record.stream_id, &positions)
-            .await?
-            .into_iter()
-            .collect();
-        let mut entries = Vec::new();
-        let mut given_back = Vec::new();
-        for (dead_letter, position) in chosen {
-            let Some(&sequence) = origins.get(&position) else {
-                out.origin_gone.push(dead_letter);
-                continue;
-            };
-            given_back.push(dead_letter);
-            // Past the cursor the group has not delivered it yet (it was
-            // sought back): it comes again as a new delivery anyway.
-            if sequence <= record.cursor {
-                entries.push(PendingEntry {
-                    sequence,
-                    consumer: String::new(),
-                    delivery_count: 0,
-                    delivered_at: self.now,
-                    deliverable_at: self.now,
-                });
-            }
         }
         self.tx.save_pending(record.id, &entries).await?;
         let removed = self.tx.remove_events(&dead_letters, &given_back).await?;

@@ -12,9 +12,9 @@ use crate::model::records::{Sequence, UnixMicros};
 
 impl Transaction {
     /// Nacks pending entries: due again after `delay` (only those `holder`
-    /// holds, when given); an entry on its last allowed delivery goes to
-    /// the dead-letter stream at once instead, as no redelivery would
-    /// come. Acks are held back instead (see `held`).
+    /// holds, when given); with a `holder`, an entry on its last allowed
+    /// delivery goes to the dead-letter stream at once instead, as no
+    /// redelivery would come. Acks are held back instead (see `held`).
     pub(super) async fn nack(
         &mut self,
         stream: &StreamName,
@@ -36,15 +36,19 @@ impl Transaction {
             self.touch(record.id, consumer.as_str());
         }
         let holder = holder.as_ref().map(ConsumerName::as_str);
-        let exhausted: Vec<PendingEntry> = self
-            .tx
-            .pending_entries(record.id, &wanted)
-            .await?
-            .into_iter()
-            .filter(|e| {
-                e.delivery_count >= record.max_deliveries && holder.is_none_or(|h| e.consumer == h)
-            })
-            .collect();
+        // Only a nack naming its consumer dead-letters at once: without one,
+        // a late nack of a delivery that timed out could dead-letter the
+        // redelivery another consumer is working on.
+        let exhausted: Vec<PendingEntry> = match holder {
+            None => Vec::new(),
+            Some(h) => self
+                .tx
+                .pending_entries(record.id, &wanted)
+                .await?
+                .into_iter()
+                .filter(|e| e.delivery_count >= record.max_deliveries && e.consumer == h)
+                .collect(),
+        };
         let mut done: HashSet<Sequence> = exhausted.iter().map(|e| e.sequence).collect();
         let rest: Vec<Sequence> = wanted
             .iter()

@@ -25,7 +25,7 @@ use std::future::Future;
 
 use sqlx::{Database, Pool};
 
-use super::{CommitFeed, EventRow, ExistingEvent, StorageError};
+use super::{CommitFeed, EventRow, ExistingEvent, GroupFeed, StorageError};
 use crate::model::records::{Position, StoredEvent, UnixMicros};
 pub(super) use rows::to_i64;
 
@@ -130,8 +130,24 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         conn: &mut <Self::DB as Database>::Connection,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
 
+    /// Runs before `COMMIT` of a transaction that changed the work of
+    /// these groups ((stream, group) names): PostgreSQL announces them to
+    /// other replicas here. The shared way does nothing.
+    fn announce_groups<'c>(
+        conn: &'c mut <Self::DB as Database>::Connection,
+        groups: &'c [(String, String)],
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'c {
+        let _ = (conn, groups);
+        async { Ok(()) }
+    }
+
     /// See [`Storage::commit_feed`](super::Storage::commit_feed).
     fn commit_feed(&self) -> impl Future<Output = Result<Option<CommitFeed>, StorageError>> + Send;
+
+    /// See [`Storage::group_feed`](super::Storage::group_feed).
+    fn group_feed(&self) -> Option<GroupFeed> {
+        None
+    }
 
     /// Runs `q`, a [recording](Sql::recording) statement selecting
     /// [`rows::EVENTS_SELECT`]'s columns, and decodes its events. The

@@ -20,7 +20,7 @@ use crate::model::groups::{
 use crate::model::names::{CheckpointName, GroupName, StreamName, StreamPattern, StreamSelector};
 use crate::model::query::{Direction, ReadFrom};
 use crate::model::records::{Position, Sequence, StoredEvent, StreamInfo, UnixMicros};
-use crate::storage::{CommitFeed, Storage, WriteTx};
+use crate::storage::{CommitFeed, GroupFeed, Storage, WriteTx};
 
 /// Most checkpoints one listing returns.
 const MAX_CHECKPOINTS_LISTED: i64 = 10_000;
@@ -83,7 +83,8 @@ impl<D: Dialect> SqlStorage<D> {
     /// How many retained events of a stream lie past `cursor`, exactly,
     /// without counting them: the sequences from past the cursor (or from
     /// the oldest retained event) to the last one, less those in gaps (see
-    /// the `stream_gaps` migration). Three index probes, whatever the lag.
+    /// the `stream_gaps` migration). A few index probes plus one row per
+    /// gap past the cursor (usually none), whatever the lag.
     async fn lag(
         conn: &mut <D::DB as sqlx::Database>::Connection,
         stream_id: i64,
@@ -104,15 +105,28 @@ impl<D: Dialect> SqlStorage<D> {
         if base >= last {
             return Ok(0);
         }
-        let sql = format!(
-            "SELECT CAST(COALESCE(SUM(last_sequence - {}(first_sequence, ?) + 1), 0) AS BIGINT) \
-             FROM stream_gaps WHERE stream_id = ? AND last_sequence > ?",
-            D::GREATEST
-        );
-        let missing: i64 = Sql::<D::DB>::query(&sql, (to_i64(base) + 1, stream_id, to_i64(base)))
-            .fetch_scalar(conn)
-            .await?;
-        Ok((last - base).saturating_sub(to_u64(missing)))
+        // Gaps never overlap: those starting past `base` count whole (a
+        // range of the primary key), and at most one starts at or below it
+        // and reaches past it.
+        let whole: i64 = Sql::<D::DB>::query(
+            "SELECT CAST(COALESCE(SUM(last_sequence - first_sequence + 1), 0) AS BIGINT) \
+             FROM stream_gaps WHERE stream_id = ? AND first_sequence > ?",
+            (stream_id, to_i64(base)),
+        )
+        .fetch_scalar(&mut *conn)
+        .await?;
+        let straddling: Option<i64> = Sql::<D::DB>::query(
+            "SELECT last_sequence FROM stream_gaps WHERE stream_id = ? AND first_sequence <= ? \
+             ORDER BY first_sequence DESC LIMIT 1",
+            (stream_id, to_i64(base)),
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| get::<D::DB, i64>(&row, 0))
+        .transpose()?;
+        let missing = to_u64(whole)
+            + straddling.map_or(0, |l| to_u64(l).saturating_sub(base));
+        Ok((last - base).saturating_sub(missing))
     }
 
     /// Groups of `stream` (one when `name` is given), completed.
@@ -469,6 +483,10 @@ impl<D: Dialect> Storage for SqlStorage<D> {
             .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter().map(checkpoint::<D::DB>).collect()
+    }
+
+    async fn group_feed(&self) -> Option<GroupFeed> {
+        self.dialect.group_feed()
     }
 
     async fn commit_feed(&self) -> Result<Option<CommitFeed>, StorageError> {

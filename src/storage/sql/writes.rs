@@ -23,6 +23,8 @@ pub(super) struct SqlWriteTx<D: Dialect> {
     recorded_floor: UnixMicros,
     /// The log head's position as this transaction last read or saved it.
     head: Option<Position>,
+    /// Groups whose work changed: announced to other replicas at commit.
+    announced: std::collections::BTreeSet<(String, String)>,
 }
 
 impl<D: Dialect> SqlWriteTx<D> {
@@ -38,6 +40,7 @@ impl<D: Dialect> SqlWriteTx<D> {
                 appended: false,
                 recorded_floor: locked.recorded_floor,
                 head: locked.position,
+                announced: std::collections::BTreeSet::new(),
             }),
             Err(e) => {
                 tx.rollback().await;
@@ -123,28 +126,44 @@ impl<D: Dialect> SqlWriteTx<D> {
         last: Sequence,
     ) -> Result<(), StorageError> {
         let (first, last) = (to_i64(first), to_i64(last));
-        let touching = Sql::<D::DB>::query(
-            "SELECT MIN(first_sequence), MAX(last_sequence) FROM stream_gaps \
-             WHERE stream_id = ? AND last_sequence >= ? AND first_sequence <= ?",
-            (stream_id, first - 1, last + 1),
+        // Gaps never overlap: the one starting last below `first` may end
+        // right below it (or reach into it); the others that touch start
+        // within `first..=last + 1`. Both are ranges of the primary key.
+        let below = Sql::<D::DB>::query(
+            "SELECT first_sequence, last_sequence FROM stream_gaps \
+             WHERE stream_id = ? AND first_sequence < ? ORDER BY first_sequence DESC LIMIT 1",
+            (stream_id, first),
         )
-        .fetch_one(self.conn())
+        .fetch_optional(self.conn())
         .await?;
-        let low: Option<i64> = get::<D::DB, _>(&touching, 0)?;
-        let high: Option<i64> = get::<D::DB, _>(&touching, 1)?;
+        let mut low = first;
+        let mut high = last;
+        if let Some(row) = below {
+            let (b_first, b_last): (i64, i64) = (get::<D::DB, _>(&row, 0)?, get::<D::DB, _>(&row, 1)?);
+            if b_last >= first - 1 {
+                low = b_first;
+                high = high.max(b_last);
+            }
+        }
+        let above: Option<i64> = Sql::<D::DB>::query(
+            "SELECT MAX(last_sequence) FROM stream_gaps \
+             WHERE stream_id = ? AND first_sequence >= ? AND first_sequence <= ?",
+            (stream_id, first, last + 1),
+        )
+        .fetch_scalar(self.conn())
+        .await?;
+        if let Some(a) = above {
+            high = high.max(a);
+        }
         Sql::<D::DB>::query(
-            "DELETE FROM stream_gaps WHERE stream_id = ? AND last_sequence >= ? AND first_sequence <= ?",
-            (stream_id, first - 1, last + 1),
+            "DELETE FROM stream_gaps WHERE stream_id = ? AND first_sequence >= ? AND first_sequence <= ?",
+            (stream_id, low, last + 1),
         )
         .execute(self.conn())
         .await?;
         Sql::<D::DB>::query(
             "INSERT INTO stream_gaps (stream_id, first_sequence, last_sequence) VALUES (?, ?, ?)",
-            (
-                stream_id,
-                low.map_or(first, |l| l.min(first)),
-                high.map_or(last, |h| h.max(last)),
-            ),
+            (stream_id, low, high),
         )
         .execute(self.conn())
         .await?;
@@ -946,9 +965,22 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         Ok(())
     }
 
+    fn announce_group(&mut self, stream: &StreamName, group: &GroupName) {
+        self.announced
+            .insert((stream.to_string(), group.to_string()));
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
         if self.appended {
             if let Err(e) = D::before_commit(self.tx.conn()).await {
+                self.tx.rollback().await;
+                return Err(e);
+            }
+        }
+        if !self.announced.is_empty() {
+            let groups: Vec<(String, String)> =
+                std::mem::take(&mut self.announced).into_iter().collect();
+            if let Err(e) = D::announce_groups(self.tx.conn(), &groups).await {
                 self.tx.rollback().await;
                 return Err(e);
             }

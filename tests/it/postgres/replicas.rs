@@ -32,7 +32,57 @@ async fn two_replicas_with(
 }
 
 #[tokio::test]
-async fn replicas_running_the_dead_letter_pass_together_move_each_entry_once() {
+async fn an_ack_on_one_replica_frees_credit_of_a_consume_stream_on_the_other_at_once() {
+    use riverlog::proto::v1::consume_response::Message as Consumed;
+    let (a, b) = two_replicas().await;
+    let mut client = a.client().await;
+    publish(&mut client, "jobs", events("e", 0..3)).await;
+    let mut on_a = a.groups().await;
+    group("jobs", "workers")
+        .ack_timeout_ms(3_600_000)
+        .create(&mut on_a)
+        .await;
+    // Credit 1 and heartbeats an hour apart: only a wake-up from replica A
+    // can bring the next delivery.
+    let mut stream = b
+        .groups()
+        .await
+        .consume(v1::ConsumeRequest {
+            stream: "jobs".into(),
+            group: "workers".into(),
+            consumer: "w".into(),
+            max_in_flight: 1,
+            heartbeat_interval: Some(prost_types::Duration {
+                seconds: 3600,
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("consume")
+        .into_inner();
+    let mut next = async || loop {
+        match within(stream.message()).await.unwrap().unwrap().message {
+            Some(Consumed::Delivery(d)) => return d,
+            _ => continue,
+        }
+    };
+    let first = next().await;
+    assert_eq!(first.event.as_ref().unwrap().sequence, 1);
+    for expected in [2, 3] {
+        ack(&mut on_a, "jobs", "workers", vec![expected - 1]).await;
+        let started = Instant::now();
+        let got = next().await;
+        assert_eq!(got.event.as_ref().unwrap().sequence, expected);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "woken after {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn replicas_running_the_dead_letter_pass_together_leave_each_entry_dead_lettered_once() {
     let (a, b) = two_replicas_with(|c| c.dead_letter_interval = Duration::from_millis(10)).await;
     let mut client = a.client().await;
     let mut groups = b.groups().await;
@@ -62,6 +112,17 @@ async fn replicas_running_the_dead_letter_pass_together_move_each_entry_once() {
         .collect();
     assert_eq!(dead.len(), EVENTS, "each entry once");
     assert_eq!(origins.len(), EVENTS);
+    // And counted once: the replicas' dead-letter counters add up.
+    let mut counted = 0.0;
+    for server in [&a, &b] {
+        counted += metric(
+            &server.scrape().await,
+            "riverlog_events_dead_lettered_total",
+            &[],
+        )
+        .unwrap_or(0.0);
+    }
+    assert_eq!(counted, EVENTS as f64);
 }
 
 #[tokio::test]

@@ -178,8 +178,9 @@ class ConsumerGroupsServicer(object):
 
     def Nack(self, request, context):
         """Rejects deliveries: they are delivered again after `delay` (the
-        redelivery counts toward `max_deliveries`); a delivery that was the
-        last allowed one goes to the dead-letter stream at once instead.
+        redelivery counts toward `max_deliveries`); with `consumer` set, a
+        delivery that was the last allowed one goes to the dead-letter stream at
+        once instead.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -216,9 +217,10 @@ class ConsumerGroupsServicer(object):
         fail is fixed: each becomes a pending entry due now, held by no one,
         with a fresh delivery count, and its copy is removed from the
         dead-letter stream. Nothing is appended to the group's stream. At most
-        10,000 per call (`more` says when more remain). A dead letter whose
-        original event is no longer in the stream (trimmed, taken) is kept and
-        listed in `origin_gone`. Needs admin and subscribe on the stream, and
+        10,000 per call (`more` says when more remain; dead letters whose
+        original is gone do not count). A dead letter whose original event is no
+        longer in the stream (trimmed, taken) is kept and listed in
+        `origin_gone` (the first 1,000). Needs admin and subscribe on the stream, and
         subscribe and publish on the dead-letter stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

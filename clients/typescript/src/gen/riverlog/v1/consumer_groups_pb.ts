@@ -1249,7 +1249,7 @@ export type RedriveResponse = Message<"riverlog.v1.RedriveResponse"> & {
 
   /**
    * Dead-letter sequences whose original event is no longer in the stream:
-   * not given back, and kept in the dead-letter stream.
+   * not given back, and kept in the dead-letter stream (the first 1,000).
    *
    * @generated from field: repeated uint64 origin_gone = 2;
    */
@@ -1367,8 +1367,9 @@ export const ConsumerGroups: GenService<{
   },
   /**
    * Rejects deliveries: they are delivered again after `delay` (the
-   * redelivery counts toward `max_deliveries`); a delivery that was the
-   * last allowed one goes to the dead-letter stream at once instead.
+   * redelivery counts toward `max_deliveries`); with `consumer` set, a
+   * delivery that was the last allowed one goes to the dead-letter stream at
+   * once instead.
    *
    * @generated from rpc riverlog.v1.ConsumerGroups.Nack
    */
@@ -1417,9 +1418,10 @@ export const ConsumerGroups: GenService<{
    * fail is fixed: each becomes a pending entry due now, held by no one,
    * with a fresh delivery count, and its copy is removed from the
    * dead-letter stream. Nothing is appended to the group's stream. At most
-   * 10,000 per call (`more` says when more remain). A dead letter whose
-   * original event is no longer in the stream (trimmed, taken) is kept and
-   * listed in `origin_gone`. Needs admin and subscribe on the stream, and
+   * 10,000 per call (`more` says when more remain; dead letters whose
+   * original is gone do not count). A dead letter whose original event is no
+   * longer in the stream (trimmed, taken) is kept and listed in
+   * `origin_gone` (the first 1,000). Needs admin and subscribe on the stream, and
    * subscribe and publish on the dead-letter stream.
    *
    * @generated from rpc riverlog.v1.ConsumerGroups.Redrive
