@@ -55,5 +55,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_protos(&["proto/riverlog/v1/cloudevent.proto"], &["proto"])?;
 
     println!("cargo:rerun-if-changed=proto");
+    // `sqlx::migrate!` embeds the migration files; without this, a new
+    // migration alone does not rebuild the crate and the binary silently
+    // lacks it.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }
