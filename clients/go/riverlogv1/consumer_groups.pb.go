@@ -383,7 +383,8 @@ type GroupInfo struct {
 	AckFloor uint64 `protobuf:"varint,7,opt,name=ack_floor,json=ackFloor,proto3" json:"ack_floor,omitempty"`
 	// Pending entries in total.
 	Pending uint64 `protobuf:"varint,8,opt,name=pending,proto3" json:"pending,omitempty"`
-	// Events in the stream not delivered to the group yet.
+	// Events in the stream not delivered to the group yet (retained events
+	// past the cursor; exact, computed from sequences in constant time).
 	Lag uint64 `protobuf:"varint,9,opt,name=lag,proto3" json:"lag,omitempty"`
 	// The group's consumers.
 	Consumers []*ConsumerInfo `protobuf:"bytes,10,rep,name=consumers,proto3" json:"consumers,omitempty"`

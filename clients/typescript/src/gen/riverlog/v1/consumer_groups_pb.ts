@@ -254,7 +254,8 @@ export type GroupInfo = Message<"riverlog.v1.GroupInfo"> & {
   pending: bigint;
 
   /**
-   * Events in the stream not delivered to the group yet.
+   * Events in the stream not delivered to the group yet (retained events
+   * past the cursor; exact, computed from sequences in constant time).
    *
    * @generated from field: uint64 lag = 9;
    */
