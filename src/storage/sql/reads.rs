@@ -124,8 +124,7 @@ impl<D: Dialect> SqlStorage<D> {
         .await?
         .map(|row| get::<D::DB, i64>(&row, 0))
         .transpose()?;
-        let missing = to_u64(whole)
-            + straddling.map_or(0, |l| to_u64(l).saturating_sub(base));
+        let missing = to_u64(whole) + straddling.map_or(0, |l| to_u64(l).saturating_sub(base));
         Ok((last - base).saturating_sub(missing))
     }
 

@@ -139,7 +139,8 @@ impl<D: Dialect> SqlWriteTx<D> {
         let mut low = first;
         let mut high = last;
         if let Some(row) = below {
-            let (b_first, b_last): (i64, i64) = (get::<D::DB, _>(&row, 0)?, get::<D::DB, _>(&row, 1)?);
+            let (b_first, b_last): (i64, i64) =
+                (get::<D::DB, _>(&row, 0)?, get::<D::DB, _>(&row, 1)?);
             if b_last >= first - 1 {
                 low = b_first;
                 high = high.max(b_last);
