@@ -316,6 +316,7 @@ test('console with tokens: asks for one, keeps it in session storage, same flow'
     await page.locator('[data-testid="token-submit"]').click();
     await dialog.waitFor({ state: 'hidden', timeout: 5000 });
     assert.equal(await page.evaluate(() => sessionStorage.getItem('riverlog.console.token')), token);
+    await page.locator('[data-testid="connection"][data-state="ok"]', { hasText: 'connected' }).waitFor({ timeout: 5000 });
 
     await consoleFlow({ page, server, token, stream, group, label: 'tokens' });
 

@@ -205,6 +205,10 @@ function askToken(message) {
         state.token = candidate;
         sessionStorage.setItem(TOKEN_KEY, candidate);
         $('signout').hidden = false;
+        // The server answered and took the token: connected (setOnline alone
+        // would not say so, as the refused calls already counted as online).
+        state.online = true;
+        setConn('ok', 'connected');
         form.removeEventListener('submit', onSubmit);
         dialog.removeEventListener('cancel', onCancel);
         dialog.close();
