@@ -166,6 +166,13 @@ pub trait Storage: Send + Sync + 'static {
         now: UnixMicros,
     ) -> Result<Vec<(StreamName, GroupName)>, StorageError>;
 
+    /// Which of `positions` hold a retained event of `stream`.
+    async fn retained_positions(
+        &self,
+        stream: &StreamName,
+        positions: &[Position],
+    ) -> Result<Vec<Position>, StorageError>;
+
     /// Totals of a group's pending entries.
     async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError>;
 

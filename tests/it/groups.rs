@@ -1764,3 +1764,60 @@ async fn an_event_taken_while_pending_leaves_no_entry_and_no_dead_letter() {
     assert_eq!(pending, [1]);
     assert!(dead_letters(&mut client, "s:dlq").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_redrive_is_not_stalled_by_more_orphans_than_its_cap() {
+    use v1::redrive_request::Selection;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut groups = server.groups().await;
+    const EVENTS: u64 = 10_002;
+    for chunk in 0..(EVENTS / 1000 + 1) {
+        let to = ((chunk + 1) * 1000).min(EVENTS);
+        if chunk * 1000 < to {
+            publish(
+                &mut client,
+                "s",
+                events(&format!("c{chunk}-"), 0..(to - chunk * 1000) as usize),
+            )
+            .await;
+        }
+    }
+    group("s", "g")
+        .ack_timeout_ms(3_600_000)
+        .max_deliveries(1)
+        .create(&mut groups)
+        .await;
+    let mut dead = 0;
+    while dead < EVENTS {
+        let got = fetch(&mut groups, "s", "g", "c", 1000, 0).await;
+        dead += got.len() as u64;
+        groups
+            .nack(v1::NackRequest {
+                consumer: "c".into(),
+                ..nack_request("s", "g", seqs(&got))
+            })
+            .await
+            .unwrap();
+    }
+    // Every original but the newest is trimmed away: 10,001 orphans come
+    // first in the dead-letter stream.
+    client
+        .trim(v1::TrimRequest {
+            stream: "s".into(),
+            until: Some(v1::trim_request::Until::MaxEvents(1)),
+        })
+        .await
+        .unwrap();
+    let redriven = groups
+        .redrive(redrive_request("s", "g", Selection::All(())))
+        .await
+        .expect("redrive")
+        .into_inner();
+    assert_eq!((redriven.redriven, redriven.more), (1, false));
+    assert_eq!(redriven.origin_gone.len(), 1_000, "listed up to its limit");
+    assert_eq!(
+        seqs(&fetch(&mut groups, "s", "g", "c", 10, 0).await),
+        [EVENTS]
+    );
+}

@@ -224,6 +224,14 @@ impl Storage for SwitchableStorage {
         self.check()?;
         self.inner.groups_with_exhausted_entries(now).await
     }
+    async fn retained_positions(
+        &self,
+        stream: &StreamName,
+        positions: &[Position],
+    ) -> Result<Vec<Position>, StorageError> {
+        self.check()?;
+        self.inner.retained_positions(stream, positions).await
+    }
     async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError> {
         self.check()?;
         self.inner.pending_summary(group_id).await

@@ -10,6 +10,7 @@
 //! log-head lock, so a second replica finds the entries already gone (and
 //! a repeat of one dead-lettering is recognised by its event id anyway).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -19,10 +20,20 @@ use crate::auth::Principal;
 use crate::log::EventLog;
 use crate::log::access::{Operation, authorize};
 use crate::log::error::LogError;
-use crate::log::writer::GroupCommand;
+use crate::log::writer::{GroupCommand, dead_letter_origin};
+use crate::model::filter::EventFilter;
 use crate::model::groups::{RedriveSelection, Redriven};
 use crate::model::names::{GroupName, StreamName};
-use crate::model::records::UnixMicros;
+use crate::model::query::{Direction, ReadFrom};
+use crate::model::records::{Position, Sequence, UnixMicros};
+
+/// Dead-letter events a redrive reads at a time.
+const REDRIVE_PAGE: u32 = 500;
+/// Dead letters one redrive gives back at most; `Redriven::more` says when
+/// more of the selection remain.
+const MAX_REDRIVE: usize = 10_000;
+/// Dead letters whose original is gone that one redrive lists at most.
+const MAX_ORIGIN_GONE_LISTED: usize = 1_000;
 
 impl EventLog {
     /// Gives `group`'s dead letters chosen by `selection` back to it, at
@@ -43,23 +54,89 @@ impl EventLog {
     ) -> Result<Redriven, LogError> {
         authorize(caller, Operation::ChangeGroup(&stream))?;
         let info = self.group_info(&stream, &group).await?;
-        authorize(
-            caller,
-            Operation::Take(&info.state.group.dead_letter_stream),
-        )?;
-        let redriven = self
+        let record = info.state.group;
+        let dead_letter_stream = record.dead_letter_stream.clone();
+        authorize(caller, Operation::Take(&dead_letter_stream))?;
+
+        // Choose on a reader, page by page: the selection's dead letters of
+        // this group whose originals are still in the stream, up to the cap;
+        // orphans are listed, not counted.
+        let (mut from, last) = match &selection {
+            RedriveSelection::DeadLetterSequences { first, last } => (*first, *last),
+            _ => (1, Sequence::MAX),
+        };
+        let filter = match &selection {
+            RedriveSelection::Filter(filter) => filter.clone(),
+            _ => EventFilter::default(),
+        };
+        let mut chosen: Vec<(Sequence, Position)> = Vec::new();
+        let mut out = Redriven::default();
+        'pages: while from <= last {
+            let page = self
+                .storage
+                .read_stream(
+                    &dead_letter_stream,
+                    ReadFrom::Sequence(from),
+                    Direction::Forward,
+                    &filter,
+                    REDRIVE_PAGE,
+                )
+                .await?;
+            let Some(end) = page.last().map(|e| e.sequence) else {
+                break;
+            };
+            let candidates: Vec<(Sequence, Position)> = page
+                .iter()
+                .filter(|e| e.sequence <= last)
+                .filter_map(|e| Some((e.sequence, dead_letter_origin(&e.id, &record)?)))
+                .collect();
+            let positions: Vec<Position> = candidates.iter().map(|&(_, p)| p).collect();
+            let retained: HashSet<Position> = self
+                .storage
+                .retained_positions(&stream, &positions)
+                .await?
+                .into_iter()
+                .collect();
+            for (dead_letter, position) in candidates {
+                if !retained.contains(&position) {
+                    if out.origin_gone.len() < MAX_ORIGIN_GONE_LISTED {
+                        out.origin_gone.push(dead_letter);
+                    }
+                } else if chosen.len() == MAX_REDRIVE {
+                    out.more = true;
+                    break 'pages;
+                } else {
+                    chosen.push((dead_letter, position));
+                }
+            }
+            if page.len() < REDRIVE_PAGE as usize {
+                break;
+            }
+            from = end.saturating_add(1);
+        }
+
+        let given = self
             .writer
             .group(|reply| GroupCommand::Redrive {
                 stream: stream.clone(),
                 group: group.clone(),
-                selection,
+                dead_letter_stream,
+                chosen,
                 reply,
             })
             .await?;
-        if redriven.redriven > 0 {
+        out.redriven = given.redriven;
+        // Originals trimmed between the choice and the transaction.
+        for gone in given.origin_gone {
+            if out.origin_gone.len() < MAX_ORIGIN_GONE_LISTED {
+                out.origin_gone.push(gone);
+            }
+        }
+        out.origin_gone.sort_unstable();
+        if out.redriven > 0 {
             self.groups.wake(&stream, &group);
         }
-        Ok(redriven)
+        Ok(out)
     }
 
     /// Moves, in every group, the entries that are due and have used up

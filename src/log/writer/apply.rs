@@ -173,11 +173,14 @@ impl Transaction {
             GroupCommand::Redrive {
                 stream,
                 group,
-                selection,
+                dead_letter_stream,
+                chosen,
                 reply,
             } => {
                 self.tx.announce_group(&stream, &group);
-                let outcome = self.redrive(&stream, &group, &selection).await;
+                let outcome = self
+                    .redrive(&stream, &group, &dead_letter_stream, &chosen)
+                    .await;
                 settle(reply, outcome, answers)
             }
             GroupCommand::DeadLetterExhausted {

@@ -9,7 +9,7 @@ use crate::log::event::NewEvent;
 use crate::model::StorageError;
 use crate::model::groups::{
     Checkpoint, ClaimTarget, DeliverRequest, Delivered, Delivery, GroupRecord, GroupSettings,
-    GroupStart, RedriveSelection, Redriven, Settled,
+    GroupStart, Redriven, Settled,
 };
 use crate::model::names::{ConsumerName, GroupName, StreamName};
 use crate::model::query::{TakeEnd, TrimUntil};
@@ -198,11 +198,13 @@ pub(crate) enum GroupCommand {
         start: GroupStart,
         reply: Reply<(GroupRecord, u64)>,
     },
-    /// Gives a group's dead letters back to it.
+    /// Gives dead letters a reader chose ((dead-letter sequence, original
+    /// position) in `dead_letter_stream`) back to their group.
     Redrive {
         stream: StreamName,
         group: GroupName,
-        selection: RedriveSelection,
+        dead_letter_stream: StreamName,
+        chosen: Vec<(Sequence, Position)>,
         reply: Reply<Redriven>,
     },
     /// Dead-letters the group's entries that are due and have used up

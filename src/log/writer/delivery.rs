@@ -41,7 +41,7 @@ pub(super) fn dead_letter_id(position: Position, group: &GroupRecord) -> String 
 
 /// The original position of a dead-letter copy `group` made, from its id;
 /// `None` for any other event.
-pub(super) fn dead_letter_origin(id: &str, group: &GroupRecord) -> Option<Position> {
+pub(crate) fn dead_letter_origin(id: &str, group: &GroupRecord) -> Option<Position> {
     let rest = id.strip_prefix("dlq-")?;
     let (position, rest) = rest.split_once('-')?;
     let (created_at, name) = rest.split_once('-')?;

@@ -66,6 +66,7 @@ use command::Command;
 pub(crate) use answer::Reply;
 pub use command::{AppendRequest, Appended};
 pub(crate) use command::{GiveBack, GroupCommand};
+pub(crate) use delivery::dead_letter_origin;
 pub use transaction::StreamLimits;
 
 /// Commands that may wait for the writer before callers are slowed down.

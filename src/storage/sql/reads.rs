@@ -385,6 +385,31 @@ impl<D: Dialect> Storage for SqlStorage<D> {
             .collect()
     }
 
+    async fn retained_positions(
+        &self,
+        stream: &StreamName,
+        positions: &[Position],
+    ) -> Result<Vec<Position>, StorageError> {
+        let mut conn = self.reader().await?;
+        let Some(id) = Self::stream_id(&mut conn, stream).await? else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for chunk in positions.chunks(super::CHUNK) {
+            let rows = Sql::<D::DB>::query(
+                "SELECT position FROM events WHERE stream_id = ? AND position IN ",
+                (id,),
+            )
+            .bind_list(chunk.iter().map(|p| to_i64(*p)))
+            .fetch_all(&mut *conn)
+            .await?;
+            for row in &rows {
+                found.push(to_u64(get::<D::DB, _>(row, 0)?));
+            }
+        }
+        Ok(found)
+    }
+
     async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError> {
         let mut snapshot = self.snapshot().await?;
         let conn = snapshot.conn();
