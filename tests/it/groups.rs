@@ -1576,6 +1576,10 @@ async fn redrive_by_filter_touches_only_its_groups_matching_copies_and_keeps_orp
         .into_inner();
     assert_eq!(by_type.redriven, 2);
     assert_eq!(read_all(&mut client, "s:dlq").await.len(), 4);
+    // Copies left the dead-letter stream here and there: lags on it stay
+    // exact at every cursor.
+    group("s:dlq", "audit").create(&mut groups).await;
+    assert_lag_exact(&mut client, &mut groups, "s:dlq", "audit").await;
     assert_eq!(group_info(&mut groups, "s", "other").await.pending, 0);
     assert_eq!(
         seqs(&fetch(&mut groups, "s", "g", "c", 10, 0).await),
@@ -1605,6 +1609,47 @@ async fn redrive_by_filter_touches_only_its_groups_matching_copies_and_keeps_orp
         .collect();
     assert!(kept.contains(&orphans.origin_gone[0]), "reported and kept");
     assert_eq!(kept.len(), 4);
+}
+
+/// Seeks `group` of `stream` to every cursor from 0 to the last sequence
+/// and checks its lag against the retained events past it, counted.
+async fn assert_lag_exact(
+    client: &mut EventLogClient<Channel>,
+    groups: &mut Groups,
+    stream: &str,
+    group: &str,
+) {
+    let retained: Vec<u64> = read_all(client, stream)
+        .await
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
+    let last = client
+        .get_stream(v1::GetStreamRequest {
+            stream: stream.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info
+        .unwrap()
+        .last_sequence;
+    for cursor in 0..=last {
+        let start = if cursor == last {
+            v1::group_start::Start::Latest(())
+        } else {
+            v1::group_start::Start::Sequence(cursor + 1)
+        };
+        let info = groups
+            .seek_group(seek_request(stream, group, start))
+            .await
+            .unwrap()
+            .into_inner()
+            .info
+            .unwrap();
+        let expected = retained.iter().filter(|&&s| s > cursor).count() as u64;
+        assert_eq!(info.lag, expected, "cursor {cursor}, retained {retained:?}");
+    }
 }
 
 #[tokio::test]

@@ -171,6 +171,78 @@ impl<D: Dialect> SqlWriteTx<D> {
         Ok(())
     }
 
+    /// [`SqlWriteTx::record_gap`] for many runs (ascending, disjoint) at
+    /// once: the gaps they may touch are read in two statements, merged
+    /// here, and written back in one delete and a few multi-row inserts,
+    /// however many runs there are.
+    async fn record_gaps(
+        &mut self,
+        stream_id: i64,
+        runs: &[(Sequence, Sequence)],
+    ) -> Result<(), StorageError> {
+        let (Some(&(lo, _)), Some(&(_, hi))) = (runs.first(), runs.last()) else {
+            return Ok(());
+        };
+        let (lo, hi) = (to_i64(lo), to_i64(hi));
+        let pair = |row: &<D::DB as sqlx::Database>::Row| -> Result<(i64, i64), StorageError> {
+            Ok((get::<D::DB, _>(row, 0)?, get::<D::DB, _>(row, 1)?))
+        };
+        let mut intervals: Vec<(i64, i64)> = runs
+            .iter()
+            .map(|&(first, last)| (to_i64(first), to_i64(last)))
+            .collect();
+        let mut window_lo = lo;
+        // The gap starting last below the runs counts if it reaches them.
+        if let Some(row) = Sql::<D::DB>::query(
+            "SELECT first_sequence, last_sequence FROM stream_gaps \
+             WHERE stream_id = ? AND first_sequence < ? ORDER BY first_sequence DESC LIMIT 1",
+            (stream_id, lo),
+        )
+        .fetch_optional(self.conn())
+        .await?
+        {
+            let below = pair(&row)?;
+            if below.1 >= lo - 1 {
+                window_lo = below.0;
+                intervals.push(below);
+            }
+        }
+        for row in Sql::<D::DB>::query(
+            "SELECT first_sequence, last_sequence FROM stream_gaps \
+             WHERE stream_id = ? AND first_sequence >= ? AND first_sequence <= ?",
+            (stream_id, lo, hi + 1),
+        )
+        .fetch_all(self.conn())
+        .await?
+        .iter()
+        {
+            intervals.push(pair(row)?);
+        }
+        intervals.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(intervals.len());
+        for (first, last) in intervals {
+            match merged.last_mut() {
+                Some(prev) if first <= prev.1 + 1 => prev.1 = prev.1.max(last),
+                _ => merged.push((first, last)),
+            }
+        }
+        Sql::<D::DB>::query(
+            "DELETE FROM stream_gaps WHERE stream_id = ? AND first_sequence >= ? AND first_sequence <= ?",
+            (stream_id, window_lo, hi + 1),
+        )
+        .execute(self.conn())
+        .await?;
+        for chunk in merged.chunks(CHUNK) {
+            Sql::<D::DB>::new(
+                "INSERT INTO stream_gaps (stream_id, first_sequence, last_sequence) ",
+            )
+            .values(chunk, |&(first, last)| (stream_id, first, last))
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Drops the gaps below a stream's oldest retained event after a
     /// removal from the front: they no longer lie inside its range.
     async fn forget_gaps_below_oldest(&mut self, stream_id: i64) -> Result<(), StorageError> {
@@ -909,12 +981,7 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
             .execute(self.conn())
             .await?;
         }
-        // Each run of removed sequences becomes a gap, joined with the gaps
-        // right below and above it; ascending, so runs that only an older
-        // gap separated end up as one.
-        for (first, last) in runs(sequences) {
-            self.record_gap(stream.id, first, last).await?;
-        }
+        self.record_gaps(stream.id, &runs(sequences)).await?;
         self.forget_gaps_below_oldest(stream.id).await?;
         Ok(removed)
     }
