@@ -31,10 +31,14 @@ impl checkpoints_server::Checkpoints for CheckpointsApi {
         let req = request.into_inner();
         let stream = parse::optional_stream(&req.stream)?;
         let name = parse::checkpoint(&req.name)?;
-        let at = req.at.map(|at| match at {
-            commit_checkpoint_request::At::Sequence(s) => CheckpointAt::Sequence(s),
-            commit_checkpoint_request::At::Position(p) => CheckpointAt::Position(p),
-        });
+        let at = match req.at {
+            None => None,
+            Some(commit_checkpoint_request::At::Sequence(s)) => Some(CheckpointAt::Sequence(s)),
+            Some(commit_checkpoint_request::At::Position(p)) => Some(CheckpointAt::Position(p)),
+            Some(commit_checkpoint_request::At::Time(t)) => {
+                Some(CheckpointAt::Time(convert::from_timestamp(&t, "time")?))
+            }
+        };
         let checkpoint = self
             .log
             .commit_checkpoint(&principal, name, stream, at)

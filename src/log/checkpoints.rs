@@ -26,7 +26,16 @@ impl EventLog {
     ) -> Result<Checkpoint, LogError> {
         authorize(caller, Operation::Checkpoint(stream.as_ref()))?;
         let (sequence, position) = match (at, &stream) {
-            (None, _) => return Err(LogError::invalid("at", "set a sequence or a position")),
+            (None, _) => {
+                return Err(LogError::invalid(
+                    "at",
+                    "set a sequence, a position or a time",
+                ));
+            }
+            // Resumes by position at the first event recorded at or after
+            // `t`: in the stream for a per-stream checkpoint, in the log
+            // for a global one.
+            (Some(CheckpointAt::Time(t)), _) => (0, self.storage.position_before_time(t).await?),
             (Some(CheckpointAt::Sequence(_)), None) => {
                 return Err(LogError::invalid(
                     "sequence",

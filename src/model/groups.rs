@@ -174,6 +174,8 @@ pub enum CheckpointAt {
     Sequence(Sequence),
     /// A global position.
     Position(Position),
+    /// Everything recorded before this time.
+    Time(UnixMicros),
 }
 
 impl GroupState {

@@ -301,3 +301,49 @@ async fn a_pattern_subscription_naming_a_per_stream_checkpoint_is_refused_not_re
     .await;
     assert_eq!(next_events(&mut sub, 1).await[0].sequence, 4);
 }
+
+#[tokio::test]
+async fn a_checkpoint_committed_at_a_time_resumes_at_the_first_event_recorded_since() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut cps = checkpoints(&server).await;
+    publish(&mut client, "s", events("old", 0..3)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let since = prost_types::Timestamp::from(std::time::SystemTime::now());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    publish(&mut client, "s", events("new", 0..2)).await;
+
+    for (name, stream, streams) in [("one", "s", &["s"][..]), ("all", "", &["s*"][..])] {
+        let committed = cps
+            .commit_checkpoint(commit(name, stream, Some(At::Time(since))))
+            .await
+            .expect("commit at a time")
+            .into_inner()
+            .checkpoint
+            .unwrap();
+        assert_eq!(committed.sequence, 0, "held as a position");
+        let mut sub = subscribe(
+            &mut client,
+            subscribe_request(streams, Some(Start::Checkpoint(name.into()))),
+        )
+        .await;
+        let got = next_events(&mut sub, 2).await;
+        assert_eq!(
+            got.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            [4, 5],
+            "{name}"
+        );
+    }
+    let err = cps
+        .commit_checkpoint(commit(
+            "bad",
+            "s",
+            Some(At::Time(prost_types::Timestamp {
+                seconds: 0,
+                nanos: 2_000_000_000,
+            })),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}

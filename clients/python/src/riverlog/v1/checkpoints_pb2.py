@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1driverlog/v1/checkpoints.proto\x12\x0briverlog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x01\n\nCheckpoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x10\n\x08position\x18\x04 \x01(\x04\x12\x30\n\x0c\x63ommitted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x17\x43ommitCheckpointRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x12\n\x08sequence\x18\x03 \x01(\x04H\x00\x12\x12\n\x08position\x18\x04 \x01(\x04H\x00\x42\x04\n\x02\x61t\"G\n\x18\x43ommitCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.riverlog.v1.Checkpoint\"4\n\x14GetCheckpointRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\"D\n\x15GetCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.riverlog.v1.Checkpoint\"(\n\x16ListCheckpointsRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"G\n\x17ListCheckpointsResponse\x12,\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x17.riverlog.v1.Checkpoint2\xa4\x02\n\x0b\x43heckpoints\x12_\n\x10\x43ommitCheckpoint\x12$.riverlog.v1.CommitCheckpointRequest\x1a%.riverlog.v1.CommitCheckpointResponse\x12V\n\rGetCheckpoint\x12!.riverlog.v1.GetCheckpointRequest\x1a\".riverlog.v1.GetCheckpointResponse\x12\\\n\x0fListCheckpoints\x12#.riverlog.v1.ListCheckpointsRequest\x1a$.riverlog.v1.ListCheckpointsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1driverlog/v1/checkpoints.proto\x12\x0briverlog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x01\n\nCheckpoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x10\n\x08position\x18\x04 \x01(\x04\x12\x30\n\x0c\x63ommitted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x01\n\x17\x43ommitCheckpointRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x12\n\x08sequence\x18\x03 \x01(\x04H\x00\x12\x12\n\x08position\x18\x04 \x01(\x04H\x00\x12*\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x04\n\x02\x61t\"G\n\x18\x43ommitCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.riverlog.v1.Checkpoint\"4\n\x14GetCheckpointRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\"D\n\x15GetCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.riverlog.v1.Checkpoint\"(\n\x16ListCheckpointsRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"G\n\x17ListCheckpointsResponse\x12,\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x17.riverlog.v1.Checkpoint2\xa4\x02\n\x0b\x43heckpoints\x12_\n\x10\x43ommitCheckpoint\x12$.riverlog.v1.CommitCheckpointRequest\x1a%.riverlog.v1.CommitCheckpointResponse\x12V\n\rGetCheckpoint\x12!.riverlog.v1.GetCheckpointRequest\x1a\".riverlog.v1.GetCheckpointResponse\x12\\\n\x0fListCheckpoints\x12#.riverlog.v1.ListCheckpointsRequest\x1a$.riverlog.v1.ListCheckpointsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,18 +34,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHECKPOINT']._serialized_start=80
   _globals['_CHECKPOINT']._serialized_end=208
-  _globals['_COMMITCHECKPOINTREQUEST']._serialized_start=210
-  _globals['_COMMITCHECKPOINTREQUEST']._serialized_end=311
-  _globals['_COMMITCHECKPOINTRESPONSE']._serialized_start=313
-  _globals['_COMMITCHECKPOINTRESPONSE']._serialized_end=384
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=386
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=438
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=440
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=508
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=510
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=550
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=552
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=623
-  _globals['_CHECKPOINTS']._serialized_start=626
-  _globals['_CHECKPOINTS']._serialized_end=918
+  _globals['_COMMITCHECKPOINTREQUEST']._serialized_start=211
+  _globals['_COMMITCHECKPOINTREQUEST']._serialized_end=356
+  _globals['_COMMITCHECKPOINTRESPONSE']._serialized_start=358
+  _globals['_COMMITCHECKPOINTRESPONSE']._serialized_end=429
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=431
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=483
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=485
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=553
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=555
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=595
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=597
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=668
+  _globals['_CHECKPOINTS']._serialized_start=671
+  _globals['_CHECKPOINTS']._serialized_end=963
 # @@protoc_insertion_point(module_scope)

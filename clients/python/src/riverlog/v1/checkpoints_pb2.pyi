@@ -21,16 +21,18 @@ class Checkpoint(_message.Message):
     def __init__(self, name: _Optional[str] = ..., stream: _Optional[str] = ..., sequence: _Optional[int] = ..., position: _Optional[int] = ..., committed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CommitCheckpointRequest(_message.Message):
-    __slots__ = ("name", "stream", "sequence", "position")
+    __slots__ = ("name", "stream", "sequence", "position", "time")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
     name: str
     stream: str
     sequence: int
     position: int
-    def __init__(self, name: _Optional[str] = ..., stream: _Optional[str] = ..., sequence: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., stream: _Optional[str] = ..., sequence: _Optional[int] = ..., position: _Optional[int] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CommitCheckpointResponse(_message.Message):
     __slots__ = ("checkpoint",)

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file riverlog/v1/checkpoints.proto.
  */
 export const file_riverlog_v1_checkpoints: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yaXZlcmxvZy92MS9jaGVja3BvaW50cy5wcm90bxILcml2ZXJsb2cudjEigAEKCkNoZWNrcG9pbnQSDAoEbmFtZRgBIAEoCRIOCgZzdHJlYW0YAiABKAkSEAoIc2VxdWVuY2UYAyABKAQSEAoIcG9zaXRpb24YBCABKAQSMAoMY29tbWl0dGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJlChdDb21taXRDaGVja3BvaW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnN0cmVhbRgCIAEoCRISCghzZXF1ZW5jZRgDIAEoBEgAEhIKCHBvc2l0aW9uGAQgASgESABCBAoCYXQiRwoYQ29tbWl0Q2hlY2twb2ludFJlc3BvbnNlEisKCmNoZWNrcG9pbnQYASABKAsyFy5yaXZlcmxvZy52MS5DaGVja3BvaW50IjQKFEdldENoZWNrcG9pbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGc3RyZWFtGAIgASgJIkQKFUdldENoZWNrcG9pbnRSZXNwb25zZRIrCgpjaGVja3BvaW50GAEgASgLMhcucml2ZXJsb2cudjEuQ2hlY2twb2ludCIoChZMaXN0Q2hlY2twb2ludHNSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCSJHChdMaXN0Q2hlY2twb2ludHNSZXNwb25zZRIsCgtjaGVja3BvaW50cxgBIAMoCzIXLnJpdmVybG9nLnYxLkNoZWNrcG9pbnQypAIKC0NoZWNrcG9pbnRzEl8KEENvbW1pdENoZWNrcG9pbnQSJC5yaXZlcmxvZy52MS5Db21taXRDaGVja3BvaW50UmVxdWVzdBolLnJpdmVybG9nLnYxLkNvbW1pdENoZWNrcG9pbnRSZXNwb25zZRJWCg1HZXRDaGVja3BvaW50EiEucml2ZXJsb2cudjEuR2V0Q2hlY2twb2ludFJlcXVlc3QaIi5yaXZlcmxvZy52MS5HZXRDaGVja3BvaW50UmVzcG9uc2USXAoPTGlzdENoZWNrcG9pbnRzEiMucml2ZXJsb2cudjEuTGlzdENoZWNrcG9pbnRzUmVxdWVzdBokLnJpdmVybG9nLnYxLkxpc3RDaGVja3BvaW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1yaXZlcmxvZy92MS9jaGVja3BvaW50cy5wcm90bxILcml2ZXJsb2cudjEigAEKCkNoZWNrcG9pbnQSDAoEbmFtZRgBIAEoCRIOCgZzdHJlYW0YAiABKAkSEAoIc2VxdWVuY2UYAyABKAQSEAoIcG9zaXRpb24YBCABKAQSMAoMY29tbWl0dGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKRAQoXQ29tbWl0Q2hlY2twb2ludFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZzdHJlYW0YAiABKAkSEgoIc2VxdWVuY2UYAyABKARIABISCghwb3NpdGlvbhgEIAEoBEgAEioKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCBAoCYXQiRwoYQ29tbWl0Q2hlY2twb2ludFJlc3BvbnNlEisKCmNoZWNrcG9pbnQYASABKAsyFy5yaXZlcmxvZy52MS5DaGVja3BvaW50IjQKFEdldENoZWNrcG9pbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGc3RyZWFtGAIgASgJIkQKFUdldENoZWNrcG9pbnRSZXNwb25zZRIrCgpjaGVja3BvaW50GAEgASgLMhcucml2ZXJsb2cudjEuQ2hlY2twb2ludCIoChZMaXN0Q2hlY2twb2ludHNSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCSJHChdMaXN0Q2hlY2twb2ludHNSZXNwb25zZRIsCgtjaGVja3BvaW50cxgBIAMoCzIXLnJpdmVybG9nLnYxLkNoZWNrcG9pbnQypAIKC0NoZWNrcG9pbnRzEl8KEENvbW1pdENoZWNrcG9pbnQSJC5yaXZlcmxvZy52MS5Db21taXRDaGVja3BvaW50UmVxdWVzdBolLnJpdmVybG9nLnYxLkNvbW1pdENoZWNrcG9pbnRSZXNwb25zZRJWCg1HZXRDaGVja3BvaW50EiEucml2ZXJsb2cudjEuR2V0Q2hlY2twb2ludFJlcXVlc3QaIi5yaXZlcmxvZy52MS5HZXRDaGVja3BvaW50UmVzcG9uc2USXAoPTGlzdENoZWNrcG9pbnRzEiMucml2ZXJsb2cudjEuTGlzdENoZWNrcG9pbnRzUmVxdWVzdBokLnJpdmVybG9nLnYxLkxpc3RDaGVja3BvaW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A committed position.
@@ -108,6 +108,18 @@ export type CommitCheckpointRequest = Message<"riverlog.v1.CommitCheckpointReque
      */
     value: bigint;
     case: "position";
+  } | {
+    /**
+     * Everything recorded before this time: the checkpoint holds the
+     * position of the log's last retained event recorded before it (and
+     * sequence 0), so a resume starts at the first event recorded at or
+     * after it, as a group's or a subscription's time start does. A time
+     * in the future holds the latest event: a resume starts with the next.
+     *
+     * @generated from field: google.protobuf.Timestamp time = 5;
+     */
+    value: Timestamp;
+    case: "time";
   } | { case: undefined; value?: undefined };
 };
 
