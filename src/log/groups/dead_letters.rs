@@ -36,14 +36,15 @@ const MAX_REDRIVE: usize = 10_000;
 const MAX_ORIGIN_GONE_LISTED: usize = 1_000;
 
 impl EventLog {
-    /// Gives `group`'s dead letters chosen by `selection` back to it, at
-    /// most 10,000 per call (`Redriven::more` says when more remain; those
-    /// whose original is gone do not count): each
+    /// Gives `group`'s dead letters chosen by `selection` back to it: each
     /// becomes a pending entry due now with a fresh delivery count, and its
-    /// copy leaves the dead-letter stream. Nothing is appended to the
-    /// group's stream. A dead letter whose original event is gone is kept
-    /// and listed in `origin_gone`. Needs admin and subscribe on the stream
-    /// and subscribe and publish on the dead-letter stream (its copies are
+    /// copy leaves the dead-letter stream; nothing is appended to the
+    /// group's stream. At most 10,000 per call (`Redriven::more` says when
+    /// more remain). A dead letter whose original event is gone is kept,
+    /// listed in `origin_gone` (the first 1,000) and not counted. The
+    /// choosing reads on a reader connection; only the chosen dead letters
+    /// go to the writer. Needs admin and subscribe on the stream and
+    /// subscribe and publish on the dead-letter stream (its copies are
     /// taken off it). Errors: `StreamNotFound`, `GroupNotFound`, `Denied`.
     pub async fn redrive(
         &self,
