@@ -390,7 +390,8 @@ pub trait WriteTx: Send {
     ) -> Result<Vec<PendingEntry>, StorageError>;
 
     /// Up to `limit` entries due at `now` that were delivered at least
-    /// `max_deliveries` times, in sequence order.
+    /// `max_deliveries` times (any of them when there are more), in
+    /// sequence order.
     async fn exhausted_pending(
         &mut self,
         group_id: i64,

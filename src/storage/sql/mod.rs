@@ -34,6 +34,8 @@ mod driver;
 #[cfg(test)]
 mod gap_backfill;
 #[cfg(test)]
+mod group_plans;
+#[cfg(test)]
 mod plans;
 mod reads;
 mod rows;

@@ -223,6 +223,14 @@ impl<D: Dialect> SqlStorage<D> {
     }
 }
 
+/// The groups holding an entry due at `?` on or past its last allowed
+/// delivery: per group, a probe of the `group_pending_exhausted` index
+/// (checked by `group_plans`), however many entries are due.
+pub(super) const GROUPS_WITH_EXHAUSTED: &str = "SELECT s.name, g.name FROM groups g JOIN streams s ON s.id = g.stream_id \
+     WHERE EXISTS (SELECT 1 FROM group_pending p WHERE p.group_id = g.id \
+     AND p.delivery_count >= g.max_deliveries AND p.deliverable_at <= ?) \
+     ORDER BY s.name, g.name";
+
 #[async_trait]
 impl<D: Dialect> Storage for SqlStorage<D> {
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StorageError> {
@@ -365,17 +373,9 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         &self,
         now: UnixMicros,
     ) -> Result<Vec<(StreamName, GroupName)>, StorageError> {
-        // Per group, a range of the (group_id, deliverable_at) index: the
-        // entries due now, few unless consumers are failing.
-        let rows = Sql::<D::DB>::query(
-            "SELECT s.name, g.name FROM groups g JOIN streams s ON s.id = g.stream_id \
-             WHERE EXISTS (SELECT 1 FROM group_pending p WHERE p.group_id = g.id \
-             AND p.deliverable_at <= ? AND p.delivery_count >= g.max_deliveries) \
-             ORDER BY s.name, g.name",
-            (now.0,),
-        )
-        .fetch_all(&mut *self.reader().await?)
-        .await?;
+        let rows = Sql::<D::DB>::query(GROUPS_WITH_EXHAUSTED, (now.0,))
+            .fetch_all(&mut *self.reader().await?)
+            .await?;
         rows.iter()
             .map(|row| {
                 let stream: String = get::<D::DB, _>(row, 0)?;

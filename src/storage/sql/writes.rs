@@ -257,6 +257,14 @@ impl<D: Dialect> SqlWriteTx<D> {
     }
 }
 
+/// After `WHERE group_id = ?`: a group's entries on or past their last
+/// allowed delivery (`?`) that are due (`?`), a page (`?`); a range of the
+/// `group_pending_exhausted` index (checked by `group_plans`). No `ORDER
+/// BY`: with one, SQLite walked the primary key in sequence order through
+/// every entry of the group instead.
+pub(super) const EXHAUSTED_PENDING: &str =
+    " AND delivery_count >= ? AND deliverable_at <= ? LIMIT ?";
+
 /// `sequences` (any order, repeats allowed) as runs of consecutive
 /// sequences, `(first, last)`, ascending.
 fn runs(sequences: &[Sequence]) -> Vec<(Sequence, Sequence)> {
@@ -763,13 +771,16 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         now: UnixMicros,
         limit: u32,
     ) -> Result<Vec<PendingEntry>, StorageError> {
-        self.pending_where(group_id, |q| {
-            q.append(
-                " AND deliverable_at <= ? AND delivery_count >= ? ORDER BY sequence LIMIT ?",
-                (now.0, i64::from(max_deliveries), i64::from(limit)),
-            );
-        })
-        .await
+        let mut page = self
+            .pending_where(group_id, |q| {
+                q.append(
+                    EXHAUSTED_PENDING,
+                    (i64::from(max_deliveries), now.0, i64::from(limit)),
+                );
+            })
+            .await?;
+        page.sort_unstable_by_key(|e| e.sequence);
+        Ok(page)
     }
 
     async fn idle_pending(
