@@ -230,10 +230,10 @@ async fn postgres_reads_walk_an_index_in_order() {
         .await
         .expect("opens");
     // "No statistics" must mean none: autovacuum may otherwise analyze a
-    // table between the fill and the EXPLAIN. (Other tests must not either:
+    // table between the fill and the EXPLAIN. Other tests must not either:
     // a bare ANALYZE in a test running beside this one analyzed these
-    // tables half-filled, and the rare stream's page then walked the
-    // primary key.)
+    // tables before their fill committed, as empty, and the rare stream's
+    // page then walked the primary key.
     for table in ["streams", "events"] {
         Sql::<sqlx::Postgres>::new(format!(
             "ALTER TABLE {table} SET (autovacuum_enabled = false)"
