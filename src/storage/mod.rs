@@ -270,12 +270,13 @@ pub trait WriteTx: Send {
     /// how many events went.
     async fn delete_stream(&mut self, stream_id: i64) -> Result<u64, StorageError>;
 
-    /// Removes events of a stream; returns how many went.
-    async fn trim(&mut self, stream_id: i64, until: TrimUntil) -> Result<u64, StorageError>;
+    /// Removes a stream's events up to sequence `last` (a trim: from the
+    /// front); returns how many went.
+    async fn trim_through(&mut self, stream_id: i64, last: Sequence) -> Result<u64, StorageError>;
 
-    /// The highest sequence a [`WriteTx::trim`] with `until` would remove
-    /// now (`None`: it would remove nothing). Trims remove from the front,
-    /// so they remove exactly the retained events up to it.
+    /// The highest sequence a trim `until` removes now: trims remove from
+    /// the front, so exactly the retained events up to it. `None` when it
+    /// removes nothing.
     async fn trim_cutoff(
         &mut self,
         stream_id: i64,

@@ -98,10 +98,7 @@ impl Transaction {
             return Ok(Ok(0));
         };
         self.dead_letter_pending_through(&head, cutoff).await?;
-        let removed = self
-            .tx
-            .trim(head.id, TrimUntil::BeforeSequence(cutoff.saturating_add(1)))
-            .await?;
+        let removed = self.tx.trim_through(head.id, cutoff).await?;
         if removed > 0 {
             head.event_count = head.event_count.saturating_sub(removed);
             self.set_head(head);

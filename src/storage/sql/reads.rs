@@ -223,6 +223,33 @@ impl<D: Dialect> SqlStorage<D> {
     }
 }
 
+/// The (position, sequence) of each retained event of stream `stream_id`
+/// at one of `positions`: for redrive, on a reader to choose and in the
+/// write transaction to re-check.
+pub(super) async fn sequences_at_positions<D: Dialect>(
+    conn: &mut <D::DB as sqlx::Database>::Connection,
+    stream_id: i64,
+    positions: &[Position],
+) -> Result<Vec<(Position, Sequence)>, StorageError> {
+    let mut found = Vec::new();
+    for chunk in positions.chunks(super::CHUNK) {
+        let rows = Sql::<D::DB>::query(
+            "SELECT position, sequence FROM events WHERE stream_id = ? AND position IN ",
+            (stream_id,),
+        )
+        .bind_list(chunk.iter().map(|p| to_i64(*p)))
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &rows {
+            found.push((
+                to_u64(get::<D::DB, _>(row, 0)?),
+                to_u64(get::<D::DB, _>(row, 1)?),
+            ));
+        }
+    }
+    Ok(found)
+}
+
 /// The groups holding an entry due at `?` on or past its last allowed
 /// delivery: per group, a probe of the `group_pending_exhausted` index
 /// (checked by `group_plans`), however many entries are due.
@@ -394,20 +421,8 @@ impl<D: Dialect> Storage for SqlStorage<D> {
         let Some(id) = Self::stream_id(&mut conn, stream).await? else {
             return Ok(Vec::new());
         };
-        let mut found = Vec::new();
-        for chunk in positions.chunks(super::CHUNK) {
-            let rows = Sql::<D::DB>::query(
-                "SELECT position FROM events WHERE stream_id = ? AND position IN ",
-                (id,),
-            )
-            .bind_list(chunk.iter().map(|p| to_i64(*p)))
-            .fetch_all(&mut *conn)
-            .await?;
-            for row in &rows {
-                found.push(to_u64(get::<D::DB, _>(row, 0)?));
-            }
-        }
-        Ok(found)
+        let found = sequences_at_positions::<D>(&mut conn, id, positions).await?;
+        Ok(found.into_iter().map(|(position, _)| position).collect())
     }
 
     async fn pending_summary(&self, group_id: i64) -> Result<PendingSummary, StorageError> {

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::Pool;
 
 use super::driver::{Driver, Sql, get};
+use super::reads::sequences_at_positions;
 use super::rows::*;
 use super::transaction::PooledTx;
 use super::{CHUNK, Dialect};
@@ -113,68 +114,17 @@ impl<D: Dialect> SqlWriteTx<D> {
         stream: &StreamHead,
         from: Sequence,
     ) -> Result<(), StorageError> {
-        self.record_gap(stream.id, from, stream.last_sequence).await
+        self.record_gaps(stream.id, &[(from, stream.last_sequence)])
+            .await
     }
 
-    /// Records that sequences `first..=last` of a stream have no event any
-    /// more, joined with the gaps that touch or overlap them (see the
-    /// `stream_gaps` migration).
-    async fn record_gap(
-        &mut self,
-        stream_id: i64,
-        first: Sequence,
-        last: Sequence,
-    ) -> Result<(), StorageError> {
-        let (first, last) = (to_i64(first), to_i64(last));
-        // Gaps never overlap: the one starting last below `first` may end
-        // right below it (or reach into it); the others that touch start
-        // within `first..=last + 1`. Both are ranges of the primary key.
-        let below = Sql::<D::DB>::query(
-            "SELECT first_sequence, last_sequence FROM stream_gaps \
-             WHERE stream_id = ? AND first_sequence < ? ORDER BY first_sequence DESC LIMIT 1",
-            (stream_id, first),
-        )
-        .fetch_optional(self.conn())
-        .await?;
-        let mut low = first;
-        let mut high = last;
-        if let Some(row) = below {
-            let (b_first, b_last): (i64, i64) =
-                (get::<D::DB, _>(&row, 0)?, get::<D::DB, _>(&row, 1)?);
-            if b_last >= first - 1 {
-                low = b_first;
-                high = high.max(b_last);
-            }
-        }
-        let above: Option<i64> = Sql::<D::DB>::query(
-            "SELECT MAX(last_sequence) FROM stream_gaps \
-             WHERE stream_id = ? AND first_sequence >= ? AND first_sequence <= ?",
-            (stream_id, first, last + 1),
-        )
-        .fetch_scalar(self.conn())
-        .await?;
-        if let Some(a) = above {
-            high = high.max(a);
-        }
-        Sql::<D::DB>::query(
-            "DELETE FROM stream_gaps WHERE stream_id = ? AND first_sequence >= ? AND first_sequence <= ?",
-            (stream_id, low, last + 1),
-        )
-        .execute(self.conn())
-        .await?;
-        Sql::<D::DB>::query(
-            "INSERT INTO stream_gaps (stream_id, first_sequence, last_sequence) VALUES (?, ?, ?)",
-            (stream_id, low, high),
-        )
-        .execute(self.conn())
-        .await?;
-        Ok(())
-    }
-
-    /// [`SqlWriteTx::record_gap`] for many runs (ascending, disjoint) at
-    /// once: the gaps they may touch are read in two statements, merged
-    /// here, and written back in one delete and a few multi-row inserts,
-    /// however many runs there are.
+    /// Records that the sequences of `runs` (ascending, disjoint, each
+    /// `(first, last)`) have no event any more, joined with the gaps that
+    /// touch them (see the `stream_gaps` migration). Gaps never overlap:
+    /// the ones that may touch are the one starting last below the runs and
+    /// those starting within them (or right after the last); they are read
+    /// in two statements, merged here, and written back in one delete and
+    /// a few multi-row inserts, however many runs there are.
     async fn record_gaps(
         &mut self,
         stream_id: i64,
@@ -241,6 +191,16 @@ impl<D: Dialect> SqlWriteTx<D> {
             .await?;
         }
         Ok(())
+    }
+
+    /// The one sequence (or `NULL`) `q` selects, if any.
+    async fn sequence_of(&mut self, mut q: Sql<D::DB>) -> Result<Option<Sequence>, StorageError> {
+        let row = q.fetch_optional(self.conn()).await?;
+        Ok(row
+            .map(|r| get::<D::DB, Option<i64>>(&r, 0))
+            .transpose()?
+            .flatten()
+            .map(to_u64))
     }
 
     /// Drops the gaps below a stream's oldest retained event after a
@@ -436,24 +396,13 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         Ok(removed)
     }
 
-    async fn trim(&mut self, stream_id: i64, until: TrimUntil) -> Result<u64, StorageError> {
-        let mut q = match until {
-            TrimUntil::MaxEvents(keep) => Sql::<D::DB>::query(
-                "DELETE FROM events WHERE stream_id = ? AND sequence <= \
-                 (SELECT sequence FROM events WHERE stream_id = ? \
-                  ORDER BY sequence DESC LIMIT 1 OFFSET ?)",
-                (stream_id, stream_id, to_i64(keep)),
-            ),
-            TrimUntil::BeforeSequence(s) => Sql::query(
-                "DELETE FROM events WHERE stream_id = ? AND sequence < ?",
-                (stream_id, to_i64(s)),
-            ),
-            TrimUntil::BeforeTime(t) => Sql::query(
-                "DELETE FROM events WHERE stream_id = ? AND recorded_at < ?",
-                (stream_id, t.0),
-            ),
-        };
-        let removed = q.execute(self.conn()).await?;
+    async fn trim_through(&mut self, stream_id: i64, last: Sequence) -> Result<u64, StorageError> {
+        let removed = Sql::<D::DB>::query(
+            "DELETE FROM events WHERE stream_id = ? AND sequence <= ?",
+            (stream_id, to_i64(last)),
+        )
+        .execute(self.conn())
+        .await?;
         if removed > 0 {
             self.forget_gaps_below_oldest(stream_id).await?;
         }
@@ -465,50 +414,52 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         stream_id: i64,
         until: TrimUntil,
     ) -> Result<Option<Sequence>, StorageError> {
-        let scalar =
-            |row: Option<<D::DB as sqlx::Database>::Row>| -> Result<Option<u64>, StorageError> {
-                match row {
-                    Some(row) => Ok(get::<D::DB, Option<i64>>(&row, 0)?.map(to_u64)),
-                    None => Ok(None),
-                }
-            };
-        match until {
-            TrimUntil::BeforeSequence(s) => Ok(s.checked_sub(1).filter(|&c| c > 0)),
-            // The (keep + 1)-th newest, walking the sequence index backwards.
+        let cutoff = match until {
+            // The (keep + 1)-th newest, walking the sequence index backwards:
+            // none when the stream holds at most `keep`.
             TrimUntil::MaxEvents(keep) => {
-                let row = Sql::<D::DB>::query(
-                    "SELECT sequence FROM events WHERE stream_id = ? \
-                     ORDER BY sequence DESC LIMIT 1 OFFSET ?",
-                    (stream_id, to_i64(keep)),
-                )
-                .fetch_optional(self.conn())
-                .await?;
-                scalar(row)
+                return self
+                    .sequence_of(Sql::query(
+                        "SELECT sequence FROM events WHERE stream_id = ? \
+                         ORDER BY sequence DESC LIMIT 1 OFFSET ?",
+                        (stream_id, to_i64(keep)),
+                    ))
+                    .await;
             }
+            TrimUntil::BeforeSequence(s) => s.saturating_sub(1),
             // recorded_at never decreases along a stream's sequences: walk
             // them from the oldest to the first one kept.
             TrimUntil::BeforeTime(t) => {
-                let row = Sql::<D::DB>::query(
-                    "SELECT sequence FROM events WHERE stream_id = ? AND recorded_at >= ? \
-                     ORDER BY sequence LIMIT 1",
-                    (stream_id, t.0),
-                )
-                .fetch_optional(self.conn())
-                .await?;
-                match scalar(row)? {
-                    Some(first_kept) => Ok(first_kept.checked_sub(1).filter(|&c| c > 0)),
+                let first_kept = self
+                    .sequence_of(Sql::query(
+                        "SELECT sequence FROM events WHERE stream_id = ? AND recorded_at >= ? \
+                         ORDER BY sequence LIMIT 1",
+                        (stream_id, t.0),
+                    ))
+                    .await?;
+                match first_kept {
+                    Some(first_kept) => first_kept.saturating_sub(1),
+                    // None kept: all go.
                     None => {
-                        let row = Sql::<D::DB>::query(
-                            "SELECT MAX(sequence) FROM events WHERE stream_id = ?",
-                            (stream_id,),
-                        )
-                        .fetch_optional(self.conn())
-                        .await?;
-                        scalar(row)
+                        return self
+                            .sequence_of(Sql::query(
+                                "SELECT MAX(sequence) FROM events WHERE stream_id = ?",
+                                (stream_id,),
+                            ))
+                            .await;
                     }
                 }
             }
-        }
+        };
+        // Nothing retained at or below it (trimmed before): nothing to do,
+        // which is what a retention pass finds for most streams.
+        let oldest = self
+            .sequence_of(Sql::query(
+                "SELECT MIN(sequence) FROM events WHERE stream_id = ?",
+                (stream_id,),
+            ))
+            .await?;
+        Ok(oldest.filter(|&o| o <= cutoff).map(|_| cutoff))
     }
 
     async fn stream_groups(
@@ -958,23 +909,7 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         stream_id: i64,
         positions: &[Position],
     ) -> Result<Vec<(Position, Sequence)>, StorageError> {
-        let mut found = Vec::new();
-        for chunk in positions.chunks(CHUNK) {
-            let rows = Sql::<D::DB>::query(
-                "SELECT position, sequence FROM events WHERE stream_id = ? AND position IN ",
-                (stream_id,),
-            )
-            .bind_list(chunk.iter().map(|p| to_i64(*p)))
-            .fetch_all(self.conn())
-            .await?;
-            for row in &rows {
-                found.push((
-                    to_u64(get::<D::DB, _>(row, 0)?),
-                    to_u64(get::<D::DB, _>(row, 1)?),
-                ));
-            }
-        }
-        Ok(found)
+        sequences_at_positions::<D>(self.conn(), stream_id, positions).await
     }
 
     async fn remove_events(

@@ -343,7 +343,10 @@ pub async fn trim_removes_by_count_sequence_and_time(open: impl AsyncFn() -> Bac
     let id = b.head("s").await.id;
     let trim = async |until| {
         let mut tx = b.begin().await;
-        let removed = tx.trim(id, until).await.unwrap();
+        let removed = match tx.trim_cutoff(id, until).await.unwrap() {
+            Some(last) => tx.trim_through(id, last).await.unwrap(),
+            None => 0,
+        };
         tx.commit().await.unwrap();
         removed
     };
