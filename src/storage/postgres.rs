@@ -43,6 +43,10 @@ const COMMIT_CHANNEL: &str = "riverlog_commits";
 /// The channel on which commits that changed a group's work are announced:
 /// payload `schema \t stream \t group` (names never hold a tab).
 const GROUP_CHANNEL: &str = "riverlog_groups";
+/// Announces groups on [`GROUP_CHANNEL`] ($1): one notification per
+/// (stream, group) of the arrays $2 and $3.
+const ANNOUNCE_GROUPS: &str = "SELECT pg_notify($1, current_schema() || chr(9) || s || chr(9) || g) \
+     FROM UNNEST($2::text[], $3::text[]) AS a (s, g)";
 /// Group wake-ups queued for the log; past that, new ones are dropped (the
 /// consumers' heartbeats and due times still bring them back).
 const GROUP_FEED_QUEUE: usize = 1024;
@@ -210,19 +214,19 @@ impl Dialect for PostgresDialect {
         conn: &mut PgConnection,
         groups: &[(String, String)],
     ) -> Result<(), StorageError> {
-        // Delivered when (and only if) this commits; PostgreSQL folds
-        // repeats of one payload within a transaction.
-        for (stream, group) in groups {
-            Sql::<Postgres>::new("SELECT pg_notify(")
-                .bind(GROUP_CHANNEL)
-                .push(", current_schema() || chr(9) || ")
-                .bind(stream.as_str())
-                .push(" || chr(9) || ")
-                .bind(group.as_str())
-                .push(")")
-                .execute(conn)
-                .await?;
-        }
+        // Delivered when (and only if) this commits; one statement however
+        // many groups the batch touched (an ack batch is on the hot path).
+        let (streams, names): (Vec<&str>, Vec<&str>) = groups
+            .iter()
+            .map(|(stream, group)| (stream.as_str(), group.as_str()))
+            .unzip();
+        sqlx::query(ANNOUNCE_GROUPS)
+            .bind(GROUP_CHANNEL)
+            .bind(streams)
+            .bind(names)
+            .execute(conn)
+            .await
+            .map_err(Postgres::classify)?;
         Ok(())
     }
 
