@@ -156,19 +156,10 @@ impl consumer_groups_server::ConsumerGroups for ConsumerGroupsApi {
                 .into());
             }
             Some(Selection::All(())) => RedriveSelection::All,
-            Some(Selection::DeadLetterSequences(range)) => {
-                if range.first == 0 || range.last < range.first {
-                    return Err(LogError::invalid(
-                        "dead_letter_sequences",
-                        "first must be at least 1 and last at least first",
-                    )
-                    .into());
-                }
-                RedriveSelection::DeadLetterSequences {
-                    first: range.first,
-                    last: range.last,
-                }
-            }
+            Some(Selection::DeadLetterSequences(range)) => RedriveSelection::DeadLetterSequences {
+                first: range.first,
+                last: range.last,
+            },
             Some(Selection::Filter(filter)) => {
                 RedriveSelection::Filter(convert::filter(Some(filter))?)
             }

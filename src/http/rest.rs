@@ -446,12 +446,6 @@ pub(super) async fn redrive(
     let selection = match (body.all, body.dead_letter_sequences, body.filter) {
         (true, None, None) => RedriveSelection::All,
         (false, Some(SequenceRange { first, last }), None) => {
-            if first == 0 || last < first {
-                return Err(bad_request(
-                    "dead_letter_sequences",
-                    "first must be at least 1 and last at least first",
-                ));
-            }
             RedriveSelection::DeadLetterSequences { first, last }
         }
         (false, None, Some(f)) => {

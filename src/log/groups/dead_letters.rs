@@ -45,7 +45,8 @@ impl EventLog {
     /// choosing reads on a reader connection; only the chosen dead letters
     /// go to the writer. Needs admin and subscribe on the stream and
     /// subscribe and publish on the dead-letter stream (its copies are
-    /// taken off it). Errors: `StreamNotFound`, `GroupNotFound`, `Denied`.
+    /// taken off it). Errors: `InvalidArgument` for an empty range, `StreamNotFound`,
+    /// `GroupNotFound`, `Denied`.
     pub async fn redrive(
         &self,
         caller: &Principal,
@@ -54,6 +55,14 @@ impl EventLog {
         selection: RedriveSelection,
     ) -> Result<Redriven, LogError> {
         authorize(caller, Operation::ChangeGroup(&stream))?;
+        if let RedriveSelection::DeadLetterSequences { first, last } = selection {
+            if first == 0 || last < first {
+                return Err(LogError::invalid(
+                    "dead_letter_sequences",
+                    "first must be at least 1 and last at least first",
+                ));
+            }
+        }
         let info = self.group_info(&stream, &group).await?;
         let record = info.state.group;
         let dead_letter_stream = record.dead_letter_stream.clone();
