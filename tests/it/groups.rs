@@ -1404,39 +1404,7 @@ async fn lag_stays_exact_through_takes_trims_and_seeks() {
             }
             _ => break,
         }
-        let retained: Vec<u64> = read_all(&mut client, "s")
-            .await
-            .iter()
-            .map(|e| e.sequence)
-            .collect();
-        let last = client
-            .get_stream(v1::GetStreamRequest { stream: "s".into() })
-            .await
-            .unwrap()
-            .into_inner()
-            .info
-            .unwrap()
-            .last_sequence;
-        for cursor in 0..=last {
-            let start = if cursor == last {
-                v1::group_start::Start::Latest(())
-            } else {
-                v1::group_start::Start::Sequence(cursor + 1)
-            };
-            let info = groups
-                .seek_group(seek_request("s", "g", start))
-                .await
-                .unwrap()
-                .into_inner()
-                .info
-                .unwrap();
-            assert_eq!(info.last_delivered_sequence, cursor);
-            let expected = retained.iter().filter(|&&s| s > cursor).count() as u64;
-            assert_eq!(
-                info.lag, expected,
-                "step {step}, cursor {cursor}, retained {retained:?}"
-            );
-        }
+        assert_lag_exact(&mut client, &mut groups, "s", "g", &format!("step {step}")).await;
         step += 1;
     }
 }
@@ -1579,7 +1547,14 @@ async fn redrive_by_filter_touches_only_its_groups_matching_copies_and_keeps_orp
     // Copies left the dead-letter stream here and there: lags on it stay
     // exact at every cursor.
     group("s:dlq", "audit").create(&mut groups).await;
-    assert_lag_exact(&mut client, &mut groups, "s:dlq", "audit").await;
+    assert_lag_exact(
+        &mut client,
+        &mut groups,
+        "s:dlq",
+        "audit",
+        "after the redrive",
+    )
+    .await;
     assert_eq!(group_info(&mut groups, "s", "other").await.pending, 0);
     assert_eq!(
         seqs(&fetch(&mut groups, "s", "g", "c", 10, 0).await),
@@ -1612,12 +1587,14 @@ async fn redrive_by_filter_touches_only_its_groups_matching_copies_and_keeps_orp
 }
 
 /// Seeks `group` of `stream` to every cursor from 0 to the last sequence
-/// and checks its lag against the retained events past it, counted.
+/// and checks its lag against the retained events past it, counted
+/// (`when` names the moment in failures).
 async fn assert_lag_exact(
     client: &mut EventLogClient<Channel>,
     groups: &mut Groups,
     stream: &str,
     group: &str,
+    when: &str,
 ) {
     let retained: Vec<u64> = read_all(client, stream)
         .await
@@ -1647,8 +1624,12 @@ async fn assert_lag_exact(
             .into_inner()
             .info
             .unwrap();
+        assert_eq!(info.last_delivered_sequence, cursor);
         let expected = retained.iter().filter(|&&s| s > cursor).count() as u64;
-        assert_eq!(info.lag, expected, "cursor {cursor}, retained {retained:?}");
+        assert_eq!(
+            info.lag, expected,
+            "{when}, cursor {cursor}, retained {retained:?}"
+        );
     }
 }
 
