@@ -769,7 +769,10 @@ async fn a_consumer_reconnecting_under_its_name_gets_its_expired_entries_back() 
 
 #[tokio::test]
 async fn a_late_nack_from_a_former_holder_does_not_touch_the_new_holders_entry() {
-    let (_server, _client, mut groups) = group("s", "g").ack_timeout_ms(100).on_new_server(1).await;
+    // Long enough that b's redelivery cannot time out too before c asks
+    // (at 100 ms it did, once, on a loaded machine).
+    let (_server, _client, mut groups) =
+        group("s", "g").ack_timeout_ms(1_000).on_new_server(1).await;
     fetch(&mut groups, "s", "g", "a", 1, 0).await;
     let redelivered = fetch(&mut groups, "s", "g", "b", 1, 5_000).await;
     assert_eq!(redelivered[0].delivery_count, 2);
