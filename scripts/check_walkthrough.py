@@ -30,6 +30,10 @@ EXPECTATIONS = [
     ("ConsumerGroups/Redrive", True,
      ['"rlreason"', '"max_deliveries"', '"rlorigid"', '"redriven": "1"', '"deliveryCount": 1'],
      ['"originGone"']),
+    # A work queue forgets the job's event at the trim, not its id.
+    ("RETENTION_POLICY_WORK_QUEUE", True,
+     ['"policy": "RETENTION_POLICY_WORK_QUEUE"', '"dedupWindow": "86400s"', '"removed": "1"',
+      '"duplicate": true', '"policy": "interest"', '"dedup_window_seconds": 3600.0'], []),
     ("cloudevents-batch+json", True,
      ['"id":"order-3"', '"sequence":3', '"id":"order-4"', '"id":"order-5"', '"sequence":5',
       '"id":"order-6"', '"sequence":6'], ['"duplicate":true']),

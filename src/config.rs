@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::{Arg, ArgMatches, ValueEnum, parser::ValueSource};
 
 use crate::auth::{AuthConfig, TokenConfig};
-use crate::log::{Limits, Retention, StreamLimits};
+use crate::log::{Limits, Retention, RetentionPolicy, StreamLimits};
 use crate::storage::StorageOptions;
 
 /// How logs are written.
@@ -325,7 +325,9 @@ settings! {
     retention_max_age: Option<Duration> = None, env "RIVERLOG_RETENTION_MAX_AGE";
     /// Default retention: a stream without appends for this long is deleted.
     retention_ttl: Option<Duration> = None, env "RIVERLOG_RETENTION_TTL";
-    /// How often retention is enforced.
+    /// Default dedup window: how long after an event was recorded its id still answers a republish as duplicate once the event was removed (unset: as long as the stream exists; a stream's own setting wins).
+    dedup_window: Option<Duration> = None, env "RIVERLOG_DEDUP_WINDOW";
+    /// How often retention is enforced (limits, interest and work-queue policies, forgetting ids past their dedup window).
     retention_interval: Duration = Duration::from_secs(10), env "RIVERLOG_RETENTION_INTERVAL";
     /// How often entries whose last allowed delivery timed out are moved to their group's dead-letter stream, whether or not a consumer asks for work.
     dead_letter_interval: Duration = Duration::from_secs(1), env "RIVERLOG_DEAD_LETTER_INTERVAL";
@@ -677,6 +679,7 @@ impl Config {
             streams: StreamLimits {
                 max_streams: self.max_streams,
                 max_stream_events: self.max_stream_events,
+                dedup_window: self.dedup_window.filter(|d| !d.is_zero()),
             },
         }
     }
@@ -692,6 +695,8 @@ impl Config {
             max_events: self.retention_max_events.filter(|&n| n > 0),
             max_age: self.retention_max_age.filter(|d| !d.is_zero()),
             ttl: self.retention_ttl.filter(|d| !d.is_zero()),
+            policy: RetentionPolicy::Limits,
+            dedup_window: self.dedup_window.filter(|d| !d.is_zero()),
         }
     }
 

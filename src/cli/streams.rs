@@ -43,6 +43,15 @@ pub enum StreamsCommand {
         /// Delete the stream after this long without appends.
         #[arg(long, value_parser = duration)]
         ttl: Option<prost_types::Duration>,
+        /// What else removes events: `limits` (only the rules above),
+        /// `interest` (once every group acked them) or `work_queue` (once
+        /// its one group acked them).
+        #[arg(long, value_parser = policy, default_value = "limits")]
+        policy: v1::RetentionPolicy,
+        /// How long a removed event's id still answers a republish as
+        /// duplicate (`24h`; default: the server's, else forever).
+        #[arg(long, value_parser = duration)]
+        dedup_window: Option<prost_types::Duration>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -134,6 +143,8 @@ impl StreamsCommand {
                 max_events,
                 max_age,
                 ttl,
+                policy,
+                dedup_window,
                 connection,
             } => {
                 let info = connection
@@ -145,6 +156,8 @@ impl StreamsCommand {
                             max_events: max_events.unwrap_or(0),
                             max_age,
                             ttl,
+                            policy: policy.into(),
+                            dedup_window,
                         }),
                     })
                     .await?
@@ -191,4 +204,13 @@ impl StreamsCommand {
             }
         }
     }
+}
+
+/// A `--policy` value: `limits`, `interest` or `work_queue`.
+fn policy(s: &str) -> Result<v1::RetentionPolicy, String> {
+    Ok(match s.parse::<crate::model::records::RetentionPolicy>()? {
+        crate::model::records::RetentionPolicy::Limits => v1::RetentionPolicy::Limits,
+        crate::model::records::RetentionPolicy::Interest => v1::RetentionPolicy::Interest,
+        crate::model::records::RetentionPolicy::WorkQueue => v1::RetentionPolicy::WorkQueue,
+    })
 }

@@ -86,6 +86,11 @@ pub(super) struct RetentionBody {
     max_age: Option<String>,
     /// Delete the stream after this long without appends.
     ttl: Option<String>,
+    /// `limits` (default), `interest` or `work_queue`.
+    policy: Option<String>,
+    /// How long a removed event's id still answers a republish as
+    /// duplicate, like `24h` (default: the server's; unset: forever).
+    dedup_window: Option<String>,
 }
 
 /// A stream to create.
@@ -121,6 +126,20 @@ pub(super) async fn create_stream(
             .ttl
             .as_deref()
             .map(|s| parse_duration("retention.ttl", s))
+            .transpose()?,
+        policy: r
+            .policy
+            .as_deref()
+            .map(|s| {
+                s.parse()
+                    .map_err(|e| LogError::invalid("retention.policy", e))
+            })
+            .transpose()?
+            .unwrap_or_default(),
+        dedup_window: r
+            .dedup_window
+            .as_deref()
+            .map(|s| parse_duration("retention.dedup_window", s))
             .transpose()?,
     };
     let info = state.log.create_stream(&caller, stream, retention).await?;

@@ -57,6 +57,17 @@ pub enum LogError {
         /// The group.
         group: String,
     },
+    /// A work-queue stream has its one group already: each event goes to
+    /// one group and is removed once acked there.
+    #[error(
+        "stream {stream:?} has retention policy work_queue and already has group {existing:?}: a work queue has at most one group (create the stream with policy interest for several)"
+    )]
+    WorkQueueHasGroup {
+        /// The stream.
+        stream: String,
+        /// Its group.
+        existing: String,
+    },
     /// The checkpoint was never committed.
     #[error("checkpoint {name:?}{} not found", stream.as_ref().map(|s| format!(" of stream {s:?}")).unwrap_or_default())]
     CheckpointNotFound {

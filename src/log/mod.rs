@@ -57,7 +57,7 @@ use tokio_util::task::TaskTracker;
 pub use crate::model::filter::EventFilter;
 pub use crate::model::names::{StreamName, StreamPattern, StreamSelector};
 pub use crate::model::records::{
-    Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros,
+    Position, Retention, RetentionPolicy, Sequence, StoredEvent, StreamInfo, UnixMicros,
 };
 pub use error::{Expectation, LogError};
 pub use event::{AttributeValue, EventAttributes, NewEvent};

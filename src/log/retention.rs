@@ -1,6 +1,9 @@
 //! Retention in the background: each stream keeps at most `max_events`,
-//! nothing older than `max_age`, and expires after `ttl` without appends.
-//! A stream's own rules (from CreateStream) win over the server defaults.
+//! nothing older than `max_age`, and expires after `ttl` without appends;
+//! under the `interest` and `work_queue` policies it also drops what every
+//! group acked; and ids of removed events are forgotten once past the
+//! dedup window. A stream's own rules (from CreateStream) win over the
+//! server defaults.
 //!
 //! Enforcement goes through the writer like any trim or delete, so it
 //! shares group commits with publishes and an expiry re-checks idleness
@@ -14,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::{EventLog, LogError};
 use crate::model::query::TrimUntil;
-use crate::model::records::{Retention, StreamInfo, UnixMicros};
+use crate::model::records::{Retention, RetentionPolicy, StreamInfo, UnixMicros};
 
 /// What one pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,6 +30,11 @@ pub struct RetentionPass {
     pub streams_expired: u64,
     /// Events those streams held.
     pub expired_events: u64,
+    /// Events removed because every group acked them (`interest`,
+    /// `work_queue`).
+    pub consumed: u64,
+    /// Removed events' ids forgotten past their dedup window.
+    pub ids_forgotten: u64,
 }
 
 /// The rules that apply to a stream: its own, else the defaults.
@@ -35,6 +43,8 @@ pub fn effective(own: &Retention, defaults: &Retention) -> Retention {
         max_events: own.max_events.or(defaults.max_events),
         max_age: own.max_age.or(defaults.max_age),
         ttl: own.ttl.or(defaults.ttl),
+        policy: own.policy,
+        dedup_window: own.dedup_window.or(defaults.dedup_window),
     }
 }
 
@@ -58,6 +68,7 @@ impl EventLog {
             ("max_events", pass.over_count),
             ("max_age", pass.too_old),
             ("ttl", pass.expired_events),
+            ("consumed", pass.consumed),
         ] {
             if n > 0 {
                 removed.add(n, &[KeyValue::new("rule", rule)]);
@@ -90,6 +101,22 @@ impl EventLog {
                 }
             }
         }
+        if stream.retention.policy != RetentionPolicy::Limits && stream.event_count > 0 {
+            pass.consumed += self
+                .quietly(self.writer.trim_consumed(stream.name.clone()))
+                .await?;
+        }
+        // Only a stream that lost events has ids to forget.
+        if let Some(window) = rules.dedup_window
+            && stream.event_count < stream.last_sequence
+        {
+            pass.ids_forgotten += self
+                .quietly(
+                    self.writer
+                        .forget_removed_ids(stream.name.clone(), before(now, window)),
+                )
+                .await?;
+        }
         if stream.event_count == 0 {
             return Ok(());
         }
@@ -106,7 +133,16 @@ impl EventLog {
 
     /// Trims; a stream deleted meanwhile is not an error.
     async fn trim_quietly(&self, stream: &StreamInfo, until: TrimUntil) -> Result<u64, LogError> {
-        match self.writer.trim(stream.name.clone(), until).await {
+        self.quietly(self.writer.trim(stream.name.clone(), until))
+            .await
+    }
+
+    /// A writer command's count; a stream deleted meanwhile counts 0.
+    async fn quietly(
+        &self,
+        command: impl Future<Output = Result<u64, LogError>>,
+    ) -> Result<u64, LogError> {
+        match command.await {
             Ok(n) => Ok(n),
             Err(LogError::StreamNotFound(_)) => Ok(0),
             Err(e) => Err(e),
@@ -153,11 +189,15 @@ mod tests {
             max_events: Some(10),
             max_age: Some(Duration::from_secs(60)),
             ttl: None,
+            policy: RetentionPolicy::Limits,
+            dedup_window: Some(Duration::from_secs(3600)),
         };
         let own = Retention {
             max_events: Some(3),
             max_age: None,
             ttl: Some(Duration::from_secs(5)),
+            policy: RetentionPolicy::Interest,
+            dedup_window: None,
         };
         assert_eq!(
             effective(&own, &defaults),
@@ -165,6 +205,8 @@ mod tests {
                 max_events: Some(3),
                 max_age: Some(Duration::from_secs(60)),
                 ttl: Some(Duration::from_secs(5)),
+                policy: RetentionPolicy::Interest,
+                dedup_window: Some(Duration::from_secs(3600)),
             }
         );
     }

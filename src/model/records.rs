@@ -65,6 +65,57 @@ pub struct Retention {
     pub max_age: Option<Duration>,
     /// Delete the stream after this long without appends.
     pub ttl: Option<Duration>,
+    /// What else removes events: only the limits above, or the stream's
+    /// consumer groups acking them. Fixed when the stream is created.
+    pub policy: RetentionPolicy,
+    /// How long after an event was recorded its id still answers a
+    /// republish as `duplicate` once the event itself was removed (trim,
+    /// retention, take); `None`: as long as the stream exists.
+    pub dedup_window: Option<Duration>,
+}
+
+/// Which events a stream keeps besides its limits, after NATS JetStream's
+/// retention policies (`LimitsPolicy`, `InterestPolicy`, `WorkQueuePolicy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RetentionPolicy {
+    /// Only `max_events`, `max_age` and explicit trims remove events.
+    #[default]
+    Limits,
+    /// An event is also removed once every consumer group of the stream
+    /// has acked it (its ack floor passed it); with no group, nothing is
+    /// of interest and events are removed at the next retention pass.
+    Interest,
+    /// As `Interest` with at most one group: an event is removed once that
+    /// group acked it. A stream without a group keeps its events.
+    WorkQueue,
+}
+
+impl RetentionPolicy {
+    /// The name stored and shown in JSON (`limits`, `interest`,
+    /// `work_queue`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Limits => "limits",
+            Self::Interest => "interest",
+            Self::WorkQueue => "work_queue",
+        }
+    }
+}
+
+impl std::str::FromStr for RetentionPolicy {
+    type Err = String;
+
+    /// Parses `limits`, `interest` or `work_queue` (also with `-`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "limits" => Ok(Self::Limits),
+            "interest" => Ok(Self::Interest),
+            "work_queue" | "work-queue" => Ok(Self::WorkQueue),
+            other => Err(format!(
+                "unknown retention policy {other:?}: expected limits, interest or work_queue"
+            )),
+        }
+    }
 }
 
 /// An event as stored: what reads filter and order by, plus the encoded

@@ -53,6 +53,12 @@ pub struct RetentionView {
     pub max_age_seconds: Option<f64>,
     /// Idle time after which the stream is deleted, in seconds.
     pub ttl_seconds: Option<f64>,
+    /// `limits`, `interest` or `work_queue`.
+    pub policy: &'static str,
+    /// How long a removed event's id is remembered, in seconds (absent:
+    /// the server's default; absent there too, as long as the stream
+    /// exists).
+    pub dedup_window_seconds: Option<f64>,
 }
 
 /// A stream's description.
@@ -94,6 +100,12 @@ impl From<&v1::StreamInfo> for StreamView {
                 max_events: retention.map(|r| r.max_events).filter(|&n| n > 0),
                 max_age_seconds: seconds(retention.and_then(|r| r.max_age.as_ref())),
                 ttl_seconds: seconds(retention.and_then(|r| r.ttl.as_ref())),
+                policy: match retention.map(|r| r.policy()) {
+                    Some(v1::RetentionPolicy::Interest) => "interest",
+                    Some(v1::RetentionPolicy::WorkQueue) => "work_queue",
+                    _ => "limits",
+                },
+                dedup_window_seconds: seconds(retention.and_then(|r| r.dedup_window.as_ref())),
             },
         }
     }

@@ -7,8 +7,8 @@ use prost_types::Timestamp;
 
 use crate::log::groups::{Checkpoint, Delivery, GroupInfo, PendingEntry};
 use crate::log::{
-    AttributeValue, EventAttributes, EventFilter, LogError, Retention, Start, StoredEvent,
-    StreamInfo, UnixMicros,
+    AttributeValue, EventAttributes, EventFilter, LogError, Retention, RetentionPolicy, Start,
+    StoredEvent, StreamInfo, UnixMicros,
 };
 use crate::proto::cloudevent::cloud_event::cloud_event_attribute_value::Attr;
 use crate::proto::{EventPayload, v1};
@@ -101,11 +101,35 @@ pub fn retention(r: Option<v1::Retention>) -> Result<Retention, LogError> {
                 .transpose()?
                 .filter(|d| !d.is_zero()))
         };
+    let policy = match v1::RetentionPolicy::try_from(r.policy) {
+        Ok(v1::RetentionPolicy::Unspecified | v1::RetentionPolicy::Limits) => {
+            RetentionPolicy::Limits
+        }
+        Ok(v1::RetentionPolicy::Interest) => RetentionPolicy::Interest,
+        Ok(v1::RetentionPolicy::WorkQueue) => RetentionPolicy::WorkQueue,
+        Err(_) => {
+            return Err(LogError::invalid(
+                "retention.policy",
+                format!("unknown retention policy {}", r.policy),
+            ));
+        }
+    };
     Ok(Retention {
         max_events: Some(r.max_events).filter(|&n| n > 0),
         max_age: positive(r.max_age, "retention.max_age")?,
         ttl: positive(r.ttl, "retention.ttl")?,
+        policy,
+        dedup_window: positive(r.dedup_window, "retention.dedup_window")?,
     })
+}
+
+/// A retention policy for the wire.
+pub fn retention_policy(p: RetentionPolicy) -> v1::RetentionPolicy {
+    match p {
+        RetentionPolicy::Limits => v1::RetentionPolicy::Limits,
+        RetentionPolicy::Interest => v1::RetentionPolicy::Interest,
+        RetentionPolicy::WorkQueue => v1::RetentionPolicy::WorkQueue,
+    }
 }
 
 /// Stream info for the wire.
@@ -122,6 +146,8 @@ pub fn stream_info(s: &StreamInfo) -> v1::StreamInfo {
             max_events: s.retention.max_events.unwrap_or(0),
             max_age: s.retention.max_age.map(duration),
             ttl: s.retention.ttl.map(duration),
+            policy: retention_policy(s.retention.policy).into(),
+            dedup_window: s.retention.dedup_window.map(duration),
         }),
         group_count: s.group_count,
     }

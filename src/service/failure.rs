@@ -91,6 +91,11 @@ fn classify(err: LogError) -> Failure {
             metadata.insert("group".to_owned(), group.clone());
             (Code::AlreadyExists, "GROUP_ALREADY_EXISTS")
         }
+        LogError::WorkQueueHasGroup { stream, existing } => {
+            metadata.insert("stream".to_owned(), stream.clone());
+            metadata.insert("group".to_owned(), existing.clone());
+            (Code::FailedPrecondition, "WORK_QUEUE_HAS_GROUP")
+        }
         LogError::CheckpointNotFound { name, stream } => {
             metadata.insert("checkpoint".to_owned(), name.clone());
             if let Some(s) = stream {

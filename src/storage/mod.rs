@@ -18,6 +18,7 @@
 //! - Reads see only committed data, each call a consistent snapshot.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -27,7 +28,9 @@ use crate::model::groups::{
     PendingQuery, PendingSummary,
 };
 use crate::model::names::{CheckpointName, GroupName, StreamName, StreamPattern, StreamSelector};
-use crate::model::records::{Position, Retention, Sequence, StoredEvent, StreamInfo, UnixMicros};
+use crate::model::records::{
+    Position, Retention, RetentionPolicy, Sequence, StoredEvent, StreamInfo, UnixMicros,
+};
 
 use crate::model::StorageError;
 use crate::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
@@ -66,6 +69,10 @@ pub struct StreamHead {
     pub created_at: UnixMicros,
     /// Time of the last append.
     pub last_appended_at: Option<UnixMicros>,
+    /// The stream's retention policy.
+    pub policy: RetentionPolicy,
+    /// The stream's own dedup window (`None`: the server's).
+    pub dedup_window: Option<Duration>,
 }
 
 /// An event row to insert.
@@ -263,15 +270,34 @@ pub trait WriteTx: Send {
         keys: &[(i64, &str)],
     ) -> Result<Vec<ExistingEvent>, StorageError>;
 
+    /// The removed events whose ids are remembered among `keys` (stream
+    /// row id, event id), as they were when removed: trims, retention and
+    /// takes remember ids so a producer's retry still finds its original.
+    /// Entries past a dedup window may still be here until
+    /// [`forget_removed_ids`](Self::forget_removed_ids) runs; the caller
+    /// applies the window.
+    async fn find_removed_events(
+        &mut self,
+        keys: &[(i64, &str)],
+    ) -> Result<Vec<ExistingEvent>, StorageError>;
+
+    /// Forgets a stream's removed ids of events recorded before `before`;
+    /// returns how many were forgotten.
+    async fn forget_removed_ids(
+        &mut self,
+        stream_id: i64,
+        before: UnixMicros,
+    ) -> Result<u64, StorageError>;
+
     /// Inserts events.
     async fn insert_events(&mut self, rows: &[EventRow]) -> Result<(), StorageError>;
 
-    /// Deletes a stream with its events, groups and checkpoints; returns
-    /// how many events went.
+    /// Deletes a stream with its events, groups, checkpoints and
+    /// remembered ids; returns how many events went.
     async fn delete_stream(&mut self, stream_id: i64) -> Result<u64, StorageError>;
 
     /// Removes a stream's events up to sequence `last` (a trim: from the
-    /// front); returns how many went.
+    /// front), remembering their ids; returns how many went.
     async fn trim_through(&mut self, stream_id: i64, last: Sequence) -> Result<u64, StorageError>;
 
     /// The highest sequence a trim `until` removes now: trims remove from
@@ -297,9 +323,12 @@ pub trait WriteTx: Send {
         last: Sequence,
     ) -> Result<Vec<PendingEntry>, StorageError>;
 
+    /// The lowest sequence pending in a group, if any.
+    async fn lowest_pending(&mut self, group_id: i64) -> Result<Option<Sequence>, StorageError>;
+
     /// Removes and returns up to `limit` events from one end of a stream,
     /// stopping before the payloads exceed `max_bytes` (but taking at least
-    /// one event).
+    /// one event), remembering their ids.
     async fn take(
         &mut self,
         stream: &StreamHead,
@@ -463,7 +492,10 @@ pub trait WriteTx: Send {
     ) -> Result<Vec<(Position, Sequence)>, StorageError>;
 
     /// Removes these events of a stream (any of its sequences), recording
-    /// the holes they leave; returns how many were removed.
+    /// the holes they leave; returns how many were removed. Their ids are
+    /// not remembered: redrive removes dead-letter copies this way, whose
+    /// ids are derived from the origin, and the same event dead-lettered
+    /// again must not be taken for a retry.
     async fn remove_events(
         &mut self,
         stream: &StreamHead,

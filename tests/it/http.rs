@@ -785,3 +785,42 @@ async fn a_body_that_does_not_decode_is_malformed_request() {
         .await;
     assert_problem(bad_name, 400, "INVALID_STREAM_NAME").await;
 }
+
+#[tokio::test]
+async fn a_stream_is_created_with_a_retention_policy_and_dedup_window_over_rest() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let created = api
+        .post_json(
+            "/streams",
+            &json!({"stream": "jobs", "retention": {"policy": "work_queue", "dedup_window": "24h"}}),
+        )
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let info: Value = created.json().await.unwrap();
+    assert_eq!(info["retention"]["policy"], "work_queue");
+    assert_eq!(info["retention"]["dedup_window_seconds"], 86400.0);
+    let info = api.get_json("/streams/jobs").await;
+    assert_eq!(info["retention"]["policy"], "work_queue");
+    let plain = api.post_json("/streams", &json!({"stream": "plain"})).await;
+    let plain: Value = plain.json().await.unwrap();
+    assert_eq!(plain["retention"]["policy"], "limits");
+    assert_eq!(plain["retention"]["dedup_window_seconds"], Value::Null);
+
+    let bad = api
+        .post_json(
+            "/streams",
+            &json!({"stream": "bad", "retention": {"policy": "fifo"}}),
+        )
+        .await;
+    let body = assert_problem(bad, 400, "INVALID_ARGUMENT").await;
+    assert!(body["detail"].as_str().unwrap().contains("fifo"), "{body}");
+    let bad = api
+        .post_json(
+            "/streams",
+            &json!({"stream": "bad", "retention": {"dedup_window": "soon"}}),
+        )
+        .await;
+    assert_problem(bad, 400, "INVALID_ARGUMENT").await;
+    assert_eq!(api.get("/streams/bad").await.status().as_u16(), 404);
+}

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod config;
 mod crash;
+mod dedup;
 mod disk_full;
 mod faults;
 mod groups;

@@ -194,3 +194,134 @@ async fn an_idle_stream_expires_with_its_groups_while_an_active_one_lives() {
     let positions = publish(&mut client, "idle", vec![event("a")]).await;
     assert_eq!((positions[0].sequence, positions[0].duplicate), (1, false));
 }
+
+/// A stream with `policy`, and its id in `retention.policy`.
+fn policy(policy: v1::RetentionPolicy) -> v1::Retention {
+    v1::Retention {
+        policy: policy.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn interest_removes_what_every_group_acked_and_remembers_the_ids() {
+    let server = TestServer::start_with(|c| c.retention_interval = TICK).await;
+    let mut client = server.client().await;
+    create(&mut client, "orders", policy(v1::RetentionPolicy::Interest)).await;
+    let retention = info(&mut client, "orders")
+        .await
+        .unwrap()
+        .retention
+        .unwrap();
+    assert_eq!(retention.policy(), v1::RetentionPolicy::Interest);
+    let mut groups = server.groups().await;
+    group("orders", "billing").create(&mut groups).await;
+    group("orders", "shipping").create(&mut groups).await;
+    let original = publish(&mut client, "orders", events("o", 0..5)).await;
+
+    // One group done is not enough.
+    let all = fetch(&mut groups, "orders", "billing", "b", 5, 0).await;
+    ack(&mut groups, "orders", "billing", seqs(&all)).await;
+    a_whole_retention_pass(&mut client).await;
+    assert_eq!(info(&mut client, "orders").await.unwrap().event_count, 5);
+
+    // The other acks 1, 2 and 4: its ack floor is 2, so 4 waits for 3.
+    fetch(&mut groups, "orders", "shipping", "s", 5, 0).await;
+    ack(&mut groups, "orders", "shipping", vec![1, 2, 4]).await;
+    let i = until(&mut client, "orders", |i| {
+        i.as_ref().unwrap().event_count == 3
+    })
+    .await
+    .unwrap();
+    assert_eq!((i.first_sequence, i.last_sequence), (3, 5));
+    ack(&mut groups, "orders", "shipping", vec![3, 5]).await;
+    until(&mut client, "orders", |i| {
+        i.as_ref().unwrap().event_count == 0
+    })
+    .await
+    .unwrap();
+
+    // A producer's retry finds its originals.
+    let retried = publish(&mut client, "orders", events("o", 0..5)).await;
+    for (r, o) in retried.iter().zip(&original) {
+        assert_eq!(
+            (r.sequence, r.position, r.duplicate),
+            (o.sequence, o.position, true)
+        );
+    }
+}
+
+#[tokio::test]
+async fn interest_without_a_group_keeps_nothing_and_limits_keeps_everything() {
+    let server = TestServer::start_with(|c| c.retention_interval = TICK).await;
+    let mut client = server.client().await;
+    create(&mut client, "nobody", policy(v1::RetentionPolicy::Interest)).await;
+    create(&mut client, "plain", policy(v1::RetentionPolicy::Limits)).await;
+    publish(&mut client, "nobody", events("n", 0..3)).await;
+    publish(&mut client, "plain", events("p", 0..3)).await;
+    let mut groups = server.groups().await;
+    group("plain", "g").create(&mut groups).await;
+    let all = fetch(&mut groups, "plain", "g", "c", 3, 0).await;
+    ack(&mut groups, "plain", "g", seqs(&all)).await;
+    until(&mut client, "nobody", |i| {
+        i.as_ref().unwrap().event_count == 0
+    })
+    .await
+    .unwrap();
+    a_whole_retention_pass(&mut client).await;
+    assert_eq!(info(&mut client, "plain").await.unwrap().event_count, 3);
+}
+
+#[tokio::test]
+async fn a_work_queue_has_one_group_and_loses_what_it_acked() {
+    let server = TestServer::start_with(|c| c.retention_interval = TICK).await;
+    let mut client = server.client().await;
+    create(&mut client, "jobs", policy(v1::RetentionPolicy::WorkQueue)).await;
+    publish(&mut client, "jobs", events("j", 0..3)).await;
+    // Without a group the queue keeps its work.
+    a_whole_retention_pass(&mut client).await;
+    assert_eq!(info(&mut client, "jobs").await.unwrap().event_count, 3);
+
+    let mut groups = server.groups().await;
+    group("jobs", "workers").create(&mut groups).await;
+    let err = groups
+        .create_group(group("jobs", "auditors").request())
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::FailedPrecondition, "WORK_QUEUE_HAS_GROUP");
+    assert!(err.message().contains("workers"), "{err:?}");
+    let listed = groups
+        .list_groups(v1::ListGroupsRequest {
+            stream: "jobs".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .groups;
+    assert_eq!(listed.len(), 1, "the refused group was not created");
+
+    let all = fetch(&mut groups, "jobs", "workers", "w", 3, 0).await;
+    assert_eq!(seqs(&all), vec![1, 2, 3]);
+    ack(&mut groups, "jobs", "workers", vec![1]).await;
+    let i = until(&mut client, "jobs", |i| {
+        i.as_ref().unwrap().event_count == 2
+    })
+    .await
+    .unwrap();
+    assert_eq!(i.first_sequence, 2);
+    ack(&mut groups, "jobs", "workers", vec![2, 3]).await;
+    until(&mut client, "jobs", |i| {
+        i.as_ref().unwrap().event_count == 0
+    })
+    .await
+    .unwrap();
+    // Deleting the group frees the queue for another.
+    groups
+        .delete_group(v1::DeleteGroupRequest {
+            stream: "jobs".into(),
+            group: "workers".into(),
+        })
+        .await
+        .unwrap();
+    group("jobs", "auditors").create(&mut groups).await;
+}

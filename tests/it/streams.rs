@@ -26,6 +26,11 @@ async fn create_then_get_describes_an_empty_stream_with_its_retention() {
                     nanos: 0,
                 }),
                 ttl: None,
+                policy: v1::RetentionPolicy::Interest.into(),
+                dedup_window: Some(prost_types::Duration {
+                    seconds: 3600,
+                    nanos: 0,
+                }),
             }),
         })
         .await
@@ -55,6 +60,8 @@ async fn create_then_get_describes_an_empty_stream_with_its_retention() {
     assert_eq!(retention.max_events, 10);
     assert_eq!(retention.max_age.unwrap().seconds, 60);
     assert!(retention.ttl.is_none());
+    assert_eq!(retention.policy(), v1::RetentionPolicy::Interest);
+    assert_eq!(retention.dedup_window.unwrap().seconds, 3600);
     assert!(info.created_at.is_some());
     assert!(info.last_appended_at.is_none());
 }
@@ -143,7 +150,7 @@ async fn negative_retention_durations_are_invalid() {
                     seconds: -1,
                     nanos: 0,
                 }),
-                ttl: None,
+                ..Default::default()
             }),
         })
         .await

@@ -34,7 +34,7 @@ impl Transaction {
                 }
             }
             if !to_look_up.is_empty() {
-                for found in self.tx.find_events(&to_look_up).await? {
+                for found in self.find_originals(&to_look_up).await? {
                     known.insert(found.id.clone(), found.into());
                 }
             }

@@ -37,6 +37,18 @@ impl Transaction {
                 until,
                 reply,
             } => settle(reply, self.trim(&stream, until).await, answers),
+            Command::TrimConsumed { stream, reply } => {
+                settle(reply, self.trim_consumed(&stream).await, answers)
+            }
+            Command::ForgetRemovedIds {
+                stream,
+                before,
+                reply,
+            } => settle(
+                reply,
+                self.forget_removed_ids(&stream, before).await,
+                answers,
+            ),
             Command::Take {
                 stream,
                 end,

@@ -301,17 +301,17 @@ mod tests {
             ["stored"]
         );
         // After the take flushed the batch: "b" is still found in storage,
-        // the taken "stored" is gone and so may be appended again.
+        // and the taken "stored" by its remembered id, as the original.
         assert_eq!(
             summary(r6.await.unwrap()),
             [
                 ("b".into(), 3, true),
-                ("stored".into(), 4, false),
-                ("d".into(), 5, false)
+                ("stored".into(), 1, true),
+                ("d".into(), 4, false)
             ]
         );
         let positions: Vec<_> = events.iter().map(|e| e.position).collect();
-        assert_eq!(positions, [2, 3, 4, 5, 6], "positions follow commit order");
+        assert_eq!(positions, [2, 3, 4, 5], "positions follow commit order");
     }
 
     on_each_backend!(one_batch_sees_its_own_appends_rejects_alone_and_survives_a_mid_batch_flush);

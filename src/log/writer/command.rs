@@ -83,6 +83,17 @@ pub(super) enum Command {
         until: TrimUntil,
         reply: Reply<u64>,
     },
+    /// Trims what every group acked, by the stream's retention policy.
+    TrimConsumed {
+        stream: StreamName,
+        reply: Reply<u64>,
+    },
+    /// Forgets the stream's removed ids of events recorded before `before`.
+    ForgetRemovedIds {
+        stream: StreamName,
+        before: UnixMicros,
+        reply: Reply<u64>,
+    },
     Take {
         stream: StreamName,
         end: TakeEnd,
@@ -117,7 +128,10 @@ impl Command {
             Self::Append { reply, .. } => refuse(reply, error),
             Self::CreateStream { reply, .. } => refuse(reply, error),
             Self::ExpireStream { reply, .. } => refuse(reply, error),
-            Self::DeleteStream { reply, .. } | Self::Trim { reply, .. } => refuse(reply, error),
+            Self::DeleteStream { reply, .. }
+            | Self::Trim { reply, .. }
+            | Self::TrimConsumed { reply, .. }
+            | Self::ForgetRemovedIds { reply, .. } => refuse(reply, error),
             Self::Take { reply, .. } => refuse(reply, error),
             Self::Group(g) => g.fail(error),
             Self::Probe { reply, .. } => refuse(reply, error),

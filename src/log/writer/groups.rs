@@ -7,7 +7,7 @@ use super::transaction::Transaction;
 use crate::log::error::LogError;
 use crate::model::groups::{GroupRecord, GroupSettings, GroupStart};
 use crate::model::names::{ConsumerName, GroupName, StreamName};
-use crate::model::records::Sequence;
+use crate::model::records::{RetentionPolicy, Sequence};
 use crate::storage::StreamHead;
 
 impl Transaction {
@@ -42,6 +42,14 @@ impl Transaction {
             return Ok(Err(LogError::GroupAlreadyExists {
                 stream: stream.to_string(),
                 group: group.to_string(),
+            }));
+        }
+        if head.policy == RetentionPolicy::WorkQueue
+            && let Some(existing) = self.tx.stream_groups(&head).await?.first()
+        {
+            return Ok(Err(LogError::WorkQueueHasGroup {
+                stream: stream.to_string(),
+                existing: existing.name.to_string(),
             }));
         }
         let cursor = match self.cursor_at(&head, stream, settings.start).await? {

@@ -212,6 +212,28 @@ impl WriterHandle {
         .await
     }
 
+    /// Removes the events every group of the stream acked, by its retention
+    /// policy (none under `limits`); returns how many went.
+    pub async fn trim_consumed(&self, stream: StreamName) -> Result<u64, LogError> {
+        self.call(|reply| Command::TrimConsumed { stream, reply })
+            .await
+    }
+
+    /// Forgets the stream's removed ids of events recorded before
+    /// `before` (past its dedup window); returns how many were forgotten.
+    pub async fn forget_removed_ids(
+        &self,
+        stream: StreamName,
+        before: UnixMicros,
+    ) -> Result<u64, LogError> {
+        self.call(|reply| Command::ForgetRemovedIds {
+            stream,
+            before,
+            reply,
+        })
+        .await
+    }
+
     /// Removes and returns up to `limit` events, and about `max_bytes` of
     /// payload (at least one event), from one end of a stream.
     pub async fn take(

@@ -6,7 +6,9 @@ use super::transaction::Transaction;
 use crate::log::error::LogError;
 use crate::model::names::StreamName;
 use crate::model::query::{TakeEnd, TrimUntil};
-use crate::model::records::{Retention, StoredEvent, StreamInfo, UnixMicros};
+use crate::model::records::{
+    Retention, RetentionPolicy, Sequence, StoredEvent, StreamInfo, UnixMicros,
+};
 
 impl Transaction {
     /// Counts a stream about to be created against `max_streams`.
@@ -104,6 +106,56 @@ impl Transaction {
             self.set_head(head);
         }
         Ok(Ok(removed))
+    }
+
+    /// Trims, under the `interest` and `work_queue` policies, the events
+    /// below every group's ack floor: acked or dead-lettered by all of
+    /// them. Read inside the transaction, so a seek or a new group in the
+    /// same batch counts. An event acked out of order waits until the
+    /// floor passes it.
+    pub(super) async fn trim_consumed(&mut self, name: &StreamName) -> Outcome<u64> {
+        let Some(mut head) = self.head(name).await? else {
+            return Ok(Err(LogError::StreamNotFound(name.to_string())));
+        };
+        if head.policy == RetentionPolicy::Limits {
+            return Ok(Ok(0));
+        }
+        self.flush().await?;
+        let mut floor: Option<Sequence> = None;
+        for group in self.tx.stream_groups(&head).await? {
+            let acked = match self.tx.lowest_pending(group.id).await? {
+                Some(lowest) => lowest.saturating_sub(1),
+                None => group.cursor,
+            };
+            floor = Some(floor.map_or(acked, |f| f.min(acked)));
+        }
+        let floor = match (floor, head.policy) {
+            (Some(floor), _) => floor,
+            // No group: nothing is of interest; a work queue waits for one.
+            (None, RetentionPolicy::Interest) => head.last_sequence,
+            (None, _) => return Ok(Ok(0)),
+        };
+        let until = TrimUntil::BeforeSequence(floor.saturating_add(1));
+        let Some(cutoff) = self.tx.trim_cutoff(head.id, until).await? else {
+            return Ok(Ok(0));
+        };
+        let removed = self.tx.trim_through(head.id, cutoff).await?;
+        if removed > 0 {
+            head.event_count = head.event_count.saturating_sub(removed);
+            self.set_head(head);
+        }
+        Ok(Ok(removed))
+    }
+
+    pub(super) async fn forget_removed_ids(
+        &mut self,
+        name: &StreamName,
+        before: UnixMicros,
+    ) -> Outcome<u64> {
+        let Some(head) = self.head(name).await? else {
+            return Ok(Err(LogError::StreamNotFound(name.to_string())));
+        };
+        Ok(Ok(self.tx.forget_removed_ids(head.id, before).await?))
     }
 
     pub(super) async fn take(

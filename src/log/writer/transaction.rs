@@ -11,7 +11,7 @@ use super::held::GroupWrites;
 use crate::model::StorageError;
 use crate::model::names::StreamName;
 use crate::model::records::{Position, StoredEvent, UnixMicros};
-use crate::storage::{EventRow, StreamHead, WriteTx};
+use crate::storage::{EventRow, ExistingEvent, StreamHead, WriteTx};
 
 /// The state of one write transaction while its commands are applied.
 pub(super) struct Transaction {
@@ -46,13 +46,17 @@ pub(super) struct Transaction {
     pub(super) groups: GroupWrites,
 }
 
-/// Size limits the writer enforces; 0 means none.
+/// Size limits the writer enforces (0 means none), and how long it
+/// remembers removed ids.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StreamLimits {
     /// Most streams the log holds.
     pub max_streams: u64,
     /// Most retained events per stream.
     pub max_stream_events: u64,
+    /// The server's dedup window for removed events' ids (a stream's own
+    /// wins; `None`: as long as the stream exists).
+    pub dedup_window: Option<Duration>,
 }
 
 impl Transaction {
@@ -101,19 +105,65 @@ impl Transaction {
             self.heads.insert(head.name.clone(), Some(head));
         }
         let mut keys: Vec<(i64, &str)> = Vec::new();
+        let mut prefetched = Vec::new();
         for req in appends() {
             if let Some(Some(head)) = self.heads.get(&req.stream) {
-                self.prefetched.insert(head.id);
+                prefetched.push(head.id);
                 keys.extend(req.events.iter().map(|e| (head.id, e.id.as_str())));
             }
         }
         keys.sort_unstable();
         keys.dedup();
-        for found in self.tx.find_events(&keys).await? {
+        let found = self.find_originals(&keys).await?;
+        self.prefetched.extend(prefetched);
+        for found in found {
             self.existing
                 .insert((found.stream_id, found.id.clone()), found.into());
         }
         Ok(())
+    }
+
+    /// The events with these (stream id, event id) keys that a republish
+    /// is a duplicate of: retained ones, and removed ones whose ids are
+    /// still remembered. Only streams that ever lost an event (fewer
+    /// retained than sequences assigned) have removed ids, so a stream
+    /// never trimmed costs no second lookup.
+    pub(super) async fn find_originals(
+        &mut self,
+        keys: &[(i64, &str)],
+    ) -> Result<Vec<ExistingEvent>, StorageError> {
+        let mut found = self.tx.find_events(keys).await?;
+        // Dedup windows of the streams that lost events, by stream id.
+        let lost: HashMap<i64, Option<Duration>> = self
+            .heads
+            .values()
+            .flatten()
+            .filter(|h| h.event_count < h.last_sequence)
+            .map(|h| (h.id, h.dedup_window.or(self.limits.dedup_window)))
+            .collect();
+        if lost.is_empty() {
+            return Ok(found);
+        }
+        let hit: HashSet<(i64, &str)> =
+            found.iter().map(|f| (f.stream_id, f.id.as_str())).collect();
+        let misses: Vec<(i64, &str)> = keys
+            .iter()
+            .filter(|k| lost.contains_key(&k.0) && !hit.contains(*k))
+            .copied()
+            .collect();
+        drop(hit);
+        if misses.is_empty() {
+            return Ok(found);
+        }
+        let now = self.now;
+        let remembered = self.tx.find_removed_events(&misses).await?;
+        found.extend(remembered.into_iter().filter(|r| {
+            match lost.get(&r.stream_id).copied().flatten() {
+                Some(window) => r.recorded_at > now.saturating_sub(window),
+                None => true,
+            }
+        }));
+        Ok(found)
     }
 
     pub(super) async fn head(

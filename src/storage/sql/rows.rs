@@ -9,7 +9,7 @@ use super::driver::{SqlDb, get};
 use crate::model::StorageError;
 use crate::model::groups::{Checkpoint, CheckpointOwner, GroupRecord, PendingEntry};
 use crate::model::names::{CheckpointName, GroupName, NameError, StreamName};
-use crate::model::records::{Retention, StoredEvent, StreamInfo, UnixMicros};
+use crate::model::records::{Retention, RetentionPolicy, StoredEvent, StreamInfo, UnixMicros};
 use crate::storage::{ExistingEvent, StreamHead};
 
 /// `SELECT`s what [`stored_events`] decodes, `FROM events e`. The stream
@@ -25,12 +25,13 @@ pub(super) const EVENTS_SELECT: &str = "SELECT e.stream_id, \
 pub(super) const STREAM_INFO_SELECT: &str = "SELECT s.id, s.name, s.created_at, s.last_sequence, \
      s.last_position, s.event_count, s.last_appended_at, s.max_events, s.max_age_us, s.ttl_us, \
      COALESCE((SELECT MIN(e.sequence) FROM events e WHERE e.stream_id = s.id), 0) AS first_sequence, \
-     (SELECT COUNT(*) FROM groups g WHERE g.stream_id = s.id) AS group_count \
+     (SELECT COUNT(*) FROM groups g WHERE g.stream_id = s.id) AS group_count, \
+     s.retention_policy, s.dedup_window_us \
      FROM streams s";
 
 /// The columns [`stream_head`] decodes, of `streams`.
-pub(super) const STREAM_HEAD_COLUMNS: &str =
-    "id, name, last_sequence, last_position, event_count, created_at, last_appended_at";
+pub(super) const STREAM_HEAD_COLUMNS: &str = "id, name, last_sequence, last_position, \
+     event_count, created_at, last_appended_at, retention_policy, dedup_window_us";
 
 /// The columns [`group_record`] decodes, of `groups g`.
 pub(super) const GROUP_COLUMNS: &str = "g.id, g.stream_id, g.name, g.ack_timeout_us, g.max_deliveries, \
@@ -111,6 +112,8 @@ pub(super) fn stream_info<DB: SqlDb>(row: &DB::Row) -> Result<StreamInfo, Storag
             max_events: get::<DB, Option<i64>>(row, 7)?.map(to_u64),
             max_age: micros_to_duration(get::<DB, _>(row, 8)?),
             ttl: micros_to_duration(get::<DB, _>(row, 9)?),
+            policy: parse_policy(str_at::<DB>(row, 12)?)?,
+            dedup_window: micros_to_duration(get::<DB, _>(row, 13)?),
         },
         first_sequence: to_u64(get::<DB, _>(row, 10)?),
         group_count: to_u32(get::<DB, _>(row, 11)?),
@@ -159,7 +162,14 @@ pub(super) fn stream_head<DB: SqlDb>(row: &DB::Row) -> Result<StreamHead, Storag
         event_count: to_u64(get::<DB, _>(row, 4)?),
         created_at: UnixMicros(get::<DB, _>(row, 5)?),
         last_appended_at: get::<DB, Option<i64>>(row, 6)?.map(UnixMicros),
+        policy: parse_policy(str_at::<DB>(row, 7)?)?,
+        dedup_window: micros_to_duration(get::<DB, _>(row, 8)?),
     })
+}
+
+/// A stored retention policy (the migration's CHECK admits only these).
+fn parse_policy(policy: &str) -> Result<RetentionPolicy, StorageError> {
+    policy.parse().map_err(StorageError::Failure)
 }
 
 /// A row selected with [`GROUP_COLUMNS`], of `stream`.

@@ -107,6 +107,31 @@ impl<D: Dialect> SqlWriteTx<D> {
 }
 
 impl<D: Dialect> SqlWriteTx<D> {
+    /// Copies the ids of a stream's events matching `condition` (on
+    /// `sequence`, one bound value) to `removed_event_ids`, before they are
+    /// deleted. An id remembered before (removed, forgotten by the window
+    /// meanwhile, published again) now names the newer event.
+    async fn remember_removed_ids(
+        &mut self,
+        stream_id: i64,
+        condition: &str,
+        bound: i64,
+    ) -> Result<(), StorageError> {
+        // `WHERE` before `ON CONFLICT`: SQLite's parser needs it to tell
+        // the upsert clause from a join constraint.
+        let sql = format!(
+            "INSERT INTO removed_event_ids (stream_id, event_id, sequence, position, recorded_at) \
+             SELECT stream_id, event_id, sequence, position, recorded_at FROM events \
+             WHERE stream_id = ? AND {condition} \
+             ON CONFLICT (stream_id, event_id) DO UPDATE SET sequence = excluded.sequence, \
+             position = excluded.position, recorded_at = excluded.recorded_at"
+        );
+        Sql::<D::DB>::query(&sql, (stream_id, bound))
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Records that every sequence from `from` to the stream's last one
     /// has no event any more (a Take of the newest events).
     async fn record_gap_to_top(
@@ -315,14 +340,17 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         now: UnixMicros,
     ) -> Result<StreamHead, StorageError> {
         let id: i64 = Sql::<D::DB>::query(
-            "INSERT INTO streams (name, created_at, max_events, max_age_us, ttl_us) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO streams \
+             (name, created_at, max_events, max_age_us, ttl_us, retention_policy, dedup_window_us) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 name.as_str(),
                 now.0,
                 retention.max_events.map(to_i64),
                 duration_to_micros(retention.max_age),
                 duration_to_micros(retention.ttl),
+                retention.policy.as_str(),
+                duration_to_micros(retention.dedup_window),
             ),
         )
         .fetch_scalar(self.conn())
@@ -335,6 +363,8 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
             event_count: 0,
             created_at: now,
             last_appended_at: None,
+            policy: retention.policy,
+            dedup_window: retention.dedup_window,
         })
     }
 
@@ -367,6 +397,40 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         D::find_events(self.conn(), keys).await
     }
 
+    async fn find_removed_events(
+        &mut self,
+        keys: &[(i64, &str)],
+    ) -> Result<Vec<ExistingEvent>, StorageError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(CHUNK) {
+            let rows = Sql::<D::DB>::new("WITH k (stream_id, event_id) AS (")
+                .values(chunk, |&(stream_id, id)| (stream_id, id))
+                .push(format!(
+                    ") SELECT {EXISTING_EVENT_COLUMNS} FROM k JOIN removed_event_ids e \
+                     ON e.stream_id = k.stream_id AND e.event_id = k.event_id"
+                ))
+                .fetch_all(self.conn())
+                .await?;
+            for row in &rows {
+                found.push(existing_event::<D::DB>(row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn forget_removed_ids(
+        &mut self,
+        stream_id: i64,
+        before: UnixMicros,
+    ) -> Result<u64, StorageError> {
+        Sql::<D::DB>::query(
+            "DELETE FROM removed_event_ids WHERE stream_id = ? AND recorded_at < ?",
+            (stream_id, before.0),
+        )
+        .execute(self.conn())
+        .await
+    }
+
     async fn insert_events(&mut self, rows: &[EventRow]) -> Result<(), StorageError> {
         D::insert_events(self.conn(), rows).await?;
         self.appended = true;
@@ -387,9 +451,14 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         let removed = Sql::<D::DB>::query("DELETE FROM events WHERE stream_id = ?", (stream_id,))
             .execute(self.conn())
             .await?;
-        Sql::<D::DB>::query("DELETE FROM stream_gaps WHERE stream_id = ?", (stream_id,))
-            .execute(self.conn())
-            .await?;
+        for sql in [
+            "DELETE FROM stream_gaps WHERE stream_id = ?",
+            "DELETE FROM removed_event_ids WHERE stream_id = ?",
+        ] {
+            Sql::<D::DB>::query(sql, (stream_id,))
+                .execute(self.conn())
+                .await?;
+        }
         Sql::<D::DB>::query("DELETE FROM streams WHERE id = ?", (stream_id,))
             .execute(self.conn())
             .await?;
@@ -397,6 +466,8 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
     }
 
     async fn trim_through(&mut self, stream_id: i64, last: Sequence) -> Result<u64, StorageError> {
+        self.remember_removed_ids(stream_id, "sequence <= ?", to_i64(last))
+            .await?;
         let removed = Sql::<D::DB>::query(
             "DELETE FROM events WHERE stream_id = ? AND sequence <= ?",
             (stream_id, to_i64(last)),
@@ -476,6 +547,14 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
             .collect()
     }
 
+    async fn lowest_pending(&mut self, group_id: i64) -> Result<Option<Sequence>, StorageError> {
+        self.sequence_of(Sql::query(
+            "SELECT MIN(sequence) FROM group_pending WHERE group_id = ?",
+            (group_id,),
+        ))
+        .await
+    }
+
     async fn pending_through(
         &mut self,
         group_id: i64,
@@ -510,6 +589,12 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         if let Some(last) = events.last() {
             // The taken events are exactly those up to (or down to) the last
             // one read, so one range delete removes them.
+            self.remember_removed_ids(
+                stream.id,
+                &format!("sequence {beyond} ?"),
+                to_i64(last.sequence),
+            )
+            .await?;
             let sql = format!("DELETE FROM events WHERE stream_id = ? AND sequence {beyond} ?");
             Sql::<D::DB>::query(&sql, (stream.id, to_i64(last.sequence)))
                 .execute(self.conn())

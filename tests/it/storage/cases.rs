@@ -11,7 +11,7 @@ use riverlog::model::names::{
     CheckpointName, GroupName, StreamPattern, StreamSelector, glob_match,
 };
 use riverlog::model::query::{Direction, ReadFrom, TakeEnd, TrimUntil};
-use riverlog::model::records::{Retention, UnixMicros};
+use riverlog::model::records::{Retention, RetentionPolicy, UnixMicros};
 
 use super::fixture::{Backend, Ev, append_in, ev, evs, positions, sequences, stream};
 use crate::common::{PATIENCE, within};
@@ -41,6 +41,8 @@ pub async fn streams_are_created_counted_described_and_listed(open: impl AsyncFn
         max_events: Some(10),
         max_age: Some(Duration::from_secs(60)),
         ttl: None,
+        policy: RetentionPolicy::WorkQueue,
+        dedup_window: Some(Duration::from_secs(7)),
     };
     for name in ["orders", "orders.eu", "payments"] {
         b.create(name, kept.clone()).await;
@@ -1110,4 +1112,79 @@ pub async fn stream_heads_are_read_and_saved_many_at_a_time(open: impl AsyncFn()
     let reread = tx.stream_heads(&names).await.unwrap();
     tx.rollback().await;
     assert_eq!(reread, heads);
+}
+
+pub async fn removed_ids_are_remembered_until_forgotten(open: impl AsyncFn() -> Backend) {
+    let b = open().await;
+    // e-1..e-4 at sequences 1..4, recorded at 1..4; "t" holds its own e-1.
+    let stored = b.append("s", &evs("e", 4)).await;
+    b.append("t", &evs("e", 1)).await;
+    let (s, t) = (b.head("s").await, b.head("t").await);
+    let keys = |ids: &[&'static str]| ids.iter().map(|&i| (s.id, i)).collect::<Vec<_>>();
+    let remembered = async |keys: Vec<(i64, &str)>| {
+        let mut tx = b.begin().await;
+        let mut found = tx.find_removed_events(&keys).await.unwrap();
+        tx.rollback().await;
+        found.sort_by_key(|f| f.sequence);
+        found
+            .into_iter()
+            .map(|f| (f.stream_id, f.id, f.sequence, f.position, f.recorded_at))
+            .collect::<Vec<_>>()
+    };
+    let as_removed = |i: usize| {
+        let e = &stored[i];
+        (s.id, e.id.clone(), e.sequence, e.position, e.recorded_at)
+    };
+
+    let mut tx = b.begin().await;
+    assert_eq!(tx.trim_through(s.id, 1).await.unwrap(), 1);
+    let taken = tx.take(&s, TakeEnd::Newest, 1, usize::MAX).await.unwrap();
+    assert_eq!(sequences(&taken), [4]);
+    // Redrive's removal of dead-letter copies remembers nothing.
+    assert_eq!(tx.remove_events(&s, &[3]).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+
+    let mut all = keys(&["e-1", "e-2", "e-3", "e-4"]);
+    all.push((t.id, "e-1"));
+    assert_eq!(
+        remembered(all.clone()).await,
+        [as_removed(0), as_removed(3)]
+    );
+
+    // Forgetting goes by recorded time, per stream.
+    let mut tx = b.begin().await;
+    assert_eq!(
+        tx.forget_removed_ids(t.id, UnixMicros(100)).await.unwrap(),
+        0
+    );
+    assert_eq!(tx.forget_removed_ids(s.id, UnixMicros(2)).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert_eq!(remembered(all.clone()).await, [as_removed(3)]);
+
+    // An id still remembered, appended again and removed again, names its
+    // newer event.
+    let newer = b.append("s", &[ev("e-4", 9)]).await;
+    let mut tx = b.begin().await;
+    assert_eq!(tx.trim_through(s.id, newer[0].sequence).await.unwrap(), 2);
+    tx.commit().await.unwrap();
+    let found = remembered(keys(&["e-2", "e-4"])).await;
+    assert_eq!(
+        found,
+        [
+            as_removed(1),
+            (
+                s.id,
+                "e-4".into(),
+                newer[0].sequence,
+                newer[0].position,
+                newer[0].recorded_at
+            )
+        ]
+    );
+
+    // A deleted stream forgets all of its ids.
+    let mut tx = b.begin().await;
+    tx.delete_stream(s.id).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(remembered(all).await, []);
 }

@@ -36,6 +36,7 @@ conformance!(
     the_log_head_and_recorded_floor_never_go_back,
     trim_removes_by_count_sequence_and_time,
     take_removes_from_either_end_within_a_byte_budget,
+    removed_ids_are_remembered_until_forgotten,
     events_are_found_by_sequence_and_after_a_sequence,
     delete_stream_removes_its_events_groups_and_checkpoints,
     groups_keep_cursor_consumers_and_pending_entries,

@@ -28,13 +28,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from riverlog.v1 import cloudevent_pb2 as riverlog_dot_v1_dot_cloudevent__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17riverlog/v1/types.proto\x12\x0briverlog.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1criverlog/v1/cloudevent.proto\"\x9c\x01\n\rRecordedEvent\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08position\x18\x03 \x01(\x04\x12/\n\x0brecorded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05\x65vent\x18\x05 \x01(\x0b\x32\x17.riverlog.v1.CloudEvent\"?\n\x0b\x45ventFilter\x12\r\n\x05types\x18\x01 \x03(\t\x12\x0f\n\x07sources\x18\x02 \x03(\t\x12\x10\n\x08subjects\x18\x03 \x03(\t\"\xd8\x01\n\rStartPosition\x12*\n\x08\x65\x61rliest\x18\x01 \x01(\x0b\x32\x16.google.protobuf.EmptyH\x00\x12(\n\x06latest\x18\x02 \x01(\x0b\x32\x16.google.protobuf.EmptyH\x00\x12\x12\n\x08sequence\x18\x03 \x01(\x04H\x00\x12\x12\n\x08position\x18\x04 \x01(\x04H\x00\x12*\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x14\n\ncheckpoint\x18\x06 \x01(\tH\x00\x42\x07\n\x05start\"G\n\tHeartbeat\x12\x10\n\x08position\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\tRetention\x12\x12\n\nmax_events\x18\x01 \x01(\x04\x12*\n\x07max_age\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9d\x02\n\nStreamInfo\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_count\x18\x02 \x01(\x04\x12\x16\n\x0e\x66irst_sequence\x18\x03 \x01(\x04\x12\x15\n\rlast_sequence\x18\x04 \x01(\x04\x12\x15\n\rlast_position\x18\x05 \x01(\x04\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10last_appended_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\tretention\x18\x08 \x01(\x0b\x32\x16.riverlog.v1.Retention\x12\x13\n\x0bgroup_count\x18\t \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17riverlog/v1/types.proto\x12\x0briverlog.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1criverlog/v1/cloudevent.proto\"\x9c\x01\n\rRecordedEvent\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08position\x18\x03 \x01(\x04\x12/\n\x0brecorded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05\x65vent\x18\x05 \x01(\x0b\x32\x17.riverlog.v1.CloudEvent\"?\n\x0b\x45ventFilter\x12\r\n\x05types\x18\x01 \x03(\t\x12\x0f\n\x07sources\x18\x02 \x03(\t\x12\x10\n\x08subjects\x18\x03 \x03(\t\"\xd8\x01\n\rStartPosition\x12*\n\x08\x65\x61rliest\x18\x01 \x01(\x0b\x32\x16.google.protobuf.EmptyH\x00\x12(\n\x06latest\x18\x02 \x01(\x0b\x32\x16.google.protobuf.EmptyH\x00\x12\x12\n\x08sequence\x18\x03 \x01(\x04H\x00\x12\x12\n\x08position\x18\x04 \x01(\x04H\x00\x12*\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x14\n\ncheckpoint\x18\x06 \x01(\tH\x00\x42\x07\n\x05start\"G\n\tHeartbeat\x12\x10\n\x08position\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd2\x01\n\tRetention\x12\x12\n\nmax_events\x18\x01 \x01(\x04\x12*\n\x07max_age\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\x06policy\x18\x04 \x01(\x0e\x32\x1c.riverlog.v1.RetentionPolicy\x12/\n\x0c\x64\x65\x64up_window\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9d\x02\n\nStreamInfo\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_count\x18\x02 \x01(\x04\x12\x16\n\x0e\x66irst_sequence\x18\x03 \x01(\x04\x12\x15\n\rlast_sequence\x18\x04 \x01(\x04\x12\x15\n\rlast_position\x18\x05 \x01(\x04\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10last_appended_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\tretention\x18\x08 \x01(\x0b\x32\x16.riverlog.v1.Retention\x12\x13\n\x0bgroup_count\x18\t \x01(\r*\x90\x01\n\x0fRetentionPolicy\x12 \n\x1cRETENTION_POLICY_UNSPECIFIED\x10\x00\x12\x1b\n\x17RETENTION_POLICY_LIMITS\x10\x01\x12\x1d\n\x19RETENTION_POLICY_INTEREST\x10\x02\x12\x1f\n\x1bRETENTION_POLICY_WORK_QUEUE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'riverlog.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_RETENTIONPOLICY']._serialized_start=1182
+  _globals['_RETENTIONPOLICY']._serialized_end=1326
   _globals['_RECORDEDEVENT']._serialized_start=165
   _globals['_RECORDEDEVENT']._serialized_end=321
   _globals['_EVENTFILTER']._serialized_start=323
@@ -43,8 +45,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTPOSITION']._serialized_end=605
   _globals['_HEARTBEAT']._serialized_start=607
   _globals['_HEARTBEAT']._serialized_end=678
-  _globals['_RETENTION']._serialized_start=680
-  _globals['_RETENTION']._serialized_end=795
-  _globals['_STREAMINFO']._serialized_start=798
-  _globals['_STREAMINFO']._serialized_end=1083
+  _globals['_RETENTION']._serialized_start=681
+  _globals['_RETENTION']._serialized_end=891
+  _globals['_STREAMINFO']._serialized_start=894
+  _globals['_STREAMINFO']._serialized_end=1179
 # @@protoc_insertion_point(module_scope)

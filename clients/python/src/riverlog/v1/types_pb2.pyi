@@ -3,11 +3,23 @@ from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from riverlog.v1 import cloudevent_pb2 as _cloudevent_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class RetentionPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RETENTION_POLICY_UNSPECIFIED: _ClassVar[RetentionPolicy]
+    RETENTION_POLICY_LIMITS: _ClassVar[RetentionPolicy]
+    RETENTION_POLICY_INTEREST: _ClassVar[RetentionPolicy]
+    RETENTION_POLICY_WORK_QUEUE: _ClassVar[RetentionPolicy]
+RETENTION_POLICY_UNSPECIFIED: RetentionPolicy
+RETENTION_POLICY_LIMITS: RetentionPolicy
+RETENTION_POLICY_INTEREST: RetentionPolicy
+RETENTION_POLICY_WORK_QUEUE: RetentionPolicy
 
 class RecordedEvent(_message.Message):
     __slots__ = ("stream", "sequence", "position", "recorded_at", "event")
@@ -58,14 +70,18 @@ class Heartbeat(_message.Message):
     def __init__(self, position: _Optional[int] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Retention(_message.Message):
-    __slots__ = ("max_events", "max_age", "ttl")
+    __slots__ = ("max_events", "max_age", "ttl", "policy", "dedup_window")
     MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
     MAX_AGE_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_WINDOW_FIELD_NUMBER: _ClassVar[int]
     max_events: int
     max_age: _duration_pb2.Duration
     ttl: _duration_pb2.Duration
-    def __init__(self, max_events: _Optional[int] = ..., max_age: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., ttl: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    policy: RetentionPolicy
+    dedup_window: _duration_pb2.Duration
+    def __init__(self, max_events: _Optional[int] = ..., max_age: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., ttl: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., policy: _Optional[_Union[RetentionPolicy, str]] = ..., dedup_window: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StreamInfo(_message.Message):
     __slots__ = ("stream", "event_count", "first_sequence", "last_sequence", "last_position", "created_at", "last_appended_at", "retention", "group_count")

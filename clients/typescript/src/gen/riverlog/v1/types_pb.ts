@@ -4,8 +4,8 @@
 // @generated from file riverlog/v1/types.proto (package riverlog.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Empty, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { CloudEvent } from "./cloudevent_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file riverlog/v1/types.proto.
  */
 export const file_riverlog_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChdyaXZlcmxvZy92MS90eXBlcy5wcm90bxILcml2ZXJsb2cudjEinAEKDVJlY29yZGVkRXZlbnQSDgoGc3RyZWFtGAEgASgJEhAKCHNlcXVlbmNlGAIgASgEEhAKCHBvc2l0aW9uGAMgASgEEi8KC3JlY29yZGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgVldmVudBgFIAEoCzIXLnJpdmVybG9nLnYxLkNsb3VkRXZlbnQiPwoLRXZlbnRGaWx0ZXISDQoFdHlwZXMYASADKAkSDwoHc291cmNlcxgCIAMoCRIQCghzdWJqZWN0cxgDIAMoCSLYAQoNU3RhcnRQb3NpdGlvbhIqCghlYXJsaWVzdBgBIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eUgAEigKBmxhdGVzdBgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eUgAEhIKCHNlcXVlbmNlGAMgASgESAASEgoIcG9zaXRpb24YBCABKARIABIqCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEhQKCmNoZWNrcG9pbnQYBiABKAlIAEIHCgVzdGFydCJHCglIZWFydGJlYXQSEAoIcG9zaXRpb24YASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoJUmV0ZW50aW9uEhIKCm1heF9ldmVudHMYASABKAQSKgoHbWF4X2FnZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24inQIKClN0cmVhbUluZm8SDgoGc3RyZWFtGAEgASgJEhMKC2V2ZW50X2NvdW50GAIgASgEEhYKDmZpcnN0X3NlcXVlbmNlGAMgASgEEhUKDWxhc3Rfc2VxdWVuY2UYBCABKAQSFQoNbGFzdF9wb3NpdGlvbhgFIAEoBBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X2FwcGVuZGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCglyZXRlbnRpb24YCCABKAsyFi5yaXZlcmxvZy52MS5SZXRlbnRpb24SEwoLZ3JvdXBfY291bnQYCSABKA1iBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp, file_riverlog_v1_cloudevent]);
+  fileDesc("ChdyaXZlcmxvZy92MS90eXBlcy5wcm90bxILcml2ZXJsb2cudjEinAEKDVJlY29yZGVkRXZlbnQSDgoGc3RyZWFtGAEgASgJEhAKCHNlcXVlbmNlGAIgASgEEhAKCHBvc2l0aW9uGAMgASgEEi8KC3JlY29yZGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgVldmVudBgFIAEoCzIXLnJpdmVybG9nLnYxLkNsb3VkRXZlbnQiPwoLRXZlbnRGaWx0ZXISDQoFdHlwZXMYASADKAkSDwoHc291cmNlcxgCIAMoCRIQCghzdWJqZWN0cxgDIAMoCSLYAQoNU3RhcnRQb3NpdGlvbhIqCghlYXJsaWVzdBgBIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eUgAEigKBmxhdGVzdBgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eUgAEhIKCHNlcXVlbmNlGAMgASgESAASEgoIcG9zaXRpb24YBCABKARIABIqCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEhQKCmNoZWNrcG9pbnQYBiABKAlIAEIHCgVzdGFydCJHCglIZWFydGJlYXQSEAoIcG9zaXRpb24YASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0gEKCVJldGVudGlvbhISCgptYXhfZXZlbnRzGAEgASgEEioKB21heF9hZ2UYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKBnBvbGljeRgEIAEoDjIcLnJpdmVybG9nLnYxLlJldGVudGlvblBvbGljeRIvCgxkZWR1cF93aW5kb3cYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24inQIKClN0cmVhbUluZm8SDgoGc3RyZWFtGAEgASgJEhMKC2V2ZW50X2NvdW50GAIgASgEEhYKDmZpcnN0X3NlcXVlbmNlGAMgASgEEhUKDWxhc3Rfc2VxdWVuY2UYBCABKAQSFQoNbGFzdF9wb3NpdGlvbhgFIAEoBBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X2FwcGVuZGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCglyZXRlbnRpb24YCCABKAsyFi5yaXZlcmxvZy52MS5SZXRlbnRpb24SEwoLZ3JvdXBfY291bnQYCSABKA0qkAEKD1JldGVudGlvblBvbGljeRIgChxSRVRFTlRJT05fUE9MSUNZX1VOU1BFQ0lGSUVEEAASGwoXUkVURU5USU9OX1BPTElDWV9MSU1JVFMQARIdChlSRVRFTlRJT05fUE9MSUNZX0lOVEVSRVNUEAISHwobUkVURU5USU9OX1BPTElDWV9XT1JLX1FVRVVFEANiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp, file_riverlog_v1_cloudevent]);
 
 /**
  * An event as the log recorded it: the CloudEvent that was published plus
@@ -245,6 +245,25 @@ export type Retention = Message<"riverlog.v1.Retention"> & {
    * @generated from field: google.protobuf.Duration ttl = 3;
    */
   ttl?: Duration | undefined;
+
+  /**
+   * What else removes events besides the limits above; fixed at creation.
+   * Unset means RETENTION_POLICY_LIMITS; StreamInfo always names it.
+   *
+   * @generated from field: riverlog.v1.RetentionPolicy policy = 4;
+   */
+  policy: RetentionPolicy;
+
+  /**
+   * How long after an event was recorded a republish of its id still
+   * answers `duplicate` with the original sequence and position once the
+   * event was removed (Trim, retention, Take). Unset: the server's
+   * `dedup_window`; if that is unset too, as long as the stream exists.
+   * Retained events always answer `duplicate`.
+   *
+   * @generated from field: google.protobuf.Duration dedup_window = 5;
+   */
+  dedupWindow?: Duration | undefined;
 };
 
 /**
@@ -331,4 +350,50 @@ export type StreamInfo = Message<"riverlog.v1.StreamInfo"> & {
  */
 export const StreamInfoSchema: GenMessage<StreamInfo> = /*@__PURE__*/
   messageDesc(file_riverlog_v1_types, 5);
+
+/**
+ * Which events a stream keeps besides its limits, after NATS JetStream's
+ * retention policies.
+ *
+ * @generated from enum riverlog.v1.RetentionPolicy
+ */
+export enum RetentionPolicy {
+  /**
+   * Same as LIMITS.
+   *
+   * @generated from enum value: RETENTION_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Only max_events, max_age and explicit trims remove events.
+   *
+   * @generated from enum value: RETENTION_POLICY_LIMITS = 1;
+   */
+  LIMITS = 1,
+
+  /**
+   * An event is also removed once every consumer group of the stream has
+   * acked it (the group's ack floor passed it), at the next retention
+   * pass; with no group, events are removed at the next retention pass.
+   *
+   * @generated from enum value: RETENTION_POLICY_INTEREST = 2;
+   */
+  INTEREST = 2,
+
+  /**
+   * As INTEREST, with at most one group (CreateGroup refuses a second,
+   * FAILED_PRECONDITION WORK_QUEUE_HAS_GROUP); a stream without a group
+   * keeps its events.
+   *
+   * @generated from enum value: RETENTION_POLICY_WORK_QUEUE = 3;
+   */
+  WORK_QUEUE = 3,
+}
+
+/**
+ * Describes the enum riverlog.v1.RetentionPolicy.
+ */
+export const RetentionPolicySchema: GenEnum<RetentionPolicy> = /*@__PURE__*/
+  enumDesc(file_riverlog_v1_types, 0);
 
