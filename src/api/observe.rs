@@ -390,3 +390,53 @@ impl<B> Drop for ObservedBody<B> {
         self.finish(status);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_grpc_specs() {
+        assert_eq!(status_name(0), "OK");
+        assert_eq!(status_name(5), "NOT_FOUND");
+        assert_eq!(status_name(16), "UNAUTHENTICATED");
+        assert_eq!(status_name(17), "17");
+        assert_eq!(status_name(-1), "-1");
+    }
+
+    #[test]
+    fn only_the_conventions_server_errors_are_errors() {
+        let errors: Vec<_> = (0..=16)
+            .filter(|&c| is_server_error(c))
+            .map(status_name)
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "UNKNOWN",
+                "DEADLINE_EXCEEDED",
+                "UNIMPLEMENTED",
+                "INTERNAL",
+                "UNAVAILABLE",
+                "DATA_LOSS"
+            ]
+        );
+    }
+
+    #[test]
+    fn original_methods_are_cut_on_a_char_boundary() {
+        let long = format!("{}é", "a".repeat(MAX_ORIGINAL_METHOD - 1));
+        assert_eq!(bounded(&long), "a".repeat(MAX_ORIGINAL_METHOD - 1));
+        assert_eq!(bounded("svc/M"), "svc/M");
+    }
+
+    #[test]
+    fn methods_are_named_package_service_method() {
+        let known = KnownMethods::from_descriptor_sets(&[crate::proto::FILE_DESCRIPTOR_SET]);
+        assert_eq!(
+            known.lookup("/riverlog.v1.EventLog/Publish").as_deref(),
+            Some("riverlog.v1.EventLog/Publish")
+        );
+        assert_eq!(known.lookup("/riverlog.v1.EventLog/Nope"), None);
+    }
+}

@@ -211,3 +211,21 @@ impl Drop for ObservedBody {
         self.recorder.finish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_value() {
+        assert_eq!(known_method(&http::Method::PATCH), "PATCH");
+        let propfind = http::Method::from_bytes(b"PROPFIND").unwrap();
+        assert_eq!(known_method(&propfind), "_OTHER");
+    }
+
+    #[test]
+    fn protocol_versions_are_written_as_the_conventions_do() {
+        assert_eq!(protocol_version(http::Version::HTTP_11), "1.1");
+        assert_eq!(protocol_version(http::Version::HTTP_2), "2");
+    }
+}

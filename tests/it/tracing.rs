@@ -218,6 +218,55 @@ async fn spans_reach_the_collector_as_children_of_the_callers_trace() {
     }
     assert_service_resource(&resource);
 
+    // A method the server does not serve: one span name and rpc.method for
+    // all of them, the path kept as rpc.method_original.
+    let channel = tonic::transport::Channel::from_shared(spawned.grpc_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<
+        riverlog::proto::v1::GetStreamRequest,
+        riverlog::proto::v1::GetStreamResponse,
+    >::default();
+    let err = grpc
+        .unary(
+            Request::new(riverlog::proto::v1::GetStreamRequest::default()),
+            http::uri::PathAndQuery::from_static("/riverlog.v1.EventLog/NoSuchMethod"),
+            codec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    let (_, other) = within(async {
+        loop {
+            let received = spans.recv().await.expect("collector running");
+            if received.1.name == "grpc" {
+                return received;
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        string_of(&other.attributes, "rpc.method").as_deref(),
+        Some("_OTHER")
+    );
+    assert_eq!(
+        string_of(&other.attributes, "rpc.method_original").as_deref(),
+        Some("riverlog.v1.EventLog/NoSuchMethod")
+    );
+    assert_eq!(
+        string_of(&other.attributes, "error.type").as_deref(),
+        Some("UNIMPLEMENTED")
+    );
+    assert_eq!(
+        other.status.as_ref().map(|s| s.code),
+        Some(2),
+        "STATUS_CODE_ERROR"
+    );
+
     let resource = within(async {
         loop {
             let (resource, name) = metrics.recv().await.expect("collector running");
