@@ -592,15 +592,29 @@ async fn sse_streams_are_counted_once_when_they_close() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn process_metrics_come_from_proc() {
+    use procfs::process::Process;
     let server = TestServer::start().await;
+    let stat = || Process::myself().unwrap().stat().unwrap();
+    let ticks = procfs::ticks_per_second() as f64;
+    let before = stat();
     let text = server.scrape().await;
-    let user = metric(
-        &text,
-        "process_cpu_time_seconds_total",
-        &[("cpu_mode", "user")],
-    )
-    .expect("user CPU time");
-    assert!(user > 0.0, "{text}");
+    let after = stat();
+    // CPU time is a counter in seconds: between two reads of our own.
+    for (mode, low, high) in [
+        ("user", before.utime, after.utime),
+        ("system", before.stime, after.stime),
+    ] {
+        let seconds = metric(
+            &text,
+            "process_cpu_time_seconds_total",
+            &[("cpu_mode", mode)],
+        )
+        .unwrap_or_else(|| panic!("{mode} CPU time:\n{text}"));
+        assert!(
+            low as f64 / ticks <= seconds && seconds <= high as f64 / ticks,
+            "{mode}: {seconds} s outside {low}..{high} ticks"
+        );
+    }
     let rss = metric(&text, "process_memory_usage_bytes", &[]).expect("RSS");
     let virt = metric(&text, "process_memory_virtual_bytes", &[]).expect("virtual");
     assert!(rss > 1e6 && virt >= rss, "rss {rss}, virtual {virt}");
@@ -611,5 +625,9 @@ async fn process_metrics_come_from_proc() {
         fds >= 3.0 && (fds - listed).abs() < 64.0,
         "{fds} vs {listed}"
     );
-    assert!(metric(&text, "process_thread_count", &[]).expect("threads") >= 1.0);
+    let threads = metric(&text, "process_thread_count", &[]).expect("threads");
+    assert!(
+        threads >= 1.0 && threads <= before.num_threads.max(after.num_threads) as f64 + 8.0,
+        "{threads}"
+    );
 }
