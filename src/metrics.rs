@@ -331,15 +331,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `OTEL_SERVICE_NAME`, each overriding the one before (OpenTelemetry SDK
 /// environment variables specification).
 pub fn resource() -> Resource {
-    let from_env = resource_from_env(
-        std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
-        std::env::var("OTEL_SERVICE_NAME").ok().as_deref(),
-    )
-    .unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "OTEL_RESOURCE_ATTRIBUTES ignored");
-        resource_from_env(None, std::env::var("OTEL_SERVICE_NAME").ok().as_deref())
-            .unwrap_or_default()
-    });
+    let service_name = std::env::var("OTEL_SERVICE_NAME").ok();
+    let attributes = std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok();
+    let from_env = resource_from_env(attributes.as_deref(), service_name.as_deref())
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "OTEL_RESOURCE_ATTRIBUTES ignored");
+            // Without attributes nothing can be malformed.
+            resource_from_env(None, service_name.as_deref()).unwrap_or_default()
+        });
     Resource::builder_empty()
         .with_service_name("riverlog")
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
