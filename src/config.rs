@@ -365,6 +365,8 @@ settings! {
     log_format: LogFormat = LogFormat::Text, env "RIVERLOG_LOG_FORMAT";
     /// Log filter like `info` or `riverlog=debug`; unset: `RUST_LOG`, else `info`.
     log_level: Option<String> = None, env "RIVERLOG_LOG_LEVEL";
+    /// Log one line per gRPC call and HTTP request (target `riverlog::access`, level INFO): method, route or RPC, status, duration, peer, response bytes.
+    access_log: bool = false, env "RIVERLOG_ACCESS_LOG";
     /// OTLP/gRPC collector for traces and metrics, like `http://otel:4317`; unset: no export.
     otlp_endpoint: Option<String> = None, env "RIVERLOG_OTLP_ENDPOINT";
     /// Serve `/metrics` on this address, without a token, instead of on `http_listen` (where it needs a token with `metrics` when tokens are configured); keep it off public networks.

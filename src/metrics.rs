@@ -2,19 +2,35 @@
 //! Prometheus text (`/metrics` on the HTTP port), and pushed over OTLP when
 //! an endpoint is configured.
 //!
-//! Labels stay bounded: RPC method names come from a fixed list, and only
-//! consumer groups (which an admin creates) get per-stream labels.
+//! Names, units and attributes follow the OpenTelemetry semantic
+//! conventions v1.45.0 ([`SEMCONV_VERSION`]): the stable RPC conventions
+//! for `rpc.server.call.duration`, the stable HTTP conventions for
+//! `http.server.request.duration`, the process conventions for
+//! `process.*`; the README's "Metrics" section lists every metric and
+//! label, checked against `/metrics` by a test.
+//!
+//! Labels stay bounded: RPC methods and HTTP routes come from fixed lists
+//! (anything else is `_OTHER` or has no route), and only consumer groups
+//! (which an admin creates) get per-stream labels.
+
+mod process;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _, UpDownCounter};
+use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
+/// The OpenTelemetry semantic-conventions release whose names riverlog's
+/// metrics and spans carry.
+pub const SEMCONV_VERSION: &str = "1.45.0";
+
 /// Latency buckets in seconds, from sub-millisecond commits to long calls.
+/// Finer below 5 ms than the conventions' advice for call durations
+/// (`[0.005, ..., 10]`): a publish commits in about a millisecond.
 const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 300.0,
@@ -49,8 +65,15 @@ pub struct Metrics {
     provider: SdkMeterProvider,
     registry: prometheus::Registry,
     observed: Arc<Observed>,
-    /// `rpc.server.call.duration`: seconds per call, by method and status.
+    /// `rpc.server.call.duration`: seconds per gRPC call (streams until
+    /// they end), with `rpc.system.name`, `rpc.method`, `rpc.status_code`
+    /// and, on server errors, `error.type` (RPC conventions, stable).
     pub rpc_duration: Histogram<f64>,
+    /// `http.server.request.duration`: seconds per HTTP request, until its
+    /// response body ends, with `http.request.method`, `http.route`,
+    /// `http.response.status_code`, `url.scheme`, `network.protocol.version`
+    /// and, on 5xx, `error.type` (HTTP conventions, stable).
+    pub http_duration: Histogram<f64>,
     /// `riverlog.events.appended`: events committed (dead letters included).
     pub events_appended: Counter<u64>,
     /// `riverlog.append.batch.size`: events per committed transaction.
@@ -120,7 +143,15 @@ impl Metrics {
             builder = builder.with_reader(reader);
         }
         let provider = builder.build();
-        let meter = provider.meter("riverlog");
+        let meter = provider.meter_with_scope(
+            InstrumentationScope::builder("riverlog")
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .with_schema_url(format!(
+                    "https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
+                ))
+                .build(),
+        );
+        process::register(&meter);
         let observed = Arc::new(Observed::default());
 
         let up = observed.clone();
@@ -157,6 +188,14 @@ impl Metrics {
                 .f64_histogram("rpc.server.call.duration")
                 .with_unit("s")
                 .with_description("Duration of gRPC calls, streams until they end")
+                .with_boundaries(SECONDS_BUCKETS.to_vec())
+                .build(),
+            http_duration: meter
+                .f64_histogram("http.server.request.duration")
+                .with_unit("s")
+                .with_description(
+                    "Duration of HTTP requests until the response body ends (SSE: until the stream closes)",
+                )
                 .with_boundaries(SECONDS_BUCKETS.to_vec())
                 .build(),
             events_appended: meter
@@ -286,12 +325,66 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `service.name` and `service.version` of every export.
+/// The resource of every export (metrics, spans, Prometheus `target_info`):
+/// `service.name` `riverlog` and `service.version` by default, the SDK's
+/// `telemetry.sdk.*`, then `OTEL_RESOURCE_ATTRIBUTES`, then
+/// `OTEL_SERVICE_NAME`, each overriding the one before (OpenTelemetry SDK
+/// environment variables specification).
 pub fn resource() -> Resource {
-    Resource::builder()
+    let service_name = std::env::var("OTEL_SERVICE_NAME").ok();
+    let attributes = std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok();
+    let from_env = resource_from_env(attributes.as_deref(), service_name.as_deref())
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "OTEL_RESOURCE_ATTRIBUTES ignored");
+            // Without attributes nothing can be malformed.
+            resource_from_env(None, service_name.as_deref()).unwrap_or_default()
+        });
+    Resource::builder_empty()
         .with_service_name("riverlog")
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .with_detector(Box::new(
+            opentelemetry_sdk::resource::TelemetryResourceDetector,
+        ))
+        .with_attributes(from_env)
         .build()
+}
+
+/// Why `OTEL_RESOURCE_ATTRIBUTES` was ignored.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("entry {0:?} is not key=value with a non-empty key and percent-encoded value")]
+pub struct ResourceAttributesError(String);
+
+/// The attributes the environment gives: `attributes` is
+/// `OTEL_RESOURCE_ATTRIBUTES` (`key=value,...`, values percent-encoded as
+/// W3C Baggage values), `service_name` is `OTEL_SERVICE_NAME`, which wins
+/// over a `service.name` in `attributes`. Empty values of either variable
+/// count as unset. One malformed entry voids the whole variable, as the
+/// specification asks.
+pub fn resource_from_env(
+    attributes: Option<&str>,
+    service_name: Option<&str>,
+) -> Result<Vec<KeyValue>, ResourceAttributesError> {
+    let mut out = Vec::new();
+    for entry in attributes
+        .unwrap_or_default()
+        .split(',')
+        .filter(|e| !e.trim().is_empty())
+    {
+        let bad = || ResourceAttributesError(entry.to_owned());
+        let (key, value) = entry.split_once('=').ok_or_else(bad)?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(bad());
+        }
+        let value = percent_encoding::percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| bad())?;
+        out.push(KeyValue::new(key.to_owned(), value.into_owned()));
+    }
+    if let Some(name) = service_name.map(str::trim).filter(|n| !n.is_empty()) {
+        out.push(KeyValue::new("service.name", name.to_owned()));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -312,8 +405,8 @@ mod tests {
         m.rpc_duration.record(
             0.002,
             &[
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.method", "Publish"),
+                KeyValue::new("rpc.system.name", "grpc"),
+                KeyValue::new("rpc.method", "riverlog.v1.EventLog/Publish"),
             ],
         );
         let text = m.render();
@@ -324,8 +417,50 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("rpc_server_call_duration_seconds_bucket{rpc_method=\"Publish\""),
+            text.contains(
+                "rpc_server_call_duration_seconds_bucket{rpc_method=\"riverlog.v1.EventLog/Publish\""
+            ),
             "{text}"
         );
+    }
+
+    fn pairs(kvs: &[KeyValue]) -> Vec<(String, String)> {
+        kvs.iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn resource_attributes_from_the_environment_are_percent_decoded() {
+        let kvs = resource_from_env(
+            Some("deployment.environment.name=prod, team = a%2Cb%3Dc ,,"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            pairs(&kvs),
+            [
+                ("deployment.environment.name".into(), "prod".into()),
+                ("team".into(), "a,b=c".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn otel_service_name_wins_over_the_attributes_and_empty_means_unset() {
+        let kvs = resource_from_env(Some("service.name=from-attrs"), Some("from-var")).unwrap();
+        assert_eq!(
+            pairs(&kvs).last(),
+            Some(&("service.name".into(), "from-var".into()))
+        );
+        assert!(resource_from_env(Some(""), Some("  ")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_malformed_entry_voids_the_resource_attributes() {
+        for bad in ["a=1,novalue", "=x", "a=%FF"] {
+            let err = resource_from_env(Some(bad), None).unwrap_err();
+            assert!(bad.contains(&err.0), "{bad}: {err}");
+        }
     }
 }

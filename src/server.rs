@@ -290,6 +290,8 @@ impl Application {
             metrics: metrics.clone(),
             sse_heartbeat: config.sse_heartbeat,
             console_dir: config.console_dir.as_ref().map(Into::into),
+            url_scheme: if tls.is_some() { "https" } else { "http" },
+            access_log: config.access_log,
         });
         let event_log = InterceptedService::new(
             compressed!(
@@ -355,7 +357,8 @@ impl Application {
                 tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
                 tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
             ],
-        );
+        )
+        .with_access_log(config.access_log);
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = &tls {
             builder = builder.tls_config(tls.grpc())?;

@@ -1,11 +1,22 @@
 //! A tower layer over every gRPC call: a tracing span (a child of the
-//! caller's W3C `traceparent`, exported over OTLP when tracing is on) and
-//! the `rpc.server.call.duration` histogram by method and status code.
+//! caller's W3C `traceparent`, exported over OTLP when tracing is on), the
+//! `rpc.server.call.duration` histogram, and the access log line when it is
+//! switched on.
+//!
+//! Span and metric follow the stable RPC semantic conventions of
+//! OpenTelemetry semconv v1.45.0 (`docs/rpc/rpc-spans.md`,
+//! `rpc-metrics.md`, `grpc.md`): `rpc.system.name` = `grpc`, `rpc.method` =
+//! the fully-qualified `package.Service/Method` (`_OTHER` for a method the
+//! server does not serve, the span then also carrying
+//! `rpc.method_original`), `rpc.status_code` = the status name (`OK`,
+//! `NOT_FOUND`, ...), and `error.type` = that name for the codes the gRPC
+//! conventions count as server errors.
 //!
 //! A call ends when its response body does, so streaming calls are timed
 //! until their stream ends, and their status comes from the trailers.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,35 +27,22 @@ use http_body::{Body, Frame, SizeHint};
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::Extractor;
 use prost::Message;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::Metrics;
 
-/// The methods the server knows, by request path; any other path is
-/// labelled `unknown` so clients cannot grow label sets.
+/// `rpc.method` of a method the server does not serve (the conventions'
+/// fallback, which keeps clients from growing label sets).
+const OTHER: &str = "_OTHER";
+/// Longest `rpc.method_original` kept on a span, in bytes.
+const MAX_ORIGINAL_METHOD: usize = 256;
+
+/// The methods the server knows, by request path.
 #[derive(Debug, Default)]
-struct KnownMethods(HashMap<String, Method>);
-
-/// A method's labels, built once rather than per call.
-#[derive(Debug, Clone)]
-struct Method {
-    service: Arc<str>,
-    method: Arc<str>,
-    /// `service/method`, the span name.
-    name: Arc<str>,
-}
-
-impl Method {
-    fn new(service: Arc<str>, method: &str) -> Self {
-        Self {
-            name: format!("{service}/{method}").into(),
-            service,
-            method: method.into(),
-        }
-    }
-}
+struct KnownMethods(HashMap<String, Arc<str>>);
 
 impl KnownMethods {
     fn from_descriptor_sets(sets: &[&[u8]]) -> Self {
@@ -56,10 +54,9 @@ impl KnownMethods {
             for file in set.file {
                 let package = file.package();
                 for service in &file.service {
-                    let full: Arc<str> = format!("{package}.{}", service.name()).into();
                     for method in &service.method {
-                        let path = format!("/{full}/{}", method.name());
-                        known.insert(path, Method::new(full.clone(), method.name()));
+                        let name = format!("{package}.{}/{}", service.name(), method.name());
+                        known.insert(format!("/{name}"), name.into());
                     }
                 }
             }
@@ -67,11 +64,10 @@ impl KnownMethods {
         Self(known)
     }
 
-    fn lookup(&self, path: &str) -> Method {
-        self.0
-            .get(path)
-            .cloned()
-            .unwrap_or_else(|| Method::new("unknown".into(), "unknown"))
+    /// `rpc.method` for a request path: `package.Service/Method`, or `None`
+    /// for a method not served.
+    fn lookup(&self, path: &str) -> Option<Arc<str>> {
+        self.0.get(path).cloned()
     }
 }
 
@@ -80,6 +76,8 @@ impl KnownMethods {
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
     methods: Arc<KnownMethods>,
+    /// Write one `riverlog::access` line per call.
+    access_log: bool,
 }
 
 impl ObserveLayer {
@@ -88,7 +86,15 @@ impl ObserveLayer {
         Self {
             metrics,
             methods: Arc::new(KnownMethods::from_descriptor_sets(descriptor_sets)),
+            access_log: false,
         }
+    }
+
+    /// Also logs each call (target `riverlog::access`, level INFO) when it
+    /// ends: method, status, duration, peer and response bytes.
+    pub fn with_access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
+        self
     }
 }
 
@@ -140,20 +146,32 @@ where
         // The clone that was polled ready serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let Method {
-            service,
-            method,
-            name,
-        } = self.layer.methods.lookup(request.uri().path());
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = &*name,
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = &*service,
-            rpc.method = &*method,
-            rpc.grpc.status_code = tracing::field::Empty,
-        );
+        let path = request.uri().path();
+        let method = self.layer.methods.lookup(path);
+        let span = match &method {
+            Some(method) => tracing::info_span!(
+                "rpc",
+                otel.name = &**method,
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                rpc.system.name = "grpc",
+                rpc.method = &**method,
+                rpc.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            ),
+            // The conventions name such a span after the RPC system.
+            None => tracing::info_span!(
+                "rpc",
+                otel.name = "grpc",
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                rpc.system.name = "grpc",
+                rpc.method = OTHER,
+                rpc.method_original = bounded(path.trim_start_matches('/')),
+                rpc.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            ),
+        };
         let parent = opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&HeaderExtractor(request.headers()))
         });
@@ -161,10 +179,11 @@ where
         let _ = span.set_parent(parent);
         let recorder = Recorder {
             metrics: self.layer.metrics.clone(),
-            service,
-            method,
+            method: method.unwrap_or_else(|| OTHER.into()),
             started: Instant::now(),
             span: span.clone(),
+            access: self.layer.access_log.then(|| peer(&request)),
+            bytes: 0,
             done: false,
         };
         Box::pin(
@@ -184,11 +203,67 @@ where
     }
 }
 
-fn grpc_status(headers: &http::HeaderMap) -> Option<i64> {
+/// The client's address, from the connection info tonic attaches.
+fn peer<B>(request: &http::Request<B>) -> Option<SocketAddr> {
+    let ext = request.extensions();
+    ext.get::<TcpConnectInfo>()
+        .or_else(|| {
+            ext.get::<TlsConnectInfo<TcpConnectInfo>>()
+                .map(TlsConnectInfo::get_ref)
+        })
+        .and_then(TcpConnectInfo::remote_addr)
+}
+
+/// `value` cut to at most [`MAX_ORIGINAL_METHOD`] bytes on a char boundary.
+fn bounded(value: &str) -> &str {
+    let mut end = value.len().min(MAX_ORIGINAL_METHOD);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
     headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
+}
+
+/// The status name `rpc.status_code` carries: the gRPC spec's upper-case
+/// name (`OK`, `NOT_FOUND`), or the number for a code outside it.
+fn status_name(code: i32) -> std::borrow::Cow<'static, str> {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .map_or_else(|| code.to_string().into(), |n| (*n).into())
+}
+
+/// Whether a server that answered `code` failed, per the gRPC conventions:
+/// UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE and
+/// DATA_LOSS. The others describe the caller's request (NOT_FOUND,
+/// INVALID_ARGUMENT, ...) or its leaving (CANCELLED).
+fn is_server_error(code: i32) -> bool {
+    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
 }
 
 /// Records a call once: when its response body ends, or as CANCELLED when
@@ -196,28 +271,51 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<i64> {
 /// answered).
 struct Recorder {
     metrics: Arc<Metrics>,
-    service: Arc<str>,
+    /// `rpc.method`: `package.Service/Method` or `_OTHER`.
     method: Arc<str>,
     started: Instant,
     span: tracing::Span,
+    /// With the access log on: the peer, if known.
+    access: Option<Option<SocketAddr>>,
+    /// Response body bytes sent so far (gRPC framing included).
+    bytes: u64,
     done: bool,
 }
 
 impl Recorder {
-    fn finish(&mut self, status: i64) {
+    fn finish(&mut self, status: i32) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.span.record("rpc.grpc.status_code", status);
-        let attributes = [
-            KeyValue::new("rpc.system", "grpc"),
-            KeyValue::new("rpc.service", self.service.clone()),
+        let elapsed = self.started.elapsed();
+        let name = status_name(status);
+        self.span.record("rpc.status_code", &*name);
+        let mut attributes = vec![
+            KeyValue::new("rpc.system.name", "grpc"),
             KeyValue::new("rpc.method", self.method.clone()),
-            KeyValue::new("rpc.grpc.status_code", status),
+            KeyValue::new("rpc.status_code", name.clone()),
         ];
+        if is_server_error(status) {
+            self.span.record("error.type", &*name);
+            self.span.record("otel.status_code", "ERROR");
+            attributes.push(KeyValue::new("error.type", name.clone()));
+        }
         self.metrics
             .rpc_duration
-            .record(self.started.elapsed().as_secs_f64(), &attributes);
+            .record(elapsed.as_secs_f64(), &attributes);
+        if let Some(peer) = self.access {
+            tracing::info!(
+                target: "riverlog::access",
+                parent: &self.span,
+                protocol = "grpc",
+                rpc = &*self.method,
+                status = &*name,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                peer = peer.map(tracing::field::display),
+                bytes = self.bytes,
+                "call"
+            );
+        }
     }
 }
 
@@ -231,17 +329,17 @@ impl Drop for Recorder {
 /// ends.
 pub struct ObservedBody<B> {
     inner: B,
-    status: Option<i64>,
+    status: Option<i32>,
     recorder: Recorder,
 }
 
 /// `CANCELLED`: the client went away before the call ended.
-const CANCELLED: i64 = 1;
+const CANCELLED: i32 = 1;
 /// `UNKNOWN`: the body ended without saying how.
-const UNKNOWN: i64 = 2;
+const UNKNOWN: i32 = 2;
 
 impl<B> ObservedBody<B> {
-    fn finish(&mut self, status: i64) {
+    fn finish(&mut self, status: i32) {
         self.recorder.finish(status);
     }
 }
@@ -257,6 +355,10 @@ impl<B: Body + Unpin> Body for ObservedBody<B> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    use bytes::Buf;
+                    self.recorder.bytes += data.remaining() as u64;
+                }
                 if let Some(status) = frame.trailers_ref().and_then(grpc_status) {
                     self.status = Some(status);
                     self.finish(status);
@@ -286,5 +388,55 @@ impl<B> Drop for ObservedBody<B> {
         // A trailers-only response may be dropped without being polled.
         let status = self.status.unwrap_or(CANCELLED);
         self.finish(status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_grpc_specs() {
+        assert_eq!(status_name(0), "OK");
+        assert_eq!(status_name(5), "NOT_FOUND");
+        assert_eq!(status_name(16), "UNAUTHENTICATED");
+        assert_eq!(status_name(17), "17");
+        assert_eq!(status_name(-1), "-1");
+    }
+
+    #[test]
+    fn only_the_conventions_server_errors_are_errors() {
+        let errors: Vec<_> = (0..=16)
+            .filter(|&c| is_server_error(c))
+            .map(status_name)
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "UNKNOWN",
+                "DEADLINE_EXCEEDED",
+                "UNIMPLEMENTED",
+                "INTERNAL",
+                "UNAVAILABLE",
+                "DATA_LOSS"
+            ]
+        );
+    }
+
+    #[test]
+    fn original_methods_are_cut_on_a_char_boundary() {
+        let long = format!("{}é", "a".repeat(MAX_ORIGINAL_METHOD - 1));
+        assert_eq!(bounded(&long), "a".repeat(MAX_ORIGINAL_METHOD - 1));
+        assert_eq!(bounded("svc/M"), "svc/M");
+    }
+
+    #[test]
+    fn methods_are_named_package_service_method() {
+        let known = KnownMethods::from_descriptor_sets(&[crate::proto::FILE_DESCRIPTOR_SET]);
+        assert_eq!(
+            known.lookup("/riverlog.v1.EventLog/Publish").as_deref(),
+            Some("riverlog.v1.EventLog/Publish")
+        );
+        assert_eq!(known.lookup("/riverlog.v1.EventLog/Nope"), None);
     }
 }

@@ -5,6 +5,7 @@
 pub mod bodies;
 mod caller;
 mod console;
+mod observe;
 pub mod openapi;
 mod problem;
 pub(crate) mod publish;
@@ -42,6 +43,10 @@ pub struct HttpState {
     pub sse_heartbeat: Duration,
     /// Serve the console from this folder instead of the built-in copy.
     pub console_dir: Option<std::path::PathBuf>,
+    /// `url.scheme` of requests: `https` when serving TLS, else `http`.
+    pub url_scheme: &'static str,
+    /// Log one `riverlog::access` line per request.
+    pub access_log: bool,
 }
 
 /// Everything served over HTTP; `/metrics` too unless `with_metrics` is
@@ -86,16 +91,27 @@ pub fn router(state: Arc<HttpState>, with_metrics: bool) -> Router {
     } else {
         router
     };
-    router.with_state(state)
+    observed(router, state)
+}
+
+/// `router` with the request metric and access log on every route and the
+/// fallback (a layer added after the routes sees their templates).
+fn observed(router: Router<Arc<HttpState>>, state: Arc<HttpState>) -> Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
 }
 
 /// Only `/metrics`, with no token asked: for `metrics_listen`, an address
 /// that only the scraper can reach.
 pub fn metrics_router(state: Arc<HttpState>) -> Router {
-    Router::new()
+    let router = Router::new()
         .fallback(not_found)
-        .route("/metrics", get(prometheus))
-        .with_state(state)
+        .route("/metrics", get(prometheus));
+    observed(router, state)
 }
 
 /// Unknown paths get problem+json like every other error.

@@ -171,7 +171,10 @@ async fn grpc_web_publish_and_read_over_http1() {
     // The call is measured with its real status, not guessed from a body
     // the metrics layer cannot read.
     let metrics = server.scrape().await;
-    let ok = [("rpc_method", "Publish"), ("rpc_grpc_status_code", "0")];
+    let ok = [
+        ("rpc_method", "riverlog.v1.EventLog/Publish"),
+        ("rpc_status_code", "OK"),
+    ];
     assert_eq!(
         metric(&metrics, "rpc_server_call_duration_seconds_count", &ok),
         Some(1.0),
