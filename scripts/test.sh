@@ -41,17 +41,47 @@ cargo test --doc
 # The same integration suite on PostgreSQL, one fresh schema per test, and
 # the unit tests whose postgres:: variants run the writer on PostgreSQL.
 pg_url="${RIVERLOG_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -d "$pg_url"; then
-  echo "=== PostgreSQL ($pg_url): integration tests"
-  # Schemas of earlier runs (a run that was killed leaves its own behind):
-  # rl_t_<pid>_..., dropped only when that test process is gone, so a run
-  # never pulls the schemas from under another one still running.
+# pid_alive PID: whether that process runs (a process of another user too).
+pid_alive() {
+  kill -0 "$1" 2>/dev/null || ! LC_ALL=C kill -0 "$1" 2>&1 | grep -q 'No such process'
+}
+# The test schemas (rl_t_<pid>_...) whose test process is gone, one a line.
+orphan_test_schemas() {
+  local schema pid
   psql "$pg_url" -qAt -c "SELECT schema_name FROM information_schema.schemata \
     WHERE schema_name LIKE 'rl\_t\_%'" | while read -r schema; do
     pid="${schema#rl_t_}"; pid="${pid%%_*}"
-    kill -0 "$pid" 2>/dev/null || echo "DROP SCHEMA \"$schema\" CASCADE;"
-  done | PGOPTIONS='-c client_min_messages=warning' psql "$pg_url" -q >/dev/null
-  RIVERLOG_TEST_BACKEND=postgres RIVERLOG_TEST_DATABASE_URL="$pg_url" run_tests --test it --lib
+    pid_alive "$pid" || echo "$schema"
+  done
+}
+# Drops the schemas named on stdin.
+drop_schemas() {
+  sed 's/.*/DROP SCHEMA IF EXISTS "&" CASCADE;/' |
+    PGOPTIONS='-c client_min_messages=warning' psql "$pg_url" -q >/dev/null
+}
+if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -d "$pg_url"; then
+  echo "=== PostgreSQL ($pg_url): integration tests"
+  # Each test drops the schema it made (rl_t_<pid>_..., see
+  # src/storage/testing.rs) when it ends, passed or failed. A test process
+  # that was killed leaves its own behind: those of pids that are gone are
+  # dropped here, never those of a process still running (another run).
+  orphan_test_schemas | drop_schemas
+  # The tests mark their schemas with this run's name (a COMMENT), so what
+  # this pass left behind is told apart from other runs' live schemas.
+  run="riverlog test run $$ $(date -u +%FT%TZ)"
+  status=0
+  RIVERLOG_TEST_RUN="$run" RIVERLOG_TEST_BACKEND=postgres RIVERLOG_TEST_DATABASE_URL="$pg_url" \
+    run_tests --test it --lib || status=$?
+  left="$(psql "$pg_url" -qAt -v run="$run" <<'SQL'
+SELECT nspname FROM pg_namespace WHERE obj_description(oid, 'pg_namespace') = :'run'
+SQL
+)"
+  if [ -n "$left" ]; then
+    loud "Tests of the PostgreSQL pass left their schemas behind (dropping them now):" $left
+    printf '%s\n' "$left" | drop_schemas
+    exit 1
+  fi
+  [ "$status" = 0 ] || exit "$status"
 else
   loud "PostgreSQL at $pg_url is NOT reachable: the PostgreSQL tests were SKIPPED." \
        "Start it (or set RIVERLOG_TEST_DATABASE_URL) to run them."
