@@ -5,7 +5,9 @@
 # buf lint, the README's grpcurl, CLI and HTTP walkthrough, the
 # web console in headless Chromium, the Helm chart (rendered by the real
 # Helm engine, validated, and driving the real binary), and the Python,
-# TypeScript and Go clients against live servers.
+# TypeScript and Go clients against live servers. It first installs what
+# those tests need (see "Set-up" below), so that it runs everything on a
+# fresh clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,57 @@ run_tests() {
 }
 
 loud() { printf '\n!!! %s\n' "$@" >&2; }
+
+# --- Set-up: the Debian packages the tests need beyond Rust, Python and
+# Node.js, installed here so that this one command runs everything on a
+# fresh clone:
+#   chromium      the web console's test in a real browser (tests/browser)
+#   redis-server  the benchmark tool's Redis target (it runs its own instance)
+#   and the Go client's toolchain and library sources, which
+#   clients/go/setup.sh names (and clients/go/README.md explains).
+# As root with apt-get, what is missing is installed (apt-get update only
+# when installing from the current package lists fails). Elsewhere nothing
+# is installed: the exact command to run is printed, the tests that need
+# the packages are skipped loudly, and under CI=1 the run fails instead.
+debian_packages="chromium redis-server"
+
+debian_installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+install_debian_packages() {
+  local missing="" p complete=true
+  if command -v dpkg-query >/dev/null 2>&1; then
+    for p in $debian_packages; do debian_installed "$p" || missing="$missing $p"; done
+  else
+    missing=" $debian_packages"
+  fi
+  if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "=== set-up: apt-get install$missing"
+      export DEBIAN_FRONTEND=noninteractive
+      # shellcheck disable=SC2086
+      apt-get install -y -q -o DPkg::Lock::Timeout=300 $missing >/dev/null ||
+        { apt-get update -q -o DPkg::Lock::Timeout=300 >/dev/null &&
+          apt-get install -y -q -o DPkg::Lock::Timeout=300 $missing >/dev/null; } ||
+        { loud "apt-get could not install:$missing"; exit 1; }
+    else
+      loud "Missing Debian packages:$missing (the tests that need them will be SKIPPED)." \
+           "Install them as root:  apt-get update && apt-get install -y$missing" \
+           "(not Debian? install Chromium as /usr/bin/chromium and redis-server on the PATH)"
+      complete=false
+    fi
+  fi
+  # The Go client's packages: setup.sh installs them as root, and otherwise
+  # prints its apt-get line and fails (clients/go/test.sh then fails too).
+  if ! clients/go/setup.sh; then
+    loud "The Go client's Debian packages are missing: its tests will FAIL (the line to run is above)."
+    complete=false
+  fi
+  $complete || [ -z "${CI:-}" ] || { loud "CI must run every test: failing."; exit 1; }
+}
+
+install_debian_packages
 
 # The disk-full test mounts a small tmpfs (root only). Where that is not
 # allowed, say so and let it skip; elsewhere a failed mount fails it.
@@ -130,7 +183,7 @@ echo "=== clients/python"
 clients/python/test.sh
 echo "=== clients/typescript"
 clients/typescript/test.sh
-# The web console in headless Chromium (Debian's; .ci/run installs it).
+# The web console in headless Chromium (Debian's, from the set-up above).
 if [ -x /usr/bin/chromium ]; then
   echo "=== web console in headless Chromium"
   tests/browser/run.sh
