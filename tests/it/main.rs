@@ -18,6 +18,7 @@ mod postgres;
 mod publish;
 mod publish_stream;
 mod read;
+mod repository;
 mod restart;
 mod retention;
 mod storage;
