@@ -26,6 +26,8 @@ loud() { printf '\n!!! %s\n' "$@" >&2; }
 # fresh clone:
 #   chromium      the web console's test in a real browser (tests/browser)
 #   redis-server  the benchmark tool's Redis target (it runs its own instance)
+#   python3-venv  when python3 cannot make the tools' virtual environments
+#   postgresql-client  when psql is missing (the PostgreSQL pass uses it)
 #   and the Go client's toolchain and library sources, which
 #   clients/go/setup.sh names (and clients/go/README.md explains).
 # As root with apt-get, what is missing is installed (apt-get update only
@@ -33,6 +35,8 @@ loud() { printf '\n!!! %s\n' "$@" >&2; }
 # is installed: the exact command to run is printed, the tests that need
 # the packages are skipped loudly, and under CI=1 the run fails instead.
 debian_packages="chromium redis-server"
+python3 -c 'import ensurepip, venv' 2>/dev/null || debian_packages="$debian_packages python3-venv"
+command -v psql >/dev/null 2>&1 || debian_packages="$debian_packages postgresql-client"
 
 debian_installed() {
   [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
