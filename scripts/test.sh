@@ -98,9 +98,13 @@ cargo test --doc
 # The same integration suite on PostgreSQL, one fresh schema per test, and
 # the unit tests whose postgres:: variants run the writer on PostgreSQL.
 pg_url="${RIVERLOG_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-# pid_alive PID: whether that process runs (a process of another user too).
+# pid_alive PID: whether that process runs (another user's too: kill then
+# says "not permitted"); anything but "no such process" counts as alive.
 pid_alive() {
-  kill -0 "$1" 2>/dev/null || ! LC_ALL=C kill -0 "$1" 2>&1 | grep -q 'No such process'
+  case "$(LC_ALL=C kill -0 "$1" 2>&1)" in
+    *"No such process"*) return 1 ;;
+    *) return 0 ;;
+  esac
 }
 # The test schemas (rl_t_<pid>_...) whose test process is gone, one a line.
 orphan_test_schemas() {
