@@ -85,7 +85,7 @@ async fn drop_schema(base: &str, name: &str) -> Result<(), String> {
         "SET lock_timeout = '30s'".to_owned(),
         "SET client_min_messages = warning".to_owned(),
         format!(
-            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE application_name = '{name}' AND pid <> pg_backend_pid()"
         ),
         format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
