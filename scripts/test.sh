@@ -120,6 +120,16 @@ drop_schemas() {
   sed 's/.*/DROP SCHEMA IF EXISTS "&" CASCADE;/' |
     PGOPTIONS='-c client_min_messages=warning' psql "$pg_url" -q >/dev/null
 }
+# The databases of tests that need a whole one (rl_t_db_<pid>_..., see
+# tests/it/postgres/outages.rs) whose test process is gone, dropped.
+drop_orphan_test_databases() {
+  local db pid
+  psql "$pg_url" -qAt -c "SELECT datname FROM pg_database WHERE datname LIKE 'rl\_t\_db\_%'" |
+    while read -r db; do
+      pid="${db#rl_t_db_}"; pid="${pid%%_*}"
+      pid_alive "$pid" || echo "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE);"
+    done | psql "$pg_url" -q >/dev/null
+}
 if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -d "$pg_url"; then
   echo "=== PostgreSQL ($pg_url): integration tests"
   # Each test drops the schema it made (rl_t_<pid>_..., see
@@ -127,6 +137,7 @@ if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -d "$pg_url"; then
   # that was killed leaves its own behind: those of pids that are gone are
   # dropped here, never those of a process still running (another run).
   orphan_test_schemas | drop_schemas
+  drop_orphan_test_databases
   # The tests mark their schemas with this run's name (a COMMENT), so what
   # this pass left behind is told apart from other runs' live schemas.
   run="riverlog test run $$ $(date -u +%FT%TZ)"
