@@ -563,13 +563,10 @@ def test_notes_show_the_grpc_ingress_and_warn_without_tls(chart):
 # ---------------------------------------------------------------- helm test
 
 
-def test_pod(docs):
+def helm_test_pod(docs):
     found = [d for d in kinds(docs, "Pod") if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
     assert len(found) == 1, f"expected one helm test Pod, got {len(found)}"
     return found[0]
-
-
-test_pod.__test__ = False  # a helper, not a test
 
 
 def selects(selector, labels):
@@ -579,7 +576,7 @@ def selects(selector, labels):
 @pytest.mark.parametrize("mode", ["defaults", "postgres"])
 def test_helm_test_pod_is_a_test_hook_that_no_selector_takes_for_a_server(default_docs, pg_docs, mode):
     docs = default_docs if mode == "defaults" else pg_docs
-    pod = test_pod(docs)
+    pod = helm_test_pod(docs)
     assert pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"
     spec = pod["spec"]
     assert spec["restartPolicy"] == "Never"
@@ -599,7 +596,7 @@ def test_helm_test_pod_is_a_test_hook_that_no_selector_takes_for_a_server(defaul
 
 
 def test_helm_test_checks_readiness_health_then_publishes_and_reads_with_the_release_image(default_docs):
-    spec = test_pod(default_docs)["spec"]
+    spec = helm_test_pod(default_docs)["spec"]
     (health,) = spec["initContainers"]
     (trip,) = spec["containers"]
     assert health["image"].startswith("ghcr.io/grpc-ecosystem/grpc-health-probe:")
@@ -619,12 +616,12 @@ def test_helm_test_checks_readiness_health_then_publishes_and_reads_with_the_rel
 
 def test_helm_test_with_tokens_needs_a_token_secret_for_the_round_trip(chart, pg_docs):
     # Tokens and no tests.tokenSecret: health only, and the notes say so.
-    spec = test_pod(pg_docs)["spec"]
+    spec = helm_test_pod(pg_docs)["spec"]
     assert [c["name"] for c in spec["containers"]] == ["health"]
     assert "initContainers" not in spec
     assert "health only" in notes(chart, PG_VALUES)
     values = merge(PG_VALUES, {"tests": {"tokenSecret": {"name": "rl-test-token", "key": "t"}}})
-    spec = test_pod(render(chart, values))["spec"]
+    spec = helm_test_pod(render(chart, values))["spec"]
     assert [c["name"] for c in spec["initContainers"]] == ["health"]
     (trip,) = spec["containers"]
     ref = env_of(trip)["RIVERLOG_TOKEN"]
@@ -638,7 +635,7 @@ def test_network_policy_admits_the_test_pod_and_nothing_more(chart, pg_docs):
     api = np["spec"]["ingress"][0]
     added = [peer for peer in api["from"] if peer not in PG_VALUES["networkPolicy"]["from"]]
     assert added == [TEST_POD_PEER]
-    assert selects(TEST_POD_PEER["podSelector"]["matchLabels"], test_pod(pg_docs)["metadata"]["labels"])
+    assert selects(TEST_POD_PEER["podSelector"]["matchLabels"], helm_test_pod(pg_docs)["metadata"]["labels"])
     off = render(chart, merge(PG_VALUES, {"tests": {"enabled": False}}))
     assert not kinds(off, "Pod")
     assert one(off, "NetworkPolicy")["spec"]["ingress"][0]["from"] == PG_VALUES["networkPolicy"]["from"]
@@ -1256,7 +1253,7 @@ def run_helm_test(docs, secrets, tmp_path):
     """`helm test`: the test Pod's init containers in order, then its
     containers; the first that fails fails the Pod, and what comes after it
     does not run. Returns (passed, [(container, exit code, output)])."""
-    spec = test_pod(docs)["spec"]
+    spec = helm_test_pod(docs)["spec"]
     steps = []
     for c in spec.get("initContainers", []) + spec["containers"]:
         if c["name"] == "health":
