@@ -18,7 +18,7 @@ check=false
 before="$(snapshot)"
 for lang in python typescript go; do
   if [ "$lang" = go ] && ! command -v protoc-gen-go >/dev/null 2>&1; then
-    echo "!!! protoc-gen-go not found: clients/go was NOT regenerated (see .ci/run)" >&2
+    echo "!!! protoc-gen-go not found: clients/go was NOT regenerated (clients/go/setup.sh installs it; the test command runs that first)" >&2
     [ -z "${CI:-}" ] || exit 1
     continue
   fi

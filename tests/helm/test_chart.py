@@ -4,7 +4,9 @@ The chart is rendered and linted by the real Helm engine (helm-python-sdk binds
 Helm's Go SDK), each rendered document is validated against the Kubernetes 1.30
 schemas (kubernetes-validate, strict), and the rendered pod spec drives the real
 riverlog binary, probed the way the kubelet would, in PostgreSQL mode through a
-database outage (a TCP proxy the test cuts).
+database outage (a TCP proxy the test cuts). The `helm test` Pod's steps run
+against that binary too: its health check as grpc_health_probe asks it, and
+its publish and read round trip as written, with the real CLI.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import grpc
@@ -52,6 +55,13 @@ LABELS = (
     "app.kubernetes.io/managed-by",
     "helm.sh/chart",
 )
+GRPC_INGRESS = {
+    "enabled": True,
+    "host": "grpc.riverlog.example.com",
+    "tls": [{"secretName": "riverlog-grpc-tls", "hosts": ["grpc.riverlog.example.com"]}],
+}
+# The peer the NetworkPolicy adds for the release's `helm test` Pod.
+TEST_POD_PEER = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "riverlog-test", "app.kubernetes.io/instance": "rl"}}}
 
 
 # ---------------------------------------------------------------- helpers
@@ -139,6 +149,22 @@ def test_chart_metadata_matches_the_crate(chart):
     assert meta["apiVersion"] == "v2"
     assert meta["appVersion"] == crate
     assert chart.schema is not None
+
+
+def test_chart_icon_is_the_projects_own(chart):
+    """The icon URL points at a file of this repository (the chart's `home`),
+    not at someone else's artwork, and that file is a small SVG."""
+    meta = chart.metadata
+    home = urllib.parse.urlsplit(meta["home"])
+    assert home.netloc == "github.com"
+    prefix = f"https://raw.githubusercontent.com{home.path}/main/"
+    assert meta["icon"].startswith(prefix), meta["icon"]
+    icon = ROOT / meta["icon"][len(prefix):]
+    assert icon.is_file(), icon
+    assert icon.stat().st_size < 4096
+    root = ET.parse(icon).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert not [e for e in root.iter() if e.tag.endswith("}image") or e.tag.endswith("}script")], "self-contained"
 
 
 @pytest.mark.parametrize(
@@ -264,8 +290,19 @@ SERVICE_MONITOR_SCHEMA = {
         merge(PG_VALUES, {"serviceMonitor": {"bearerTokenSecret": {"name": "rl-scrape"}}}),
         {"serviceMonitor": {"enabled": True}, "networkPolicy": {"enabled": True, "metricsFrom": [{"podSelector": {}}]}},
         {"metrics": {"separatePort": True}, "service": {"type": "LoadBalancer"}},
+        merge(PG_VALUES, {"ingress": {"grpc": GRPC_INGRESS}, "tests": {"tokenSecret": {"name": "rl-test-token"}}}),
+        {"ingress": {"grpc": {"enabled": True, "host": "grpc.example.com"}}, "tests": {"enabled": False}},
     ],
-    ids=["defaults", "postgres", "postgres-hpa-existing-config", "postgres-bearer-token", "no-tokens-monitored", "separate-port-lb"],
+    ids=[
+        "defaults",
+        "postgres",
+        "postgres-hpa-existing-config",
+        "postgres-bearer-token",
+        "no-tokens-monitored",
+        "separate-port-lb",
+        "postgres-grpc-ingress-test-token",
+        "grpc-ingress-alone-no-tests",
+    ],
 )
 def test_documents_are_valid_kubernetes_1_30(chart, values):
     docs = render(chart, values)
@@ -425,6 +462,7 @@ def test_ingress_keeps_sse_unbuffered(pg_docs):
     ing = one(pg_docs, "Ingress")
     ann = ing["metadata"]["annotations"]
     assert ann["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert "nginx.ingress.kubernetes.io/backend-protocol" not in ann, "HTTP/1.1 to the HTTP port"
     assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
     backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["port"]["number"] == 8080
@@ -441,11 +479,169 @@ def test_service_monitor_and_network_policy(pg_docs, default_docs):
     np = one(pg_docs, "NetworkPolicy")
     api, scrape = np["spec"]["ingress"]
     assert {p["port"] for p in api["ports"]} == {"grpc", "http"}
-    assert api["from"] == PG_VALUES["networkPolicy"]["from"]
+    assert api["from"] == PG_VALUES["networkPolicy"]["from"] + [TEST_POD_PEER]
     assert [p["port"] for p in scrape["ports"]] == ["metrics"]
     assert scrape["from"] == PG_VALUES["networkPolicy"]["metricsFrom"]
     assert not kinds(default_docs, "ServiceMonitor") and not kinds(default_docs, "NetworkPolicy")
     assert not kinds(default_docs, "Ingress")
+
+
+# ---------------------------------------------------------------- gRPC through an Ingress
+
+GRPC_BACKEND = "nginx.ingress.kubernetes.io/backend-protocol"
+
+
+def ingresses(docs):
+    return {i["metadata"]["name"]: i for i in kinds(docs, "Ingress")}
+
+
+def backend_container_port(docs, backend):
+    """The container port an Ingress backend reaches: its Service (by name),
+    that Service's port (by number), its targetPort resolved by name."""
+    (svc,) = [s for s in kinds(docs, "Service") if s["metadata"]["name"] == backend["service"]["name"]]
+    pod_labels = workload(docs)["spec"]["template"]["metadata"]["labels"]
+    assert all(pod_labels.get(k) == v for k, v in svc["spec"]["selector"].items())
+    (sport,) = [p for p in svc["spec"]["ports"] if p["port"] == backend["service"]["port"]["number"]]
+    (cport,) = [p for p in container(docs)["ports"] if p["name"] == sport["targetPort"]]
+    return sport, cport
+
+
+def test_grpc_ingress_routes_to_the_grpc_port_over_http2(chart):
+    values = merge(PG_VALUES, {"ingress": {"grpc": GRPC_INGRESS}})
+    docs = render(chart, values)
+    found = ingresses(docs)
+    assert set(found) == {"rl-riverlog", "rl-riverlog-grpc"}, "an Ingress of its own for gRPC"
+    grpc_ing, http_ing = found["rl-riverlog-grpc"], found["rl-riverlog"]
+    ann = grpc_ing["metadata"]["annotations"]
+    assert ann[GRPC_BACKEND] == "GRPC"
+    # Subscribe and Consume streams stay open as long as on the HTTP Ingress' SSE.
+    assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    assert int(ann["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600
+    assert grpc_ing["spec"]["ingressClassName"] == http_ing["spec"]["ingressClassName"] == "nginx"
+    assert grpc_ing["spec"]["tls"] == GRPC_INGRESS["tls"]
+    (rule,) = grpc_ing["spec"]["rules"]
+    assert rule["host"] == GRPC_INGRESS["host"]
+    (path,) = rule["http"]["paths"]
+    # Every gRPC method lives under /<package.Service>/: one prefix takes them all.
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    sport, cport = backend_container_port(docs, path["backend"])
+    assert sport["appProtocol"] == "grpc" and cport["name"] == "grpc"
+    assert cport["containerPort"] == container(docs)["readinessProbe"]["grpc"]["port"]
+    # The HTTP Ingress still goes to the HTTP port, without the gRPC protocol.
+    http_path = http_ing["spec"]["rules"][0]["http"]["paths"][0]
+    assert backend_container_port(docs, http_path["backend"])[1]["name"] == "http"
+    assert GRPC_BACKEND not in http_ing["metadata"]["annotations"]
+
+
+def test_grpc_ingress_stands_alone_and_keeps_its_backend_protocol(chart):
+    user = {
+        GRPC_BACKEND: "GRPCS",
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "86400",
+        "cert-manager.io/cluster-issuer": "letsencrypt",
+    }
+    docs = render(chart, {"ingress": {"grpc": {"enabled": True, "host": "grpc.example.com", "annotations": user}}})
+    (ing,) = kinds(docs, "Ingress")
+    ann = ing["metadata"]["annotations"]
+    # The pods serve gRPC in cleartext: the protocol stays the chart's.
+    assert ann[GRPC_BACKEND] == "GRPC"
+    assert ann["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "86400"
+    assert ann["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    assert "ingressClassName" not in ing["spec"] and "tls" not in ing["spec"]
+    assert not kinds(render(chart), "Ingress")
+
+
+def test_notes_show_the_grpc_ingress_and_warn_without_tls(chart):
+    with_tls = notes(chart, {"ingress": {"grpc": GRPC_INGRESS}})
+    assert "grpcurl grpc.riverlog.example.com:443 list" in with_tls
+    assert "WARNING: ingress.grpc.tls is empty" not in with_tls
+    without = notes(chart, {"ingress": {"grpc": {"enabled": True, "host": "grpc.example.com"}}})
+    assert "WARNING: ingress.grpc.tls is empty" in without
+    assert "grpcurl -plaintext grpc.example.com:80 list" in without
+    assert "gRPC Ingress" not in notes(chart)
+
+
+# ---------------------------------------------------------------- helm test
+
+
+def helm_test_pod(docs):
+    found = [d for d in kinds(docs, "Pod") if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    assert len(found) == 1, f"expected one helm test Pod, got {len(found)}"
+    return found[0]
+
+
+def selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("mode", ["defaults", "postgres"])
+def test_helm_test_pod_is_a_test_hook_that_no_selector_takes_for_a_server(default_docs, pg_docs, mode):
+    docs = default_docs if mode == "defaults" else pg_docs
+    pod = helm_test_pod(docs)
+    assert pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["automountServiceAccountToken"] is False
+    labels = pod["metadata"]["labels"]
+    for svc in kinds(docs, "Service"):
+        assert not selects(svc["spec"]["selector"], labels), svc["metadata"]["name"]
+    for d in kinds(docs, "PodDisruptionBudget") + kinds(docs, "NetworkPolicy"):
+        sel = d["spec"].get("selector", d["spec"].get("podSelector"))["matchLabels"]
+        assert not selects(sel, labels), d["kind"]
+    # As locked down as the server's pod.
+    server = workload(docs)["spec"]["template"]["spec"]
+    assert spec["securityContext"] == server["securityContext"]
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        assert c["securityContext"] == container(docs)["securityContext"], c["name"]
+        assert c["resources"]["limits"]["memory"]
+
+
+def test_helm_test_checks_readiness_health_then_publishes_and_reads_with_the_release_image(default_docs):
+    spec = helm_test_pod(default_docs)["spec"]
+    (health,) = spec["initContainers"]
+    (trip,) = spec["containers"]
+    assert health["image"].startswith("ghcr.io/grpc-ecosystem/grpc-health-probe:")
+    args = dict(a.split("=", 1) for a in health["args"])
+    # The question the readiness probe asks, through the Service.
+    assert args["-service"] == container(default_docs)["readinessProbe"]["grpc"]["service"]
+    assert args["-addr"] == "rl-riverlog.riverlog.svc:50051"
+    assert trip["image"] == container(default_docs)["image"]
+    env = env_of(trip)
+    assert env["RIVERLOG_SERVER"]["value"] == "http://" + args["-addr"]
+    assert env["STREAM"]["value"] == "riverlog-helm-test"
+    assert env["POD_UID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.uid"}}
+    assert "RIVERLOG_TOKEN" not in env
+    script = trip["command"][-1]
+    assert "riverlog publish" in script and "riverlog tail" in script
+
+
+def test_helm_test_with_tokens_needs_a_token_secret_for_the_round_trip(chart, pg_docs):
+    # Tokens and no tests.tokenSecret: health only, and the notes say so.
+    spec = helm_test_pod(pg_docs)["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["health"]
+    assert "initContainers" not in spec
+    assert "health only" in notes(chart, PG_VALUES)
+    values = merge(PG_VALUES, {"tests": {"tokenSecret": {"name": "rl-test-token", "key": "t"}}})
+    spec = helm_test_pod(render(chart, values))["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == ["health"]
+    (trip,) = spec["containers"]
+    ref = env_of(trip)["RIVERLOG_TOKEN"]
+    assert ref == {"name": "RIVERLOG_TOKEN", "valueFrom": {"secretKeyRef": {"name": "rl-test-token", "key": "t"}}}
+    assert "health only" not in notes(chart, values)
+    assert "read back" in notes(chart, values)
+
+
+def test_network_policy_admits_the_test_pod_and_nothing_more(chart, pg_docs):
+    np = one(pg_docs, "NetworkPolicy")
+    api = np["spec"]["ingress"][0]
+    added = [peer for peer in api["from"] if peer not in PG_VALUES["networkPolicy"]["from"]]
+    assert added == [TEST_POD_PEER]
+    assert selects(TEST_POD_PEER["podSelector"]["matchLabels"], helm_test_pod(pg_docs)["metadata"]["labels"])
+    off = render(chart, merge(PG_VALUES, {"tests": {"enabled": False}}))
+    assert not kinds(off, "Pod")
+    assert one(off, "NetworkPolicy")["spec"]["ingress"][0]["from"] == PG_VALUES["networkPolicy"]["from"]
+    # Without `from` the API ports are open to all: nothing to add.
+    docs = render(chart, {"networkPolicy": {"enabled": True}})
+    assert "from" not in one(docs, "NetworkPolicy")["spec"]["ingress"][0]
 
 
 # ---------------------------------------------------------------- where /metrics is scraped
@@ -674,6 +870,15 @@ BAD_VALUES = {
     "bearer-secret-empty-key": {"serviceMonitor": {"bearerTokenSecret": {"name": "x", "key": ""}}},
     "metrics-from-not-a-list": {"networkPolicy": {"metricsFrom": {"podSelector": {}}}},
     "unknown-metrics-key": {"metrics": {"port": 9090}},
+    "grpc-ingress-without-host": {"ingress": {"grpc": {"enabled": True}}},
+    "grpc-ingress-bad-host": {"ingress": {"grpc": {"enabled": True, "host": "https://grpc.example.com"}}},
+    "grpc-ingress-unknown-key": {"ingress": {"grpc": {"enabled": True, "host": "g.example.com", "hosts": []}}},
+    "grpc-ingress-annotation-not-string": {"ingress": {"grpc": {"annotations": {"a": 1}}}},
+    "tests-enabled-as-string": {"tests": {"enabled": "yes"}},
+    "tests-stream-not-a-stream-name": {"tests": {"stream": "helm test"}},
+    "tests-token-secret-bad-name": {"tests": {"tokenSecret": {"name": "Not_A_Name"}}},
+    "tests-probe-without-tag": {"tests": {"healthProbe": {"image": {"tag": ""}}}},
+    "tests-unknown-key": {"tests": {"image": "x"}},
 }
 
 
@@ -979,6 +1184,160 @@ def test_sqlite_pod_metrics_on_the_http_port_need_a_metrics_token(chart, tmp_pat
     assert rc == 0, out
 
 
+# ---------------------------------------------------------------- helm test against the binary
+
+
+def resolve_service_addr(docs, addr):
+    """Where `<service>.<namespace>.svc:<port>` leads, as cluster DNS and the
+    Service would take it: the container port behind that Service port, on
+    127.0.0.1 (where run_pod's server listens)."""
+    host, port = addr.rsplit(":", 1)
+    name, namespace, svc_suffix = host.split(".")
+    assert (namespace, svc_suffix) == ("riverlog", "svc"), host
+    (svc,) = [s for s in kinds(docs, "Service") if s["metadata"]["name"] == name]
+    pod_labels = workload(docs)["spec"]["template"]["metadata"]["labels"]
+    assert selects(svc["spec"]["selector"], pod_labels), f"{name} does not select the server"
+    (sport,) = [p for p in svc["spec"]["ports"] if p["port"] == int(port)]
+    (cport,) = [p for p in container(docs)["ports"] if p["name"] == sport["targetPort"]]
+    return f"127.0.0.1:{cport['containerPort']}"
+
+
+def grpc_health_probe(docs, c):
+    """The health container, run as grpc_health_probe runs: Health/Check of its
+    -service at its -addr within -rpc-timeout; exit 0 on SERVING only, 2 when
+    it cannot connect, 3 when the call fails, 4 on any other status."""
+    assert c["image"].startswith("ghcr.io/grpc-ecosystem/grpc-health-probe:"), "emulated: grpc_health_probe"
+    args = dict(a.split("=", 1) for a in c["args"])
+    assert set(args) == {"-addr", "-service", "-connect-timeout", "-rpc-timeout"}, args
+    target = resolve_service_addr(docs, args["-addr"])
+    connect, rpc = (float(args[k].rstrip("s")) for k in ("-connect-timeout", "-rpc-timeout"))
+    with grpc.insecure_channel(target) as ch:
+        try:
+            grpc.channel_ready_future(ch).result(timeout=connect)
+        except grpc.FutureTimeoutError:
+            return 2, f"failed to connect service at {args['-addr']}"
+        try:
+            got = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=args["-service"]), timeout=rpc)
+        except grpc.RpcError as e:
+            return 3, f"health rpc failed: {e.code()}"
+    if got.status != SERVING:
+        return 4, f"service unhealthy (responded with {health_pb2.HealthCheckResponse.ServingStatus.Name(got.status)})"
+    return 0, "status: SERVING"
+
+
+def run_container_command(docs, c, secrets, tmp_path):
+    """A container of the riverlog image, as the kubelet runs it: its command
+    and env (values, the pod's uid, Secret keys), `riverlog` on the PATH being
+    the binary under test, the Service address resolved to the server."""
+    bindir = tmp_path / "image-bin"
+    bindir.mkdir(exist_ok=True)
+    if not (bindir / "riverlog").exists():
+        (bindir / "riverlog").symlink_to(BIN)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif "fieldRef" in e["valueFrom"]:
+            assert e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
+            env[e["name"]] = str(uuid.uuid4())
+        else:
+            ref = e["valueFrom"]["secretKeyRef"]
+            env[e["name"]] = secrets[(ref["name"], ref["key"])]
+    scheme, addr = env["RIVERLOG_SERVER"].split("://", 1)
+    env["RIVERLOG_SERVER"] = f"{scheme}://{resolve_service_addr(docs, addr)}"
+    r = subprocess.run(c["command"] + c.get("args", []), env=env, capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+def run_helm_test(docs, secrets, tmp_path):
+    """`helm test`: the test Pod's init containers in order, then its
+    containers; the first that fails fails the Pod, and what comes after it
+    does not run. Returns (passed, [(container, exit code, output)])."""
+    spec = helm_test_pod(docs)["spec"]
+    steps = []
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        if c["name"] == "health":
+            rc, out = grpc_health_probe(docs, c)
+        else:
+            rc, out = run_container_command(docs, c, secrets, tmp_path)
+        steps.append((c["name"], rc, out))
+        if rc != 0:
+            return False, steps
+    return True, steps
+
+
+def test_helm_test_passes_against_the_sqlite_pod_and_needs_the_stream_without_auto_create(chart, tmp_path):
+    gport, hport = free_port(), free_port()
+    values = {"ports": {"grpc": gport, "http": hport}, "config": {"shutdownGraceSeconds": 3, "autoCreateStreams": False}}
+    docs = render(chart, values)
+    proc, log, pod, c = run_pod(docs, tmp_path, {})
+    try:
+        probe_like_kubelet(c, proc, log)
+        # autoCreateStreams off: the round trip fails until the stream exists.
+        passed, steps = run_helm_test(docs, {}, tmp_path)
+        assert not passed, steps
+        assert [(name, rc) for name, rc, _ in steps] == [("health", 0), ("round-trip", 1)], steps
+        assert "NotFound" in steps[1][2], steps
+        # The README's command, then two runs: each finds its own event.
+        server = f"http://127.0.0.1:{gport}"
+        r = subprocess.run(
+            [BIN, "streams", "create", "riverlog-helm-test", "--max-events", "100", "--server", server],
+            capture_output=True, text=True,
+        )
+        assert r.returncode == 0, r.stderr
+        for _ in range(2):
+            passed, steps = run_helm_test(docs, {}, tmp_path)
+            assert passed, steps
+            assert "round trip: OK" in steps[-1][2]
+        # One event per run, each about its own subject.
+        r = subprocess.run(
+            [BIN, "tail", "riverlog-helm-test", "--from", "earliest", "--no-follow", "--json", "--server", server],
+            capture_output=True, text=True,
+        )
+        assert r.returncode == 0, r.stderr
+        subjects = [json.loads(line)["subject"] for line in r.stdout.splitlines()]
+        assert len(subjects) == 2 and len(set(subjects)) == 2, subjects
+    finally:
+        rc, out = stop_pod(proc, log, pod)
+    assert rc == 0, out
+    # The server is gone: the health step fails, and the round trip never runs.
+    passed, steps = run_helm_test(docs, {}, tmp_path)
+    assert not passed and [(name, rc) for name, rc, _ in steps] == [("health", 2)], steps
+
+
+def test_helm_test_round_trip_uses_the_token_from_its_secret(chart, tmp_path):
+    gport, hport = free_port(), free_port()
+    tester, tester_hash = random_token()
+    writer, writer_hash = random_token()
+    values = {
+        "ports": {"grpc": gport, "http": hport},
+        "config": {"shutdownGraceSeconds": 3},
+        "auth": {
+            "tokens": [
+                {"name": "helm-test", "sha256": tester_hash, "publish": ["riverlog-helm-test"], "subscribe": ["riverlog-helm-test"]},
+                {"name": "writer", "sha256": writer_hash, "publish": ["*"]},
+            ]
+        },
+        "tests": {"tokenSecret": {"name": "rl-test-token", "key": "token"}},
+    }
+    docs = render(chart, values)
+    proc, log, pod, c = run_pod(docs, tmp_path, {})
+    try:
+        probe_like_kubelet(c, proc, log)
+        passed, steps = run_helm_test(docs, {("rl-test-token", "token"): tester}, tmp_path)
+        assert passed, steps
+        # A token that may publish but not read: the read-back step catches it.
+        passed, steps = run_helm_test(docs, {("rl-test-token", "token"): writer}, tmp_path)
+        assert not passed and steps[-1][0] == "round-trip", steps
+        assert "PermissionDenied" in steps[-1][2] and "round trip: OK" not in steps[-1][2], steps
+        # A wrong token: refused at the publish.
+        passed, steps = run_helm_test(docs, {("rl-test-token", "token"): "not-a-token"}, tmp_path)
+        assert not passed and "Unauthenticated" in steps[-1][2], steps
+    finally:
+        rc, out = stop_pod(proc, log, pod)
+    assert rc == 0, out
+
+
 def _psql(sql):
     subprocess.run(["psql", PG_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True)
 
@@ -1131,11 +1490,15 @@ def test_postgres_pod_probes_through_a_database_outage(chart, tmp_path, pg_schem
             time.sleep(0.2)
         assert kubelet_probe(c, "readinessProbe") == NOT_SERVING
         assert proc.poll() is None
+        # `helm test` (health only here: tokens without tests.tokenSecret) fails.
+        passed, steps = run_helm_test(docs, secrets, tmp_path)
+        assert not passed and [(name, rc) for name, rc, _ in steps] == [("health", 4)], steps
 
         # The database is back: ready again, without a restart.
         pg_proxy.restore()
         await_probe(c, "readinessProbe", SERVING, proc, log)
         assert kubelet_probe(c, "livenessProbe") == SERVING
+        assert run_helm_test(docs, secrets, tmp_path)[0]
     finally:
         rc, out = stop_pod(proc, log, pod)
     assert rc == 0, out

@@ -19,6 +19,7 @@ mod postgres;
 mod publish;
 mod publish_stream;
 mod read;
+mod repository;
 mod restart;
 mod retention;
 mod storage;

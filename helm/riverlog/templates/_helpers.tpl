@@ -275,3 +275,30 @@ spec:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
+
+{{/* Labels of the `helm test` Pod: a name of its own (`<name>-test`), so that
+no selector of the chart (Services, PDB, NetworkPolicy) takes it for a server. */}}
+{{- define "riverlog.testLabels" -}}
+helm.sh/chart: {{ include "riverlog.chart" . }}
+app.kubernetes.io/name: {{ printf "%s-test" (include "riverlog.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: riverlog
+app.kubernetes.io/component: helm-test
+{{- end }}
+
+{{/* Whether `helm test` can publish and read: without tokens, or with
+tests.tokenSecret. "true" or "". */}}
+{{- define "riverlog.testRoundTrip" -}}
+{{- if or .Values.tests.tokenSecret.name (not (include "riverlog.mayCheckTokens" .)) }}true{{ end }}
+{{- end }}
+
+{{/* Resources of the `helm test` containers: two short-lived clients. */}}
+{{- define "riverlog.testResources" -}}
+requests:
+  cpu: 10m
+  memory: 16Mi
+limits:
+  memory: 64Mi
+{{- end }}

@@ -57,11 +57,12 @@ async fn the_backfill_finds_every_gap_on_sqlite() {
 
 #[tokio::test]
 async fn the_backfill_finds_every_gap_on_postgres() {
-    let url = testing::fresh_postgres_schema().await;
-    PostgresStorage::open(&url, &StorageOptions::default())
+    let schema = testing::fresh_postgres_schema().await;
+    let url = schema.url();
+    PostgresStorage::open(url, &StorageOptions::default())
         .await
         .expect("opens");
-    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connects");
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connects");
     conn.execute("ALTER TABLE streams ALTER COLUMN id DROP IDENTITY")
         .await
         .expect("ids given");

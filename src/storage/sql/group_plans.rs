@@ -94,8 +94,9 @@ async fn sqlite_finds_exhausted_entries_through_their_index() {
 
 #[tokio::test]
 async fn postgres_finds_exhausted_entries_through_their_index() {
-    let url = testing::fresh_postgres_schema().await;
-    let storage = PostgresStorage::open(&url, &StorageOptions::default())
+    let schema = testing::fresh_postgres_schema().await;
+    let url = schema.url();
+    let storage = PostgresStorage::open(url, &StorageOptions::default())
         .await
         .expect("opens");
     fill(&storage).await;

@@ -225,8 +225,9 @@ async fn sqlite_reads_walk_an_index_in_order() {
 #[tokio::test]
 async fn postgres_reads_walk_an_index_in_order() {
     type Pg = crate::storage::postgres::PostgresDialect;
-    let url = testing::fresh_postgres_schema().await;
-    let storage = PostgresStorage::open(&url, &StorageOptions::default())
+    let schema = testing::fresh_postgres_schema().await;
+    let url = schema.url();
+    let storage = PostgresStorage::open(url, &StorageOptions::default())
         .await
         .expect("opens");
     // "No statistics" must mean none: autovacuum may otherwise analyze a

@@ -12,6 +12,7 @@ use riverlog::proto::v1::event_log_client::EventLogClient;
 use riverlog::proto::v1::{self, subscribe_response::Message};
 use riverlog::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPayload};
 use riverlog::server::Application;
+use riverlog::storage::testing::PostgresSchema;
 use tempfile::TempDir;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::oneshot;
@@ -44,12 +45,16 @@ fn init_logs() {
 
 /// A test's own empty database: a temporary SQLite file, or a fresh schema
 /// in the test PostgreSQL when `RIVERLOG_TEST_BACKEND=postgres` (so tests
-/// run in parallel without seeing each other). It outlives server restarts.
+/// run in parallel without seeing each other). It outlives server restarts;
+/// the file, or the schema, goes when the last `TestDb` on it does (also
+/// when the test fails).
 pub struct TestDb {
     /// The database URL a server is started with.
     pub url: String,
     /// Keeps the SQLite file's directory alive.
     _dir: Option<TempDir>,
+    /// Keeps the PostgreSQL schema alive; shared with replicas.
+    _schema: Option<PostgresSchema>,
 }
 
 /// Which backend the suite runs against.
@@ -79,22 +84,30 @@ impl TestDb {
         Self {
             url,
             _dir: Some(dir),
+            _schema: None,
         }
     }
 
     /// A fresh schema in the test PostgreSQL, whatever the suite's backend.
     pub async fn postgres() -> Self {
+        let schema = riverlog::storage::testing::fresh_postgres_schema().await;
         Self {
-            url: riverlog::storage::testing::fresh_postgres_schema().await,
+            url: schema.url().to_owned(),
             _dir: None,
+            _schema: Some(schema),
         }
     }
 }
 
 impl TestDb {
     /// A database reached through another URL (a proxy in front of it).
+    /// It owns nothing: the `TestDb` it stands in front of must outlive it.
     pub fn with_url(url: String) -> Self {
-        Self { url, _dir: None }
+        Self {
+            url,
+            _dir: None,
+            _schema: None,
+        }
     }
 
     /// The schema (and application name) of a PostgreSQL test database.
@@ -112,6 +125,7 @@ impl TestDb {
         Self {
             url: self.url.clone(),
             _dir: None,
+            _schema: self._schema.clone(),
         }
     }
 }
@@ -185,10 +199,7 @@ impl TestServer {
     /// Shuts down gracefully and hands back the database.
     pub async fn stop(mut self) -> TestDb {
         self.shutdown().await;
-        let placeholder = TestDb {
-            url: String::new(),
-            _dir: None,
-        };
+        let placeholder = TestDb::with_url(String::new());
         std::mem::replace(&mut self.db, placeholder)
     }
 
