@@ -590,3 +590,47 @@ async fn a_refusal_ends_the_publish_without_waiting_for_stdin_to_end() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
     drop(stdin);
 }
+
+#[tokio::test]
+async fn serve_help_shows_every_default() {
+    // `riverlog config` with nothing set prints each default.
+    let mut config = std::process::Command::new(env!("CARGO_BIN_EXE_riverlog"));
+    config.arg("config");
+    let mut help = std::process::Command::new(env!("CARGO_BIN_EXE_riverlog"));
+    help.args(["serve", "--help"]);
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("RIVERLOG_")) {
+        config.env_remove(&name);
+        help.env_remove(&name);
+    }
+    let config = String::from_utf8(config.output().unwrap().stdout).unwrap();
+    let help = String::from_utf8(help.output().unwrap().stdout).unwrap();
+    let flag_help = |key: &str| -> String {
+        let flag = format!("--{} <VALUE>", key.replace('_', "-"));
+        let start = help.find(&flag).unwrap_or_else(|| panic!("{flag} missing"));
+        let rest = &help[start + flag.len()..];
+        rest[..rest.find("\n      --").unwrap_or(rest.len())].to_owned()
+    };
+    let mut checked = 0;
+    for line in config.lines().filter(|l| l.ends_with("# default")) {
+        if let Some(unset) = line.strip_prefix("# ") {
+            let key = unset.split_whitespace().next().unwrap();
+            assert!(
+                !flag_help(key).contains("[default:"),
+                "{key} has no default"
+            );
+            continue;
+        }
+        let (key, value) = line
+            .trim_end_matches("# default")
+            .split_once(" = ")
+            .unwrap();
+        let value = value.trim().trim_matches('"');
+        assert!(
+            flag_help(key).contains(&format!("[default: {value}]")),
+            "{key}: {}",
+            flag_help(key)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} defaults found in:\n{config}");
+}
