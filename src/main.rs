@@ -8,9 +8,18 @@ use riverlog::config::{Config, ConfigArgs};
 use riverlog::server::Application;
 use riverlog::telemetry;
 
+/// `0.1.0 (commit 1a2b3c4)`: the commit comes from build.rs (`unknown`
+/// when built outside git).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RIVERLOG_GIT_COMMIT"),
+    ")"
+);
+
 /// riverlog: an event log service for CloudEvents over gRPC.
 #[derive(Parser)]
-#[command(name = "riverlog", version, about)]
+#[command(name = "riverlog", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

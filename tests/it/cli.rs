@@ -592,6 +592,27 @@ async fn a_refusal_ends_the_publish_without_waiting_for_stdin_to_end() {
 }
 
 #[tokio::test]
+async fn version_names_the_commit_it_was_built_from() {
+    let run = riverlog("", &["--version"], &[], "").await;
+    assert_eq!(run.code, 0);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned());
+    let commit = std::env::var("RIVERLOG_GIT_COMMIT")
+        .ok()
+        .or(head)
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        run.stdout.trim(),
+        format!("riverlog {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
 async fn serve_help_shows_every_default() {
     // `riverlog config` with nothing set prints each default.
     let mut config = std::process::Command::new(env!("CARGO_BIN_EXE_riverlog"));
