@@ -92,10 +92,15 @@ fn git_commit() -> Option<String> {
     let mut watched = vec![git(&["rev-parse", "--git-path", "HEAD"])];
     watched.push(git(&["rev-parse", "--git-path", "packed-refs"]));
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        // The branch's folder, not its file: a ref that is only packed
-        // now gets a file of its own at the next commit.
+        // The branch's file; if it is only packed, its folder, where the
+        // next commit writes the file (the folder alone would also rerun
+        // for every other branch's commits).
         let file = git(&["rev-parse", "--git-path", &branch]);
-        watched.push(file.and_then(|f| Some(Path::new(&f).parent()?.display().to_string())));
+        watched.push(file.and_then(|f| {
+            let path = Path::new(&f);
+            let watch = if path.exists() { path } else { path.parent()? };
+            Some(watch.display().to_string())
+        }));
     }
     for path in watched.into_iter().flatten() {
         // A missing path would make cargo rerun this script on every build.
