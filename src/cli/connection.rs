@@ -114,6 +114,23 @@ impl Target {
     }
 }
 
+/// An error with its causes, `outer: inner: ...`: tonic's own text is only
+/// "transport error", the reason (refused, a certificate no CA vouches
+/// for, ...) is in its sources.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text += ": ";
+            text += &next;
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Adds `authorization: Bearer ...` to every call.
 #[derive(Clone)]
 pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
@@ -169,10 +186,9 @@ impl Connection {
                 .tls_config(tls)
                 .map_err(|e| CliError::Usage(format!("TLS: {e}")))?;
         }
-        endpoint
-            .connect()
-            .await
-            .map_err(|e| CliError::Unreachable(format!("cannot reach {}: {e}", target.url())))
+        endpoint.connect().await.map_err(|e| {
+            CliError::Unreachable(format!("cannot reach {}: {}", target.url(), causes(&e)))
+        })
     }
 
     fn bearer(&self) -> Result<Bearer, CliError> {

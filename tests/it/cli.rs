@@ -748,6 +748,18 @@ async fn tls_is_spoken_with_https_or_tls_and_a_mismatch_is_named_both_ways() {
     .await;
     assert_eq!(by_env.code, 0, "{}", by_env.stderr);
 
+    // Without the CA the certificate is refused, and the message says so
+    // rather than only "transport error".
+    let no_ca = riverlog("", &["streams", "--server", &https], &[], "").await;
+    assert_eq!(no_ca.code, 3, "{}", no_ca.stderr);
+    assert!(
+        no_ca
+            .stderr
+            .contains("invalid peer certificate: UnknownIssuer"),
+        "{}",
+        no_ca.stderr
+    );
+
     // Plaintext to the TLS server: host:port alone, and http://.
     for server_arg in [host_port.clone(), format!("http://127.0.0.1:{port}")] {
         let plain = riverlog("", &["streams", "--server", &server_arg], &[], "").await;
