@@ -12,8 +12,14 @@
 //!   server: INTERNAL).
 //! - `cloudevent/riverlog.v1.rs`: the decoded `CloudEvent` message, for
 //!   validation on publish and for clients that build events.
+//!
+//! It also sets `RIVERLOG_GIT_COMMIT` for `riverlog --version`: the
+//! variable of that name when the build environment sets it (an image
+//! built without `.git`), else `git rev-parse --short HEAD`, else
+//! `unknown`. Outside git it never fails the build.
 
-use std::{env, path::PathBuf};
+use std::path::{Path, PathBuf};
+use std::{env, process::Command};
 
 const PROTOS: &[&str] = &[
     "proto/riverlog/v1/cloudevent.proto",
@@ -59,5 +65,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // migration alone does not rebuild the crate and the binary silently
     // lacks it.
     println!("cargo:rerun-if-changed=migrations");
+
+    let commit = env::var("RIVERLOG_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(git_commit)
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=RIVERLOG_GIT_COMMIT={commit}");
+    println!("cargo:rerun-if-env-changed=RIVERLOG_GIT_COMMIT");
     Ok(())
+}
+
+/// Runs `git ARGS` in the package folder; `None` if git is missing, this
+/// is not a repository, or it says nothing.
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// The short hash of HEAD, and the files whose change means a new HEAD
+/// watched, so `--version` never names an old commit.
+fn git_commit() -> Option<String> {
+    let commit = git(&["rev-parse", "--short", "HEAD"])?;
+    // `--git-path` resolves worktrees (HEAD is per worktree, refs shared).
+    let mut watched = vec![git(&["rev-parse", "--git-path", "HEAD"])];
+    watched.push(git(&["rev-parse", "--git-path", "packed-refs"]));
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        // The branch's file; if it is only packed, its folder, where the
+        // next commit writes the file (the folder alone would also rerun
+        // for every other branch's commits).
+        let file = git(&["rev-parse", "--git-path", &branch]);
+        watched.push(file.and_then(|f| {
+            let path = Path::new(&f);
+            let watch = if path.exists() { path } else { path.parent()? };
+            Some(watch.display().to_string())
+        }));
+    }
+    for path in watched.into_iter().flatten() {
+        // A missing path would make cargo rerun this script on every build.
+        if Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    Some(commit)
 }

@@ -420,12 +420,24 @@ impl clap::Args for ConfigArgs {
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
             .help("TOML config file; flags and RIVERLOG_* variables override it");
+        let defaults = Config::default().values();
         cmd.arg(file).args(SETTINGS.iter().map(|info| {
+            // Shown in the help only: a clap default would count as given
+            // and hide the file's value.
+            let default = defaults
+                .iter()
+                .find(|(key, _)| *key == info.key)
+                .and_then(|(_, value)| value.as_ref())
+                .map(|value| match value {
+                    toml::Value::String(s) => format!(" [default: {s}]"),
+                    other => format!(" [default: {other}]"),
+                })
+                .unwrap_or_default();
             Arg::new(info.key)
                 .long(info.key.replace('_', "-"))
                 .env(info.env)
                 .value_name("VALUE")
-                .help(info.doc.trim())
+                .help(format!("{}{default}", info.doc.trim()))
         }))
     }
 

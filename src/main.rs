@@ -2,15 +2,24 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use riverlog::cli;
 use riverlog::config::{Config, ConfigArgs};
 use riverlog::server::Application;
 use riverlog::telemetry;
 
+/// `0.1.0 (commit 1a2b3c4)`: the commit comes from build.rs (`unknown`
+/// when built outside git).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RIVERLOG_GIT_COMMIT"),
+    ")"
+);
+
 /// riverlog: an event log service for CloudEvents over gRPC.
 #[derive(Parser)]
-#[command(name = "riverlog", version, about)]
+#[command(name = "riverlog", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,16 +41,26 @@ enum Command {
     /// Read a token on stdin and print the SHA-256 that `[[auth.tokens]]`
     /// wants for it.
     HashToken,
-    /// Publish events to a stream.
+    /// Publish events to a stream (from --data, or stdin's lines).
     Publish(cli::PublishArgs),
     /// Follow streams live.
     Tail(cli::TailArgs),
-    /// List, describe, create, delete and trim streams.
-    #[command(subcommand)]
-    Streams(cli::StreamsCommand),
-    /// List, describe, create and delete consumer groups; show pending.
-    #[command(subcommand)]
-    Groups(cli::GroupsCommand),
+    /// List (the default), describe, create, delete and trim streams.
+    Streams(cli::StreamsArgs),
+    /// List a stream's groups (the default), describe, create, seek,
+    /// redrive and delete consumer groups; show pending.
+    Groups(cli::GroupsArgs),
+    /// Print a shell completion script: `source <(riverlog completion bash)`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one per command into a folder.
+    Man {
+        /// Write riverlog.1, riverlog-streams.1, ... here instead.
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,10 +86,23 @@ fn main() -> ExitCode {
             };
         }
         Command::HashToken => return hash_token(),
-        Command::Publish(args) => return client(cli::run(args.run())),
-        Command::Tail(args) => return client(cli::run(args.run())),
-        Command::Streams(command) => return client(cli::run(command.run())),
-        Command::Groups(command) => return client(cli::run(command.run())),
+        Command::Publish(args) => return client(cli::run(args.connection.clone(), args.run())),
+        Command::Tail(args) => return client(cli::run(args.connection.clone(), args.run())),
+        Command::Streams(args) => return client(cli::run(args.connection.clone(), args.run())),
+        Command::Groups(args) => return client(cli::run(args.connection.clone(), args.run())),
+        Command::Completion { shell } => {
+            cli::completion(shell, &mut Cli::command(), &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { out_dir } => {
+            return match cli::man(Cli::command(), out_dir.as_deref(), &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("riverlog: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     let config = match Config::load(&args) {
         Ok(config) => config,

@@ -1,25 +1,40 @@
-//! `riverlog groups ls|info|create|seek|redrive|delete|pending`.
+//! `riverlog groups [ls|info|create|seek|redrive|delete|pending]`;
+//! `riverlog groups STREAM` lists that stream's groups, as `groups ls`
+//! does.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use serde_json::json;
 
-use super::output::{group_json, group_line, pending_json, pending_line};
-use super::{CliError, Connection, duration, emit};
+use super::output::{
+    Format, OutputArgs, group_fields, group_json, groups_table, pending_json, pending_table,
+};
+use super::{CliError, Connection, duration, emit, emit_block};
 use crate::model::groups::GroupStart;
 use crate::proto::v1::{self, group_start::Start};
 use crate::service::convert;
 
+/// Consumer-group administration; `riverlog groups STREAM` lists the
+/// stream's groups.
+#[derive(Debug, Args)]
+pub struct GroupsArgs {
+    #[command(subcommand)]
+    command: Option<GroupsCommand>,
+    /// The stream whose groups to list (groups belong to a stream).
+    stream: Option<String>,
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
 /// Consumer-group administration.
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
-    /// List a stream's groups.
+    /// List a stream's groups (the default command).
+    #[command(visible_alias = "list")]
     Ls {
         /// The stream.
         stream: String,
-        /// Print JSON lines.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        connection: Connection,
     },
     /// Describe a group: pending, lag, consumers.
     Info {
@@ -27,11 +42,6 @@ pub enum GroupsCommand {
         stream: String,
         /// The group.
         group: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        connection: Connection,
     },
     /// Create a group.
     Create {
@@ -52,8 +62,6 @@ pub enum GroupsCommand {
         /// Dead-letter stream (default `<stream>:dlq`).
         #[arg(long, default_value = "")]
         dead_letter_stream: String,
-        #[command(flatten)]
-        connection: Connection,
     },
     /// Move a group's cursor: as if every event before it were acked and
     /// none after it delivered (its pending entries are removed).
@@ -66,8 +74,6 @@ pub enum GroupsCommand {
         /// RFC 3339 time.
         #[arg(long, value_parser = parse_start)]
         to: Start,
-        #[command(flatten)]
-        connection: Connection,
     },
     /// Give dead letters back to their group with a fresh delivery count
     /// (their copies leave the dead-letter stream).
@@ -92,8 +98,6 @@ pub enum GroupsCommand {
         /// Only dead letters with this subject (repeatable).
         #[arg(long, group = "which")]
         subject: Vec<String>,
-        #[command(flatten)]
-        connection: Connection,
     },
     /// Delete a group with its pending entries.
     Delete {
@@ -101,8 +105,6 @@ pub enum GroupsCommand {
         stream: String,
         /// The group.
         group: String,
-        #[command(flatten)]
-        connection: Connection,
     },
     /// List pending (delivered, unacked) entries.
     Pending {
@@ -116,11 +118,6 @@ pub enum GroupsCommand {
         /// Most entries shown.
         #[arg(long, default_value_t = 100)]
         limit: u32,
-        /// Print JSON lines.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        connection: Connection,
     },
 }
 
@@ -146,37 +143,54 @@ fn parse_range(s: &str) -> Result<v1::SequenceRange, String> {
     })
 }
 
-impl GroupsCommand {
+impl GroupsArgs {
     /// Runs the command.
     pub async fn run(self) -> Result<(), CliError> {
-        match self {
-            Self::Ls {
-                stream,
-                json,
-                connection,
-            } => {
+        let format = self.output.format();
+        let connection = &self.connection;
+        let command = match (self.command, self.stream) {
+            (Some(_), Some(stream)) => {
+                return Err(CliError::Usage(format!(
+                    "{stream:?} before the subcommand: put it after, as in `riverlog groups \
+                     info STREAM GROUP`"
+                )));
+            }
+            (Some(command), None) => command,
+            (None, Some(stream)) => GroupsCommand::Ls { stream },
+            (None, None) => {
+                return Err(CliError::Usage(
+                    "groups belong to a stream: give it, as in `riverlog groups STREAM` \
+                     (`riverlog streams` shows how many groups each stream has)"
+                        .into(),
+                ));
+            }
+        };
+        match command {
+            GroupsCommand::Ls { stream } => {
                 let groups = connection
                     .groups()
                     .await?
-                    .list_groups(v1::ListGroupsRequest { stream })
+                    .list_groups(v1::ListGroupsRequest {
+                        stream: stream.clone(),
+                    })
                     .await?
                     .into_inner()
                     .groups;
-                for g in &groups {
-                    emit(&if json {
-                        group_json(g).to_string()
-                    } else {
-                        group_line(g)
-                    })?;
+                match format {
+                    Format::Json => {
+                        for g in &groups {
+                            emit(&group_json(g).to_string())?;
+                        }
+                        Ok(())
+                    }
+                    Format::Text if groups.is_empty() => {
+                        eprintln!("no groups on {stream}");
+                        Ok(())
+                    }
+                    Format::Text => emit_block(&groups_table(&groups)),
                 }
-                Ok(())
             }
-            Self::Info {
-                stream,
-                group,
-                json,
-                connection,
-            } => {
+            GroupsCommand::Info { stream, group } => {
                 let info = connection
                     .groups()
                     .await?
@@ -185,21 +199,18 @@ impl GroupsCommand {
                     .into_inner()
                     .info
                     .unwrap_or_default();
-                let value = group_json(&info);
-                emit(&if json {
-                    value.to_string()
-                } else {
-                    serde_json::to_string_pretty(&value).unwrap_or_default()
-                })
+                match format {
+                    Format::Json => emit(&group_json(&info).to_string()),
+                    Format::Text => emit_block(&group_fields(&info)),
+                }
             }
-            Self::Create {
+            GroupsCommand::Create {
                 stream,
                 group,
                 start,
                 ack_timeout,
                 max_deliveries,
                 dead_letter_stream,
-                connection,
             } => {
                 let info = connection
                     .groups()
@@ -216,17 +227,15 @@ impl GroupsCommand {
                     .into_inner()
                     .info
                     .unwrap_or_default();
-                emit(&format!(
-                    "created {}/{} (dead letters to {})",
-                    info.stream, info.group, info.dead_letter_stream
-                ))
+                match format {
+                    Format::Json => emit(&group_json(&info).to_string()),
+                    Format::Text => emit(&format!(
+                        "created {}/{} (dead letters to {})",
+                        info.stream, info.group, info.dead_letter_stream
+                    )),
+                }
             }
-            Self::Seek {
-                stream,
-                group,
-                to,
-                connection,
-            } => {
+            GroupsCommand::Seek { stream, group, to } => {
                 let sought = connection
                     .groups()
                     .await?
@@ -238,16 +247,25 @@ impl GroupsCommand {
                     .await?
                     .into_inner();
                 let info = sought.info.unwrap_or_default();
-                emit(&format!(
-                    "{}/{} goes on after sequence {} ({} pending entries removed, lag {})",
-                    info.stream,
-                    info.group,
-                    info.last_delivered_sequence,
-                    sought.pending_removed,
-                    info.lag
-                ))
+                match format {
+                    Format::Json => emit(
+                        &json!({
+                            "group": group_json(&info),
+                            "pending_removed": sought.pending_removed,
+                        })
+                        .to_string(),
+                    ),
+                    Format::Text => emit(&format!(
+                        "{}/{} goes on after sequence {} ({} pending entries removed, lag {})",
+                        info.stream,
+                        info.group,
+                        info.last_delivered_sequence,
+                        sought.pending_removed,
+                        info.lag
+                    )),
+                }
             }
-            Self::Redrive {
+            GroupsCommand::Redrive {
                 stream,
                 group,
                 all,
@@ -255,7 +273,6 @@ impl GroupsCommand {
                 event_type,
                 source,
                 subject,
-                connection,
             } => {
                 use v1::redrive_request::Selection;
                 let selection = match sequences {
@@ -277,6 +294,18 @@ impl GroupsCommand {
                     })
                     .await?
                     .into_inner();
+                if format == Format::Json {
+                    return emit(
+                        &json!({
+                            "stream": stream,
+                            "group": group,
+                            "redriven": redriven.redriven,
+                            "origin_gone": redriven.origin_gone,
+                            "more": redriven.more,
+                        })
+                        .to_string(),
+                    );
+                }
                 let mut line = format!(
                     "redrove {} dead letters to {stream}/{group}",
                     redriven.redriven
@@ -295,11 +324,7 @@ impl GroupsCommand {
                 }
                 emit(&line)
             }
-            Self::Delete {
-                stream,
-                group,
-                connection,
-            } => {
+            GroupsCommand::Delete { stream, group } => {
                 connection
                     .groups()
                     .await?
@@ -308,15 +333,18 @@ impl GroupsCommand {
                         group: group.clone(),
                     })
                     .await?;
-                emit(&format!("deleted {stream}/{group}"))
+                match format {
+                    Format::Json => emit(
+                        &json!({"stream": stream, "group": group, "deleted": true}).to_string(),
+                    ),
+                    Format::Text => emit(&format!("deleted {stream}/{group}")),
+                }
             }
-            Self::Pending {
+            GroupsCommand::Pending {
                 stream,
                 group,
                 consumer,
                 limit,
-                json,
-                connection,
             } => {
                 let pending = connection
                     .groups()
@@ -331,14 +359,19 @@ impl GroupsCommand {
                     })
                     .await?
                     .into_inner();
-                for p in &pending.entries {
-                    emit(&if json {
-                        pending_json(p).to_string()
-                    } else {
-                        pending_line(p)
-                    })?;
+                match format {
+                    Format::Json => {
+                        for p in &pending.entries {
+                            emit(&pending_json(p).to_string())?;
+                        }
+                        Ok(())
+                    }
+                    Format::Text if pending.entries.is_empty() => {
+                        eprintln!("nothing pending");
+                        Ok(())
+                    }
+                    Format::Text => emit_block(&pending_table(&pending.entries)),
                 }
-                Ok(())
             }
         }
     }

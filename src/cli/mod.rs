@@ -1,70 +1,45 @@
 //! The client subcommands of the `riverlog` binary (`publish`, `tail`,
-//! `streams`, `groups`): short, scriptable, gRPC to a running server.
+//! `streams`, `groups`, plus `completion` and `man`): short, scriptable,
+//! gRPC to a running server.
+//!
+//! Layout: `connection` (the `--server`/`--tls`/`--token` flags and the
+//! channel), `probe` (is the server TLS, when a call failed at the
+//! transport), `output` (`-o text|json`: tables, lines, JSON), `progress`
+//! (bulk publish progress and summary), `confirm` (asking on a terminal),
+//! `reference` (shell completions and man pages), and one file per
+//! command.
 //!
 //! Exit codes: 0 success, 1 the server refused (the message names the
-//! status and its ErrorInfo reason), 2 bad usage, 3 the server cannot be
-//! reached or is unavailable.
+//! status and its ErrorInfo reason) or a confirmation was declined, 2 bad
+//! usage (including a TLS/plaintext mismatch with the server), 3 the
+//! server cannot be reached or is unavailable.
 
+mod confirm;
+mod connection;
 mod groups;
 mod output;
+mod probe;
+mod progress;
 mod publish;
+mod reference;
 mod streams;
 mod tail;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-pub use groups::GroupsCommand;
+pub use connection::{Authed, Connection, ServerAddress};
+pub use groups::GroupsArgs;
+pub use output::{Format, OutputArgs};
 pub use publish::PublishArgs;
-pub use streams::StreamsCommand;
+pub use reference::{ReferenceError, completion, man};
+pub use streams::StreamsArgs;
 pub use tail::TailArgs;
 
-use crate::proto::v1::consumer_groups_client::ConsumerGroupsClient;
-use crate::proto::v1::event_log_client::EventLogClient;
-
-/// Where the server is and how to authenticate.
-#[derive(Debug, Clone, Args)]
-pub struct Connection {
-    /// Server URL; `https://` uses TLS.
-    #[arg(
-        long,
-        env = "RIVERLOG_SERVER",
-        default_value = "http://127.0.0.1:50051",
-        global = true
-    )]
-    pub server: String,
-    /// Bearer token (prefer the variable: flags show up in `ps`).
-    #[arg(long, env = "RIVERLOG_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
-    /// PEM CA that signed the server's certificate (for `https://`).
-    #[arg(long, env = "RIVERLOG_CA_CERT", global = true)]
-    pub ca_cert: Option<PathBuf>,
-}
-
-/// Adds `authorization: Bearer ...` to every call.
-#[derive(Clone)]
-pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-type Authed = InterceptedService<Channel, Bearer>;
+use probe::Speaks;
 
 /// A failed command: what to print and how to exit.
 #[derive(Debug)]
@@ -75,6 +50,8 @@ pub enum CliError {
     Unreachable(String),
     /// The server answered with an error.
     Refused(Status),
+    /// The user answered no when asked to confirm.
+    Declined(String),
     /// Local I/O failed.
     Io(std::io::Error),
 }
@@ -119,6 +96,10 @@ impl CliError {
                     ExitCode::from(1)
                 }
             }
+            Self::Declined(message) => {
+                eprintln!("riverlog: {message}");
+                ExitCode::from(1)
+            }
             // A closed pipe (`riverlog tail ... | head`) is a normal end.
             Self::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Self::Io(e) => {
@@ -127,55 +108,21 @@ impl CliError {
             }
         }
     }
-}
 
-impl Connection {
-    async fn channel(&self) -> Result<Channel, CliError> {
-        let mut endpoint = Endpoint::from_shared(self.server.clone())
-            .map_err(|e| CliError::Usage(format!("--server {:?}: {e}", self.server)))?;
-        if self.server.starts_with("https://") {
-            let mut tls = ClientTlsConfig::new();
-            if let Some(path) = &self.ca_cert {
-                let pem = std::fs::read(path)
-                    .map_err(|e| CliError::Usage(format!("--ca-cert {}: {e}", path.display())))?;
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
+    /// Whether the failure happened below gRPC (no connection, a broken
+    /// one): what a TLS/plaintext mismatch looks like. riverlog's own
+    /// refusals always carry an ErrorInfo.
+    fn is_transport(&self) -> bool {
+        match self {
+            Self::Unreachable(_) => true,
+            Self::Refused(status) => {
+                matches!(
+                    status.code(),
+                    Code::Unavailable | Code::Unknown | Code::Internal
+                ) && status.get_details_error_info().is_none()
             }
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| CliError::Usage(format!("TLS: {e}")))?;
+            _ => false,
         }
-        endpoint
-            .connect()
-            .await
-            .map_err(|e| CliError::Unreachable(format!("cannot reach {}: {e}", self.server)))
-    }
-
-    fn bearer(&self) -> Result<Bearer, CliError> {
-        self.token
-            .as_ref()
-            .map(|t| {
-                format!("Bearer {t}")
-                    .parse()
-                    .map_err(|_| CliError::Usage("the token must be printable ASCII".into()))
-            })
-            .transpose()
-            .map(Bearer)
-    }
-
-    /// An `EventLog` client.
-    pub async fn event_log(&self) -> Result<EventLogClient<Authed>, CliError> {
-        Ok(EventLogClient::with_interceptor(
-            self.channel().await?,
-            self.bearer()?,
-        ))
-    }
-
-    /// A `ConsumerGroups` client.
-    pub async fn groups(&self) -> Result<ConsumerGroupsClient<Authed>, CliError> {
-        Ok(ConsumerGroupsClient::with_interceptor(
-            self.channel().await?,
-            self.bearer()?,
-        ))
     }
 }
 
@@ -187,11 +134,43 @@ fn emit(line: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Runs a client command to its exit code.
-pub async fn run(command: impl std::future::Future<Output = Result<(), CliError>>) -> ExitCode {
+/// Writes a block of lines (a table) to stdout.
+fn emit_block(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs a client command to its exit code. A failure at the transport is
+/// explained when the server speaks the other of TLS and plaintext.
+pub async fn run(
+    connection: Connection,
+    command: impl std::future::Future<Output = Result<(), CliError>>,
+) -> ExitCode {
     match command.await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_transport() => match mismatch(&connection).await {
+            Some(message) => CliError::Usage(message).report(),
+            None => e.report(),
+        },
         Err(e) => e.report(),
+    }
+}
+
+/// What is wrong when the client and the server disagree about TLS.
+async fn mismatch(connection: &Connection) -> Option<String> {
+    let target = connection.target().ok()?;
+    match (target.tls, probe::speaks(&target).await) {
+        (false, Speaks::Tls) => Some(format!(
+            "the server at {} speaks TLS; use https:// or --tls",
+            target.authority
+        )),
+        (true, Speaks::Plaintext) => Some(format!(
+            "the server at {} does not speak TLS; use http:// or drop --tls",
+            target.authority
+        )),
+        _ => None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! `riverlog publish STREAM`: one event from flags, or many from stdin.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 
 use clap::Args;
@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::output::{Format, OutputArgs};
+use super::progress::BulkProgress;
 use super::{CliError, Connection, emit};
 use crate::proto::cloudevent::cloud_event::Data;
 use crate::proto::json::from_json;
@@ -20,14 +22,16 @@ use crate::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPa
 
 /// Publish events to a stream.
 ///
-/// With `--data TEXT` one event is published. With `--data -` every line of
+/// With `--data TEXT` one event is published. With `--data -`, or without
+/// `--data` when stdin is not a terminal (a pipe or a file), every line of
 /// stdin is an event: a CloudEvents JSON object (it has `specversion`), or
 /// else the event's data, with the type and source given by the flags.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// The stream.
     pub stream: String,
-    /// Event data; `-` reads events from stdin, one per line.
+    /// Event data; `-` reads events from stdin, one per line (the default
+    /// when stdin is not a terminal).
     #[arg(long, short)]
     pub data: Option<String>,
     /// CloudEvent `type` of events built from data.
@@ -43,7 +47,8 @@ pub struct PublishArgs {
     #[arg(long)]
     pub subject: Option<String>,
     /// `datacontenttype`; default `application/json` when the data parses as
-    /// JSON, else `text/plain`.
+    /// JSON, else `text/plain`. A JSON type (`*/json`, `*/*+json`) needs data
+    /// that is JSON.
     #[arg(long)]
     pub content_type: Option<String>,
     /// Fail unless the stream's last sequence is this (0: no event yet).
@@ -57,11 +62,26 @@ pub struct PublishArgs {
     /// are answered and printed).
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
-    /// Print one JSON object per event instead of a line.
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
     pub connection: Connection,
+    /// `-o json`: one JSON object per published event.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Whether a content type declares JSON data: `*/json` or `*/*+json`
+/// (CloudEvents JSON format §3.1.1; media types are case-insensitive).
+/// The same rule as `proto::json` applies when the server renders data.
+fn declares_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence
+        .split_once('/')
+        .is_some_and(|(kind, sub)| !kind.is_empty() && (sub == "json" || sub.ends_with("+json")))
 }
 
 fn string_attr(value: &str) -> CloudEventAttributeValue {
@@ -71,16 +91,29 @@ fn string_attr(value: &str) -> CloudEventAttributeValue {
 }
 
 impl PublishArgs {
-    /// An event whose data is `data`, described by the flags.
-    fn event_from_data(&self, data: &str, id: Option<&str>) -> CloudEvent {
-        let is_json = serde_json::from_str::<Value>(data).is_ok();
-        let content_type = self.content_type.clone().unwrap_or_else(|| {
-            if is_json {
-                "application/json".into()
-            } else {
-                "text/plain".into()
+    /// An event whose data is `data` (`what` names where it came from, for
+    /// messages), described by the flags.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] when `--content-type` declares JSON and the data
+    /// is not JSON, naming the parser's complaint.
+    fn event_from_data(
+        &self,
+        data: &str,
+        id: Option<&str>,
+        what: &str,
+    ) -> Result<CloudEvent, CliError> {
+        let parsed = serde_json::from_str::<Value>(data);
+        let content_type = match (&self.content_type, &parsed) {
+            (Some(declared), Err(e)) if declares_json(declared) => {
+                return Err(CliError::Usage(format!(
+                    "{what} is not JSON, which --content-type {declared} declares: {e}"
+                )));
             }
-        });
+            (Some(declared), _) => declared.clone(),
+            (None, Ok(_)) => "application/json".into(),
+            (None, Err(_)) => "text/plain".into(),
+        };
         let mut event = CloudEvent {
             id: id.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned),
             source: self.source.clone(),
@@ -97,7 +130,7 @@ impl PublishArgs {
                 .attributes
                 .insert("subject".into(), string_attr(subject));
         }
-        event
+        Ok(event)
     }
 
     /// A stdin line as an event.
@@ -108,7 +141,7 @@ impl PublishArgs {
                     .map_err(|e| CliError::Usage(format!("stdin line {number}: {e}")));
             }
         }
-        Ok(self.event_from_data(line, None))
+        self.event_from_data(line, None, &format!("stdin line {number}"))
     }
 
     /// The optimistic-concurrency condition of a request that follows
@@ -129,7 +162,7 @@ impl PublishArgs {
 
     fn print_positions(&self, positions: Vec<PublishedPosition>) -> Result<(), CliError> {
         for p in positions {
-            let line = if self.json {
+            let line = if self.output.format() == Format::Json {
                 json!({
                     "stream": self.stream,
                     "id": p.id,
@@ -155,15 +188,22 @@ impl PublishArgs {
         if self.batch == 0 {
             return Err(CliError::Usage("--batch must be at least 1".into()));
         }
-        let Some(data) = self.data.clone() else {
-            return Err(CliError::Usage(
-                "give the event data with --data TEXT, or --data - to read events from stdin"
-                    .into(),
-            ));
+        let data = match self.data.clone() {
+            Some(data) => data,
+            // A pipe or a file: its lines are the events.
+            None if !std::io::stdin().is_terminal() => "-".into(),
+            None => {
+                return Err(CliError::Usage(
+                    "give the event data with --data TEXT, or pipe events to stdin, one per \
+                     line (--data - reads them from the terminal)"
+                        .into(),
+                ));
+            }
         };
-        let mut client = self.connection.event_log().await?;
         if data != "-" {
-            let event = self.event_from_data(&data, self.id.as_deref());
+            // Checked before connecting: bad data is a usage error.
+            let event = self.event_from_data(&data, self.id.as_deref(), "--data")?;
+            let mut client = self.connection.event_log().await?;
             let response = client.publish(self.request(&[event], 0)).await?;
             return self.print_positions(response.into_inner().positions);
         }
@@ -172,12 +212,14 @@ impl PublishArgs {
                 "--id names a single event; stdin lines get their own ids".into(),
             ));
         }
+        let client = self.connection.event_log().await?;
         Arc::new(self).publish_stdin(client).await
     }
 
     /// Publishes stdin's lines in batches of `--batch` over one
     /// PublishStream call, several batches in flight at once, printing the
-    /// events as their batches are answered (in order).
+    /// events as their batches are answered (in order), with progress on
+    /// a terminal and a summary line on stderr at the end.
     ///
     /// The first refusal ends the request stream at once, whatever stdin
     /// does next (it may be a `tail -f` that never ends): no batch is sent
@@ -190,6 +232,9 @@ impl PublishArgs {
         mut client: EventLogClient<super::Authed>,
     ) -> Result<(), CliError> {
         let (requests, outgoing) = tokio::sync::mpsc::channel(IN_FLIGHT_BATCHES);
+        // Each request's encoded event bytes, in sending order: the answers
+        // come back in that order.
+        let (sizes_in, mut sizes) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let refused = CancellationToken::new();
         let reader = {
             let args = self.clone();
@@ -204,6 +249,9 @@ impl PublishArgs {
                     let request = args.request(batch, sent);
                     sent += batch.len() as u64;
                     batch.clear();
+                    let bytes = request.events.iter().map(|e| e.encoded().len() as u64);
+                    // The answer loop outlives every send: nothing is lost.
+                    let _ = sizes_in.send(bytes.sum());
                     // Fails only once the call has ended: its answer says why.
                     !refused.is_cancelled() && requests.blocking_send(request).is_ok()
                 };
@@ -228,19 +276,32 @@ impl PublishArgs {
             finished
         };
         let mut first_refusal = None;
+        let mut progress = BulkProgress::start();
         // Half-closes the call as soon as a refusal arrives, without
         // waiting for the reader's next line.
         let outgoing = ReceiverStream::new(outgoing).take_until(refused.clone().cancelled_owned());
         let mut answers = client.publish_stream(outgoing).await?.into_inner();
-        while let Some(answer) = answers.message().await? {
-            match answer.error {
-                Some(error) => {
-                    refused.cancel();
-                    first_refusal.get_or_insert(error);
+        let answered = async {
+            while let Some(answer) = answers.message().await? {
+                let bytes = sizes.recv().await.unwrap_or_default();
+                match answer.error {
+                    Some(error) => {
+                        refused.cancel();
+                        first_refusal.get_or_insert(error);
+                    }
+                    None => {
+                        let duplicates = answer.positions.iter().filter(|p| p.duplicate).count();
+                        progress.answered(answer.positions.len() as u64, duplicates as u64, bytes);
+                        progress.suspend(|| self.print_positions(answer.positions))?;
+                    }
                 }
-                None => self.print_positions(answer.positions)?,
             }
+            Ok::<_, CliError>(())
         }
+        .await;
+        // What landed is summed up whatever ended the call.
+        progress.finish();
+        answered?;
         if let Some(error) = first_refusal {
             // The reader may still wait for a line that never comes.
             return Err(CliError::Refused(request_status(error)));

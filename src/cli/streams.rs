@@ -1,34 +1,44 @@
-//! `riverlog streams ls|info|create|delete|trim`.
+//! `riverlog streams [ls|info|create|delete|trim]`; without a subcommand
+//! it lists, as `streams ls` does.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::output::{stream_json, stream_line};
-use super::{CliError, Connection, duration, emit, timestamp};
+use super::confirm;
+use super::output::{Format, OutputArgs, stream_fields, stream_json, streams_table};
+use super::{CliError, Connection, duration, emit, emit_block, timestamp};
 use crate::proto::v1::{self, trim_request::Until};
+
+/// Stream administration; lists streams when no subcommand is given.
+#[derive(Debug, Args)]
+pub struct StreamsArgs {
+    #[command(subcommand)]
+    command: Option<StreamsCommand>,
+    #[command(flatten)]
+    list: ListArgs,
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// `riverlog streams [ls] [PATTERN]`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only streams matching this pattern, like `orders:*`.
+    pattern: Option<String>,
+}
 
 /// Stream administration.
 #[derive(Debug, Subcommand)]
 pub enum StreamsCommand {
-    /// List streams, optionally matching a pattern.
-    Ls {
-        /// Pattern like `orders:*`.
-        pattern: Option<String>,
-        /// Print JSON lines.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        connection: Connection,
-    },
+    /// List streams, optionally matching a pattern (the default command).
+    #[command(visible_alias = "list")]
+    Ls(ListArgs),
     /// Describe a stream.
     Info {
         /// The stream.
         stream: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        connection: Connection,
     },
     /// Create an empty stream with retention rules.
     Create {
@@ -52,15 +62,15 @@ pub enum StreamsCommand {
         /// duplicate (`24h`; default: the server's, else forever).
         #[arg(long, value_parser = duration)]
         dedup_window: Option<prost_types::Duration>,
-        #[command(flatten)]
-        connection: Connection,
     },
-    /// Delete a stream with its events, groups and checkpoints.
+    /// Delete a stream with its events, groups and checkpoints. Asks on a
+    /// terminal; without one, needs --yes.
     Delete {
         /// The stream.
         stream: String,
-        #[command(flatten)]
-        connection: Connection,
+        /// Do not ask: delete.
+        #[arg(long, short)]
+        yes: bool,
     },
     /// Remove old events; give exactly one rule.
     Trim(TrimArgs),
@@ -68,7 +78,12 @@ pub enum StreamsCommand {
 
 /// `riverlog streams trim`.
 #[derive(Debug, Args)]
-#[group(id = "until", required = true, multiple = false, args = ["keep", "before_sequence", "before_time"])]
+#[command(group(
+    clap::ArgGroup::new("until")
+        .required(true)
+        .multiple(false)
+        .args(["keep", "before_sequence", "before_time"])
+))]
 pub struct TrimArgs {
     /// The stream.
     stream: String,
@@ -81,72 +96,36 @@ pub struct TrimArgs {
     /// Remove events recorded before this RFC 3339 time.
     #[arg(long, value_parser = timestamp)]
     before_time: Option<prost_types::Timestamp>,
-    #[command(flatten)]
-    connection: Connection,
 }
 
-impl StreamsCommand {
+impl StreamsArgs {
     /// Runs the command.
     pub async fn run(self) -> Result<(), CliError> {
-        match self {
-            Self::Ls {
-                pattern,
-                json,
-                connection,
-            } => {
-                let mut client = connection.event_log().await?;
-                let mut page_token = String::new();
-                loop {
-                    let page = client
-                        .list_streams(v1::ListStreamsRequest {
-                            pattern: pattern.clone().unwrap_or_default(),
-                            page_size: 1000,
-                            page_token,
-                        })
-                        .await?
-                        .into_inner();
-                    for s in &page.streams {
-                        emit(&if json {
-                            stream_json(s).to_string()
-                        } else {
-                            stream_line(s)
-                        })?;
-                    }
-                    if page.next_page_token.is_empty() {
-                        return Ok(());
-                    }
-                    page_token = page.next_page_token;
+        let format = self.output.format();
+        let connection = &self.connection;
+        if let (Some(_), Some(pattern)) = (&self.command, &self.list.pattern) {
+            return Err(CliError::Usage(format!(
+                "{pattern:?} before the subcommand: put it after, as in `riverlog streams ls PATTERN`"
+            )));
+        }
+        match self.command {
+            None => list(connection, format, self.list.pattern).await,
+            Some(StreamsCommand::Ls(args)) => list(connection, format, args.pattern).await,
+            Some(StreamsCommand::Info { stream }) => {
+                let info = describe(connection, stream).await?;
+                match format {
+                    Format::Json => emit(&stream_json(&info).to_string()),
+                    Format::Text => emit_block(&stream_fields(&info)),
                 }
             }
-            Self::Info {
-                stream,
-                json,
-                connection,
-            } => {
-                let info = connection
-                    .event_log()
-                    .await?
-                    .get_stream(v1::GetStreamRequest { stream })
-                    .await?
-                    .into_inner()
-                    .info
-                    .unwrap_or_default();
-                let value = stream_json(&info);
-                emit(&if json {
-                    value.to_string()
-                } else {
-                    serde_json::to_string_pretty(&value).unwrap_or_default()
-                })
-            }
-            Self::Create {
+            Some(StreamsCommand::Create {
                 stream,
                 max_events,
                 max_age,
                 ttl,
                 policy,
                 dedup_window,
-                connection,
-            } => {
+            }) => {
                 let info = connection
                     .event_log()
                     .await?
@@ -164,9 +143,22 @@ impl StreamsCommand {
                     .into_inner()
                     .info
                     .unwrap_or_default();
-                emit(&format!("created {}", info.stream))
+                match format {
+                    Format::Json => emit(&stream_json(&info).to_string()),
+                    Format::Text => emit(&format!("created {}", info.stream)),
+                }
             }
-            Self::Delete { stream, connection } => {
+            Some(StreamsCommand::Delete { stream, yes }) => {
+                if !yes {
+                    confirm::need_terminal(&format!("deleting stream {stream} cannot be undone"))?;
+                    // Says what would go, and NOT_FOUND before asking.
+                    let info = describe(connection, stream.clone()).await?;
+                    confirm::ask(&format!(
+                        "delete stream {stream} with its {} events, {} groups and its \
+                         checkpoints?",
+                        info.event_count, info.group_count
+                    ))?;
+                }
                 let deleted = connection
                     .event_log()
                     .await?
@@ -176,9 +168,14 @@ impl StreamsCommand {
                     .await?
                     .into_inner()
                     .events_deleted;
-                emit(&format!("deleted {stream} ({deleted} events)"))
+                match format {
+                    Format::Json => {
+                        emit(&json!({"stream": stream, "events_deleted": deleted}).to_string())
+                    }
+                    Format::Text => emit(&format!("deleted {stream} ({deleted} events)")),
+                }
             }
-            Self::Trim(args) => {
+            Some(StreamsCommand::Trim(args)) => {
                 let until = match (args.keep, args.before_sequence, args.before_time) {
                     (Some(n), _, _) => Until::MaxEvents(n),
                     (_, Some(s), _) => Until::BeforeSequence(s),
@@ -189,8 +186,7 @@ impl StreamsCommand {
                         ));
                     }
                 };
-                let removed = args
-                    .connection
+                let removed = connection
                     .event_log()
                     .await?
                     .trim(v1::TrimRequest {
@@ -200,10 +196,70 @@ impl StreamsCommand {
                     .await?
                     .into_inner()
                     .removed;
-                emit(&json!({"stream": args.stream, "removed": removed}).to_string())
+                match format {
+                    Format::Json => {
+                        emit(&json!({"stream": args.stream, "removed": removed}).to_string())
+                    }
+                    Format::Text => emit(&format!("removed {removed} events from {}", args.stream)),
+                }
             }
         }
     }
+}
+
+/// One stream's description.
+async fn describe(connection: &Connection, stream: String) -> Result<v1::StreamInfo, CliError> {
+    Ok(connection
+        .event_log()
+        .await?
+        .get_stream(v1::GetStreamRequest { stream })
+        .await?
+        .into_inner()
+        .info
+        .unwrap_or_default())
+}
+
+/// Prints every stream (matching `pattern`), page by page from the server.
+async fn list(
+    connection: &Connection,
+    format: Format,
+    pattern: Option<String>,
+) -> Result<(), CliError> {
+    let mut client = connection.event_log().await?;
+    let mut page_token = String::new();
+    let mut streams = Vec::new();
+    loop {
+        let page = client
+            .list_streams(v1::ListStreamsRequest {
+                pattern: pattern.clone().unwrap_or_default(),
+                page_size: 1000,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        match format {
+            // Each page as it comes: a script sees the first at once.
+            Format::Json => {
+                for s in &page.streams {
+                    emit(&stream_json(s).to_string())?;
+                }
+            }
+            // A table needs every row to line its columns up.
+            Format::Text => streams.extend(page.streams),
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if format == Format::Text {
+        if streams.is_empty() {
+            eprintln!("no streams");
+        } else {
+            emit_block(&streams_table(&streams))?;
+        }
+    }
+    Ok(())
 }
 
 /// A `--policy` value: `limits`, `interest` or `work_queue`.

@@ -2,17 +2,22 @@
 
 use clap::Args;
 
-use super::output::{event_json, event_line};
+use tonic::{Code, Status};
+
+use super::output::{Format, OutputArgs, event_json, event_line};
 use super::{CliError, Connection, emit};
+use crate::model::names::StreamSelector;
 use crate::proto::v1::subscribe_response::Message;
-use crate::proto::v1::{EventFilter, StartPosition, SubscribeRequest, start_position::Start};
+use crate::proto::v1::{
+    EventFilter, GetStreamRequest, StartPosition, SubscribeRequest, start_position::Start,
+};
 
 /// Follow streams (names or `*` patterns) live, like `tail -f`.
 #[derive(Debug, Args)]
 pub struct TailArgs {
     /// Stream names or patterns (`orders:*`).
-    #[arg(required = true)]
-    pub streams: Vec<String>,
+    #[arg(required = true, value_parser = parse_selector)]
+    pub streams: Vec<StreamSelector>,
     /// Where to start: `latest` (only new events), `earliest`, a sequence
     /// (`seq:N`, one stream only), a global position (`pos:N`), a time
     /// (`time:2026-11-24T10:00:00Z`) or a checkpoint (`checkpoint:NAME`).
@@ -33,11 +38,19 @@ pub struct TailArgs {
     /// Exit once history is delivered instead of waiting for new events.
     #[arg(long)]
     pub no_follow: bool,
-    /// Print CloudEvents JSON, one object per line.
+    /// Wait for named streams that do not exist yet instead of failing
+    /// with NOT_FOUND (patterns always wait for streams to come).
     #[arg(long)]
-    pub json: bool,
+    pub wait: bool,
     #[command(flatten)]
     pub connection: Connection,
+    /// `-o json`: CloudEvents JSON, one object per line.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_selector(s: &str) -> Result<StreamSelector, String> {
+    StreamSelector::parse(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn parse_start(s: &str) -> Result<Start, String> {
@@ -52,6 +65,30 @@ impl TailArgs {
             return Ok(());
         }
         let mut client = self.connection.event_log().await?;
+        if !self.wait {
+            // The server waits for a named stream to appear; a typo would
+            // then look like a quiet stream.
+            for selector in &self.streams {
+                if let StreamSelector::Name(name) = selector {
+                    client
+                        .get_stream(GetStreamRequest {
+                            stream: name.to_string(),
+                        })
+                        .await
+                        .map_err(|status| match status.code() {
+                            Code::NotFound => CliError::Refused(Status::with_details(
+                                Code::NotFound,
+                                format!(
+                                    "stream {name} does not exist (--wait waits for it to be \
+                                     created)"
+                                ),
+                                status.details().to_vec().into(),
+                            )),
+                            _ => CliError::Refused(status),
+                        })?;
+                }
+            }
+        }
         let filter = EventFilter {
             types: self.types.clone(),
             sources: self.sources.clone(),
@@ -59,7 +96,7 @@ impl TailArgs {
         };
         let mut stream = client
             .subscribe(SubscribeRequest {
-                streams: self.streams.clone(),
+                streams: self.streams.iter().map(selector_text).collect(),
                 start: Some(StartPosition {
                     start: Some(self.from.clone()),
                 }),
@@ -72,10 +109,9 @@ impl TailArgs {
         while let Some(response) = stream.message().await? {
             match response.message {
                 Some(Message::Event(e)) => {
-                    let line = if self.json {
-                        event_json(&e).to_string()
-                    } else {
-                        event_line(&e)
+                    let line = match self.output.format() {
+                        Format::Json => event_json(&e).to_string(),
+                        Format::Text => event_line(&e),
                     };
                     emit(&line)?;
                     seen += 1;
@@ -88,6 +124,14 @@ impl TailArgs {
             }
         }
         Ok(())
+    }
+}
+
+/// A selector as the server takes it.
+fn selector_text(selector: &StreamSelector) -> String {
+    match selector {
+        StreamSelector::Name(name) => name.to_string(),
+        StreamSelector::Pattern(pattern) => pattern.as_str().to_owned(),
     }
 }
 

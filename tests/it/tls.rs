@@ -12,7 +12,7 @@ use crate::common::*;
 
 /// A CA, a server certificate for localhost signed by it, and a client
 /// certificate signed by it, written as PEM files.
-struct Pki {
+pub struct Pki {
     dir: TempDir,
     ca_pem: String,
     client_cert: String,
@@ -37,7 +37,7 @@ fn authority() -> (String, Issuer<'static, KeyPair>) {
 }
 
 impl Pki {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let (ca_pem, ca) = authority();
         let server =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
@@ -61,11 +61,14 @@ impl Pki {
         }
     }
 
-    fn path(&self, name: &str) -> String {
+    /// A file of the set: `server.pem`, `server.key`, `ca.pem`.
+    pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
     }
 
-    async fn server(&self, client_ca: bool) -> TestServer {
+    /// A server speaking TLS with the certificate; with `client_ca`, only
+    /// to clients with a certificate from the CA.
+    pub async fn server(&self, client_ca: bool) -> TestServer {
         let (cert, key, ca) = (
             self.path("server.pem"),
             self.path("server.key"),
