@@ -192,6 +192,7 @@ impl Encoder {
 /// Query parameters of `/api/v1/subscribe`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct SubscribeParams {
     /// Stream names; repeatable.
     #[serde(default)]
@@ -366,6 +367,7 @@ pub(super) async fn subscribe(
 /// Query parameters of `/api/v1/groups/{group}/consume`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ConsumeParams {
     /// The group's stream.
     stream: String,
