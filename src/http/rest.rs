@@ -61,6 +61,7 @@ pub(super) struct ListStreams {
 /// List streams.
 #[utoipa::path(get, path = "/api/v1/streams", params(ListStreams), tag = "streams",
     responses((status = 200, body = StreamsPage),
+              (status = 400, description = "A bad or unknown query parameter", body = ProblemJson, content_type = "application/problem+json"),
               (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn list_streams(
     State(state): State<Arc<HttpState>>,
@@ -380,6 +381,7 @@ pub(super) struct PendingParams {
     params(("stream" = String, Path, description = "Stream name, percent-encoded"),
            ("group" = String, Path, description = "Group name"), PendingParams),
     responses((status = 200, body = PendingPage),
+              (status = 400, description = "A bad or unknown query parameter", body = ProblemJson, content_type = "application/problem+json"),
               (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn list_pending(
     State(state): State<Arc<HttpState>>,

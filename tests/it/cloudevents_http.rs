@@ -830,3 +830,37 @@ async fn unknown_query_parameters_are_refused_naming_them() {
     let stream = api.get("/streams/ce?access_token=x").await;
     assert_eq!(stream.status().as_u16(), 200);
 }
+
+/// The OpenAPI document describes the media types and refusals above.
+#[tokio::test]
+async fn the_openapi_document_describes_the_formats_and_refusals() {
+    let server = TestServer::start().await;
+    let doc = server.api().get_json("/openapi.json").await;
+    let events = &doc["paths"]["/api/v1/streams/{stream}/events"];
+    for media in [
+        "application/cloudevents+json",
+        "application/cloudevents-batch+json",
+        "application/cloudevents+protobuf",
+        "application/cloudevents-batch+protobuf",
+    ] {
+        assert!(
+            events["post"]["requestBody"]["content"][media].is_object(),
+            "{media}"
+        );
+    }
+    for status in ["400", "415"] {
+        assert!(
+            events["post"]["responses"][status].is_object(),
+            "publish {status}"
+        );
+    }
+    let read = &events["get"]["responses"];
+    for media in ["application/json", BATCHED] {
+        assert!(read["200"]["content"][media].is_object(), "read {media}");
+    }
+    assert!(read["200"]["headers"]["Riverlog-Next-Sequence"].is_object());
+    for status in ["400", "406"] {
+        assert!(read[status].is_object(), "read {status}");
+    }
+    assert!(doc["paths"]["/api/v1/subscribe"]["get"]["responses"]["400"].is_object());
+}
