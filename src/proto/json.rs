@@ -10,7 +10,8 @@
 //!   `application/json`), is a JSON value, kept in `text_data` as the JSON
 //!   document: the string `"123"` is kept as `"123"` with its quotes, the
 //!   number `123` as `123`, `null` as `null` (an explicit null payload,
-//!   unlike an absent `data`).
+//!   unlike an absent `data`). Numbers keep every digit (serde_json's
+//!   `arbitrary_precision`: no f64 in between).
 //! - `data` with any other `datacontenttype` must be a string, kept as is.
 //!
 //! Attributes (JSON format §2.2): booleans, integers (32-bit, no fraction)
@@ -339,6 +340,21 @@ mod tests {
         }
         // Absent data is not null data.
         assert_eq!(from_json(&event(json!({}))).unwrap().data, None);
+    }
+
+    #[test]
+    fn json_numbers_keep_their_digits() {
+        // serde_json's arbitrary_precision keeps a number's text: no f64
+        // or u64 in between to round it.
+        let body = r#"{"specversion":"1.0","id":"e","source":"/s","type":"t",
+            "data":[123456789012345678901234567890,0.1000000000000000055511151231257827,-0]}"#;
+        let input: Value = serde_json::from_str(body).unwrap();
+        let stored = from_json(&input).unwrap();
+        assert_eq!(
+            text(&stored),
+            "[123456789012345678901234567890,0.1000000000000000055511151231257827,-0]"
+        );
+        assert_eq!(to_json(&stored, &[]).to_string(), input.to_string());
     }
 
     #[test]

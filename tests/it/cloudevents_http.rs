@@ -864,3 +864,40 @@ async fn the_openapi_document_describes_the_formats_and_refusals() {
     }
     assert!(doc["paths"]["/api/v1/subscribe"]["get"]["responses"]["400"].is_object());
 }
+
+/// JSON numbers in `data` keep every digit, in both modes: no 64-bit
+/// integer or float in between rounds them.
+#[tokio::test]
+async fn json_numbers_keep_every_digit() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let numbers = "[123456789012345678901234567890,0.1000000000000000055511151231257827,-0]";
+    let structured = format!(
+        r#"{{"specversion":"1.0","id":"d1","source":"/spec","type":"rule","data":{numbers}}}"#
+    );
+    let response = api.post_as(STREAM_URL, STRUCTURED, structured).await;
+    assert_eq!(response.status().as_u16(), 201);
+    created(
+        binary(&api, "d2")
+            .header("content-type", "application/json")
+            .body(numbers),
+    )
+    .await;
+    let raw = api
+        .request(Method::GET, STREAM_URL)
+        .header("accept", BATCHED)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.matches(&format!("\"data\":{numbers}")).count(),
+        2,
+        "{raw}"
+    );
+    for event in grpc_events(&server).await {
+        assert_eq!(text(&event), numbers);
+    }
+}
