@@ -73,6 +73,8 @@ def cases():
          event("s7", {"n": 1}, subject="caf\u00e9 \"au\" lait 100%", flag=True, count=-7,
                label="x", dataschema="https://example.com/schema")),
         ("no data", "structured", event("s8")),
+        ("big integer keeps every digit", "structured",
+         event("s9", {"big": 123456789012345678901234567890}, datacontenttype="application/json")),
         ("binary: json object", "binary", event("b1", {"a": 1}, datacontenttype="application/json")),
         ("binary: text", "binary", event("b2", "hello world", datacontenttype="text/plain")),
         ("binary: bytes", "binary",
