@@ -157,7 +157,8 @@ pub(crate) fn binary_event(headers: &HeaderMap, body: Bytes) -> Result<CloudEven
             ));
         }
     }
-    let content_type = content_type(headers)?;
+    // An empty Content-Type says nothing: no datacontenttype.
+    let content_type = content_type(headers)?.filter(|t| !t.is_empty());
     if let Some(content_type) = &content_type {
         event.attributes.insert(
             "datacontenttype".into(),
@@ -171,14 +172,18 @@ pub(crate) fn binary_event(headers: &HeaderMap, body: Bytes) -> Result<CloudEven
     }
     let content_type = content_type.unwrap_or_default();
     event.data = Some(if declares_json(&content_type) {
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        // JSON is UTF-8 (RFC 8259 8.1); serde_json does not check the
+        // inside of strings it skips, so UTF-8 is checked first.
+        let text = String::from_utf8(body.to_vec())
+            .ok()
+            .filter(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok());
+        let Some(text) = text else {
             return Err(bad_request(
                 "body",
                 format!("Content-Type {content_type:?} declares JSON but the body is not JSON"),
             ));
-        }
-        // JSON is UTF-8 (RFC 8259 8.1), which the parse just checked.
-        Data::TextData(String::from_utf8_lossy(&body).into_owned())
+        };
+        Data::TextData(text)
     } else if is_text(&essence(&content_type)) {
         match String::from_utf8(body.to_vec()) {
             Ok(text) => Data::TextData(text),

@@ -601,7 +601,25 @@ async fn binary_mode_content_type_is_the_datacontenttype() {
         body["detail"].as_str().unwrap().contains("not JSON"),
         "{body}"
     );
-    assert_eq!(read_back(&api).await.len(), 6);
+    // serde_json skips the inside of strings unchecked: UTF-8 is checked too.
+    let not_utf8 = binary(&api, "d4")
+        .header("content-type", "application/json")
+        .body(b"\"\xff\"".to_vec());
+    let body = problem(not_utf8.send().await.unwrap(), 400, "INVALID_ARGUMENT").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("not JSON"),
+        "{body}"
+    );
+    // An empty Content-Type is none.
+    created(
+        binary(&api, "c7")
+            .header("content-type", "")
+            .body(vec![7u8]),
+    )
+    .await;
+    let back = read_back(&api).await;
+    assert_eq!(back.len(), 7);
+    assert_eq!(back[6], ce("c7", json!({"data_base64": "Bw=="})));
 }
 
 /// Structured mode in the Protobuf format (`application/cloudevents+protobuf`,
