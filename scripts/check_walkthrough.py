@@ -34,6 +34,12 @@ EXPECTATIONS = [
     ("RETENTION_POLICY_WORK_QUEUE", True,
      ['"policy": "RETENTION_POLICY_WORK_QUEUE"', '"dedupWindow": "86400s"', '"removed": "1"',
       '"duplicate": true', '"policy":"interest"', '"dedup_window_seconds":3600.0'], []),
+    # A JSON string stays a string in both modes; the header percent-decodes.
+    ("accept: application/cloudevents-batch+json", True,
+     ['"id":"note-1"', '"id":"note-2"', '"data":"123"', '"subject":"caf\u00e9 au lait"',
+      '"rlsequence":2'], ['"data":123', '"events"']),
+    ("note-1", True, ['"id":"note-1"', '"sequence":1', '"id":"note-2"', '"sequence":2'],
+     ['"status"']),
     ("cloudevents-batch+json", True,
      ['"id":"order-3"', '"sequence":3', '"id":"order-4"', '"id":"order-5"', '"sequence":5',
       '"id":"order-6"', '"sequence":6'], ['"duplicate":true']),

@@ -170,6 +170,7 @@ buf lint
 # shell, against a fresh server.
 echo "=== README walkthrough (grpcurl by reflection, the riverlog CLI)"
 python3 scripts/check_walkthrough.py
+echo "=== CloudEvents over HTTP, parsed by the official Python SDK" && python3 scripts/check_cloudevents_http.py
 
 # Coverage-guided fuzzing of what the server parses from clients: a short
 # smoke run per target here; long runs are in RELIABILITY.md.

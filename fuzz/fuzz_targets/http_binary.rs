@@ -8,9 +8,11 @@
 //! valid header is left out, as a server would refuse it).
 //!
 //! Checked, as `publish.rs` documents it: an event is made only with
-//! non-empty `ce-id`, `ce-source`, `ce-specversion` and `ce-type`; values
-//! are percent-decoded; `Content-Type` becomes `datacontenttype`; the body
-//! is the data, as text for text types and bytes otherwise.
+//! non-empty `ce-id`, `ce-source`, `ce-specversion` and `ce-type`, each
+//! sent once; values are unquoted and percent-decoded; `Content-Type`
+//! becomes `datacontenttype` and `ce-datacontenttype` is refused; the body
+//! is the data, exactly as sent (text or bytes), and JSON when its type
+//! says JSON.
 #![no_main]
 
 use bytes::Bytes;
@@ -54,8 +56,9 @@ fuzz_target!(|data: &[u8]| {
         ("ce-type", &event.r#type),
     ] {
         assert!(!value.is_empty(), "{header} is required");
+        assert_eq!(headers.get_all(header).iter().count(), 1, "{header} repeated");
         let sent = last(&headers, header).expect("a required header");
-        if !sent.contains('%') {
+        if !sent.contains(['%', '"']) {
             assert_eq!(value, sent, "{header}");
         }
     }
@@ -67,14 +70,21 @@ fuzz_target!(|data: &[u8]| {
         .attributes
         .get("datacontenttype")
         .and_then(|v| v.attr.as_ref());
+    assert!(last(&headers, "ce-datacontenttype").is_none(), "ce-datacontenttype taken");
     match content_type {
         Some(t) => assert_eq!(attr, Some(&AttributeValue::CeString(t.to_owned()))),
-        None if last(&headers, "ce-datacontenttype").is_none() => assert_eq!(attr, None),
-        None => {}
+        None => assert_eq!(attr, None),
     }
+    let json = content_type.is_some_and(riverlog::proto::json::declares_json);
     match &event.data {
         None => assert!(body.is_empty()),
-        Some(Data::TextData(text)) => assert_eq!(text.as_bytes(), body),
+        Some(Data::TextData(text)) => {
+            assert_eq!(text.as_bytes(), body);
+            if json {
+                serde_json::from_str::<serde_json::Value>(text).expect("JSON data is JSON");
+            }
+        }
+        Some(Data::BinaryData(_)) if json => panic!("JSON data kept as bytes"),
         Some(Data::BinaryData(bytes)) => assert_eq!(bytes.as_slice(), body),
         Some(Data::ProtoData(_)) => panic!("binary mode made proto data"),
     }

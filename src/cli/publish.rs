@@ -1,5 +1,6 @@
 //! `riverlog publish STREAM`: one event from flags, or many from stdin.
 
+use crate::proto::json::declares_json;
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 
@@ -67,21 +68,6 @@ pub struct PublishArgs {
     /// `-o json`: one JSON object per published event.
     #[command(flatten)]
     pub output: OutputArgs,
-}
-
-/// Whether a content type declares JSON data: `*/json` or `*/*+json`
-/// (CloudEvents JSON format §3.1.1; media types are case-insensitive).
-/// The same rule as `proto::json` applies when the server renders data.
-fn declares_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence
-        .split_once('/')
-        .is_some_and(|(kind, sub)| !kind.is_empty() && (sub == "json" || sub.ends_with("+json")))
 }
 
 fn string_attr(value: &str) -> CloudEventAttributeValue {

@@ -11,6 +11,9 @@ use super::HttpState;
 use super::problem::Problem;
 use crate::auth::{AuthError, Principal};
 
+/// The query parameter that carries a token where headers cannot.
+pub(super) const ACCESS_TOKEN: &str = "access_token";
+
 /// The authenticated caller of a request.
 pub struct Caller(pub Arc<Principal>);
 
@@ -18,7 +21,7 @@ fn query_token(query: &str) -> Option<String> {
     serde_html_form::from_str::<Vec<(String, String)>>(query)
         .ok()?
         .into_iter()
-        .find(|(k, _)| k == "access_token")
+        .find(|(k, _)| k == ACCESS_TOKEN)
         .map(|(_, v)| format!("Bearer {v}"))
 }
 

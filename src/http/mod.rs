@@ -2,6 +2,7 @@
 //! Server-Sent Events, the web console at `/`, and `/metrics`. It calls the same domain, checks
 //! the same permissions and limits as gRPC, and never touches storage.
 
+mod accept;
 pub mod bodies;
 mod caller;
 mod console;
@@ -124,7 +125,9 @@ async fn not_found(uri: axum::http::Uri) -> Problem {
     ))
 }
 
-async fn openapi() -> impl IntoResponse {
+async fn openapi(
+    problem::Params(problem::NoQuery {}): problem::Params<problem::NoQuery>,
+) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
         openapi::openapi_json(),

@@ -18,9 +18,18 @@ impl<E: Into<Failure>> From<E> for Problem {
     }
 }
 
+/// Reason of a 415: a request body in a media type no endpoint reads.
+pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
+/// Reason of a 406: `Accept` allows nothing the endpoint serves.
+pub const NOT_ACCEPTABLE: &str = "NOT_ACCEPTABLE";
+/// Reason of a 400 for a query parameter the endpoint does not take.
+pub const UNKNOWN_QUERY_PARAMETER: &str = "UNKNOWN_QUERY_PARAMETER";
+
 /// The HTTP status that fits a failure.
 pub fn http_status(f: &Failure) -> StatusCode {
     match (f.code, f.reason) {
+        (_, UNSUPPORTED_MEDIA_TYPE) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        (_, NOT_ACCEPTABLE) => StatusCode::NOT_ACCEPTABLE,
         (_, "EVENT_TOO_LARGE" | "BATCH_TOO_LARGE" | "MESSAGE_TOO_LARGE") => {
             StatusCode::PAYLOAD_TOO_LARGE
         }
@@ -83,8 +92,18 @@ pub fn bad_request(field: &'static str, message: impl Into<String>) -> Problem {
     Problem::from(crate::log::LogError::invalid(field, message))
 }
 
-/// Query parameters (repeatable keys allowed), refused as problem+json.
+/// Query parameters (repeatable keys allowed), parsed at the edge. Every
+/// query struct denies unknown fields, so a parameter the endpoint does not
+/// take (a typo such as `form=latest` for `from=latest`) is refused with
+/// 400 `UNKNOWN_QUERY_PARAMETER` naming it instead of being ignored.
+/// `access_token`, read by the caller extractor, is taken everywhere.
 pub struct Params<T>(pub T);
+
+/// The query of an endpoint that takes no parameters (`access_token`
+/// aside).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
 
 impl<T, S> axum::extract::FromRequestParts<S> for Params<T>
 where
@@ -95,12 +114,38 @@ where
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &S,
+        _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        axum_extra::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum_extra::extract::Query(q)| Self(q))
-            .map_err(|e| bad_request("query", e.to_string()))
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = serde_html_form::from_str(query)
+            .map_err(|e| bad_request("query", format!("not a query string: {e}")))?;
+        let own = serde_html_form::to_string(
+            pairs
+                .iter()
+                .filter(|(name, _)| name != super::caller::ACCESS_TOKEN)
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| bad_request("query", e.to_string()))?;
+        serde_html_form::from_str(&own)
+            .map(Self)
+            .map_err(|e| query_problem(&e.to_string()))
+    }
+}
+
+/// A query that does not deserialize. serde words an unknown field as
+/// "unknown field `NAME`, expected ...": the name goes into the metadata.
+fn query_problem(message: &str) -> Problem {
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'));
+    match unknown {
+        Some((name, rest)) => Problem(Failure::new(
+            Code::InvalidArgument,
+            UNKNOWN_QUERY_PARAMETER,
+            format!("unknown query parameter `{name}`{rest}"),
+            [("parameter".to_owned(), name.to_owned())].into(),
+        )),
+        None => bad_request("query", message.to_owned()),
     }
 }
 

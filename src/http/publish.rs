@@ -1,7 +1,10 @@
 //! `POST /api/v1/streams/{stream}/events`: the CloudEvents HTTP protocol
-//! binding. Structured mode (`application/cloudevents+json`), batched mode
-//! (`application/cloudevents-batch+json`, atomic like gRPC Publish) and
-//! binary mode (`ce-*` headers, the body is the data).
+//! binding (v1.0.2). Structured mode (`application/cloudevents+json`, or
+//! `application/cloudevents+protobuf`), batched mode
+//! (`application/cloudevents-batch+json` or `-batch+protobuf`, atomic like
+//! gRPC Publish) and binary mode (`ce-*` headers, the body is the data).
+//! Any other `application/cloudevents...` type is refused with 415; any
+//! other Content-Type (or none) is binary mode.
 //!
 //! Optimistic concurrency: the `expected_last_sequence` query parameter
 //! (or the `Riverlog-Expected-Last-Sequence` header) works as on gRPC.
@@ -12,8 +15,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
+use prost::Message as _;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -23,11 +27,29 @@ use super::problem::{Params, Problem, bad_request, body_problem};
 use crate::auth::Principal;
 use crate::log::{Expectation, PublishBatch, parse};
 use crate::proto::cloudevent::cloud_event::Data;
-use crate::proto::json::from_json;
+use crate::proto::json::{declares_json, from_json};
 use crate::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPayload};
 use crate::service::admission::admit_events;
 use crate::service::failure::Failure;
 use crate::service::trace_context::TraceContext;
+
+/// Structured mode, the JSON format.
+pub const STRUCTURED_JSON: &str = "application/cloudevents+json";
+/// Batched mode, the JSON batch format.
+pub const BATCH_JSON: &str = "application/cloudevents-batch+json";
+/// Structured mode, the Protobuf format (`io.cloudevents.v1.CloudEvent`,
+/// whose field numbers riverlog's `CloudEvent` shares).
+pub const STRUCTURED_PROTOBUF: &str = "application/cloudevents+protobuf";
+/// Batched mode, the Protobuf format's `CloudEventBatch`.
+pub const BATCH_PROTOBUF: &str = "application/cloudevents-batch+protobuf";
+
+/// `io.cloudevents.v1.CloudEventBatch` of the CloudEvents Protobuf format
+/// (v1.0.2): `repeated CloudEvent events = 1`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct CloudEventBatch {
+    #[prost(message, repeated, tag = "1")]
+    events: Vec<CloudEvent>,
+}
 
 /// Header alternative to the `expected_last_sequence` query parameter.
 pub const EXPECTED_HEADER: &str = "riverlog-expected-last-sequence";
@@ -35,6 +57,7 @@ pub const EXPECTED_HEADER: &str = "riverlog-expected-last-sequence";
 /// Query of a publish.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct PublishParams {
     /// Fail with 412 unless the stream's last sequence is this (0: no
     /// event yet); the `Riverlog-Expected-Last-Sequence` header does the
@@ -42,12 +65,16 @@ pub(super) struct PublishParams {
     expected_last_sequence: Option<u64>,
 }
 
-fn content_type(headers: &HeaderMap) -> String {
+/// The request's Content-Type, if any; one that is not text is refused.
+fn content_type(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     headers
         .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| bad_request("headers", "Content-Type is not printable ASCII"))
+        })
+        .transpose()
 }
 
 fn essence(content_type: &str) -> String {
@@ -60,37 +87,51 @@ fn essence(content_type: &str) -> String {
 }
 
 fn is_text(essence: &str) -> bool {
-    essence.starts_with("text/")
-        || essence == "application/json"
-        || essence.ends_with("+json")
-        || essence == "application/xml"
-        || essence.ends_with("+xml")
+    essence.starts_with("text/") || essence == "application/xml" || essence.ends_with("+xml")
 }
 
-/// A binary-mode event: attributes in `ce-*` headers, data in the body.
+/// A binary-mode event (HTTP binding §3.1): attributes in `ce-*` headers
+/// (names case-insensitive, values unquoted then percent-decoded, §3.1.3),
+/// `datacontenttype` in `Content-Type` (a `ce-datacontenttype` header is
+/// refused, §3.1.1), data in the body. A body with a JSON content type
+/// must be JSON (it is kept as sent, as `text_data`); other text types
+/// valid as UTF-8 are kept as `text_data`; anything else as
+/// `binary_data`. An empty body is no data.
 pub(crate) fn binary_event(headers: &HeaderMap, body: Bytes) -> Result<CloudEvent, Problem> {
     let mut event = CloudEvent::default();
-    for (name, value) in headers {
+    // `HeaderMap` names are lowercase whatever the client sent.
+    for name in headers.keys() {
         let Some(attr) = name.as_str().strip_prefix("ce-") else {
             continue;
         };
-        let value = value
-            .to_str()
-            .map_err(|_| bad_request("headers", format!("{name} is not text")))?;
-        // Header values are percent-encoded per the binding's rules.
-        let value = percent_decode(name.as_str(), value)?;
+        if attr == "datacontenttype" {
+            return Err(bad_request(
+                "headers",
+                "ce-datacontenttype must not be sent in binary mode: Content-Type is the \
+                 datacontenttype (CloudEvents HTTP binding 3.1.1)",
+            ));
+        }
+        let mut values = headers.get_all(name).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(bad_request(
+                "headers",
+                format!("{name} appears more than once: an attribute has one value"),
+            ));
+        };
+        let value = header_value(name.as_str(), value)?;
         match attr {
             "id" => event.id = value,
             "source" => event.source = value,
             "specversion" => event.spec_version = value,
             "type" => event.r#type = value,
             _ => {
-                let attr_value = if attr == "time" {
-                    let t = super::rest::parse_time("ce-time", &value)?;
-                    let (seconds, nanos) = t.to_parts();
-                    AttributeValue::CeTimestamp(prost_types::Timestamp { seconds, nanos })
-                } else {
-                    AttributeValue::CeString(value)
+                let attr_value = match attr {
+                    // prost keeps nanoseconds and takes any offset.
+                    "time" => AttributeValue::CeTimestamp(value.parse().map_err(|_| {
+                        bad_request("ce-time", format!("{value:?} is not an RFC 3339 time"))
+                    })?),
+                    "dataschema" => AttributeValue::CeUri(value),
+                    _ => AttributeValue::CeString(value),
                 };
                 event.attributes.insert(
                     attr.to_owned(),
@@ -116,8 +157,9 @@ pub(crate) fn binary_event(headers: &HeaderMap, body: Bytes) -> Result<CloudEven
             ));
         }
     }
-    let content_type = content_type(headers);
-    if !content_type.is_empty() {
+    // An empty Content-Type says nothing: no datacontenttype.
+    let content_type = content_type(headers)?.filter(|t| !t.is_empty());
+    if let Some(content_type) = &content_type {
         event.attributes.insert(
             "datacontenttype".into(),
             CloudEventAttributeValue {
@@ -125,26 +167,83 @@ pub(crate) fn binary_event(headers: &HeaderMap, body: Bytes) -> Result<CloudEven
             },
         );
     }
-    if !body.is_empty() {
-        event.data = Some(if is_text(&essence(&content_type)) {
-            Data::TextData(
-                String::from_utf8(body.to_vec())
-                    .map_err(|_| bad_request("body", "text data must be UTF-8"))?,
-            )
-        } else {
-            Data::BinaryData(body.to_vec())
-        });
+    if body.is_empty() {
+        return Ok(event);
     }
+    let content_type = content_type.unwrap_or_default();
+    event.data = Some(if declares_json(&content_type) {
+        // JSON is UTF-8 (RFC 8259 8.1); serde_json does not check the
+        // inside of strings it skips, so UTF-8 is checked first.
+        let text = String::from_utf8(body.to_vec())
+            .ok()
+            .filter(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok());
+        let Some(text) = text else {
+            return Err(bad_request(
+                "body",
+                format!("Content-Type {content_type:?} declares JSON but the body is not JSON"),
+            ));
+        };
+        Data::TextData(text)
+    } else if is_text(&essence(&content_type)) {
+        match String::from_utf8(body.to_vec()) {
+            Ok(text) => Data::TextData(text),
+            // Another charset: the bytes as they are.
+            Err(e) => Data::BinaryData(e.into_bytes()),
+        }
+    } else {
+        Data::BinaryData(body.to_vec())
+    });
     Ok(event)
 }
 
-/// Decodes a percent-encoded header value; one that does not decode to
-/// UTF-8 is refused rather than kept raw.
-fn percent_decode(field: &str, value: &str) -> Result<String, Problem> {
-    percent_encoding::percent_decode_str(value)
-        .decode_utf8()
-        .map(|v| v.into_owned())
-        .map_err(|_| bad_request("headers", format!("{field} is not percent-encoded UTF-8")))
+/// A `ce-*` header's value as the HTTP binding decodes it (§3.1.3.2):
+/// a double-quoted string is unquoted first (backslash escapes, RFC 7230
+/// 3.2.6), then one round of percent-decoding; `%` must start `%XX` (either
+/// case), and bytes that are not UTF-8 (overlong forms too) are refused.
+fn header_value(name: &str, value: &HeaderValue) -> Result<String, Problem> {
+    let refuse = |why: &str| bad_request("headers", format!("{name}: {why}"));
+    let text = value
+        .to_str()
+        .map_err(|_| refuse("not printable ASCII: percent-encode it (HTTP binding 3.1.3.2)"))?
+        .trim();
+    let unquoted = match text.strip_prefix('"') {
+        Some(rest) => {
+            let mut out = String::with_capacity(rest.len());
+            let mut chars = rest.chars();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.as_str().is_empty() => break,
+                    Some('"') => return Err(refuse("text after the closing double quote")),
+                    Some('\\') => match chars.next() {
+                        Some(c) => out.push(c),
+                        None => return Err(refuse("unterminated double-quoted string")),
+                    },
+                    Some(c) => out.push(c),
+                    None => return Err(refuse("unterminated double-quoted string")),
+                }
+            }
+            out
+        }
+        None => text.to_owned(),
+    };
+    let bytes = unquoted.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| refuse("a % must start a %XX escape"))?;
+            decoded.push(hex);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(decoded).map_err(|_| refuse("percent-decodes to bytes that are not UTF-8"))
 }
 
 fn structured(value: &Value, index: Option<usize>) -> Result<CloudEvent, Problem> {
@@ -192,9 +291,9 @@ fn publish_batch(
         (Some(s), _) | (None, Some(s)) => Expectation::LastSequence(s),
         (None, None) => Expectation::Any,
     };
-    let events = match essence(&content_type(headers)).as_str() {
-        "application/cloudevents+json" => vec![structured(&parse_json(&body)?, None)?],
-        "application/cloudevents-batch+json" => match parse_json(&body)? {
+    let events = match essence(&content_type(headers)?.unwrap_or_default()).as_str() {
+        STRUCTURED_JSON => vec![structured(&parse_json(&body)?, None)?],
+        BATCH_JSON => match parse_json(&body)? {
             Value::Array(items) => items
                 .iter()
                 .enumerate()
@@ -207,6 +306,26 @@ fn publish_batch(
                 ));
             }
         },
+        STRUCTURED_PROTOBUF => vec![
+            CloudEvent::decode(body)
+                .map_err(|e| Problem(Failure::malformed_request(format_args!("{e}"))))?,
+        ],
+        BATCH_PROTOBUF => {
+            CloudEventBatch::decode(body)
+                .map_err(|e| Problem(Failure::malformed_request(format_args!("{e}"))))?
+                .events
+        }
+        other if other.starts_with("application/cloudevents") => {
+            return Err(Problem(Failure::new(
+                tonic::Code::InvalidArgument,
+                super::problem::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "{other} is not an event format riverlog reads: use {STRUCTURED_JSON}, \
+                     {BATCH_JSON}, {STRUCTURED_PROTOBUF}, {BATCH_PROTOBUF} or binary mode"
+                ),
+                Default::default(),
+            )));
+        }
         _ => vec![binary_event(headers, body)?],
     };
     let events = admit_events(
@@ -226,9 +345,15 @@ fn publish_batch(
     request_body(content(
         (super::bodies::CloudEventJson = "application/cloudevents+json"),
         (Vec<super::bodies::CloudEventJson> = "application/cloudevents-batch+json"),
+        (Vec<u8> = "application/cloudevents+protobuf"),
+        (Vec<u8> = "application/cloudevents-batch+protobuf"),
         (Vec<u8> = "application/octet-stream"),
     )),
     responses((status = 201, body = super::bodies::PublishResult),
+              (status = 400, description = "Not a CloudEvent, or an unknown query parameter",
+               body = super::bodies::ProblemJson, content_type = "application/problem+json"),
+              (status = 415, description = "An event format riverlog does not read",
+               body = super::bodies::ProblemJson, content_type = "application/problem+json"),
               (status = "default", body = super::bodies::ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn publish(
     State(state): State<Arc<HttpState>>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -18,12 +18,13 @@ use super::bodies::{
     RedriveResult, SeekResult, StreamsPage, TrimResult,
 };
 use super::caller::Caller;
-use super::problem::{JsonBody, Params, Problem, bad_request};
+use super::problem::{JsonBody, NoQuery, Params, Problem, bad_request};
 use crate::log::{EventFilter, ListPending, LogError, ReadQuery, Retention, UnixMicros, parse};
 use crate::model::groups::RedriveSelection;
 use crate::model::query::{Direction, ReadFrom, TrimUntil};
 use crate::proto::views::{GroupView, PendingView, StreamView, event_json};
 use crate::service::convert;
+use crate::service::failure::Failure;
 
 type Reply = Result<axum::response::Response, Problem>;
 
@@ -44,6 +45,7 @@ fn stream_view(info: &crate::log::StreamInfo) -> StreamView {
 /// Query of a stream listing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ListStreams {
     /// Only names matching this pattern (`*` matches any run).
     #[serde(default)]
@@ -59,6 +61,7 @@ pub(super) struct ListStreams {
 /// List streams.
 #[utoipa::path(get, path = "/api/v1/streams", params(ListStreams), tag = "streams",
     responses((status = 200, body = StreamsPage),
+              (status = 400, description = "A bad or unknown query parameter", body = ProblemJson, content_type = "application/problem+json"),
               (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn list_streams(
     State(state): State<Arc<HttpState>>,
@@ -111,6 +114,7 @@ pub(super) struct CreateStream {
 pub(super) async fn create_stream(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
+    Params(NoQuery {}): Params<NoQuery>,
     JsonBody(body): JsonBody<CreateStream>,
 ) -> Reply {
     let stream = parse::stream(&body.stream)?;
@@ -154,6 +158,7 @@ pub(super) async fn create_stream(
 pub(super) async fn get_stream(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
+    Params(NoQuery {}): Params<NoQuery>,
     Path(stream): Path<String>,
 ) -> Reply {
     let stream = parse::stream(&stream)?;
@@ -169,6 +174,7 @@ pub(super) async fn get_stream(
 pub(super) async fn delete_stream(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
+    Params(NoQuery {}): Params<NoQuery>,
     Path(stream): Path<String>,
 ) -> Reply {
     let name = parse::stream(&stream)?;
@@ -200,6 +206,7 @@ pub(super) struct Trim {
 pub(super) async fn trim(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
+    Params(NoQuery {}): Params<NoQuery>,
     Path(stream): Path<String>,
     JsonBody(body): JsonBody<Trim>,
 ) -> Reply {
@@ -222,6 +229,7 @@ pub(super) async fn trim(
 /// Query of a history read.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ReadParams {
     /// First sequence (forward) or last (backward); default: the start or
     /// the end.
@@ -247,17 +255,45 @@ pub(super) struct ReadParams {
     subjects: Vec<String>,
 }
 
-/// Read a page of a stream's history as CloudEvents JSON.
+/// The media types a history read answers in, the default first.
+const READ_MEDIA: &[&str] = &["application/json", super::publish::BATCH_JSON];
+/// With the batch answer: where the next page starts (`from`).
+pub const NEXT_SEQUENCE_HEADER: &str = "riverlog-next-sequence";
+/// With the batch answer: `true` when no further event exists in this
+/// direction now.
+pub const END_OF_STREAM_HEADER: &str = "riverlog-end-of-stream";
+
+/// Read a page of a stream's history as CloudEvents JSON: an `EventsPage`
+/// (`application/json`, the default) or, when `Accept` asks for it, the
+/// events alone as a JSON batch (`application/cloudevents-batch+json`, JSON
+/// format §4) with the paging in `Riverlog-Next-Sequence` and
+/// `Riverlog-End-Of-Stream`. An `Accept` that allows neither: 406.
 #[utoipa::path(get, path = "/api/v1/streams/{stream}/events", tag = "events",
     params(("stream" = String, Path, description = "Stream name, percent-encoded"), ReadParams),
-    responses((status = 200, body = EventsPage),
+    responses((status = 200, content(
+                  (EventsPage = "application/json"),
+                  (Vec<super::bodies::CloudEventJson> = "application/cloudevents-batch+json")),
+               headers(
+                  ("Riverlog-Next-Sequence" = u64, description = "Batch answer only: where the next page starts"),
+                  ("Riverlog-End-Of-Stream" = bool, description = "Batch answer only: no further event now"))),
+              (status = 400, description = "A bad or unknown query parameter", body = ProblemJson, content_type = "application/problem+json"),
+              (status = 406, description = "Accept allows neither answer", body = ProblemJson, content_type = "application/problem+json"),
               (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn read(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
     Path(stream): Path<String>,
     Params(q): Params<ReadParams>,
+    headers: HeaderMap,
 ) -> Reply {
+    let media = super::accept::negotiate(&headers, READ_MEDIA).ok_or_else(|| {
+        Problem(Failure::new(
+            tonic::Code::InvalidArgument,
+            super::problem::NOT_ACCEPTABLE,
+            format!("Accept allows none of {}", READ_MEDIA.join(", ")),
+            Default::default(),
+        ))
+    })?;
     let name = parse::stream(&stream)?;
     let from = match (q.from, &q.from_time) {
         (Some(_), Some(_)) => return Err(bad_request("from", "give from or from_time, not both")),
@@ -288,17 +324,37 @@ pub(super) async fn read(
             },
         )
         .await?;
-    Ok(Json(EventsPage {
-        stream,
-        events: page
-            .events
-            .iter()
-            .map(|e| event_json(&convert::recorded_event(e)))
-            .collect(),
-        next_sequence: page.next_sequence,
-        end_of_stream: page.end_of_stream,
-    })
-    .into_response())
+    let events: Vec<_> = page
+        .events
+        .iter()
+        .map(|e| event_json(&convert::recorded_event(e)))
+        .collect();
+    let mut response = if media == super::publish::BATCH_JSON {
+        let mut response = Json(events).into_response();
+        let h = response.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(super::publish::BATCH_JSON),
+        );
+        h.insert(NEXT_SEQUENCE_HEADER, HeaderValue::from(page.next_sequence));
+        h.insert(
+            END_OF_STREAM_HEADER,
+            HeaderValue::from_static(if page.end_of_stream { "true" } else { "false" }),
+        );
+        response
+    } else {
+        Json(EventsPage {
+            stream,
+            events,
+            next_sequence: page.next_sequence,
+            end_of_stream: page.end_of_stream,
+        })
+        .into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    Ok(response)
 }
 
 /// List a stream's consumer groups.
@@ -309,6 +365,7 @@ pub(super) async fn read(
 pub(super) async fn list_groups(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
+    Params(NoQuery {}): Params<NoQuery>,
     Path(stream): Path<String>,
 ) -> Reply {
     let stream = parse::stream(&stream)?;
@@ -325,6 +382,7 @@ pub(super) async fn list_groups(
 /// Query of a pending listing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct PendingParams {
     /// Only this consumer's entries.
     #[serde(default)]
@@ -342,6 +400,7 @@ pub(super) struct PendingParams {
     params(("stream" = String, Path, description = "Stream name, percent-encoded"),
            ("group" = String, Path, description = "Group name"), PendingParams),
     responses((status = 200, body = PendingPage),
+              (status = 400, description = "A bad or unknown query parameter", body = ProblemJson, content_type = "application/problem+json"),
               (status = "default", body = ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn list_pending(
     State(state): State<Arc<HttpState>>,
@@ -396,6 +455,7 @@ pub(super) struct Seek {
 pub(super) async fn seek(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
+    Params(NoQuery {}): Params<NoQuery>,
     Path((stream, group)): Path<(String, String)>,
     JsonBody(body): JsonBody<Seek>,
 ) -> Reply {
@@ -458,6 +518,7 @@ pub(super) struct RedriveFilter {
 pub(super) async fn redrive(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
+    Params(NoQuery {}): Params<NoQuery>,
     Path((stream, group)): Path<(String, String)>,
     JsonBody(body): JsonBody<Redrive>,
 ) -> Reply {
@@ -505,6 +566,7 @@ pub(super) struct Ack {
 pub(super) async fn ack(
     State(state): State<Arc<HttpState>>,
     Caller(caller): Caller,
+    Params(NoQuery {}): Params<NoQuery>,
     Path((stream, group)): Path<(String, String)>,
     JsonBody(body): JsonBody<Ack>,
 ) -> Reply {

@@ -192,6 +192,7 @@ impl Encoder {
 /// Query parameters of `/api/v1/subscribe`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct SubscribeParams {
     /// Stream names; repeatable.
     #[serde(default)]
@@ -296,6 +297,7 @@ fn sse(headers: &HeaderMap, stream: impl Stream<Item = Event> + Send + 'static) 
 #[utoipa::path(get, path = "/api/v1/subscribe", tag = "events", params(SubscribeParams,
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position; beyond the head: 400 START_BEYOND_HEAD")),
     responses((status = 200, content_type = "text/event-stream", body = String),
+              (status = 400, description = "A bad or unknown query parameter", body = super::bodies::ProblemJson, content_type = "application/problem+json"),
               (status = "default", body = super::bodies::ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn subscribe(
     State(state): State<Arc<HttpState>>,
@@ -366,6 +368,7 @@ pub(super) async fn subscribe(
 /// Query parameters of `/api/v1/groups/{group}/consume`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ConsumeParams {
     /// The group's stream.
     stream: String,
@@ -383,6 +386,7 @@ pub(super) struct ConsumeParams {
 #[utoipa::path(get, path = "/api/v1/groups/{group}/consume", tag = "groups",
     params(("group" = String, Path, description = "Group name"), ConsumeParams),
     responses((status = 200, content_type = "text/event-stream", body = String),
+              (status = 400, description = "A bad or unknown query parameter", body = super::bodies::ProblemJson, content_type = "application/problem+json"),
               (status = "default", body = super::bodies::ProblemJson, content_type = "application/problem+json")))]
 pub(super) async fn consume(
     State(state): State<Arc<HttpState>>,

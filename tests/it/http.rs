@@ -72,7 +72,7 @@ async fn publish_in_all_three_modes_and_read_back() {
     assert_eq!(events[0]["rlsequence"], 1);
     assert_eq!(events[3]["data_base64"], "AAEC/w==");
     assert_eq!(events[3]["subject"], "order/4");
-    assert_eq!(events[3]["time"], "2026-11-24T10:00:00.500000Z");
+    assert_eq!(events[3]["time"], "2026-11-24T10:00:00.500Z");
     assert_eq!(page["end_of_stream"], true);
 
     // Filters, direction and paging.

@@ -4,6 +4,7 @@
 mod auth;
 mod checkpoints;
 mod cli;
+mod cloudevents_http;
 mod common;
 mod config;
 mod crash;
