@@ -1,6 +1,5 @@
 //! `riverlog publish STREAM`: one event from flags, or many from stdin.
 
-use crate::proto::json::declares_json;
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 
@@ -16,7 +15,7 @@ use super::output::{Format, OutputArgs};
 use super::progress::BulkProgress;
 use super::{CliError, Connection, emit};
 use crate::proto::cloudevent::cloud_event::Data;
-use crate::proto::json::from_json;
+use crate::proto::json::{declares_json, from_json};
 use crate::proto::v1::event_log_client::EventLogClient;
 use crate::proto::v1::{PublishRequest, PublishedPosition, RequestError, publish_request};
 use crate::proto::{AttributeValue, CloudEvent, CloudEventAttributeValue, EventPayload};
