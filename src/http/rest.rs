@@ -119,18 +119,21 @@ pub(super) async fn create_stream(
 ) -> Reply {
     let stream = parse::stream(&body.stream)?;
     let r = &body.retention;
+    // Zero means unset, as over gRPC.
     let retention = Retention {
         max_events: r.max_events.filter(|&n| n > 0),
         max_age: r
             .max_age
             .as_deref()
             .map(|s| parse_duration("retention.max_age", s))
-            .transpose()?,
+            .transpose()?
+            .filter(|d| !d.is_zero()),
         ttl: r
             .ttl
             .as_deref()
             .map(|s| parse_duration("retention.ttl", s))
-            .transpose()?,
+            .transpose()?
+            .filter(|d| !d.is_zero()),
         policy: r
             .policy
             .as_deref()
@@ -144,7 +147,8 @@ pub(super) async fn create_stream(
             .dedup_window
             .as_deref()
             .map(|s| parse_duration("retention.dedup_window", s))
-            .transpose()?,
+            .transpose()?
+            .filter(|d| !d.is_zero()),
     };
     let info = state.log.create_stream(&caller, stream, retention).await?;
     Ok((StatusCode::CREATED, Json(stream_view(&info))).into_response())

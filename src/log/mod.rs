@@ -459,6 +459,7 @@ impl EventLog {
                 events: checked,
                 expected,
                 auto_create: limits.auto_create_streams,
+                dedup_removed: true,
             })
             .await
     }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::sql::{
-    Dialect, Driver, LockedLogHead, Sql, SqlStorage, existing_event, get, to_i64, to_u64,
+    Dialect, Driver, IdsOf, LockedLogHead, Sql, SqlStorage, existing_event, get, to_i64, to_u64,
 };
 use super::{CommitFeed, EventRow, ExistingEvent, GroupFeed, StorageError, StorageOptions};
 use crate::model::names::{GroupName, StreamName};
@@ -68,6 +68,11 @@ const FIND_EVENTS: &str = "SELECT e.stream_id, e.event_id, e.sequence, e.positio
      FROM UNNEST($1::int8[], $2::text[]) AS k (stream_id, event_id) \
      CROSS JOIN LATERAL (SELECT stream_id, event_id, sequence, position, recorded_at \
        FROM events WHERE stream_id = k.stream_id AND event_id = k.event_id LIMIT 1) e";
+/// The same among the remembered ids of removed events.
+const FIND_REMOVED_EVENTS: &str = "SELECT e.stream_id, e.event_id, e.sequence, e.position, \
+     e.recorded_at FROM UNNEST($1::int8[], $2::text[]) AS k (stream_id, event_id) \
+     CROSS JOIN LATERAL (SELECT stream_id, event_id, sequence, position, recorded_at \
+       FROM removed_event_ids WHERE stream_id = k.stream_id AND event_id = k.event_id LIMIT 1) e";
 /// How often the listener looks for commits anyway: notifications sent
 /// while its connection was being re-established are lost.
 const COMMIT_POLL: Duration = Duration::from_secs(1);
@@ -131,6 +136,7 @@ impl Dialect for PostgresDialect {
     async fn find_events(
         conn: &mut PgConnection,
         keys: &[(i64, &str)],
+        among: IdsOf,
     ) -> Result<Vec<ExistingEvent>, StorageError> {
         // As with inserts, one statement of fixed shape: a VALUES list of
         // each batch's size was a new statement, and planning it took ten
@@ -141,7 +147,11 @@ impl Dialect for PostgresDialect {
         // it chose for batches of hundreds of keys (W2 on PostgreSQL fell
         // from 63k to 15k events/s as the table grew).
         let (stream_ids, ids): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
-        let rows = sqlx::query(FIND_EVENTS)
+        let sql = match among {
+            IdsOf::Retained => FIND_EVENTS,
+            IdsOf::Removed => FIND_REMOVED_EVENTS,
+        };
+        let rows = sqlx::query(sql)
             .bind(stream_ids)
             .bind(ids)
             .fetch_all(conn)

@@ -1186,6 +1186,50 @@ async fn seeking_a_group_to_the_earliest_event_delivers_acked_events_again() {
 }
 
 #[tokio::test]
+async fn an_event_dead_lettered_again_after_its_copy_was_trimmed_gets_a_new_copy() {
+    let (_server, mut client, mut groups) =
+        group("s", "g").max_deliveries(1).on_new_server(1).await;
+    let dead_letter_now = async |groups: &mut Groups| {
+        let got = fetch(groups, "s", "g", "c", 1, 0).await;
+        assert_eq!(seqs(&got), [1]);
+        let nack = v1::NackRequest {
+            consumer: "c".into(),
+            ..nack_request("s", "g", vec![1])
+        };
+        groups.nack(nack).await.expect("nacked");
+    };
+    let dlq = async |client: &mut EventLogClient<Channel>| {
+        let info = client
+            .get_stream(v1::GetStreamRequest {
+                stream: "s:dlq".into(),
+            })
+            .await
+            .expect("dead-letter stream")
+            .into_inner()
+            .info
+            .expect("info");
+        (info.event_count, info.last_sequence)
+    };
+    dead_letter_now(&mut groups).await;
+    assert_eq!(dlq(&mut client).await, (1, 1));
+    client
+        .trim(v1::TrimRequest {
+            stream: "s:dlq".into(),
+            until: Some(v1::trim_request::Until::BeforeSequence(2)),
+        })
+        .await
+        .expect("trimmed");
+    groups
+        .seek_group(seek_request("s", "g", v1::group_start::Start::Earliest(())))
+        .await
+        .expect("seek");
+    // The copy's id is remembered by the dead-letter stream, but a dead
+    // letter is not a producer's retry: the second failure is recorded too.
+    dead_letter_now(&mut groups).await;
+    assert_eq!(dlq(&mut client).await, (1, 2));
+}
+
+#[tokio::test]
 async fn seeking_to_latest_skips_the_backlog_and_removes_pending_entries() {
     let server = TestServer::start().await;
     let mut client = server.client().await;

@@ -802,9 +802,15 @@ async fn a_stream_is_created_with_a_retention_policy_and_dedup_window_over_rest(
     assert_eq!(info["retention"]["dedup_window_seconds"], 86400.0);
     let info = api.get_json("/streams/jobs").await;
     assert_eq!(info["retention"]["policy"], "work_queue");
-    let plain = api.post_json("/streams", &json!({"stream": "plain"})).await;
+    let plain = api
+        .post_json(
+            "/streams",
+            &json!({"stream": "plain", "retention": {"dedup_window": "0s"}}),
+        )
+        .await;
     let plain: Value = plain.json().await.unwrap();
     assert_eq!(plain["retention"]["policy"], "limits");
+    // Zero is unset, as over gRPC: the server's window applies.
     assert_eq!(plain["retention"]["dedup_window_seconds"], Value::Null);
 
     let bad = api

@@ -26,7 +26,8 @@ impl Transaction {
                 if let Some(&i) = self.unflushed_ids.get(&key) {
                     known.insert(e.id.clone(), appended(&self.rows[i].event, true));
                 } else if self.prefetched.contains(&h.id) {
-                    if let Some(original) = self.existing.get(&key) {
+                    let remembered = || self.remembered.get(&key).filter(|_| req.dedup_removed);
+                    if let Some(original) = self.existing.get(&key).or_else(remembered) {
                         known.insert(e.id.clone(), original.clone());
                     }
                 } else {
@@ -34,7 +35,9 @@ impl Transaction {
                 }
             }
             if !to_look_up.is_empty() {
-                for found in self.find_originals(&to_look_up).await? {
+                let (retained, removed) =
+                    self.find_originals(&to_look_up, req.dedup_removed).await?;
+                for found in retained.into_iter().chain(removed) {
                     known.insert(found.id.clone(), found.into());
                 }
             }

@@ -230,6 +230,7 @@ mod tests {
             events: events(ids),
             expected,
             auto_create: true,
+            dedup_removed: true,
         };
         (Command::Append { request, reply }, answer)
     }

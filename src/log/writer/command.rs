@@ -27,6 +27,11 @@ pub struct AppendRequest {
     pub expected: Expectation,
     /// Create the stream if it does not exist.
     pub auto_create: bool,
+    /// Whether the remembered ids of removed events count as duplicates:
+    /// yes for publishes (a producer's retry after a trim); no for dead
+    /// letters, whose ids are derived from the origin, so the same event
+    /// dead-lettered again after its copy was trimmed gets a new copy.
+    pub dedup_removed: bool,
 }
 
 /// Where one published event landed.

@@ -371,6 +371,7 @@ impl Transaction {
             }],
             expected: Expectation::Any,
             auto_create: true,
+            dedup_removed: false,
         };
         match self.append(&request).await? {
             Err(e) => {

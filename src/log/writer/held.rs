@@ -435,6 +435,7 @@ mod tests {
             events,
             expected: Expectation::Any,
             auto_create: true,
+            dedup_removed: true,
         };
         let (created, _) = oneshot::channel();
         let create = GroupCommand::Create {

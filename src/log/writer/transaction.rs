@@ -33,8 +33,10 @@ pub(super) struct Transaction {
     /// Streams whose stored duplicates of this batch's ids were looked up
     /// up front (see `prefetch`); valid until the first flush.
     pub(super) prefetched: HashSet<i64>,
-    /// What that lookup found, by (stream id, event id).
+    /// What that lookup found retained, by (stream id, event id).
     pub(super) existing: HashMap<(i64, String), Appended>,
+    /// What it found among the remembered ids of removed events.
+    pub(super) remembered: HashMap<(i64, String), Appended>,
     /// Every event appended, in position order.
     pub(super) appended: Vec<StoredEvent>,
     /// Events dead-lettered by group commands.
@@ -72,6 +74,7 @@ impl Transaction {
             unflushed_ids: HashMap::new(),
             prefetched: HashSet::new(),
             existing: HashMap::new(),
+            remembered: HashMap::new(),
             appended: Vec::new(),
             dead_lettered: 0,
             limits,
@@ -114,25 +117,33 @@ impl Transaction {
         }
         keys.sort_unstable();
         keys.dedup();
-        let found = self.find_originals(&keys).await?;
+        let (retained, removed) = self.find_originals(&keys, true).await?;
         self.prefetched.extend(prefetched);
-        for found in found {
-            self.existing
-                .insert((found.stream_id, found.id.clone()), found.into());
+        for (found, into) in [
+            (retained, &mut self.existing),
+            (removed, &mut self.remembered),
+        ] {
+            for found in found {
+                into.insert((found.stream_id, found.id.clone()), found.into());
+            }
         }
         Ok(())
     }
 
     /// The events with these (stream id, event id) keys that a republish
-    /// is a duplicate of: retained ones, and removed ones whose ids are
-    /// still remembered. Only streams that ever lost an event (fewer
-    /// retained than sequences assigned) have removed ids, so a stream
-    /// never trimmed costs no second lookup.
+    /// is a duplicate of: retained ones, and (with `removed`) removed ones
+    /// whose ids are still remembered, as (retained, removed). Only streams
+    /// that ever lost an event (fewer retained than sequences assigned)
+    /// have removed ids, so a stream never trimmed costs no second lookup.
     pub(super) async fn find_originals(
         &mut self,
         keys: &[(i64, &str)],
-    ) -> Result<Vec<ExistingEvent>, StorageError> {
-        let mut found = self.tx.find_events(keys).await?;
+        removed: bool,
+    ) -> Result<(Vec<ExistingEvent>, Vec<ExistingEvent>), StorageError> {
+        let found = self.tx.find_events(keys).await?;
+        if !removed {
+            return Ok((found, Vec::new()));
+        }
         // Dedup windows of the streams that lost events, by stream id.
         let lost: HashMap<i64, Option<Duration>> = self
             .heads
@@ -142,7 +153,7 @@ impl Transaction {
             .map(|h| (h.id, h.dedup_window.or(self.limits.dedup_window)))
             .collect();
         if lost.is_empty() {
-            return Ok(found);
+            return Ok((found, Vec::new()));
         }
         let hit: HashSet<(i64, &str)> =
             found.iter().map(|f| (f.stream_id, f.id.as_str())).collect();
@@ -153,17 +164,15 @@ impl Transaction {
             .collect();
         drop(hit);
         if misses.is_empty() {
-            return Ok(found);
+            return Ok((found, Vec::new()));
         }
         let now = self.now;
-        let remembered = self.tx.find_removed_events(&misses).await?;
-        found.extend(remembered.into_iter().filter(|r| {
-            match lost.get(&r.stream_id).copied().flatten() {
-                Some(window) => r.recorded_at > now.saturating_sub(window),
-                None => true,
-            }
-        }));
-        Ok(found)
+        let mut remembered = self.tx.find_removed_events(&misses).await?;
+        remembered.retain(|r| match lost.get(&r.stream_id).copied().flatten() {
+            Some(window) => r.recorded_at > now.saturating_sub(window),
+            None => true,
+        });
+        Ok((found, remembered))
     }
 
     pub(super) async fn head(
@@ -201,6 +210,7 @@ impl Transaction {
         // them (and a trim or take after this may remove stored ones).
         self.prefetched.clear();
         self.existing.clear();
+        self.remembered.clear();
         if !self.rows.is_empty() {
             self.tx.insert_events(&self.rows).await?;
             self.appended

@@ -57,6 +57,26 @@ pub struct LockedLogHead {
     pub recorded_floor: UnixMicros,
 }
 
+/// Whose ids a duplicate lookup searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdsOf {
+    /// The stored events.
+    Retained,
+    /// The removed events whose ids are remembered.
+    Removed,
+}
+
+impl IdsOf {
+    /// The table holding them, with the columns of
+    /// [`rows::EXISTING_EVENT_COLUMNS`].
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::Retained => "events",
+            Self::Removed => "removed_event_ids",
+        }
+    }
+}
+
 /// What one SQL backend does its own way. Everything else is shared.
 pub trait Dialect: Send + Sync + Sized + 'static {
     /// The sqlx database type.
@@ -99,12 +119,14 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         rows: &'c [EventRow],
     ) -> impl Future<Output = Result<(), StorageError>> + Send + 'c;
 
-    /// The stored events with these (stream id, event id) keys: the
-    /// duplicate check of a batch. The shared way joins the keys as a
-    /// `VALUES` table, 500 at a time: one indexed lookup per key.
+    /// The events with these (stream id, event id) keys among the stored
+    /// ones or the remembered ids of removed ones (`among`): the duplicate
+    /// check of a batch. The shared way joins the keys as a `VALUES`
+    /// table, 500 at a time: one indexed lookup per key.
     fn find_events<'c>(
         conn: &'c mut <Self::DB as Database>::Connection,
         keys: &'c [(i64, &str)],
+        among: IdsOf,
     ) -> impl Future<Output = Result<Vec<ExistingEvent>, StorageError>> + Send + 'c {
         async move {
             let mut found = Vec::new();
@@ -113,8 +135,9 @@ pub trait Dialect: Send + Sync + Sized + 'static {
                     .values(chunk, |&(stream_id, id)| (stream_id, id))
                     .push(format!(
                         ") SELECT {} FROM k \
-                         JOIN events e ON e.stream_id = k.stream_id AND e.event_id = k.event_id",
-                        rows::EXISTING_EVENT_COLUMNS
+                         JOIN {} e ON e.stream_id = k.stream_id AND e.event_id = k.event_id",
+                        rows::EXISTING_EVENT_COLUMNS,
+                        among.table()
                     ))
                     .fetch_all(&mut *conn)
                     .await?;

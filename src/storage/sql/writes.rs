@@ -7,7 +7,7 @@ use super::driver::{Driver, Sql, get};
 use super::reads::sequences_at_positions;
 use super::rows::*;
 use super::transaction::PooledTx;
-use super::{CHUNK, Dialect};
+use super::{CHUNK, Dialect, IdsOf};
 use crate::model::StorageError;
 use crate::model::groups::{Checkpoint, GroupRecord, GroupSettings, PendingEntry};
 use crate::model::names::{GroupName, StreamName};
@@ -394,28 +394,14 @@ impl<D: Dialect> WriteTx for SqlWriteTx<D> {
         &mut self,
         keys: &[(i64, &str)],
     ) -> Result<Vec<ExistingEvent>, StorageError> {
-        D::find_events(self.conn(), keys).await
+        D::find_events(self.conn(), keys, IdsOf::Retained).await
     }
 
     async fn find_removed_events(
         &mut self,
         keys: &[(i64, &str)],
     ) -> Result<Vec<ExistingEvent>, StorageError> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(CHUNK) {
-            let rows = Sql::<D::DB>::new("WITH k (stream_id, event_id) AS (")
-                .values(chunk, |&(stream_id, id)| (stream_id, id))
-                .push(format!(
-                    ") SELECT {EXISTING_EVENT_COLUMNS} FROM k JOIN removed_event_ids e \
-                     ON e.stream_id = k.stream_id AND e.event_id = k.event_id"
-                ))
-                .fetch_all(self.conn())
-                .await?;
-            for row in &rows {
-                found.push(existing_event::<D::DB>(row)?);
-            }
-        }
-        Ok(found)
+        D::find_events(self.conn(), keys, IdsOf::Removed).await
     }
 
     async fn forget_removed_ids(
