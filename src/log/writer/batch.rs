@@ -340,5 +340,29 @@ mod tests {
         assert_eq!(positions, [2, 3, 4, 5], "positions follow commit order");
     }
 
-    on_each_backend!(one_batch_sees_its_own_appends_rejects_alone_and_survives_a_mid_batch_flush);
+    async fn what_was_committed_is_reported_before_any_caller_hears(storage: Arc<dyn Storage>) {
+        let s = StreamName::parse("s").unwrap();
+        let (cmd, mut answer) = append(&s, &["a", "b", "a"], Expectation::Any);
+        let mut reported = None;
+        commit_batch(
+            &*storage,
+            vec![cmd],
+            UnixMicros(1),
+            StreamLimits::default(),
+            |c| reported = Some((c.events.len(), answer.try_recv().is_err())),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            reported,
+            Some((2, true)),
+            "two events, caller not answered yet"
+        );
+        assert_eq!(summary(answer.await.unwrap()).len(), 3);
+    }
+
+    on_each_backend!(
+        one_batch_sees_its_own_appends_rejects_alone_and_survives_a_mid_batch_flush,
+        what_was_committed_is_reported_before_any_caller_hears,
+    );
 }
