@@ -17,8 +17,9 @@
 //! - [`log`]: the domain: the [`log::EventLog`] operations (which take
 //!   the caller and names parsed at the edge by [`log::parse`], and check
 //!   the caller first with [`log::access`]), the group-commit writer,
-//!   consumer groups, checkpoints, the live hub, subscriptions and
-//!   retention.
+//!   consumer groups, checkpoints, the live hub, subscriptions,
+//!   retention, and the last hour's throughput and group backlog
+//!   (`log::history`).
 //! - [`storage`]: the storage contract ([`storage::Storage`],
 //!   [`storage::WriteTx`]), its SQL written once for SQLite and PostgreSQL.
 //! - [`model`]: the ground floor domain and storage share: names, records,

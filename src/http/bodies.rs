@@ -181,3 +181,57 @@ pub struct ProblemJson {
     /// Facts about the error (`stream`, `limit`, ...).
     metadata: Option<HashMap<String, String>>,
 }
+
+/// Events appended to a stream in one bucket of its history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThroughputPointView {
+    /// When the bucket starts, RFC 3339.
+    pub time: String,
+    /// Events committed in it.
+    pub events: u64,
+    /// Events per second over the bucket (the current one: over its part
+    /// elapsed, at least one second).
+    pub events_per_second: f64,
+}
+
+/// A stream's throughput over the last hour.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamHistory {
+    /// The stream.
+    pub stream: String,
+    /// Length of a bucket, in seconds (10).
+    pub interval_seconds: u64,
+    /// Whether the server keeps this stream's throughput: false when its
+    /// limit of streams active within the hour was reached before the
+    /// stream first appended (its points are then zero).
+    pub tracked: bool,
+    /// One point per bucket over the hour (360), oldest first; the last is
+    /// the current bucket, still filling.
+    pub points: Vec<ThroughputPointView>,
+}
+
+/// A consumer group's backlog at one time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BacklogPointView {
+    /// When it was sampled, RFC 3339.
+    pub time: String,
+    /// Retained events not yet delivered to the group.
+    pub lag: u64,
+    /// Delivered, not yet acked.
+    pub pending: u64,
+}
+
+/// A consumer group's backlog over the last hour.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupHistory {
+    /// The stream.
+    pub stream: String,
+    /// The group.
+    pub group: String,
+    /// Seconds between the server's samples (`group_metrics_interval`)
+    /// are at least this: at most one sample per bucket is kept.
+    pub interval_seconds: u64,
+    /// Samples oldest first, at most one per bucket; the last is read at
+    /// the request.
+    pub points: Vec<BacklogPointView>,
+}

@@ -6,6 +6,7 @@ mod accept;
 pub mod bodies;
 mod caller;
 mod console;
+mod history;
 mod observe;
 pub mod openapi;
 mod problem;
@@ -63,6 +64,11 @@ pub fn router(state: Arc<HttpState>, with_metrics: bool) -> Router {
             get(rest::get_stream).delete(rest::delete_stream),
         )
         .route("/streams/{stream}/trim", post(rest::trim))
+        .route("/streams/{stream}/history", get(history::stream_history))
+        .route(
+            "/streams/{stream}/groups/{group}/history",
+            get(history::group_history),
+        )
         .route(
             "/streams/{stream}/events",
             get(rest::read).post(publish::publish),

@@ -26,13 +26,16 @@ use crate::proto::views::{ConsumerView, GroupView, PendingView, RetentionView, S
         super::rest::ack,
         super::rest::seek,
         super::rest::redrive,
+        super::history::stream_history,
+        super::history::group_history,
         super::sse::subscribe,
         super::sse::consume,
     ),
     components(schemas(
         StreamsPage, StreamView, RetentionView, CloudEventJson, EventsPage, PositionView,
         PublishResult, GroupsList, GroupView, ConsumerView, PendingPage, PendingView,
-        ConsumerPending, AckResult, SeekResult, RedriveResult, TrimResult, DeleteResult, ProblemJson
+        ConsumerPending, AckResult, SeekResult, RedriveResult, TrimResult, DeleteResult, ProblemJson,
+        StreamHistory, ThroughputPointView, GroupHistory, BacklogPointView
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

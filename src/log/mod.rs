@@ -23,6 +23,8 @@
 //!   from storage when several processes write one database.
 //! - [`subscription`]: catch-up from storage, then live from the hub.
 //! - [`retention`]: per-stream limits enforced in the background.
+//! - [`history`]: the last hour of throughput per stream and backlog per
+//!   group, in memory, for the console's charts.
 //! - `tasks`: [`LogTasks`], the writer and background tasks, joined
 //!   before storage closes.
 //! - [`event`], [`error`]: new events as parsed from the wire, and the
@@ -36,6 +38,7 @@ mod checkpoints;
 pub mod error;
 pub mod event;
 pub mod groups;
+pub mod history;
 pub mod hub;
 pub mod parse;
 pub mod retention;
@@ -190,6 +193,9 @@ pub struct EventLog {
     /// Wake-ups and connections of consumer groups.
     groups: Arc<groups::GroupSignals>,
     metrics: Arc<Metrics>,
+    /// The last hour of throughput and group backlog, fed by the writer
+    /// and the group-metrics sampler.
+    history: Arc<history::History>,
 }
 
 /// Resolves page sizes the AIP-158 way: 0 means the default, values above
@@ -229,12 +235,14 @@ impl EventLog {
             }
             None => Some(hub.clone()),
         };
+        let history = Arc::new(history::History::default());
         let (writer, writer_task) = writer::spawn(
             storage.clone(),
             local_hub,
             clock_floor,
             limits.streams,
             metrics.clone(),
+            history.clone(),
         );
         let log = Self {
             storage,
@@ -245,6 +253,7 @@ impl EventLog {
             shutdown: shutdown.clone(),
             groups: Arc::default(),
             metrics,
+            history,
         };
         // Other replicas' acks, nacks, seeks and redrives wake the
         // consumers waiting here at once.
@@ -379,6 +388,7 @@ impl EventLog {
         authorize(caller, Operation::Administer(&stream))?;
         let deleted = self.writer.delete_stream(stream.clone()).await?;
         self.groups.forget_stream(&stream);
+        self.history.forget_stream(stream.as_str());
         Ok(deleted)
     }
 

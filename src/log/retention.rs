@@ -91,6 +91,7 @@ impl EventLog {
                 match self.writer.expire(stream.name.clone(), cutoff).await {
                     Ok(Some(events)) => {
                         self.groups.forget_stream(&stream.name);
+                        self.history.forget_stream(stream.name.as_str());
                         info!(stream = %stream.name, events, "stream expired (ttl)");
                         pass.streams_expired += 1;
                         pass.expired_events += events;

@@ -5,7 +5,11 @@
 // console loads with no console errors, lists a stream the test created,
 // shows a freshly published event in the live tail within 2 s, shows the
 // stream's groups, and that its publish form appends an event that the test
-// then reads back over gRPC with `riverlog tail`. Run it with ./run.sh.
+// then reads back over gRPC with `riverlog tail`; and that a page opened
+// after some publishes charts the past hour (throughput, group backlog)
+// from the server's history, shortens long names and reverse-DNS types in
+// the middle with the full text on hover, highlights the selected event
+// row, and writes every time in one 24-hour format. Run it with ./run.sh.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -129,8 +133,8 @@ after(async () => {
 });
 
 /** A page at 1440x900 that records console errors and uncaught exceptions. */
-async function openPage() {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
+async function openPage({ locale } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark', locale });
   const page = await context.newPage();
   const problems = [];
   page.on('console', (m) => {
@@ -228,13 +232,16 @@ async function consoleFlow({ page, server, token, stream, group, label }) {
 
 /**
  * Creates a stream with a group and three events, as an operator's tools
- * would, and a group "retry" that dead-letters all three: one delivery
- * allowed, taken by a consumer that goes away without acking.
+ * would, and a group "retry" that dead-letters all three to a stream of its
+ * own: one delivery allowed, taken by a consumer that goes away without
+ * acking.
  */
 async function seed(server, stream, group, token) {
   await httpJson(server, 'POST', '/api/v1/streams', { stream, retention: { max_events: 10000 } }, token);
   await cli(['groups', 'create', stream, group, '--server', server.grpc], { token });
-  await cli(['groups', 'create', stream, 'retry', '--max-deliveries', '1', '--ack-timeout', '50ms', '--server', server.grpc], { token });
+  // Its own dead-letter stream: the first group's (`<stream>:dlq`, shown in
+  // its row) must stay empty whenever the dead-letter pass runs.
+  await cli(['groups', 'create', stream, 'retry', '--max-deliveries', '1', '--ack-timeout', '50ms', '--dead-letter-stream', `${stream}:retry-dlq`, '--server', server.grpc], { token });
   for (let i = 1; i <= 3; i++) {
     await cli(['publish', stream, '--data', JSON.stringify({ seeded: i }), '--type', 'browser.seed', '--server', server.grpc], { token });
   }
@@ -332,6 +339,87 @@ test('console with tokens: asks for one, keeps it in session storage, same flow'
     assertNoProblems(problems, expected);
   } catch (e) {
     await shot(page, 'tokens-failure').catch(() => {});
+    throw e;
+  } finally {
+    await context.close();
+  }
+});
+
+test('console history: charts of the past hour, names shortened in the middle, the selected row, 24-hour times', async () => {
+  const server = await startServer('history');
+  const stream = `com.example.fulfilment.warehouse-eu-central-1.outbound-shipments:${randomUUID().slice(0, 8)}`;
+  const type = 'com.example.fulfilment.v1.OutboundShipmentDispatchedToCarrier';
+  await httpJson(server, 'POST', '/api/v1/streams', { stream }, undefined);
+  await cli(['groups', 'create', stream, 'dispatchers', '--server', server.grpc]);
+  const publishSome = async (from, count) => {
+    const batch = [];
+    for (let i = from; i < from + count; i++) batch.push({ specversion: '1.0', id: `h-${i}`, source: '/warehouse', type, data: { parcel: i } });
+    const res = await fetch(`${server.http}/api/v1/streams/${encodeURIComponent(stream)}/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify(batch) });
+    assert.equal(res.status, 201, await res.text());
+  };
+  // Published before the page exists: the charts must come from the server.
+  await publishSome(0, 7);
+
+  // en-US would show 12-hour times if the console asked the locale.
+  const { context, page, problems } = await openPage({ locale: 'en-US' });
+  try {
+    await page.goto(`${server.http}/#/stream/${encodeURIComponent(stream)}`);
+    const throughput = page.locator('[data-testid="throughput-chart"]');
+    await page.locator('[data-testid="throughput-chart"][data-total="7"]').waitFor({ timeout: 10000 });
+    assert.equal(await throughput.getAttribute('data-points'), '360', 'an hour of 10 s buckets');
+    assert.equal(await throughput.locator('[data-testid="line-throughput"]').getAttribute('data-points'), '360');
+    assert.equal(await throughput.locator('[data-testid="chart-point"]').count(), 360);
+    // Hovering a bucket names its events: the non-empty ones add up to what was published.
+    const hovered = await throughput.locator('[data-testid="chart-point"] title').allTextContents();
+    const counted = hovered.map((t) => t.match(/ · (\d+) events? · /)).filter(Boolean).map((m) => Number(m[1]));
+    assert.equal(counted.reduce((a, b) => a + b, 0), 7, hovered.filter((t) => !/ 0 events/.test(t)).join('\n'));
+    const group = page.locator('[data-testid="group-chart"][data-group="dispatchers"]');
+    await group.waitFor({ timeout: 10000 });
+    assert.equal(await group.getAttribute('data-lag'), '7');
+    assert.equal(await group.getAttribute('data-pending'), '0');
+    assert.ok(Number(await group.getAttribute('data-points')) >= 1);
+    assert.equal(await group.locator('[data-testid="line-lag"]').count(), 1);
+
+    // Long names and reverse-DNS types: shortened in the middle, whole on hover.
+    // Both ends shown, the cut in the middle, and nothing cut off by the box.
+    const assertMiddle = async (el, full) => {
+      const shown = await el.textContent();
+      const [head, tail] = shown.split('…');
+      assert.ok(tail !== undefined && head.length >= 3 && tail.length >= 3, `shown as ${shown}`);
+      assert.ok(full.startsWith(head) && full.endsWith(tail) && tail.length >= head.length, `${shown} for ${full}`);
+      assert.equal(await el.getAttribute('title'), full);
+      assert.ok(await el.evaluate((e) => e.scrollWidth <= e.clientWidth), `${shown} overflows its box`);
+    };
+    await assertMiddle(page.locator(`${row(stream)} [data-testid="stream-name"]`), stream);
+    assert.equal(await page.locator('[data-testid="detail-name"]').getAttribute('title'), stream);
+    const firstType = page.locator('[data-testid="event-row"] [data-testid="event-type"]').first();
+    await firstType.hover();
+    await assertMiddle(firstType, type);
+
+    // The selected row: one, marked, and drawn apart from the others.
+    const third = page.locator('[data-testid="event-row"][data-sequence="3"]');
+    await third.click();
+    await page.locator('[data-testid="json-body"]', { hasText: '"parcel": 2' }).waitFor();
+    assert.equal(await page.locator('[data-testid="event-row"].selected').count(), 1);
+    assert.equal(await third.getAttribute('aria-selected'), 'true');
+    const background = (sequence) => page.locator(`[data-testid="event-row"][data-sequence="${sequence}"] td`).first().evaluate((td) => getComputedStyle(td).backgroundColor);
+    assert.notEqual(await background(3), await background(4), 'the selected row looks like the others');
+
+    // One 24-hour format: clock times on the axes, dates ISO-ordered, no AM/PM.
+    const recorded = await page.locator('[data-testid="viewer-recorded"]').textContent();
+    assert.match(recorded, /^recorded \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
+    const axis = await throughput.locator('text.axis').allTextContents();
+    assert.ok(axis.filter((t) => /^\d{2}:\d{2}$/.test(t)).length >= 4, axis.join(' '));
+    assert.doesNotMatch(await page.locator('body').innerText(), /\b(AM|PM)\b/);
+    await shot(page, 'history-charts');
+
+    // Publishes while the page is open reach the chart at the next refresh (at most 10 s).
+    await publishSome(7, 3);
+    await page.locator('[data-testid="throughput-chart"][data-total="10"]').waitFor({ timeout: 15000 });
+    await page.locator('[data-testid="group-chart"][data-group="dispatchers"][data-lag="10"]').waitFor({ timeout: 15000 });
+    assertNoProblems(problems);
+  } catch (e) {
+    await shot(page, 'history-failure').catch(() => {});
     throw e;
   } finally {
     await context.close();

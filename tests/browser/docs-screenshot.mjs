@@ -1,6 +1,7 @@
 // Makes docs/console.png: a populated console (a few streams with traffic, a
 // consumer group with consumers, pending events and dead letters, the live
-// tail running). Not a test; run it after `npm ci` with
+// tail running, the "Last hour" charts, reverse-DNS event types shortened in
+// the middle). Not a test; run it after `npm ci` with
 //   node docs-screenshot.mjs [out.png]
 // RIVERLOG_BIN and RIVERLOG_CONSOLE_DIR work as in run.sh.
 
@@ -41,6 +42,7 @@ let n = 0;
 const publish = (stream, type, data, subject) =>
   call('POST', `/api/v1/streams/${encodeURIComponent(stream)}/events`, { specversion: '1.0', id: `demo-${++n}`, source: '/shop/checkout', type, subject, data }, 'application/cloudevents+json');
 
+const ORDER_TYPES = ['com.example.shop.order.v1.OrderCreated', 'com.example.shop.order.v1.OrderPaid', 'com.example.shop.order.v1.OrderShipped'];
 const customers = ['ada', 'grace', 'linus', 'margaret', 'ken', 'barbara'];
 const skus = ['KB-104', 'MS-220', 'USB-C-2M', 'MON-27Q', 'DOCK-9'];
 const pick = (a) => a[Math.floor(Math.random() * a.length)];
@@ -56,7 +58,7 @@ await call('POST', '/api/v1/streams', { stream: 'orders', retention: { max_age: 
 await call('POST', '/api/v1/streams', { stream: 'payments', retention: { max_events: 1000000 } });
 await call('POST', '/api/v1/streams', { stream: 'inventory', retention: { ttl: '30d' } });
 await call('POST', '/api/v1/streams', { stream: 'audit.log' });
-for (let i = 0; i < 40; i++) await publish('orders', pick(['order.created', 'order.paid', 'order.shipped']), order(), undefined);
+for (let i = 0; i < 40; i++) await publish('orders', pick(ORDER_TYPES), order(), undefined);
 for (let i = 0; i < 25; i++) await publish('payments', pick(['payment.authorized', 'payment.captured']), { amount: 49.9 + i, currency: 'EUR', psp: 'acme' });
 for (let i = 0; i < 12; i++) await publish('inventory', 'stock.adjusted', { sku: pick(skus), delta: -1, warehouse: 'ber-1' });
 for (let i = 0; i < 6; i++) await publish('audit.log', 'user.login', { user: pick(customers), ip: '10.0.0.' + (10 + i) });
@@ -96,19 +98,21 @@ let errors = 0;
 page.on('console', (m) => m.type() === 'error' && (errors++, console.error('console error:', m.text())));
 page.on('pageerror', (e) => (errors++, console.error('page error:', e.message)));
 await page.goto(http + '/#/stream/orders');
+// The throughput and lag charts come from the server's history: the longer
+// the traffic runs, the more of the hour they fill (10 s buckets).
 
 // Traffic with a rhythm, so the rates and sparklines have something to show.
 let running = true;
 const traffic = (async () => {
   for (let t = 0; running; t++) {
     const burst = 1 + Math.round(2 + 2 * Math.sin(t / 4));
-    for (let i = 0; i < burst; i++) await publish('orders', pick(['order.created', 'order.paid', 'order.shipped']), order(), `customer/${pick(customers)}`);
+    for (let i = 0; i < burst; i++) await publish('orders', pick(ORDER_TYPES), order(), `customer/${pick(customers)}`);
     if (t % 2 === 0) await publish('payments', pick(['payment.authorized', 'payment.captured']), { amount: 20 + t, currency: 'EUR', psp: 'acme' });
     if (t % 5 === 0) await publish('inventory', 'stock.adjusted', { sku: pick(skus), delta: -1, warehouse: 'ber-1' });
     await sleep(450);
   }
 })();
-await sleep(Number(process.env.SHOT_WAIT_MS || 24000));
+await sleep(Number(process.env.SHOT_WAIT_MS || 45000));
 running = false;
 await traffic;
 await sleep(300);
@@ -116,6 +120,8 @@ await sleep(300);
 await page.locator('[data-testid="event-row"]').nth(1).click();
 await page.locator('[data-testid="tail-event"]').nth(2).hover();
 await page.mouse.move(700, 880);
+// Clicking scrolled the middle column: show it from its top.
+await page.evaluate(() => document.getElementById('main').scrollTo(0, 0));
 await page.screenshot({ path: OUT });
 console.log(`wrote ${OUT}${errors ? ` (${errors} console errors!)` : ''}`);
 await browser.close();

@@ -663,6 +663,8 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/api/v1/streams/{stream}/groups",
         "/api/v1/streams/{stream}/groups/{group}/pending",
         "/api/v1/streams/{stream}/groups/{group}/ack",
+        "/api/v1/streams/{stream}/history",
+        "/api/v1/streams/{stream}/groups/{group}/history",
         "/api/v1/subscribe",
         "/api/v1/groups/{group}/consume",
     ] {
@@ -829,4 +831,208 @@ async fn a_stream_is_created_with_a_retention_policy_and_dedup_window_over_rest(
         .await;
     assert_problem(bad, 400, "INVALID_ARGUMENT").await;
     assert_eq!(api.get("/streams/bad").await.status().as_u16(), 404);
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time.
+fn epoch_seconds(time: &Value) -> f64 {
+    let t: prost_types::Timestamp = time.as_str().expect("a time").parse().expect("RFC 3339");
+    t.seconds as f64 + f64::from(t.nanos) / 1e9
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn total_events(history: &Value) -> u64 {
+    history["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["events"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_stream_history_is_an_hour_of_buckets_counting_what_was_appended() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let url = "/streams/orders:eu/events";
+    let batch = json!([ce("o1", "t"), ce("o2", "t"), ce("o3", "t")]);
+    assert_eq!(api.post_batch(url, &batch).await.status().as_u16(), 201);
+    let mut client = server.client().await;
+    publish(&mut client, "orders:eu", events("g", 0..2)).await;
+    publish(&mut client, "other", events("x", 0..1)).await;
+    // A duplicate appends nothing.
+    api.post_event(url, &ce("o1", "t")).await;
+
+    let before = now_seconds();
+    let history = api.get_json("/streams/orders:eu/history").await;
+    assert_eq!(history["stream"], "orders:eu");
+    assert_eq!(history["interval_seconds"], 10);
+    assert_eq!(history["tracked"], true);
+    let points = history["points"].as_array().unwrap();
+    assert_eq!(points.len(), 360, "an hour of 10 s buckets");
+    let times: Vec<f64> = points.iter().map(|p| epoch_seconds(&p["time"])).collect();
+    assert!(times.windows(2).all(|w| w[1] - w[0] == 10.0), "{times:?}");
+    let last = times[359];
+    assert!(
+        last <= before + 1.0 && before - last < 11.0,
+        "{last} vs {before}"
+    );
+    assert_eq!(total_events(&history), 5, "{history}");
+    for p in points {
+        let (events, rate) = (
+            p["events"].as_u64().unwrap(),
+            p["events_per_second"].as_f64().unwrap(),
+        );
+        assert_eq!(events > 0, rate > 0.0, "{p}");
+        assert!(rate <= events as f64, "{p}");
+    }
+    let other = api.get_json("/streams/other/history").await;
+    assert_eq!(total_events(&other), 1);
+
+    // An empty stream has an hour of zeros.
+    api.post_json("/streams", &json!({"stream": "quiet"})).await;
+    let quiet = api.get_json("/streams/quiet/history").await;
+    assert_eq!(quiet["points"].as_array().unwrap().len(), 360);
+    assert_eq!(total_events(&quiet), 0);
+}
+
+#[tokio::test]
+async fn a_stream_history_refuses_unknown_streams_bad_names_and_unknown_parameters() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let missing = api.get("/streams/nope/history").await;
+    assert_problem(missing, 404, "STREAM_NOT_FOUND").await;
+    let bad = api.get("/streams/bad%20name/history").await;
+    assert_problem(bad, 400, "INVALID_STREAM_NAME").await;
+    api.post_event("/streams/s/events", &ce("1", "t")).await;
+    let typo = api.get("/streams/s/history?window=1h").await;
+    let body = assert_problem(typo, 400, "UNKNOWN_QUERY_PARAMETER").await;
+    assert_eq!(body["metadata"]["parameter"], "window");
+    // A deleted stream's history goes with it.
+    assert_eq!(api.delete("/streams/s").await.status().as_u16(), 200);
+    let gone = api.get("/streams/s/history").await;
+    assert_problem(gone, 404, "STREAM_NOT_FOUND").await;
+    api.post_event("/streams/s/events", &ce("2", "t")).await;
+    assert_eq!(total_events(&api.get_json("/streams/s/history").await), 1);
+}
+
+#[tokio::test]
+async fn a_group_history_keeps_the_sampled_backlog_and_ends_with_the_current_one() {
+    let server = TestServer::start_with(|c| {
+        c.group_metrics_interval = std::time::Duration::from_millis(20);
+    })
+    .await;
+    let api = server.api();
+    let mut client = server.client().await;
+    publish(&mut client, "jobs", events("j", 0..3)).await;
+    let mut groups = server.groups().await;
+    group("jobs", "workers").create(&mut groups).await;
+    fetch(&mut groups, "jobs", "workers", "w1", 2, 0).await;
+
+    let url = "/streams/jobs/groups/workers/history";
+    let history = api.get_json(url).await;
+    assert_eq!(history["stream"], "jobs");
+    assert_eq!(history["group"], "workers");
+    assert_eq!(history["interval_seconds"], 10);
+    let points = history["points"].as_array().unwrap();
+    let current = points.last().unwrap();
+    assert_eq!(
+        (current["lag"].as_u64(), current["pending"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert!(
+        (now_seconds() - epoch_seconds(&current["time"])).abs() < 5.0,
+        "{current}"
+    );
+
+    // The sampler's points stay after the backlog changed.
+    let sampled = eventually("a sampled point with the backlog", async || {
+        let h = api.get_json(url).await;
+        let points = h["points"].as_array().unwrap().clone();
+        let (last, earlier) = points.split_last().unwrap();
+        earlier
+            .iter()
+            .any(|p| p["lag"] == 1 && p["pending"] == 2)
+            .then(|| last.clone())
+    })
+    .await;
+    assert_eq!(sampled["lag"], 1);
+    ack(&mut groups, "jobs", "workers", vec![1, 2]).await;
+    let h = api.get_json(url).await;
+    let points = h["points"].as_array().unwrap();
+    assert_eq!(points.last().unwrap()["pending"], 0);
+    assert!(points.iter().any(|p| p["pending"] == 2), "{h}");
+    let times: Vec<f64> = points.iter().map(|p| epoch_seconds(&p["time"])).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+
+    let missing = api.get("/streams/jobs/groups/nobody/history").await;
+    assert_problem(missing, 404, "GROUP_NOT_FOUND").await;
+    let no_stream = api.get("/streams/nope/groups/workers/history").await;
+    assert_problem(no_stream, 404, "STREAM_NOT_FOUND").await;
+    let typo = api.get(&format!("{url}?since=1h")).await;
+    let body = assert_problem(typo, 400, "UNKNOWN_QUERY_PARAMETER").await;
+    assert_eq!(body["metadata"]["parameter"], "since");
+}
+
+#[tokio::test]
+async fn history_is_shown_only_to_tokens_that_may_read_the_stream() {
+    let server = TestServer::start_with(|c| {
+        c.auth.tokens = vec![
+            TokenConfig {
+                name: "reader".into(),
+                sha256: token_digest("reader-secret"),
+                publish: vec!["orders:*".into()],
+                subscribe: vec!["orders:*".into()],
+                admin: false,
+                metrics: false,
+            },
+            TokenConfig {
+                name: "admin".into(),
+                sha256: token_digest("admin-secret"),
+                publish: vec!["*".into()],
+                subscribe: vec!["*".into()],
+                admin: true,
+                metrics: false,
+            },
+        ];
+    })
+    .await;
+    let api = server.api();
+    for stream in ["orders:eu", "billing"] {
+        let published = api
+            .event_request(&format!("/streams/{stream}/events"), &ce("1", "t"))
+            .bearer_auth("admin-secret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(published.status().as_u16(), 201);
+    }
+    let as_reader = |path: &str| {
+        api.request(Method::GET, path)
+            .bearer_auth("reader-secret")
+            .send()
+    };
+    let anonymous = api.get("/streams/orders:eu/history").await;
+    assert_problem(anonymous, 401, "UNAUTHENTICATED").await;
+    let denied = as_reader("/streams/billing/history").await.unwrap();
+    let body = assert_problem(denied, 403, "PERMISSION_DENIED").await;
+    assert_eq!(body["metadata"]["permission"], "subscribe");
+    let group_denied = as_reader("/streams/billing/groups/g/history")
+        .await
+        .unwrap();
+    assert_problem(group_denied, 403, "PERMISSION_DENIED").await;
+    let allowed = as_reader("/streams/orders:eu/history").await.unwrap();
+    assert_eq!(allowed.status().as_u16(), 200);
+    let body: Value = allowed.json().await.unwrap();
+    assert_eq!(total_events(&body), 1);
+    // A reader learns a group is missing only where it may read.
+    let missing = as_reader("/streams/orders:eu/groups/g/history")
+        .await
+        .unwrap();
+    assert_problem(missing, 404, "GROUP_NOT_FOUND").await;
 }

@@ -3,6 +3,8 @@
 // (publish rates come from sequence deltas), reads a stream's recent events
 // and groups, follows /api/v1/subscribe (Server-Sent Events read with fetch,
 // so the token goes in a header), and publishes CloudEvents over HTTP.
+// The "Last hour" charts come from the server's history endpoints, so a page
+// opened now shows the past hour. Times are local, 24-hour, everywhere.
 
 const API = '/api/v1';
 const TOKEN_KEY = 'riverlog.console.token';
@@ -10,6 +12,8 @@ const POLL_MS = 2000;
 const SPARK_POINTS = 30;
 const TAIL_MAX = 500;
 const RECENT_LIMIT = 50;
+const HISTORY_MS = 10000; // the server's buckets are 10 s: refetching sooner shows nothing new
+const CHART_GROUPS = 6; // groups charted per stream (the table lists them all)
 
 // ---------------------------------------------------------------- helpers
 
@@ -68,18 +72,79 @@ function fmtAgo(iso) {
   if (s < 2) return 'just now';
   return fmtDuration(s) + ' ago';
 }
+// One time format in the whole console: local time, 24-hour, ISO-ordered.
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+function toDate(t) {
+  const d = t instanceof Date ? t : new Date(t);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+/** `HH:MM` (chart axes). */
+function fmtClock(t) {
+  const d = toDate(t);
+  return d ? `${pad(d.getHours())}:${pad(d.getMinutes())}` : '';
+}
+/** `HH:MM:SS.mmm` (the live tail). */
 function fmtTime(iso) {
   if (!iso) return '';
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso;
-  const p = (n, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+  const d = toDate(iso);
+  if (!d) return iso;
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
+/** `YYYY-MM-DD HH:MM:SS`. */
 function fmtDateTime(iso) {
   if (!iso) return '–';
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+  const d = toDate(iso);
+  if (!d) return iso;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtTime(d).slice(0, 8)}`;
+}
+
+/**
+ * Shortens `text` to `max` characters by cutting out its middle: both ends
+ * of a reverse-DNS type (`com.example…OrderShipped`) or of a long stream
+ * name say the most. The tail keeps the larger share.
+ */
+function middle(text, max) {
+  const s = String(text ?? '');
+  if (s.length <= max) return s;
+  const head = Math.ceil((max - 1) * 0.4);
+  return s.slice(0, head) + '…' + s.slice(s.length - (max - 1 - head));
+}
+/**
+ * An element showing `text` shortened in the middle to at most `max`
+ * characters, the full text on hover; `fitMiddle` shortens it further to
+ * its box once it is in the page.
+ */
+function shortened(tag, attrs, text, max) {
+  return h(tag, { ...attrs, title: String(text ?? ''), dataset: { ...(attrs && attrs.dataset), fit: max } }, middle(text, max));
+}
+/**
+ * Shortens, in the middle, each `shortened` element under `root` that
+ * overflows its box, to the longest text that fits (CSS can only cut the
+ * end). Elements that fit cost one measurement.
+ */
+/** Gives an existing element `text`, as `shortened` would. */
+function setShortened(el, text, max) {
+  el.title = text;
+  el.dataset.fit = max;
+  el.textContent = middle(text, max);
+  fitMiddle(el);
+}
+
+function fitMiddle(root) {
+  const els = root.matches && root.matches('[data-fit]') ? [root] : [...root.querySelectorAll('[data-fit]')];
+  for (const el of els) {
+    if (!el.clientWidth || el.scrollWidth <= el.clientWidth) continue;
+    const full = el.title;
+    let lo = 5;
+    let hi = Math.min(full.length, Number(el.dataset.fit) || full.length) - 1;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      el.textContent = middle(full, mid);
+      if (el.scrollWidth <= el.clientWidth) lo = mid;
+      else hi = mid - 1;
+    }
+    el.textContent = middle(full, lo);
+  }
 }
 
 /** A stable colour class for an event type. */
@@ -330,7 +395,7 @@ function renderStreams() {
       h(
         'div',
         { class: 'stream-main' },
-        h('span', { class: 'stream-name', dataset: { testid: 'stream-name' } }, name),
+        shortened('span', { class: 'stream-name', dataset: { testid: 'stream-name' } }, name, 64),
         isDlq(name) ? h('span', { class: 'badge dlq tiny' }, 'dlq') : null,
         s.group_count ? h('span', { class: 'badge tiny', title: `${s.group_count} consumer group(s)` }, `${s.group_count} grp`) : null,
       ),
@@ -345,6 +410,7 @@ function renderStreams() {
   });
   const focused = document.activeElement && document.activeElement.closest ? document.activeElement.closest('.stream-row') : null;
   list.replaceChildren(...rows);
+  fitMiddle(list);
   if (focused) {
     const again = rows.find((r) => r.dataset.stream === focused.dataset.stream);
     if (again) again.focus({ preventScroll: true });
@@ -402,6 +468,9 @@ function selectStream(name, { replace = false } = {}) {
     state.viewing = null;
     $('events-body').replaceChildren();
     $('groups-body').replaceChildren();
+    $('charts').replaceChildren();
+    $('history-card').hidden = true;
+    charted.stream = null;
     renderViewer();
   }
   if (!$('pub-stream').value || changed) $('pub-stream').value = name;
@@ -459,6 +528,7 @@ async function refreshDetail({ forceEvents = false } = {}) {
       renderEvents();
     }
     renderGroups(groups.groups || []);
+    await refreshHistory(name, groups.groups || []);
   } catch (e) {
     if (e.status === 404) showMissing(name);
     else if (e.status) toast(`Loading ${name} failed: ${e.message}`);
@@ -474,7 +544,8 @@ async function refreshDetail({ forceEvents = false } = {}) {
 
 function showMissing(name) {
   $('detail').hidden = false;
-  $('detail-name').textContent = name;
+  setShortened($('detail-name'), name, 96);
+  $('history-card').hidden = true;
   $('detail-stats').replaceChildren(h('div', { class: 'stat wide' }, h('dt', {}, 'status'), h('dd', {}, 'This stream does not exist (any more).')));
   $('groups-card').hidden = true;
   $('events-card').hidden = true;
@@ -490,7 +561,7 @@ function renderDetail(info) {
   $('detail').hidden = false;
   $('groups-card').hidden = false;
   $('events-card').hidden = false;
-  $('detail-name').textContent = info.stream;
+  setShortened($('detail-name'), info.stream, 96);
   $('detail-dlq').hidden = !isDlq(info.stream);
   const r = state.rates.get(info.stream);
   const ret = info.retention || {};
@@ -515,7 +586,8 @@ function renderEvents() {
     h(
       'tr',
       {
-        class: state.viewing && state.viewing.event.rlsequence === ev.rlsequence && state.viewing.event.rlstream === ev.rlstream ? 'selected' : '',
+        class: isViewing(ev, 'recent') ? 'selected' : '',
+        'aria-selected': isViewing(ev, 'recent') ? 'true' : 'false',
         dataset: { testid: 'event-row', sequence: ev.rlsequence },
         tabindex: 0,
         onclick: () => viewEvent(ev, 'recent'),
@@ -524,11 +596,12 @@ function renderEvents() {
         },
       },
       h('td', { class: 'num mono' }, ev.rlsequence),
-      h('td', {}, h('span', { class: 'type ' + hueClass(ev.type || '') }, ev.type)),
+      h('td', {}, shortened('span', { class: 'type ' + hueClass(ev.type || ''), dataset: { testid: 'event-type' } }, ev.type, 64)),
       h('td', { class: 'mono muted nowrap', title: fmtDateTime(ev.rlrecordedtime) }, fmtTime(ev.rlrecordedtime).slice(0, 8)),
     ),
   );
   body.replaceChildren(...rows);
+  fitMiddle(body);
   $('events-empty').hidden = rows.length > 0;
   const info = state.selectedInfo;
   $('events-note').textContent = info && info.event_count > state.events.length ? `latest ${state.events.length} of ${fmtCount(info.event_count)}` : '';
@@ -559,7 +632,7 @@ function renderGroups(groups) {
         h(
           'td',
           {},
-          h('div', { class: 'group-name' }, g.group),
+          shortened('div', { class: 'group-name' }, g.group, 32),
           h('div', { class: 'muted small nowrap' }, g.max_deliveries ? `max ${g.max_deliveries} deliveries` : 'unlimited deliveries', g.ack_timeout_seconds ? ` · ack ${fmtDuration(g.ack_timeout_seconds)}` : ''),
           h(
             'div',
@@ -596,6 +669,7 @@ function renderGroups(groups) {
     }
   }
   $('groups-body').replaceChildren(...rows);
+  fitMiddle($('groups-body'));
 }
 
 function toggleSeek(group) {
@@ -603,6 +677,168 @@ function toggleSeek(group) {
   renderGroups(state.groups || []);
   const field = document.querySelector('[data-testid="group-seek-to"]');
   if (field) field.focus();
+}
+
+// ---------------------------------------------------------------- the last hour
+
+/** What the charts show, to refetch only when the server can have news. */
+const charted = { stream: null, groups: '', at: 0 };
+
+/** Fetches the selected stream's and its first groups' history, at most every HISTORY_MS. */
+async function refreshHistory(name, groups) {
+  const shown = groups.slice(0, CHART_GROUPS).map((g) => g.group);
+  const key = shown.join('\n');
+  const now = Date.now();
+  if (charted.stream === name && charted.groups === key && now - charted.at < HISTORY_MS) return;
+  Object.assign(charted, { stream: name, groups: key, at: now });
+  let throughput;
+  let backlogs;
+  try {
+    // A group deleted meanwhile is simply not charted.
+    const backlog = (g) => api(`/streams/${enc(name)}/groups/${enc(g)}/history`).catch((e) => (e.status === 404 ? null : Promise.reject(e)));
+    [throughput, ...backlogs] = await Promise.all([api(`/streams/${enc(name)}/history`), ...shown.map(backlog)]);
+  } catch (e) {
+    if (name !== state.selected) return;
+    $('history-card').hidden = false;
+    $('history-note').textContent = e.status ? `history unavailable: ${e.message}` : 'history unavailable';
+    return;
+  }
+  if (name !== state.selected) return;
+  renderHistory(throughput, backlogs.filter(Boolean), groups.length);
+}
+
+function renderHistory(throughput, backlogs, groupCount) {
+  const points = throughput.points || [];
+  const step = (throughput.interval_seconds || 10) * 1000;
+  // The last bucket is the current one: the charts end where it ends.
+  const to = points.length ? Date.parse(points[points.length - 1].time) + step : Date.now();
+  const from = points.length ? Date.parse(points[0].time) : to - 3600000;
+  const total = points.reduce((n, p) => n + p.events, 0);
+  $('history-card').hidden = false;
+  $('charts').replaceChildren(throughputChart(throughput, from, to, step), ...backlogs.map((b) => backlogChart(b, from, to)));
+  const notes = [`${fmtCount(total)} event${total === 1 ? '' : 's'} appended`];
+  if (!throughput.tracked) notes.push('throughput not kept: the server tracks a limited number of active streams');
+  if (groupCount > backlogs.length) notes.push(`first ${backlogs.length} of ${groupCount} groups`);
+  $('history-note').textContent = notes.join(' · ');
+}
+
+function throughputChart(history, from, to, step) {
+  const points = history.points || [];
+  const series = {
+    key: 'throughput',
+    cls: 's-throughput',
+    points: points.map((p) => ({ t: Date.parse(p.time) + step / 2, v: p.events_per_second })),
+  };
+  const hovers = points.map((p) => {
+    const t0 = Date.parse(p.time);
+    return { t0, t1: t0 + step, text: `${fmtTime(p.time).slice(0, 8)}–${fmtTime(new Date(t0 + step)).slice(0, 8)} · ${numberFormat.format(p.events)} event${p.events === 1 ? '' : 's'} · ${fmtRate(p.events_per_second)}` };
+  });
+  const last = points[points.length - 1];
+  return chartFigure({
+    testid: 'throughput-chart',
+    dataset: { points: points.length, total: points.reduce((n, p) => n + p.events, 0) },
+    title: 'appended per second',
+    now: last ? fmtRate(last.events_per_second) : '–',
+    svg: lineChart({ from, to, series: [series], hovers, fmtValue: fmtRate, area: true }),
+  });
+}
+
+function backlogChart(history, from, to) {
+  const points = (history.points || []).map((p) => ({ t: Date.parse(p.time), lag: p.lag, pending: p.pending }));
+  const hovers = points.map((p, i) => ({
+    t0: i ? (points[i - 1].t + p.t) / 2 : p.t - 5000,
+    t1: i + 1 < points.length ? (p.t + points[i + 1].t) / 2 : p.t + 5000,
+    text: `${fmtTime(new Date(p.t)).slice(0, 8)} · lag ${numberFormat.format(p.lag)} · pending ${numberFormat.format(p.pending)}`,
+  }));
+  const last = points[points.length - 1] || { lag: 0, pending: 0 };
+  return chartFigure({
+    testid: 'group-chart',
+    dataset: { group: history.group, points: points.length, lag: last.lag, pending: last.pending },
+    title: `group ${history.group}`,
+    legend: h('span', { class: 'chart-legend' }, h('span', { class: 'key s-lag' }, 'lag'), h('span', { class: 'key s-pending' }, 'pending')),
+    now: `${fmtCount(last.lag)} / ${fmtCount(last.pending)}`,
+    svg: lineChart({
+      from: Math.min(from, points.length ? points[0].t : from),
+      to: Math.max(to, last.t || to),
+      series: [
+        { key: 'lag', cls: 's-lag', points: points.map((p) => ({ t: p.t, v: p.lag })), dots: true },
+        { key: 'pending', cls: 's-pending', points: points.map((p) => ({ t: p.t, v: p.pending })), dots: true },
+      ],
+      hovers,
+      fmtValue: fmtCount,
+    }),
+  });
+}
+
+function chartFigure({ testid, dataset, title, legend, now, svg }) {
+  return h(
+    'figure',
+    { class: 'chart', dataset: { testid, ...dataset } },
+    h('figcaption', { class: 'chart-head' }, shortened('span', { class: 'chart-title' }, title, 44), legend, h('span', { class: 'chart-now', dataset: { testid: 'chart-now' } }, now)),
+    svg,
+  );
+}
+
+function svgEl(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  el.append(...children);
+  return el;
+}
+
+/** A rounded-up axis maximum: 1, 2, 2.5 or 5 times a power of ten. */
+function niceMax(v) {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 2.5, 5, 10].map((m) => m * p).find((m) => v <= m);
+}
+
+const CHART = { w: 360, h: 120, left: 40, right: 6, top: 8, bottom: 18 };
+
+/**
+ * A dependency-free SVG line chart over [from, to] (ms since the epoch):
+ * `series` are {key, cls, points: [{t, v}], dots}; `hovers` are bands
+ * {t0, t1, text} whose text shows on hover (an SVG <title>).
+ */
+function lineChart({ from, to, series, hovers, fmtValue, area = false }) {
+  const { w, h: ht, left, right, top, bottom } = CHART;
+  const pw = w - left - right;
+  const ph = ht - top - bottom;
+  const max = niceMax(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p.v))));
+  const span = Math.max(1, to - from);
+  const x = (t) => left + ((t - from) / span) * pw;
+  const y = (v) => top + ph - (v / max) * ph;
+  const f = (n) => n.toFixed(1);
+  const svg = svgEl('svg', { viewBox: `0 0 ${w} ${ht}`, role: 'img', 'aria-label': series.map((s) => s.key).join(', ') });
+  for (const share of [0, 0.5, 1]) {
+    const yy = y(max * share);
+    svg.append(
+      svgEl('line', { class: 'grid', x1: left, x2: w - right, y1: f(yy), y2: f(yy) }),
+      svgEl('text', { class: 'axis', x: left - 6, y: f(yy + 3.5), 'text-anchor': 'end' }, fmtValue(max * share)),
+    );
+  }
+  // Clock times every 15 minutes, back from the end.
+  for (let t = to, i = 0; t >= from && i < 5; t -= 15 * 60000, i++) {
+    const anchor = i === 0 ? 'end' : x(t) - left < 20 ? 'start' : 'middle';
+    svg.append(svgEl('text', { class: 'axis', x: f(x(t)), y: ht - 5, 'text-anchor': anchor }, fmtClock(t)));
+  }
+  for (const s of series) {
+    if (!s.points.length) continue;
+    const pts = s.points.map((p) => `${f(x(p.t))},${f(y(p.v))}`);
+    if (area) {
+      svg.append(svgEl('polygon', { class: 'area', points: `${f(x(s.points[0].t))},${f(y(0))} ${pts.join(' ')} ${f(x(s.points[s.points.length - 1].t))},${f(y(0))}` }));
+    }
+    svg.append(svgEl('polyline', { class: `line ${s.cls}`, points: pts.join(' '), 'data-testid': `line-${s.key}`, 'data-points': s.points.length }));
+    if (s.dots && s.points.length <= 60) {
+      for (const p of s.points) svg.append(svgEl('circle', { class: `dot ${s.cls}`, cx: f(x(p.t)), cy: f(y(p.v)), r: 2.2 }));
+    }
+  }
+  for (const band of hovers) {
+    const x0 = Math.max(left, x(band.t0));
+    const x1 = Math.min(w - right, x(band.t1));
+    svg.append(svgEl('rect', { class: 'hover', x: f(x0), y: top, width: f(Math.max(0.5, x1 - x0)), height: ph, 'data-testid': 'chart-point' }, svgEl('title', {}, band.text)));
+  }
+  return svg;
 }
 
 function seekRow(group) {
@@ -681,11 +917,24 @@ function jsonNode(value, key, last) {
   return h('div', { class: 'j-row' }, keyEl, h('span', { class: cls }, JSON.stringify(value)), h('span', { class: 'j-punct' }, comma));
 }
 
+/** Whether `ev`, seen in `origin` ('recent' or 'tail'), is the one in the viewer. */
+function isViewing(ev, origin) {
+  const v = state.viewing;
+  return !!v && v.origin === origin && v.event.rlsequence === ev.rlsequence && v.event.rlstream === ev.rlstream;
+}
+
 function viewEvent(ev, origin) {
   state.viewing = { event: ev, origin };
   renderViewer();
   for (const tr of $('events-body').children) {
-    tr.classList.toggle('selected', origin === 'recent' && String(ev.rlsequence) === tr.dataset.sequence && ev.rlstream === state.selected);
+    const on = origin === 'recent' && String(ev.rlsequence) === tr.dataset.sequence && ev.rlstream === state.selected;
+    tr.classList.toggle('selected', on);
+    tr.setAttribute('aria-selected', on ? 'true' : 'false');
+  }
+  // One selected row in the whole console: the one shown in the viewer.
+  for (const li of $('tail-list').children) {
+    const on = origin === 'tail' && String(ev.rlsequence) === li.dataset.sequence && (ev.rlstream ?? '') === li.dataset.stream;
+    li.classList.toggle('selected', on);
   }
 }
 
@@ -701,9 +950,9 @@ function renderViewer() {
   const ev = v.event;
   $('viewer-title').replaceChildren(
     ...[
-    h('span', { class: 'mono' }, `${ev.rlstream ?? ''}#${ev.rlsequence ?? '?'}`),
+    shortened('span', { class: 'mono' }, `${ev.rlstream ?? ''}#${ev.rlsequence ?? '?'}`, 96),
     ' ',
-    h('span', { class: 'type ' + hueClass(ev.type || '') }, ev.type),
+    shortened('span', { class: 'type ' + hueClass(ev.type || '') }, ev.type, 48),
     v.origin === 'tail' ? h('span', { class: 'badge tiny' }, 'from live tail') : null,
     ].filter(Boolean),
   );
@@ -713,9 +962,10 @@ function renderViewer() {
     h('span', {}, h('b', {}, 'source '), h('span', { class: 'mono' }, ev.source)),
     ev.subject ? h('span', {}, h('b', {}, 'subject '), h('span', { class: 'mono' }, ev.subject)) : null,
     h('span', {}, h('b', {}, 'position '), h('span', { class: 'mono' }, ev.rlposition)),
-    h('span', { title: ev.rlrecordedtime }, h('b', {}, 'recorded '), fmtDateTime(ev.rlrecordedtime)),
+    h('span', { title: ev.rlrecordedtime, dataset: { testid: 'viewer-recorded' } }, h('b', {}, 'recorded '), fmtDateTime(ev.rlrecordedtime)),
     ].filter(Boolean),
   );
+  fitMiddle($('viewer-title'));
   body.replaceChildren(jsonNode(ev, undefined, true));
   $('viewer-fold').textContent = 'Collapse';
 }
@@ -860,22 +1110,19 @@ function tailRow(ev) {
       class: 'tail-row fresh',
       dataset: { testid: 'tail-event', stream: ev.rlstream ?? '', sequence: ev.rlsequence ?? '', type: ev.type ?? '', id: ev.id ?? '' },
       tabindex: 0,
-      onclick: (e) => {
-        for (const li of $('tail-list').querySelectorAll('.selected')) li.classList.remove('selected');
-        e.currentTarget.classList.add('selected');
-        viewEvent(ev, 'tail');
-      },
+      onclick: () => viewEvent(ev, 'tail'),
     },
     h(
       'div',
       { class: 'tail-line' },
       h('span', { class: 'mono muted' }, fmtTime(ev.rlrecordedtime || ev.time)),
-      h(
+      shortened(
         'a',
         { class: 'tail-stream mono', href: '#/stream/' + enc(ev.rlstream ?? ''), onclick: (e) => (e.preventDefault(), e.stopPropagation(), selectStream(ev.rlstream)) },
         `${ev.rlstream}#${ev.rlsequence}`,
+        64,
       ),
-      h('span', { class: 'type ' + hueClass(ev.type || '') }, ev.type),
+      shortened('span', { class: 'type ' + hueClass(ev.type || ''), dataset: { testid: 'tail-type' } }, ev.type, 64),
     ),
     preview ? h('div', { class: 'tail-data mono' }, preview) : null,
   );
@@ -899,8 +1146,10 @@ function addTailEvent(ev) {
 function insertTail(events) {
   const list = $('tail-list');
   const frag = document.createDocumentFragment();
-  for (let i = events.length - 1; i >= 0; i--) frag.append(tailRow(events[i]));
+  const rows = events.map(tailRow);
+  for (let i = rows.length - 1; i >= 0; i--) frag.append(rows[i]);
   list.prepend(frag);
+  rows.forEach(fitMiddle);
   while (list.children.length > TAIL_MAX) list.lastElementChild.remove();
   $('tail-empty').hidden = list.children.length > 0;
   setTimeout(() => {

@@ -115,7 +115,7 @@ impl EventLog {
         self.group_info(&stream, &group).await
     }
 
-    pub(super) async fn group_info(
+    pub(in crate::log) async fn group_info(
         &self,
         stream: &StreamName,
         group: &GroupName,

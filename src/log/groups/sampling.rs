@@ -9,6 +9,7 @@ use tracing::debug;
 use crate::log::EventLog;
 use crate::log::error::LogError;
 use crate::metrics::GroupSample;
+use crate::model::records::UnixMicros;
 
 /// Most consumer groups the lag and pending gauges report.
 const MAX_GROUP_SAMPLES: usize = 1000;
@@ -53,7 +54,10 @@ pub(crate) async fn sample_metrics(log: EventLog, every: Duration, shutdown: Can
             samples = log.group_samples(MAX_GROUP_SAMPLES) => samples,
         };
         match samples {
-            Ok(samples) => log.metrics.set_groups(samples),
+            Ok(samples) => {
+                log.history.record_backlog(UnixMicros::now(), &samples);
+                log.metrics.set_groups(samples);
+            }
             Err(e) => debug!(error = %e, "cannot sample consumer groups"),
         }
     }

@@ -12,10 +12,11 @@ use tracing::{debug, warn};
 use super::answer::Answer;
 use super::command::Command;
 use super::transaction::{Committed, StreamLimits, Transaction};
+use crate::log::history::History;
 use crate::log::hub::Hub;
 use crate::metrics::Metrics;
 use crate::model::StorageError;
-use crate::model::records::UnixMicros;
+use crate::model::records::{StoredEvent, UnixMicros};
 use crate::storage::Storage;
 
 /// Most commands applied in one transaction.
@@ -41,6 +42,8 @@ pub(super) struct Writer {
     pub(super) hub: Option<Hub>,
     pub(super) limits: StreamLimits,
     pub(super) metrics: Arc<Metrics>,
+    /// Counts each commit's events per stream, before the callers hear.
+    pub(super) history: Arc<History>,
     /// Shared with the handles, which report it to the health probe.
     pub(super) outcome: Arc<WriteOutcome>,
 }
@@ -57,6 +60,7 @@ impl Writer {
             hub,
             limits,
             metrics,
+            history,
             outcome,
         } = self;
         // A probe met while a batch was being gathered: it goes next, alone.
@@ -99,7 +103,8 @@ impl Writer {
             clock = clock.max(UnixMicros::now());
             let size = batch.len();
             let started = std::time::Instant::now();
-            match commit_batch(storage.as_ref(), batch, clock, limits).await {
+            let count = |c: &Committed| count_appended(&history, &c.events);
+            match commit_batch(storage.as_ref(), batch, clock, limits, count).await {
                 Ok(Committed {
                     events,
                     dead_lettered,
@@ -137,13 +142,26 @@ impl Writer {
     }
 }
 
-/// Applies a batch in one transaction, answers every caller, and returns
-/// what was committed.
+/// Adds committed events to the throughput history, one count per run of
+/// events of the same stream.
+fn count_appended(history: &History, events: &[StoredEvent]) {
+    let runs = events.chunk_by(|a, b| a.stream == b.stream);
+    history.count_appended(
+        UnixMicros::now(),
+        runs.map(|run| (run[0].stream.as_str(), run.len() as u64)),
+    );
+}
+
+/// Applies a batch in one transaction, calls `on_commit` with what was
+/// committed, then answers every caller, and returns what was committed.
+/// (`on_commit` runs first so that whoever hears "done" finds the commit
+/// counted.)
 pub(super) async fn commit_batch(
     storage: &dyn Storage,
     batch: Vec<Command>,
     now: UnixMicros,
     limits: StreamLimits,
+    on_commit: impl FnOnce(&Committed),
 ) -> Result<Committed, StorageError> {
     let mut tx = match storage.begin_write().await {
         Ok(tx) => tx,
@@ -181,6 +199,7 @@ pub(super) async fn commit_batch(
     }
     match work.finish().await {
         Ok(committed) => {
+            on_commit(&committed);
             answers.into_iter().for_each(|a| a.send());
             Ok(committed)
         }
@@ -252,9 +271,15 @@ mod tests {
 
         // A stored event first, so the batch's prefetch has something to find.
         let (seed, seeded) = append(&s, &["stored"], Expectation::Any);
-        commit_batch(storage, vec![seed], UnixMicros(1), StreamLimits::default())
-            .await
-            .unwrap();
+        commit_batch(
+            storage,
+            vec![seed],
+            UnixMicros(1),
+            StreamLimits::default(),
+            |_| (),
+        )
+        .await
+        .unwrap();
         seeded.await.unwrap().unwrap();
 
         let (a1, r1) = append(&s, &["a", "stored"], Expectation::Any);
@@ -275,6 +300,7 @@ mod tests {
             vec![a1, a2, a3, a4, take, a6],
             UnixMicros(2),
             StreamLimits::default(),
+            |_| (),
         )
         .await
         .unwrap()
@@ -315,5 +341,29 @@ mod tests {
         assert_eq!(positions, [2, 3, 4, 5], "positions follow commit order");
     }
 
-    on_each_backend!(one_batch_sees_its_own_appends_rejects_alone_and_survives_a_mid_batch_flush);
+    async fn what_was_committed_is_reported_before_any_caller_hears(storage: Arc<dyn Storage>) {
+        let s = StreamName::parse("s").unwrap();
+        let (cmd, mut answer) = append(&s, &["a", "b", "a"], Expectation::Any);
+        let mut reported = None;
+        commit_batch(
+            &*storage,
+            vec![cmd],
+            UnixMicros(1),
+            StreamLimits::default(),
+            |c| reported = Some((c.events.len(), answer.try_recv().is_err())),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            reported,
+            Some((2, true)),
+            "two events, caller not answered yet"
+        );
+        assert_eq!(summary(answer.await.unwrap()).len(), 3);
+    }
+
+    on_each_backend!(
+        one_batch_sees_its_own_appends_rejects_alone_and_survives_a_mid_batch_flush,
+        what_was_committed_is_reported_before_any_caller_hears,
+    );
 }

@@ -398,9 +398,15 @@ mod tests {
     }
 
     async fn commit(storage: &dyn Storage, batch: Vec<Command>, now: i64) {
-        commit_batch(storage, batch, UnixMicros(now), StreamLimits::default())
-            .await
-            .unwrap();
+        commit_batch(
+            storage,
+            batch,
+            UnixMicros(now),
+            StreamLimits::default(),
+            |_| (),
+        )
+        .await
+        .unwrap();
     }
 
     async fn handed(answer: Answer<Delivered>) -> Vec<(Sequence, u32)> {

@@ -55,6 +55,7 @@ use tracing::warn;
 
 use super::error::LogError;
 use super::hub::Hub;
+use crate::log::history::History;
 use crate::metrics::Metrics;
 use crate::model::names::StreamName;
 use crate::model::query::{TakeEnd, TrimUntil};
@@ -280,6 +281,7 @@ pub fn spawn(
     clock_floor: Option<UnixMicros>,
     limits: StreamLimits,
     metrics: Arc<Metrics>,
+    history: Arc<History>,
 ) -> (WriterHandle, WriterTask) {
     let (queue, commands) = mpsc::channel(QUEUE_DEPTH);
     let stop = CancellationToken::new();
@@ -289,6 +291,7 @@ pub fn spawn(
         hub,
         limits,
         metrics,
+        history,
         outcome: outcome.clone(),
     };
     let handle = tokio::spawn(writer.run(commands, clock_floor.unwrap_or_default(), stop.clone()));
