@@ -5,6 +5,10 @@
 
 # ---- build ----
 FROM rust:1.95-bookworm AS build
+# The build context has no .git: `riverlog --version` names this commit
+# (`--build-arg RIVERLOG_GIT_COMMIT=$(git rev-parse --short HEAD)`).
+ARG RIVERLOG_GIT_COMMIT=unknown
+ENV RIVERLOG_GIT_COMMIT=${RIVERLOG_GIT_COMMIT}
 WORKDIR /src
 # Manifests first, so dependency builds are cached across source changes.
 COPY Cargo.toml Cargo.lock build.rs ./

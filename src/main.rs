@@ -91,8 +91,13 @@ fn main() -> ExitCode {
         Command::Streams(args) => return client(cli::run(args.connection.clone(), args.run())),
         Command::Groups(args) => return client(cli::run(args.connection.clone(), args.run())),
         Command::Completion { shell } => {
-            cli::completion(shell, &mut Cli::command(), &mut std::io::stdout());
-            return ExitCode::SUCCESS;
+            return match cli::completion(shell, &mut Cli::command(), &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("riverlog: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Command::Man { out_dir } => {
             return match cli::man(Cli::command(), out_dir.as_deref(), &mut std::io::stdout()) {

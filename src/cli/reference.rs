@@ -13,12 +13,28 @@ pub enum ReferenceError {
     /// Writing to stdout or the folder failed.
     #[error("cannot write the man page: {0}")]
     Write(#[from] std::io::Error),
+    /// Writing the completion script to stdout failed.
+    #[error("cannot write the completion script: {0}")]
+    WriteCompletion(std::io::Error),
 }
 
 /// Writes `shell`'s completion script for `command` to `out`.
-pub fn completion(shell: Shell, command: &mut clap::Command, out: &mut dyn Write) {
+///
+/// # Errors
+/// [`ReferenceError::WriteCompletion`] when `out` refuses it (a closed
+/// pipe, as in `riverlog completion bash | head`): clap_complete panics
+/// on a failed write, so the script is generated into memory first.
+pub fn completion(
+    shell: Shell,
+    command: &mut clap::Command,
+    out: &mut dyn Write,
+) -> Result<(), ReferenceError> {
     let name = command.get_name().to_owned();
-    clap_complete::generate(shell, command, name, out);
+    let mut script = Vec::new();
+    clap_complete::generate(shell, command, name, &mut script);
+    out.write_all(&script)
+        .and_then(|()| out.flush())
+        .map_err(ReferenceError::WriteCompletion)
 }
 
 /// Writes the man page of `command` (section 1) to `out`, or with

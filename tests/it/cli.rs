@@ -1441,3 +1441,24 @@ async fn serve_help_shows_every_default() {
     }
     assert!(checked >= 20, "only {checked} defaults found in:\n{config}");
 }
+
+#[tokio::test]
+async fn a_closed_pipe_ends_completion_and_man_with_a_message_not_a_panic() {
+    // As in `riverlog completion bash | head -1`: the reader is gone
+    // before the script is written (dropped right after the spawn, while
+    // the child is still starting).
+    for args in [&["completion", "bash"][..], &["man"][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_riverlog"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
