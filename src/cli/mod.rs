@@ -109,6 +109,19 @@ impl CliError {
         }
     }
 
+    /// Whether an HTTP server that is not a gRPC one answered (the HTTP
+    /// API's port by mistake): tonic then reports the HTTP status of a
+    /// response that is not gRPC, with no ErrorInfo.
+    fn is_plain_http(&self) -> bool {
+        match self {
+            Self::Refused(status) => {
+                status.get_details_error_info().is_none()
+                    && status.message().contains("response with status:")
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the failure happened below gRPC (no connection, a broken
     /// one): what a TLS/plaintext mismatch looks like. riverlog's own
     /// refusals always carry an ErrorInfo.
@@ -150,6 +163,14 @@ pub async fn run(
 ) -> ExitCode {
     match command.await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_plain_http() => CliError::Usage(format!(
+            "the server at {} answered plain HTTP, not gRPC: is that riverlog's HTTP port? \
+             The gRPC API listens on the server's --listen address (127.0.0.1:50051 by default)",
+            connection
+                .target()
+                .map_or_else(|_| "that address".to_owned(), |t| t.authority.to_string())
+        ))
+        .report(),
         Err(e) if e.is_transport() => match mismatch(&connection).await {
             Some(message) => CliError::Usage(message).report(),
             None => e.report(),

@@ -1462,3 +1462,22 @@ async fn a_closed_pipe_ends_completion_and_man_with_a_message_not_a_panic() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn the_http_port_given_as_server_is_named_as_such() {
+    let server = TestServer::start().await;
+    let http = server.api().url("");
+    let authority = http
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let out = riverlog("", &["streams", "--server", &authority], &[], "").await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("answered plain HTTP, not gRPC") && out.stderr.contains(&authority),
+        "{}",
+        out.stderr
+    );
+}
