@@ -264,9 +264,5 @@ async fn list(
 
 /// A `--policy` value: `limits`, `interest` or `work_queue`.
 fn policy(s: &str) -> Result<v1::RetentionPolicy, String> {
-    Ok(match s.parse::<crate::model::records::RetentionPolicy>()? {
-        crate::model::records::RetentionPolicy::Limits => v1::RetentionPolicy::Limits,
-        crate::model::records::RetentionPolicy::Interest => v1::RetentionPolicy::Interest,
-        crate::model::records::RetentionPolicy::WorkQueue => v1::RetentionPolicy::WorkQueue,
-    })
+    Ok(crate::service::convert::retention_policy(s.parse()?))
 }

@@ -176,11 +176,13 @@ impl History {
         let b = bucket_of(now);
         let mut streams = lock(&self.streams);
         for (stream, events) in appended {
-            if !streams.contains_key(stream) && !make_room(&mut streams, self.max_streams, b) {
-                continue;
+            // Runs on the writer for every commit: a tracked stream costs a
+            // lookup, no key allocation.
+            if let Some(series) = streams.get_mut(stream) {
+                *series.at(b) += events;
+            } else if make_room(&mut streams, self.max_streams, b) {
+                *streams.entry(stream.to_owned()).or_default().at(b) += events;
             }
-            let series = streams.entry(stream.to_owned()).or_default();
-            *series.at(b) += events;
         }
     }
 

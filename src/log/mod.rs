@@ -387,9 +387,15 @@ impl EventLog {
     ) -> Result<u64, LogError> {
         authorize(caller, Operation::Administer(&stream))?;
         let deleted = self.writer.delete_stream(stream.clone()).await?;
-        self.groups.forget_stream(&stream);
-        self.history.forget_stream(stream.as_str());
+        self.forget_stream(&stream);
         Ok(deleted)
+    }
+
+    /// Drops what memory holds of a deleted stream: its groups' wake-ups
+    /// and its history.
+    fn forget_stream(&self, stream: &StreamName) {
+        self.groups.forget_stream(stream);
+        self.history.forget_stream(stream.as_str());
     }
 
     /// Appends events atomically, once `caller` may publish to `stream`.

@@ -90,8 +90,7 @@ impl EventLog {
             if idle_since < cutoff {
                 match self.writer.expire(stream.name.clone(), cutoff).await {
                     Ok(Some(events)) => {
-                        self.groups.forget_stream(&stream.name);
-                        self.history.forget_stream(stream.name.as_str());
+                        self.forget_stream(&stream.name);
                         info!(stream = %stream.name, events, "stream expired (ttl)");
                         pass.streams_expired += 1;
                         pass.expired_events += events;
@@ -102,7 +101,7 @@ impl EventLog {
                 }
             }
         }
-        if stream.retention.policy != RetentionPolicy::Limits && stream.event_count > 0 {
+        if rules.policy != RetentionPolicy::Limits && stream.event_count > 0 {
             pass.consumed += self
                 .quietly(self.writer.trim_consumed(stream.name.clone()))
                 .await?;

@@ -62,17 +62,20 @@ fn group_of(payload: &str, schema: &str) -> Option<(StreamName, GroupName)> {
     Some((stream, group))
 }
 
-/// The stored events with the keys of two arrays ($1 stream ids, $2 event
-/// ids): see [`PostgresDialect::find_events`](Dialect::find_events).
-const FIND_EVENTS: &str = "SELECT e.stream_id, e.event_id, e.sequence, e.position, e.recorded_at \
-     FROM UNNEST($1::int8[], $2::text[]) AS k (stream_id, event_id) \
-     CROSS JOIN LATERAL (SELECT stream_id, event_id, sequence, position, recorded_at \
-       FROM events WHERE stream_id = k.stream_id AND event_id = k.event_id LIMIT 1) e";
-/// The same among the remembered ids of removed events.
-const FIND_REMOVED_EVENTS: &str = "SELECT e.stream_id, e.event_id, e.sequence, e.position, \
-     e.recorded_at FROM UNNEST($1::int8[], $2::text[]) AS k (stream_id, event_id) \
-     CROSS JOIN LATERAL (SELECT stream_id, event_id, sequence, position, recorded_at \
-       FROM removed_event_ids WHERE stream_id = k.stream_id AND event_id = k.event_id LIMIT 1) e";
+/// The rows of `$table` with the keys of two arrays ($1 stream ids, $2
+/// event ids): see [`PostgresDialect::find_events`](Dialect::find_events).
+macro_rules! find_ids_in {
+    ($table:literal) => {
+        concat!(
+            "SELECT e.stream_id, e.event_id, e.sequence, e.position, e.recorded_at \
+             FROM UNNEST($1::int8[], $2::text[]) AS k (stream_id, event_id) \
+             CROSS JOIN LATERAL (SELECT stream_id, event_id, sequence, position, recorded_at \
+               FROM ",
+            $table,
+            " WHERE stream_id = k.stream_id AND event_id = k.event_id LIMIT 1) e"
+        )
+    };
+}
 /// How often the listener looks for commits anyway: notifications sent
 /// while its connection was being re-established are lost.
 const COMMIT_POLL: Duration = Duration::from_secs(1);
@@ -147,9 +150,11 @@ impl Dialect for PostgresDialect {
         // it chose for batches of hundreds of keys (W2 on PostgreSQL fell
         // from 63k to 15k events/s as the table grew).
         let (stream_ids, ids): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
+        // Constant strings (the table names of `IdsOf::table`), so each
+        // is prepared once per connection.
         let sql = match among {
-            IdsOf::Retained => FIND_EVENTS,
-            IdsOf::Removed => FIND_REMOVED_EVENTS,
+            IdsOf::Retained => find_ids_in!("events"),
+            IdsOf::Removed => find_ids_in!("removed_event_ids"),
         };
         let rows = sqlx::query(sql)
             .bind(stream_ids)

@@ -114,7 +114,7 @@ impl Transaction {
     /// same batch counts. An event acked out of order waits until the
     /// floor passes it.
     pub(super) async fn trim_consumed(&mut self, name: &StreamName) -> Outcome<u64> {
-        let Some(mut head) = self.head(name).await? else {
+        let Some(head) = self.head(name).await? else {
             return Ok(Err(LogError::StreamNotFound(name.to_string())));
         };
         if head.policy == RetentionPolicy::Limits {
@@ -135,16 +135,10 @@ impl Transaction {
             (None, RetentionPolicy::Interest) => head.last_sequence,
             (None, _) => return Ok(Ok(0)),
         };
-        let until = TrimUntil::BeforeSequence(floor.saturating_add(1));
-        let Some(cutoff) = self.tx.trim_cutoff(head.id, until).await? else {
-            return Ok(Ok(0));
-        };
-        let removed = self.tx.trim_through(head.id, cutoff).await?;
-        if removed > 0 {
-            head.event_count = head.event_count.saturating_sub(removed);
-            self.set_head(head);
-        }
-        Ok(Ok(removed))
+        // Nothing is pending at or below the floor, so the trim has
+        // nothing to dead-letter.
+        self.trim(name, TrimUntil::BeforeSequence(floor.saturating_add(1)))
+            .await
     }
 
     pub(super) async fn forget_removed_ids(

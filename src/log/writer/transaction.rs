@@ -108,17 +108,15 @@ impl Transaction {
             self.heads.insert(head.name.clone(), Some(head));
         }
         let mut keys: Vec<(i64, &str)> = Vec::new();
-        let mut prefetched = Vec::new();
         for req in appends() {
             if let Some(Some(head)) = self.heads.get(&req.stream) {
-                prefetched.push(head.id);
+                self.prefetched.insert(head.id);
                 keys.extend(req.events.iter().map(|e| (head.id, e.id.as_str())));
             }
         }
         keys.sort_unstable();
         keys.dedup();
         let (retained, removed) = self.find_originals(&keys, true).await?;
-        self.prefetched.extend(prefetched);
         for (found, into) in [
             (retained, &mut self.existing),
             (removed, &mut self.remembered),
