@@ -11,28 +11,6 @@ use crate::common::*;
 
 type EventLogClient = v1::event_log_client::EventLogClient<tonic::transport::Channel>;
 
-async fn create(client: &mut EventLogClient, stream: &str, retention: v1::Retention) {
-    client
-        .create_stream(v1::CreateStreamRequest {
-            stream: stream.into(),
-            retention: Some(retention),
-        })
-        .await
-        .expect("created");
-}
-
-async fn info(client: &mut EventLogClient, stream: &str) -> v1::StreamInfo {
-    client
-        .get_stream(v1::GetStreamRequest {
-            stream: stream.into(),
-        })
-        .await
-        .expect("stream exists")
-        .into_inner()
-        .info
-        .expect("info")
-}
-
 async fn trim_before(client: &mut EventLogClient, stream: &str, sequence: u64) -> u64 {
     client
         .trim(v1::TrimRequest {
@@ -80,13 +58,13 @@ async fn a_retry_after_trim_or_take_answers_duplicate_with_the_original_position
     assert_eq!(trim_before(&mut client, "s", 3).await, 2);
     assert_eq!(take(&mut client, "s", v1::TakeEnd::Oldest, 1).await, 1);
     assert_eq!(take(&mut client, "s", v1::TakeEnd::Newest, 1).await, 1);
-    assert_eq!(info(&mut client, "s").await.event_count, 2);
+    assert_eq!(stream_info(&mut client, "s").await.unwrap().event_count, 2);
 
     // The whole batch again: removed (1, 2 trimmed; 3 taken from the front,
     // 6 from the back) and retained (4, 5) alike are its duplicates.
     let retried = landed(&publish(&mut client, "s", events("a", 0..6)).await);
     assert_eq!(retried, as_duplicates(&original));
-    let i = info(&mut client, "s").await;
+    let i = stream_info(&mut client, "s").await.unwrap();
     assert_eq!((i.event_count, i.last_sequence), (2, 6), "nothing appended");
 
     // A request mixing a removed id and a new one appends only the new one.
@@ -99,7 +77,7 @@ async fn a_retry_after_trim_or_take_answers_duplicate_with_the_original_position
 async fn a_retry_after_retention_answers_duplicate() {
     let server = TestServer::start_with(|c| c.retention_interval = Duration::from_millis(25)).await;
     let mut client = server.client().await;
-    create(
+    create_stream(
         &mut client,
         "kept",
         v1::Retention {
@@ -110,7 +88,7 @@ async fn a_retry_after_retention_answers_duplicate() {
     .await;
     let original = landed(&publish(&mut client, "kept", events("k", 0..3)).await);
     eventually("retention trims to one event", async || {
-        (info(&mut client, "kept").await.event_count == 1).then_some(())
+        (stream_info(&mut client, "kept").await.unwrap().event_count == 1).then_some(())
     })
     .await;
     let retried = landed(&publish(&mut client, "kept", events("k", 0..3)).await);
@@ -123,7 +101,7 @@ async fn the_dedup_window_forgets_removed_ids_and_a_streams_own_window_wins() {
     // "long" keeps them an hour by its own window.
     let server = TestServer::start_with(|c| c.dedup_window = Some(Duration::from_millis(1))).await;
     let mut client = server.client().await;
-    create(
+    create_stream(
         &mut client,
         "long",
         v1::Retention {

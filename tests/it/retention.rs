@@ -10,26 +10,7 @@ use crate::common::*;
 
 const TICK: Duration = Duration::from_millis(25);
 
-async fn create(client: &mut EventLogClient, stream: &str, retention: v1::Retention) {
-    client
-        .create_stream(v1::CreateStreamRequest {
-            stream: stream.into(),
-            retention: Some(retention),
-        })
-        .await
-        .expect("created");
-}
-
 type EventLogClient = v1::event_log_client::EventLogClient<tonic::transport::Channel>;
-
-async fn info(client: &mut EventLogClient, stream: &str) -> Result<v1::StreamInfo, tonic::Status> {
-    client
-        .get_stream(v1::GetStreamRequest {
-            stream: stream.into(),
-        })
-        .await
-        .map(|r| r.into_inner().info.expect("info"))
-}
 
 /// Polls `stream` until `done` says the background work happened.
 async fn until(
@@ -38,7 +19,7 @@ async fn until(
     done: impl Fn(&Result<v1::StreamInfo, tonic::Status>) -> bool,
 ) -> Result<v1::StreamInfo, tonic::Status> {
     eventually(&format!("retention on {stream}"), async || {
-        let got = info(client, stream).await;
+        let got = stream_info(client, stream).await;
         done(&got).then_some(got)
     })
     .await
@@ -55,7 +36,7 @@ async fn a_whole_retention_pass(client: &mut EventLogClient) {
             max_age: Some(millis(1)),
             ..Default::default()
         };
-        create(client, marker, too_old).await;
+        create_stream(client, marker, too_old).await;
         publish(client, marker, vec![event("marker")]).await;
         until(client, marker, |i| i.as_ref().unwrap().event_count == 0)
             .await
@@ -71,7 +52,7 @@ async fn max_events_trims_the_oldest_per_stream_and_by_default() {
     })
     .await;
     let mut client = server.client().await;
-    create(
+    create_stream(
         &mut client,
         "own",
         v1::Retention {
@@ -96,7 +77,10 @@ async fn max_events_trims_the_oldest_per_stream_and_by_default() {
     assert_eq!(defaulted.first_sequence, 3);
     // A whole pass later the small stream is still whole.
     a_whole_retention_pass(&mut client).await;
-    assert_eq!(info(&mut client, "small").await.unwrap().event_count, 5);
+    assert_eq!(
+        stream_info(&mut client, "small").await.unwrap().event_count,
+        5
+    );
     let metrics = server.scrape().await;
     assert_eq!(
         metric(
@@ -112,7 +96,7 @@ async fn max_events_trims_the_oldest_per_stream_and_by_default() {
 async fn max_age_removes_events_once_they_are_old_enough() {
     let server = TestServer::start_with(|c| c.retention_interval = TICK).await;
     let mut client = server.client().await;
-    create(
+    create_stream(
         &mut client,
         "aging",
         v1::Retention {
@@ -127,7 +111,10 @@ async fn max_age_removes_events_once_they_are_old_enough() {
     // the old events are than the young one published next, so that a
     // pass removes them first.)
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(info(&mut client, "aging").await.unwrap().event_count, 3);
+    assert_eq!(
+        stream_info(&mut client, "aging").await.unwrap().event_count,
+        3
+    );
     publish(&mut client, "aging", vec![event("young")]).await;
     // ...then go, oldest first, the stream itself staying.
     let aging = until(&mut client, "aging", |i| {
@@ -141,7 +128,10 @@ async fn max_age_removes_events_once_they_are_old_enough() {
     })
     .await
     .unwrap();
-    assert_eq!(info(&mut client, "kept").await.unwrap().event_count, 3);
+    assert_eq!(
+        stream_info(&mut client, "kept").await.unwrap().event_count,
+        3
+    );
 }
 
 #[tokio::test]
@@ -155,7 +145,7 @@ async fn an_idle_stream_expires_with_its_groups_while_an_active_one_lives() {
     publish(&mut client, "idle", vec![event("a")]).await;
     let mut groups = server.groups().await;
     group("idle", "g").create(&mut groups).await;
-    create(
+    create_stream(
         &mut client,
         "own-ttl",
         v1::Retention {
@@ -171,7 +161,10 @@ async fn an_idle_stream_expires_with_its_groups_while_an_active_one_lives() {
         publish(&mut client, "active", vec![event(&format!("e{i}"))]).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(info(&mut client, "active").await.is_ok(), "still in use");
+    assert!(
+        stream_info(&mut client, "active").await.is_ok(),
+        "still in use"
+    );
 
     let gone = until(&mut client, "idle", |i| i.is_err())
         .await
@@ -189,7 +182,7 @@ async fn an_idle_stream_expires_with_its_groups_while_an_active_one_lives() {
         .await
         .unwrap_err();
     // Its own, longer TTL protects the empty stream created above.
-    assert!(info(&mut client, "own-ttl").await.is_ok());
+    assert!(stream_info(&mut client, "own-ttl").await.is_ok());
     // A name that expired can be used again from scratch.
     let positions = publish(&mut client, "idle", vec![event("a")]).await;
     assert_eq!((positions[0].sequence, positions[0].duplicate), (1, false));
@@ -207,8 +200,8 @@ fn policy(policy: v1::RetentionPolicy) -> v1::Retention {
 async fn interest_removes_what_every_group_acked_and_remembers_the_ids() {
     let server = TestServer::start_with(|c| c.retention_interval = TICK).await;
     let mut client = server.client().await;
-    create(&mut client, "orders", policy(v1::RetentionPolicy::Interest)).await;
-    let retention = info(&mut client, "orders")
+    create_stream(&mut client, "orders", policy(v1::RetentionPolicy::Interest)).await;
+    let retention = stream_info(&mut client, "orders")
         .await
         .unwrap()
         .retention
@@ -223,7 +216,13 @@ async fn interest_removes_what_every_group_acked_and_remembers_the_ids() {
     let all = fetch(&mut groups, "orders", "billing", "b", 5, 0).await;
     ack(&mut groups, "orders", "billing", seqs(&all)).await;
     a_whole_retention_pass(&mut client).await;
-    assert_eq!(info(&mut client, "orders").await.unwrap().event_count, 5);
+    assert_eq!(
+        stream_info(&mut client, "orders")
+            .await
+            .unwrap()
+            .event_count,
+        5
+    );
 
     // The other acks 1, 2 and 4: its ack floor is 2, so 4 waits for 3.
     fetch(&mut groups, "orders", "shipping", "s", 5, 0).await;
@@ -255,8 +254,8 @@ async fn interest_removes_what_every_group_acked_and_remembers_the_ids() {
 async fn interest_without_a_group_keeps_nothing_and_limits_keeps_everything() {
     let server = TestServer::start_with(|c| c.retention_interval = TICK).await;
     let mut client = server.client().await;
-    create(&mut client, "nobody", policy(v1::RetentionPolicy::Interest)).await;
-    create(&mut client, "plain", policy(v1::RetentionPolicy::Limits)).await;
+    create_stream(&mut client, "nobody", policy(v1::RetentionPolicy::Interest)).await;
+    create_stream(&mut client, "plain", policy(v1::RetentionPolicy::Limits)).await;
     publish(&mut client, "nobody", events("n", 0..3)).await;
     publish(&mut client, "plain", events("p", 0..3)).await;
     let mut groups = server.groups().await;
@@ -269,18 +268,24 @@ async fn interest_without_a_group_keeps_nothing_and_limits_keeps_everything() {
     .await
     .unwrap();
     a_whole_retention_pass(&mut client).await;
-    assert_eq!(info(&mut client, "plain").await.unwrap().event_count, 3);
+    assert_eq!(
+        stream_info(&mut client, "plain").await.unwrap().event_count,
+        3
+    );
 }
 
 #[tokio::test]
 async fn a_work_queue_has_one_group_and_loses_what_it_acked() {
     let server = TestServer::start_with(|c| c.retention_interval = TICK).await;
     let mut client = server.client().await;
-    create(&mut client, "jobs", policy(v1::RetentionPolicy::WorkQueue)).await;
+    create_stream(&mut client, "jobs", policy(v1::RetentionPolicy::WorkQueue)).await;
     publish(&mut client, "jobs", events("j", 0..3)).await;
     // Without a group the queue keeps its work.
     a_whole_retention_pass(&mut client).await;
-    assert_eq!(info(&mut client, "jobs").await.unwrap().event_count, 3);
+    assert_eq!(
+        stream_info(&mut client, "jobs").await.unwrap().event_count,
+        3
+    );
 
     let mut groups = server.groups().await;
     group("jobs", "workers").create(&mut groups).await;

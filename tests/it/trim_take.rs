@@ -22,19 +22,6 @@ fn take(stream: &str, end: v1::TakeEnd, limit: u32) -> v1::TakeRequest {
     }
 }
 
-async fn info(
-    client: &mut v1::event_log_client::EventLogClient<tonic::transport::Channel>,
-    s: &str,
-) -> v1::StreamInfo {
-    client
-        .get_stream(v1::GetStreamRequest { stream: s.into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .info
-        .unwrap()
-}
-
 #[tokio::test]
 async fn trim_by_count_sequence_and_time() {
     let server = TestServer::start().await;
@@ -48,7 +35,7 @@ async fn trim_by_count_sequence_and_time() {
         .into_inner()
         .removed;
     assert_eq!(removed, 3);
-    let i = info(&mut client, "s").await;
+    let i = stream_info(&mut client, "s").await.unwrap();
     assert_eq!(
         (i.event_count, i.first_sequence, i.last_sequence),
         (7, 4, 10)
@@ -92,7 +79,7 @@ async fn trim_by_count_sequence_and_time() {
         .into_inner()
         .removed;
     assert_eq!(removed, 2);
-    let i = info(&mut client, "s").await;
+    let i = stream_info(&mut client, "s").await.unwrap();
     assert_eq!(
         (i.event_count, i.first_sequence, i.last_sequence),
         (0, 0, 12)
@@ -162,7 +149,7 @@ async fn take_works_as_a_queue_and_as_a_stack() {
         .map(event_id)
         .collect();
     assert_eq!(left, ["e-3"]);
-    assert_eq!(info(&mut client, "q").await.event_count, 1);
+    assert_eq!(stream_info(&mut client, "q").await.unwrap().event_count, 1);
 
     // Taken sequences are not handed out again.
     assert_eq!(

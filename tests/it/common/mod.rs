@@ -277,6 +277,34 @@ pub fn publish_request(stream: &str, events: Vec<EventPayload>) -> v1::PublishRe
     }
 }
 
+/// Creates `stream` with `retention`, panicking on error.
+pub async fn create_stream(
+    client: &mut EventLogClient<Channel>,
+    stream: &str,
+    retention: v1::Retention,
+) {
+    client
+        .create_stream(v1::CreateStreamRequest {
+            stream: stream.into(),
+            retention: Some(retention),
+        })
+        .await
+        .expect("created");
+}
+
+/// What GetStream says of `stream`.
+pub async fn stream_info(
+    client: &mut EventLogClient<Channel>,
+    stream: &str,
+) -> Result<v1::StreamInfo, Status> {
+    client
+        .get_stream(v1::GetStreamRequest {
+            stream: stream.into(),
+        })
+        .await
+        .map(|r| r.into_inner().info.expect("info"))
+}
+
 /// Publishes and returns the positions, panicking on error.
 pub async fn publish(
     client: &mut EventLogClient<Channel>,
